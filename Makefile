@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh Debian 12 machine with the Swift toolchain: `make run` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+PORT ?= 3000
+APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
+	pkg-config ffmpeg
+DEPS_STAMP := .build/.deps-ok
+
+.PHONY: deps build release run test bench clean
+
+# Idempotent and quick when everything is present: only missing packages are installed.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+run: release
+	$$($(SWIFT) build -c release --show-bin-path)/ffmpeg-processor serve --port $(PORT)
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: release
+	scripts/bench.sh
+
+clean:
+	rm -rf .build bench-out

@@ -1,0 +1,44 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "ffmpeg-processor",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ffmpeg-processor", targets: ["ffmpeg-processor"]),
+        .executable(name: "harness", targets: ["harness"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+    ],
+    targets: [
+        // What Glibc does not export to Swift: epoll, eventfd, timerfd, sendfile, signalfd, O_TMPFILE.
+        .target(name: "CLinux"),
+        // FFmpeg's C libraries through pkg-config; shim.h wraps the macros Swift cannot import.
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat libavcodec libavutil libswscale libswresample",
+            providers: [.apt([
+                "libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev",
+            ])]
+        ),
+        .target(
+            name: "HTTPServer",
+            dependencies: ["CLinux", .product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
+        .target(name: "Transcoding", dependencies: ["CFFmpeg"]),
+        .target(name: "TranscodeService", dependencies: ["Transcoding", "HTTPServer", "CLinux"]),
+        .executableTarget(
+            name: "ffmpeg-processor",
+            dependencies: [
+                "Transcoding", "TranscodeService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "harness", dependencies: ["Transcoding"], path: "Harness"),
+        .testTarget(name: "TranscodingTests", dependencies: ["Transcoding"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,42 @@
+#ifndef FFMPEG_PROCESSOR_CLINUX_H
+#define FFMPEG_PROCESSOR_CLINUX_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* Constants that are macros or enum-like values Swift does not import reliably. */
+static inline int clinux_o_tmpfile(void) { return O_TMPFILE; }
+static inline uint32_t clinux_epollin(void) { return EPOLLIN; }
+static inline uint32_t clinux_epollout(void) { return EPOLLOUT; }
+static inline uint32_t clinux_epollerr(void) { return EPOLLERR; }
+static inline uint32_t clinux_epollhup(void) { return EPOLLHUP; }
+static inline uint32_t clinux_epollrdhup(void) { return EPOLLRDHUP; }
+static inline uint32_t clinux_epollet(void) { return EPOLLET; }
+static inline int clinux_sock_nonblock(void) { return SOCK_NONBLOCK; }
+static inline int clinux_sock_cloexec(void) { return SOCK_CLOEXEC; }
+static inline int clinux_msg_nosignal(void) { return MSG_NOSIGNAL; }
+
+/* epoll_event is packed on x86_64, which Swift cannot lay out itself: access it through these. */
+static inline void clinux_epoll_event_set(struct epoll_event *ev, uint32_t events, uint64_t data) {
+    ev->events = events;
+    ev->data.u64 = data;
+}
+static inline uint32_t clinux_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
+static inline uint64_t clinux_epoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
+static inline size_t clinux_epoll_event_size(void) { return sizeof(struct epoll_event); }
+
+#endif
