@@ -37,7 +37,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "harness", dependencies: ["Transcoding"], path: "Harness"),
-        .testTarget(name: "TranscodingTests", dependencies: ["Transcoding"]),
+        .testTarget(name: "TranscodingTests", dependencies: ["Transcoding", "CLinux"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux"]),
     ],
     swiftLanguageModes: [.v6]

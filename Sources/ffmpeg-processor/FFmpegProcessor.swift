@@ -1,10 +1,10 @@
 import ArgumentParser
-import Transcoding
 
 @main
 struct FFmpegProcessor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ffmpeg-processor",
-        abstract: "Transcode videos to web-ready MP4 (H.264 + AAC) with FFmpeg's libraries, in-process."
+        abstract: "Transcode videos to web-ready MP4 (H.264 + AAC) with FFmpeg's libraries, in-process.",
+        subcommands: [TranscodeCommand.self]
     )
 }

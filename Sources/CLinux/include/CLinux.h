@@ -1,9 +1,6 @@
 #ifndef FFMPEG_PROCESSOR_CLINUX_H
 #define FFMPEG_PROCESSOR_CLINUX_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +16,8 @@
 #include <unistd.h>
 
 /* Constants that are macros or enum-like values Swift does not import reliably. */
-static inline int clinux_o_tmpfile(void) { return O_TMPFILE; }
+/* O_TMPFILE needs _GNU_SOURCE, which must not leak into this module's view of the system headers. */
+int clinux_o_tmpfile(void);
 static inline uint32_t clinux_epollin(void) { return EPOLLIN; }
 static inline uint32_t clinux_epollout(void) { return EPOLLOUT; }
 static inline uint32_t clinux_epollerr(void) { return EPOLLERR; }

@@ -1,0 +1,54 @@
+import CFFmpeg
+import Glibc
+
+/// What libav's interrupt callback consults: the caller's cancellation and the job's deadline.
+final class JobControl {
+    let cancellation: TranscodeCancellation?
+    private let deadline: UInt64?
+    /// Why the last check said stop, so that an AVERROR_EXIT can be reported as what it was.
+    private(set) var stopReason: TranscodeError?
+
+    init(cancellation: TranscodeCancellation?, timeLimitSeconds: Double?) {
+        self.cancellation = cancellation
+        self.deadline = timeLimitSeconds.map { JobControl.now() + UInt64($0 * 1e9) }
+    }
+
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// Nil while the job may go on.
+    func shouldStop() -> TranscodeError? {
+        if let reason = stopReason { return reason }
+        if cancellation?.isCancelled == true {
+            stopReason = .cancelled
+        } else if let deadline, JobControl.now() >= deadline {
+            stopReason = .limitExceeded(.jobTime)
+        }
+        return stopReason
+    }
+
+    func checkpoint() throws(TranscodeError) {
+        if let reason = shouldStop() { throw reason }
+    }
+
+    /// Translates libav's failures, turning an interrupted call into the reason it was interrupted.
+    func error(_ code: Int32, _ what: String) -> TranscodeError {
+        if let reason = stopReason ?? shouldStop() { return reason }
+        return libavError(code, what)
+    }
+
+    /// The callback libav polls during blocking work; `opaque` is an unretained JobControl that outlives the job.
+    var interruptCallback: AVIOInterruptCB {
+        AVIOInterruptCB(
+            callback: { opaque in
+                guard let opaque else { return 0 }
+                let control = Unmanaged<JobControl>.fromOpaque(opaque).takeUnretainedValue()
+                return control.shouldStop() == nil ? 0 : 1
+            },
+            opaque: Unmanaged.passUnretained(self).toOpaque()
+        )
+    }
+}

@@ -1,0 +1,116 @@
+import CFFmpeg
+
+// One owning class per libav object: `deinit` frees it exactly once, so every error path is also a cleanup path.
+
+final class Packet {
+    let pointer: UnsafeMutablePointer<AVPacket>
+
+    init() throws(TranscodeError) {
+        guard let packet = av_packet_alloc() else { throw .internal(averror: shim_averror(ENOMEM), message: "av_packet_alloc") }
+        pointer = packet
+    }
+
+    deinit {
+        var packet: UnsafeMutablePointer<AVPacket>? = pointer
+        av_packet_free(&packet)
+    }
+}
+
+final class Frame {
+    let pointer: UnsafeMutablePointer<AVFrame>
+
+    init() throws(TranscodeError) {
+        guard let frame = av_frame_alloc() else { throw .internal(averror: shim_averror(ENOMEM), message: "av_frame_alloc") }
+        pointer = frame
+    }
+
+    deinit {
+        var frame: UnsafeMutablePointer<AVFrame>? = pointer
+        av_frame_free(&frame)
+    }
+}
+
+final class CodecContext {
+    let pointer: UnsafeMutablePointer<AVCodecContext>
+    let codec: UnsafePointer<AVCodec>
+
+    init(_ codec: UnsafePointer<AVCodec>) throws(TranscodeError) {
+        guard let context = avcodec_alloc_context3(codec) else {
+            throw .internal(averror: shim_averror(ENOMEM), message: "avcodec_alloc_context3")
+        }
+        self.codec = codec
+        pointer = context
+    }
+
+    deinit {
+        var context: UnsafeMutablePointer<AVCodecContext>? = pointer
+        avcodec_free_context(&context)
+    }
+
+    /// Opens the codec with private options (e.g. x264's preset and crf); options it did not take are an error.
+    func open(options: [String: String] = [:]) throws(TranscodeError) {
+        var dictionary: OpaquePointer? = nil
+        defer { av_dict_free(&dictionary) }
+        for (key, value) in options { av_dict_set(&dictionary, key, value, 0) }
+        try check(avcodec_open2(pointer, codec, &dictionary), "opening \(String(cString: codec.pointee.name))")
+    }
+}
+
+final class Scaler {
+    let pointer: OpaquePointer
+
+    init(source: (Int32, Int32, AVPixelFormat), fullRange: Bool, target: (Int32, Int32)) throws(TranscodeError) {
+        // Bicubic, as the ffmpeg CLI uses by default.
+        guard let context = sws_getContext(
+            source.0, source.1, source.2, target.0, target.1, AV_PIX_FMT_YUV420P, SWS_BICUBIC, nil, nil, nil
+        ) else {
+            throw .internal(averror: shim_averror(EINVAL), message: "sws_getContext")
+        }
+        pointer = context
+        if fullRange {
+            // JPEG-range input (MJPEG's yuvj420p) is squeezed into the TV range that every player expects.
+            let coefficients = sws_getCoefficients(SWS_CS_DEFAULT)
+            sws_setColorspaceDetails(context, coefficients, 1, coefficients, 0, 0, 1 << 16, 1 << 16)
+        }
+    }
+
+    deinit { sws_freeContext(pointer) }
+}
+
+final class Resampler {
+    let pointer: OpaquePointer
+
+    init(
+        inputLayout: inout AVChannelLayout, inputFormat: AVSampleFormat, inputRate: Int32,
+        outputLayout: inout AVChannelLayout, outputFormat: AVSampleFormat, outputRate: Int32
+    ) throws(TranscodeError) {
+        var context: OpaquePointer? = nil
+        try check(
+            swr_alloc_set_opts2(
+                &context, &outputLayout, outputFormat, outputRate, &inputLayout, inputFormat, inputRate, 0, nil),
+            "swr_alloc_set_opts2")
+        guard let context else { throw .internal(averror: shim_averror(ENOMEM), message: "swr_alloc_set_opts2") }
+        pointer = context
+        try check(swr_init(context), "swr_init")
+    }
+
+    deinit {
+        var context: OpaquePointer? = pointer
+        swr_free(&context)
+    }
+}
+
+final class AudioFifo {
+    let pointer: OpaquePointer
+
+    init(format: AVSampleFormat, channels: Int32) throws(TranscodeError) {
+        guard let fifo = av_audio_fifo_alloc(format, channels, 4096) else {
+            throw .internal(averror: shim_averror(ENOMEM), message: "av_audio_fifo_alloc")
+        }
+        pointer = fifo
+    }
+
+    deinit { av_audio_fifo_free(pointer) }
+
+    var count: Int32 { av_audio_fifo_size(pointer) }
+}

@@ -1,0 +1,138 @@
+import CFFmpeg
+
+/// What a media file holds, read through the same whitelisted demuxer as `transcode`; with `decode: true` every
+/// frame is decoded and counted. Tests and the harness validate outputs with it.
+public struct MediaProbe: Sendable, Equatable {
+    public enum Kind: String, Sendable { case video, audio, other }
+
+    public struct Stream: Sendable, Equatable {
+        public var index: Int
+        public var kind: Kind
+        public var codec: String
+        public var pixelFormat: String?
+        public var width: Int
+        public var height: Int
+        public var sampleRate: Int
+        public var channels: Int
+        public var channelLayout: String?
+        /// Display rotation in degrees, counter-clockwise as libav reports it; 0 when none is set.
+        public var rotation: Double
+        /// Decoded frames, when asked to decode.
+        public var frameCount: Int?
+        /// First decoded frame's start to the last one's end, seconds, when asked to decode.
+        public var decodedDuration: Double?
+        /// Frames or packets that failed to decode, when asked to decode.
+        public var decodeErrors: Int?
+    }
+
+    /// libav's first name for the container ("mov" for MP4).
+    public var container: String
+    public var duration: Double?
+    public var streams: [Stream]
+
+    public var video: Stream? { streams.first { $0.kind == .video } }
+    public var audio: Stream? { streams.first { $0.kind == .audio } }
+
+    public static func probe(_ location: MediaLocation, decode: Bool = false) throws(TranscodeError) -> MediaProbe {
+        Libav.configureLogging()
+        let control = JobControl(cancellation: nil, timeLimitSeconds: nil)
+        let demuxer = try Demuxer(location, limits: TranscodeOptions.Limits(), control: control)
+        var streams = demuxer.streams.map(describe)
+        if decode { try decodeAll(demuxer, into: &streams) }
+        let duration = demuxer.context.pointee.duration
+        return MediaProbe(
+            container: String(demuxer.formatName.split(separator: ",").first ?? ""),
+            duration: duration == shim_nopts_value() ? nil : Double(duration) / Double(AV_TIME_BASE),
+            streams: streams)
+    }
+
+    private static func describe(_ stream: UnsafeMutablePointer<AVStream>) -> Stream {
+        let parameters = stream.pointee.codecpar.pointee
+        let kind: Kind =
+            switch parameters.codec_type {
+            case AVMEDIA_TYPE_VIDEO: .video
+            case AVMEDIA_TYPE_AUDIO: .audio
+            default: .other
+            }
+        var rotation = 0.0
+        var size = 0
+        if let matrix = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, &size), size >= 36 {
+            let degrees = matrix.withMemoryRebound(to: Int32.self, capacity: 9) { av_display_rotation_get($0) }
+            if degrees.isFinite { rotation = degrees == 0 ? 0 : degrees }
+        }
+        var layout: String? = nil
+        if kind == .audio {
+            var buffer = [CChar](repeating: 0, count: 64)
+            var channelLayout = parameters.ch_layout
+            if av_channel_layout_describe(&channelLayout, &buffer, buffer.count) > 0 {
+                layout = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            }
+        }
+        let pixelFormat: String? =
+            kind == .video ? av_get_pix_fmt_name(AVPixelFormat(rawValue: parameters.format)).map { String(cString: $0) } : nil
+        return Stream(
+            index: Int(stream.pointee.index), kind: kind, codec: String(cString: avcodec_get_name(parameters.codec_id)),
+            pixelFormat: pixelFormat, width: Int(parameters.width), height: Int(parameters.height),
+            sampleRate: Int(parameters.sample_rate), channels: Int(parameters.ch_layout.nb_channels),
+            channelLayout: layout, rotation: rotation)
+    }
+
+    private struct Counter {
+        let decoder: CodecContext
+        let timeBase: AVRational
+        var frames = 0
+        var errors = 0
+        var first: Int64?
+        var end: Int64 = 0
+    }
+
+    private static func decodeAll(_ demuxer: Demuxer, into streams: inout [Stream]) throws(TranscodeError) {
+        var counters: [Int: Counter] = [:]
+        for stream in demuxer.streams {
+            let parameters = stream.pointee.codecpar!
+            guard parameters.pointee.codec_type == AVMEDIA_TYPE_VIDEO || parameters.pointee.codec_type == AVMEDIA_TYPE_AUDIO,
+                let codec = avcodec_find_decoder(parameters.pointee.codec_id)
+            else { continue }
+            let decoder = try CodecContext(codec)
+            try check(avcodec_parameters_to_context(decoder.pointer, parameters), "copying decoder parameters")
+            decoder.pointer.pointee.pkt_timebase = stream.pointee.time_base
+            try decoder.open()
+            counters[Int(stream.pointee.index)] = Counter(decoder: decoder, timeBase: stream.pointee.time_base)
+        }
+        let packet = try Packet()
+        let frame = try Frame()
+        func drain(_ index: Int, _ input: UnsafeMutablePointer<AVPacket>?) {
+            guard var counter = counters[index] else { return }
+            if avcodec_send_packet(counter.decoder.pointer, input) < 0 && input != nil { counter.errors += 1 }
+            while true {
+                let status = avcodec_receive_frame(counter.decoder.pointer, frame.pointer)
+                if status == shim_averror_eagain() || status == shim_averror_eof() { break }
+                if status < 0 { counter.errors += 1; continue }
+                counter.frames += 1
+                let pts = frame.pointer.pointee.best_effort_timestamp
+                if pts != shim_nopts_value() {
+                    if counter.first == nil { counter.first = pts }
+                    let duration: Int64 =
+                        frame.pointer.pointee.nb_samples > 0 && counter.decoder.pointer.pointee.codec_type == AVMEDIA_TYPE_AUDIO
+                        ? av_rescale_q(Int64(frame.pointer.pointee.nb_samples),
+                                       AVRational(num: 1, den: frame.pointer.pointee.sample_rate), counter.timeBase)
+                        : frame.pointer.pointee.pkt_duration
+                    counter.end = max(counter.end, pts + duration)
+                }
+                av_frame_unref(frame.pointer)
+            }
+            counters[index] = counter
+        }
+        while av_read_frame(demuxer.context, packet.pointer) >= 0 {
+            drain(Int(packet.pointer.pointee.stream_index), packet.pointer)
+            av_packet_unref(packet.pointer)
+        }
+        for index in counters.keys { drain(index, nil) }
+        for (i, stream) in streams.enumerated() {
+            guard let counter = counters[stream.index] else { continue }
+            streams[i].frameCount = counter.frames
+            streams[i].decodeErrors = counter.errors
+            streams[i].decodedDuration = counter.first.map { Double(counter.end - $0) * av_q2d(counter.timeBase) }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import CFFmpeg
+import Glibc
+
+/// The MP4 output: opened through the `file` protocol only, written with `+faststart` (moov before mdat).
+final class Muxer {
+    let context: UnsafeMutablePointer<AVFormatContext>
+    private var closed = false
+
+    init(_ location: MediaLocation, control: JobControl) throws(TranscodeError) {
+        var allocated: UnsafeMutablePointer<AVFormatContext>? = nil
+        let url = location.writableURL
+        try check(avformat_alloc_output_context2(&allocated, nil, "mp4", url), "allocating the MP4 muxer")
+        guard let allocated else { throw .internal(averror: shim_averror(ENOMEM), message: "avformat_alloc_output_context2") }
+        context = allocated
+        // The muxer reopens its own output to move the moov box; nothing but a plain file may be opened.
+        context.pointee.protocol_whitelist = av_strdup("file")
+        context.pointee.interrupt_callback = control.interruptCallback
+        var callback = control.interruptCallback
+        var options: OpaquePointer? = nil
+        defer { av_dict_free(&options) }
+        av_dict_set(&options, "protocol_whitelist", "file", 0)
+        let status = avio_open2(&context.pointee.pb, url, AVIO_FLAG_WRITE, &callback, &options)
+        if status < 0 { throw control.error(status, "opening the output") }
+    }
+
+    deinit {
+        if !closed, context.pointee.pb != nil { avio_closep(&context.pointee.pb) }
+        avformat_free_context(context)
+    }
+
+    var needsGlobalHeader: Bool { context.pointee.oformat.pointee.flags & AVFMT_GLOBALHEADER != 0 }
+
+    /// A new output stream carrying the encoder's parameters.
+    func addStream(for encoder: CodecContext) throws(TranscodeError) -> UnsafeMutablePointer<AVStream> {
+        guard let stream = avformat_new_stream(context, nil) else {
+            throw .internal(averror: shim_averror(ENOMEM), message: "avformat_new_stream")
+        }
+        try check(avcodec_parameters_from_context(stream.pointee.codecpar, encoder.pointer), "copying encoder parameters")
+        stream.pointee.time_base = encoder.pointer.pointee.time_base
+        return stream
+    }
+
+    func writeHeader(control: JobControl) throws(TranscodeError) {
+        var options: OpaquePointer? = nil
+        defer { av_dict_free(&options) }
+        av_dict_set(&options, "movflags", "+faststart", 0)
+        let status = avformat_write_header(context, &options)
+        if status < 0 { throw control.error(status, "writing the MP4 header") }
+    }
+
+    /// Rescales the packet from its encoder's time base to the stream's and hands it to the interleaver.
+    func write(
+        _ packet: UnsafeMutablePointer<AVPacket>, from timeBase: AVRational, to stream: UnsafeMutablePointer<AVStream>,
+        control: JobControl
+    ) throws(TranscodeError) {
+        av_packet_rescale_ts(packet, timeBase, stream.pointee.time_base)
+        packet.pointee.stream_index = stream.pointee.index
+        let status = av_interleaved_write_frame(context, packet)
+        if status < 0 { throw control.error(status, "writing a packet") }
+    }
+
+    /// Writes the trailer (and the faststart rewrite), then closes the file so a full disk is reported here.
+    func finish(control: JobControl) throws(TranscodeError) {
+        let status = av_write_trailer(context)
+        if status < 0 { throw control.error(status, "writing the MP4 trailer") }
+        closed = true
+        let closing = avio_closep(&context.pointee.pb)
+        if closing < 0 { throw control.error(closing, "closing the output") }
+    }
+}

@@ -1,0 +1,125 @@
+import CFFmpeg
+import Glibc
+
+/// What one transcode did, for logs, headers and the CLI's one-line report.
+public struct TranscodeReport: Sendable, Equatable {
+    public var inputFormat: String
+    public var inputVideoCodec: String
+    public var width: Int
+    public var height: Int
+    public var videoFrames: Int
+    public var audioSamples: Int64
+    public var hasAudio: Bool
+    /// The input container's duration, seconds (nil when it does not say).
+    public var inputDuration: Double?
+    /// First to last video frame written, including the last frame's own duration, seconds.
+    public var outputDuration: Double
+    public var inputBytes: Int64
+    public var outputBytes: Int64
+    public var seconds: Double
+
+    public var summary: String {
+        let input = inputDuration.map { "\(milliseconds($0)) s" } ?? "unknown"
+        return "frames=\(videoFrames) size=\(width)x\(height) audio=\(hasAudio ? "aac" : "none") "
+            + "duration=\(milliseconds(outputDuration)) s (input \(input)) "
+            + "bytes=\(inputBytes)->\(outputBytes) time=\(milliseconds(seconds)) s"
+    }
+}
+
+/// Transcodes `input` to a web-ready MP4 at `output`: H.264 yuv420p + AAC, `+faststart`, the input's timing and
+/// display rotation kept. Runs on the calling thread until done; `cancellation` stops it from another thread.
+@discardableResult
+public func transcode(
+    input: MediaLocation, output: MediaLocation, options: TranscodeOptions = TranscodeOptions(),
+    cancellation: TranscodeCancellation? = nil
+) throws(TranscodeError) -> TranscodeReport {
+    try options.validate()
+    Libav.configureLogging()
+    let started = JobControl.now()
+    let control = JobControl(cancellation: cancellation, timeLimitSeconds: options.limits.jobTimeLimitSeconds)
+    try control.checkpoint()
+
+    let demuxer = try Demuxer(input, limits: options.limits, control: control)
+    guard let videoStream = demuxer.bestVideoStream() else { throw .noVideoStream }
+    let muxer = try Muxer(output, control: control)
+    let startTime = demuxer.context.pointee.start_time
+    let video = try VideoPipeline(
+        stream: videoStream, demuxer: demuxer, muxer: muxer, options: options, startTime: startTime)
+    let audio: AudioPipeline? =
+        if options.audio, let stream = demuxer.bestAudioStream(related: videoStream.pointee.index) {
+            try AudioPipeline(stream: stream, muxer: muxer, options: options, startTime: startTime)
+        } else { nil }
+    // Streams we do not carry are not even demuxed.
+    for stream in demuxer.streams where stream != video.input && stream != audio?.input {
+        stream.pointee.discard = AVDISCARD_ALL
+    }
+    try muxer.writeHeader(control: control)
+
+    let packet = try Packet()
+    demuxing: while true {
+        try control.checkpoint()
+        let status = av_read_frame(demuxer.context, packet.pointer)
+        if status == shim_averror_eof() { break }
+        if status < 0 {
+            if let reason = control.shouldStop() { throw reason }
+            // A truncated or damaged tail ends the input, as in the ffmpeg CLI; nothing usable at all is an error.
+            if video.framesEncoded == 0 { throw .corruptInput("unreadable data (\(averrorText(status)))") }
+            break demuxing
+        }
+        defer { av_packet_unref(packet.pointer) }
+        if packet.pointer.pointee.stream_index == video.input.pointee.index {
+            try video.decode(packet.pointer, muxer: muxer, control: control)
+        } else if let audio, packet.pointer.pointee.stream_index == audio.input.pointee.index {
+            try audio.decode(packet.pointer, muxer: muxer, control: control)
+        }
+    }
+    try video.decode(nil, muxer: muxer, control: control)
+    try audio?.decode(nil, muxer: muxer, control: control)
+    guard video.framesEncoded > 0 else { throw .corruptInput("no video frame could be decoded") }
+    try muxer.finish(control: control)
+
+    let parameters = video.input.pointee.codecpar.pointee
+    let duration = demuxer.context.pointee.duration
+    return TranscodeReport(
+        inputFormat: demuxer.formatName.split(separator: ",").first.map(String.init) ?? demuxer.formatName,
+        inputVideoCodec: String(cString: avcodec_get_name(parameters.codec_id)),
+        width: Int(video.width), height: Int(video.height),
+        videoFrames: video.framesEncoded,
+        audioSamples: audio?.samplesEncoded ?? 0,
+        hasAudio: audio != nil,
+        inputDuration: duration == shim_nopts_value() ? nil : Double(duration) / Double(AV_TIME_BASE),
+        outputDuration: Double(video.endPts - (video.firstPts ?? 0)) * av_q2d(video.timeBase),
+        inputBytes: demuxer.io.bytesRead,
+        outputBytes: fileSize(output) ?? 0,
+        seconds: Double(JobControl.now() - started) / 1e9
+    )
+}
+
+/// Seconds with three decimals, without Foundation.
+func milliseconds(_ seconds: Double) -> String {
+    let total = Int((seconds * 1000).rounded())
+    let fraction = String(abs(total) % 1000)
+    return "\(total < 0 ? "-" : "")\(abs(total) / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+}
+
+private func fileSize(_ location: MediaLocation) -> Int64? {
+    var info = stat()
+    switch location {
+    case .path(let path): guard stat(path, &info) == 0 else { return nil }
+    case .fileDescriptor(let fd): guard fstat(fd, &info) == 0 else { return nil }
+    }
+    return Int64(info.st_size)
+}
+
+/// Process-wide libav settings.
+public enum Libav {
+    /// libav logs to stderr from every thread; a service keeps it to fatal errors unless told otherwise.
+    static func configureLogging() {
+        _ = once
+    }
+
+    private static let once: Void = {
+        let level = Glibc.getenv("FFMPEG_PROCESSOR_LIBAV_LOG").flatMap { Int32(String(cString: $0)) }
+        av_log_set_level(level ?? AV_LOG_FATAL)
+    }()
+}

@@ -1,0 +1,73 @@
+import CFFmpeg
+import Glibc
+
+/// Why a transcode failed, in words safe to show a client: no paths, no pointers.
+public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// No whitelisted demuxer accepts the input (`detected` names what libav thought it was, if anything).
+    case notAVideo(detected: String?)
+    /// The container opened but holds no video stream.
+    case noVideoStream
+    /// The video stream's codec has no decoder here (or none we allow).
+    case unsupportedCodec(String)
+    /// The container was recognised but its data cannot be read or decoded.
+    case corruptInput(String)
+    /// A configured limit was exceeded.
+    case limitExceeded(Limit)
+    /// The job was cancelled by its owner.
+    case cancelled
+    /// A system call failed with this errno (ENOSPC: the disk is full).
+    case io(errno: Int32)
+    /// libav failed where it should not have; the code and its text are kept for the logs.
+    case `internal`(averror: Int32, message: String)
+    /// An option value out of its range; nothing was done.
+    case invalidOption(String)
+
+    public enum Limit: String, Sendable, Equatable {
+        case pixels, duration, streams, jobTime = "job time"
+    }
+
+    public var description: String {
+        switch self {
+        case .notAVideo(let detected):
+            if let detected { return "not a video: the \(detected) format is not accepted" }
+            return "not a video: no supported container recognises the input"
+        case .noVideoStream: return "the input has no video stream"
+        case .unsupportedCodec(let codec): return "unsupported video codec: \(codec)"
+        case .corruptInput(let detail): return "corrupt input: \(detail)"
+        case .limitExceeded(let limit): return "limit exceeded: \(limit.rawValue)"
+        case .cancelled: return "cancelled"
+        case .io(let code): return "I/O error: \(String(cString: strerror(code)))"
+        case .internal(let code, let message): return "internal error \(code): \(message)"
+        case .invalidOption(let detail): return "invalid option: \(detail)"
+        }
+    }
+
+    /// True when the input itself (not this machine) is at fault: the CLI exits 2, the service answers 4xx.
+    public var isInputError: Bool {
+        switch self {
+        case .notAVideo, .noVideoStream, .unsupportedCodec, .corruptInput, .limitExceeded, .invalidOption: true
+        case .cancelled, .io, .internal: false
+        }
+    }
+}
+
+/// The text of a libav error code.
+func averrorText(_ code: Int32) -> String {
+    var buffer = [CChar](repeating: 0, count: 128)
+    shim_err2str(code, &buffer, buffer.count)
+    return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}
+
+/// Maps a negative libav return value to a typed error; libav passes errno values through as AVERROR(errno).
+func libavError(_ code: Int32, _ what: String) -> TranscodeError {
+    if code == shim_averror_exit() { return .cancelled }
+    if code < 0 && code > -4096 { return .io(errno: -code) }
+    return .internal(averror: code, message: "\(what): \(averrorText(code))")
+}
+
+/// Throws the typed error for a negative libav return value, returns it otherwise.
+@discardableResult
+func check(_ code: Int32, _ what: @autoclosure () -> String) throws(TranscodeError) -> Int32 {
+    if code < 0 { throw libavError(code, what()) }
+    return code
+}

@@ -1,0 +1,58 @@
+/// Output settings and input limits for one transcode. Defaults equal `ffmpeg -i in out.mp4` with this libav.
+public struct TranscodeOptions: Sendable, Equatable {
+    /// x264 constant rate factor, 0 (lossless) ... 51.
+    public var crf: Int = 23
+    /// x264 preset, one of `TranscodeOptions.presets`.
+    public var preset: String = "medium"
+    /// Largest output width; the picture is scaled down keeping its aspect ratio. `nil`: the input's.
+    public var maxWidth: Int? = nil
+    /// Largest output height, as `maxWidth`.
+    public var maxHeight: Int? = nil
+    /// Whether the first audio stream is kept (re-encoded to AAC).
+    public var audio: Bool = true
+    /// Encoder and decoder threads; 0 lets libav pick one per core.
+    public var threads: Int = 0
+    public var limits: Limits = Limits()
+
+    public struct Limits: Sendable, Equatable {
+        /// Largest width × height accepted from the input (declared or decoded). Default: 8K UHD.
+        public var maxPixels: Int = 7680 * 4320
+        /// Longest input accepted, in seconds.
+        public var maxDurationSeconds: Double = 4 * 3600
+        /// Most streams an input may hold.
+        public var maxStreams: Int = 32
+        /// Bytes libav may read to recognise the container and its streams.
+        public var probeSize: Int = 5_000_000
+        /// Wall-clock limit of one job, in seconds; `nil`: none.
+        public var jobTimeLimitSeconds: Double? = nil
+
+        public init() {}
+    }
+
+    public static let presets = [
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+    ]
+
+    public init() {}
+
+    /// Rejects any value out of range instead of clamping it: a caller asking for crf 60 has made a mistake.
+    public func validate() throws(TranscodeError) {
+        guard (0...51).contains(crf) else { throw .invalidOption("crf must be 0...51, not \(crf)") }
+        guard Self.presets.contains(preset) else {
+            throw .invalidOption("preset must be one of \(Self.presets.joined(separator: ", ")), not \(preset)")
+        }
+        for (name, value) in [("width", maxWidth), ("height", maxHeight)] {
+            if let value, !(16...16384).contains(value) {
+                throw .invalidOption("\(name) must be 16...16384, not \(value)")
+            }
+        }
+        guard (0...64).contains(threads) else { throw .invalidOption("threads must be 0...64, not \(threads)") }
+        guard limits.maxPixels >= 256 else { throw .invalidOption("max pixels must be at least 256") }
+        guard limits.maxDurationSeconds > 0 else { throw .invalidOption("max duration must be positive") }
+        guard limits.maxStreams >= 1 else { throw .invalidOption("max streams must be at least 1") }
+        guard limits.probeSize >= 32 * 1024 else { throw .invalidOption("probe size must be at least 32 KiB") }
+        if let limit = limits.jobTimeLimitSeconds, limit <= 0 {
+            throw .invalidOption("job time limit must be positive")
+        }
+    }
+}

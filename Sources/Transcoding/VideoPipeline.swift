@@ -1,0 +1,213 @@
+import CFFmpeg
+
+/// Decode → scale to yuv420p (resized if asked, even dimensions) → libx264, keeping every frame and its timestamp.
+final class VideoPipeline {
+    let input: UnsafeMutablePointer<AVStream>
+    let output: UnsafeMutablePointer<AVStream>
+    private let decoder: CodecContext
+    private let encoder: CodecContext
+    private let limits: TranscodeOptions.Limits
+    private let startOffset: Int64
+    private let decoded: Frame
+    private let scaled: Frame
+    private let packet: Packet
+    private var scaler: Scaler?
+    private var scalerKey: (Int32, Int32, Int32) = (0, 0, -1)
+    private var lastPts: Int64 = Int64.min
+    private var lastDuration: Int64 = 0
+    /// Each frame's duration by its timestamp: x264 does not pass durations on, and without them the MP4's last
+    /// sample would have none and the video would end one frame early.
+    private var durations: [Int64: Int64] = [:]
+    private(set) var framesEncoded = 0
+    private(set) var decodeErrors = 0
+    /// First and last presentation time written, in the encoder's time base, for the report.
+    private(set) var firstPts: Int64?
+    private(set) var endPts: Int64 = 0
+
+    var width: Int32 { encoder.pointer.pointee.width }
+    var height: Int32 { encoder.pointer.pointee.height }
+    var timeBase: AVRational { encoder.pointer.pointee.time_base }
+
+    init(
+        stream: UnsafeMutablePointer<AVStream>, demuxer: Demuxer, muxer: Muxer, options: TranscodeOptions,
+        startTime: Int64
+    ) throws(TranscodeError) {
+        input = stream
+        limits = options.limits
+        let parameters = stream.pointee.codecpar!
+        guard let codec = avcodec_find_decoder(parameters.pointee.codec_id) else {
+            throw .unsupportedCodec(String(cString: avcodec_get_name(parameters.pointee.codec_id)))
+        }
+        decoder = try CodecContext(codec)
+        try check(avcodec_parameters_to_context(decoder.pointer, parameters), "copying decoder parameters")
+        decoder.pointer.pointee.pkt_timebase = stream.pointee.time_base
+        decoder.pointer.pointee.thread_count = Int32(options.threads)
+        decoder.pointer.pointee.max_pixels = Int64(options.limits.maxPixels)
+        do { try decoder.open() } catch {
+            throw .unsupportedCodec(String(cString: avcodec_get_name(parameters.pointee.codec_id)))
+        }
+
+        guard let x264 = avcodec_find_encoder_by_name("libx264") else {
+            throw .internal(averror: shim_averror_decoder_not_found(), message: "libx264 is not available")
+        }
+        encoder = try CodecContext(x264)
+        let size = outputSize(
+            width: Int(parameters.pointee.width), height: Int(parameters.pointee.height),
+            maxWidth: options.maxWidth, maxHeight: options.maxHeight)
+        let enc = encoder.pointer
+        enc.pointee.width = Int32(size.width)
+        enc.pointee.height = Int32(size.height)
+        enc.pointee.pix_fmt = AV_PIX_FMT_YUV420P
+        // The input's own time base keeps variable frame rate timing exact.
+        enc.pointee.time_base = stream.pointee.time_base
+        enc.pointee.framerate = av_guess_frame_rate(demuxer.context, stream, nil)
+        enc.pointee.sample_aspect_ratio = parameters.pointee.sample_aspect_ratio
+        enc.pointee.color_range = AVCOL_RANGE_MPEG
+        enc.pointee.color_primaries = parameters.pointee.color_primaries
+        enc.pointee.color_trc = parameters.pointee.color_trc
+        enc.pointee.colorspace = parameters.pointee.color_space
+        enc.pointee.thread_count = Int32(options.threads)
+        if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
+        try encoder.open(options: ["preset": options.preset, "crf": String(options.crf)])
+
+        output = try muxer.addStream(for: encoder)
+        output.pointee.avg_frame_rate = stream.pointee.avg_frame_rate
+        copyDisplayMatrix(from: stream, to: output)
+        startOffset = startTime == shim_nopts_value() ? 0 : av_rescale_q(startTime, shim_time_base_q(), stream.pointee.time_base)
+        decoded = try Frame()
+        scaled = try Frame()
+        packet = try Packet()
+    }
+
+    /// Feeds one demuxed packet (or nil to flush) and encodes every frame it yields.
+    func decode(_ input: UnsafeMutablePointer<AVPacket>?, muxer: Muxer, control: JobControl) throws(TranscodeError) {
+        let sent = avcodec_send_packet(decoder.pointer, input)
+        if sent < 0 && sent != shim_averror_eof() {
+            // A damaged packet is skipped, as the ffmpeg CLI does; a file with no good frame fails at the end.
+            decodeErrors += 1
+            if sent != shim_averror_invaliddata() && sent != shim_averror_eagain() && sent > -4096 {
+                throw control.error(sent, "decoding video")
+            }
+            return
+        }
+        while true {
+            let received = avcodec_receive_frame(decoder.pointer, decoded.pointer)
+            if received == shim_averror_eagain() || received == shim_averror_eof() { break }
+            if received < 0 {
+                decodeErrors += 1
+                if received == shim_averror(ENOMEM) { throw control.error(received, "decoding video") }
+                continue
+            }
+            defer { av_frame_unref(decoded.pointer) }
+            try control.checkpoint()
+            try encode(decoded.pointer, muxer: muxer, control: control)
+        }
+        if input == nil { try flushEncoder(muxer: muxer, control: control) }
+    }
+
+    private func encode(_ frame: UnsafeMutablePointer<AVFrame>, muxer: Muxer, control: JobControl) throws(TranscodeError) {
+        guard Int(frame.pointee.width) * Int(frame.pointee.height) <= limits.maxPixels else {
+            throw .limitExceeded(.pixels)
+        }
+        var pts = frame.pointee.best_effort_timestamp
+        pts = pts == shim_nopts_value() ? lastPts + max(lastDuration, 1) : pts - startOffset
+        // The muxer needs strictly increasing timestamps; broken inputs do not always give them.
+        if lastPts != Int64.min && pts <= lastPts { pts = lastPts + 1 }
+        if lastPts != Int64.min { lastDuration = pts - lastPts }
+        lastPts = pts
+        let seconds = Double(pts) * av_q2d(timeBase)
+        guard seconds <= limits.maxDurationSeconds else { throw .limitExceeded(.duration) }
+        if firstPts == nil { firstPts = pts }
+        let frameDuration = frame.pointee.pkt_duration > 0 ? frame.pointee.pkt_duration : max(lastDuration, 1)
+        endPts = pts + frameDuration
+        durations[pts] = frameDuration
+
+        let toEncode: UnsafeMutablePointer<AVFrame>
+        if frame.pointee.format == AV_PIX_FMT_YUV420P.rawValue, frame.pointee.width == width,
+            frame.pointee.height == height, frame.pointee.color_range != AVCOL_RANGE_JPEG
+        {
+            toEncode = frame
+        } else {
+            toEncode = try scale(frame)
+        }
+        toEncode.pointee.pts = pts
+        toEncode.pointee.pict_type = AV_PICTURE_TYPE_NONE
+        try send(toEncode, muxer: muxer, control: control)
+        framesEncoded += 1
+    }
+
+    private func scale(_ frame: UnsafeMutablePointer<AVFrame>) throws(TranscodeError) -> UnsafeMutablePointer<AVFrame> {
+        let key = (frame.pointee.width, frame.pointee.height, frame.pointee.format)
+        if scaler == nil || scalerKey != key {
+            // Inputs may change size or format mid-stream; the output keeps its own.
+            let format = AVPixelFormat(rawValue: frame.pointee.format)
+            let fullRange = frame.pointee.color_range == AVCOL_RANGE_JPEG || [
+                AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUVJ440P,
+            ].contains(format)
+            scaler = try Scaler(source: (key.0, key.1, format), fullRange: fullRange,
+                                target: (width, height))
+            scalerKey = key
+        }
+        let target = scaled.pointer
+        if target.pointee.data.0 == nil {
+            target.pointee.format = AV_PIX_FMT_YUV420P.rawValue
+            target.pointee.width = width
+            target.pointee.height = height
+            try check(av_frame_get_buffer(target, 0), "allocating a picture")
+        }
+        // The encoder may still hold the previous picture; this copies on write only then.
+        try check(av_frame_make_writable(target), "allocating a picture")
+        av_frame_copy_props(target, frame)
+        target.pointee.color_range = AVCOL_RANGE_MPEG
+        let source = UnsafeRawPointer(frame.pointee.extended_data!).assumingMemoryBound(to: UnsafePointer<UInt8>?.self)
+        let destination = UnsafeMutableRawPointer(target.pointee.extended_data!)
+            .assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self)
+        withUnsafePointer(to: frame.pointee.linesize) { sourceStrides in
+            withUnsafePointer(to: target.pointee.linesize) { targetStrides in
+                _ = sws_scale(
+                    scaler!.pointer, source, UnsafeRawPointer(sourceStrides).assumingMemoryBound(to: Int32.self), 0,
+                    frame.pointee.height, destination, UnsafeRawPointer(targetStrides).assumingMemoryBound(to: Int32.self))
+            }
+        }
+        return target
+    }
+
+    private func send(_ frame: UnsafeMutablePointer<AVFrame>?, muxer: Muxer, control: JobControl) throws(TranscodeError) {
+        let status = avcodec_send_frame(encoder.pointer, frame)
+        if status < 0 { throw control.error(status, "encoding video") }
+        while true {
+            let received = avcodec_receive_packet(encoder.pointer, packet.pointer)
+            if received == shim_averror_eagain() || received == shim_averror_eof() { return }
+            if received < 0 { throw control.error(received, "encoding video") }
+            if let duration = durations.removeValue(forKey: packet.pointer.pointee.pts) {
+                packet.pointer.pointee.duration = duration
+            }
+            try muxer.write(packet.pointer, from: timeBase, to: output, control: control)
+            if frame == nil { try control.checkpoint() }
+        }
+    }
+
+    private func flushEncoder(muxer: Muxer, control: JobControl) throws(TranscodeError) {
+        try send(nil, muxer: muxer, control: control)
+    }
+}
+
+/// The output size: the input's, scaled down to fit the maxima keeping the aspect ratio, rounded to even numbers
+/// (4:2:0 needs them).
+func outputSize(width: Int, height: Int, maxWidth: Int?, maxHeight: Int?) -> (width: Int, height: Int) {
+    var factor = 1.0
+    if let maxWidth, width > maxWidth { factor = min(factor, Double(maxWidth) / Double(width)) }
+    if let maxHeight, height > maxHeight { factor = min(factor, Double(maxHeight) / Double(height)) }
+    // Rounded down: an odd 321x241 becomes 320x240, never a stretched 322x242.
+    func even(_ value: Double, limit: Int?) -> Int { max(2, Int(value.rounded()) & ~1) }
+    return (even(Double(width) * factor, limit: maxWidth), even(Double(height) * factor, limit: maxHeight))
+}
+
+/// Carries the display rotation over, so that players show the output upright as they did the input.
+func copyDisplayMatrix(from input: UnsafeMutablePointer<AVStream>, to output: UnsafeMutablePointer<AVStream>) {
+    var size = 0
+    guard let matrix = av_stream_get_side_data(input, AV_PKT_DATA_DISPLAYMATRIX, &size), size >= 36,
+        let copy = av_stream_new_side_data(output, AV_PKT_DATA_DISPLAYMATRIX, size)
+    else { return }
+    copy.update(from: matrix, count: size)
+}

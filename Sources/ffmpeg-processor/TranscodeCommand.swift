@@ -1,0 +1,43 @@
+import ArgumentParser
+import Glibc
+import Transcoding
+
+/// `ffmpeg-processor transcode IN OUT`: one file, the same engine as the service.
+struct TranscodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transcode",
+        abstract: "Transcode one file to MP4 and print a one-line report.",
+        discussion: "Exit status: 0 done, 2 bad input or option (reason on stderr), 1 internal error."
+    )
+
+    @Argument(help: "The input video.") var input: String
+    @Argument(help: "The MP4 to write.") var output: String
+    @Option(help: "x264 constant rate factor, 0...51.") var crf: Int = 23
+    @Option(help: "x264 preset (ultrafast ... placebo).") var preset: String = "medium"
+    @Option(help: "Largest output width; aspect ratio kept.") var width: Int?
+    @Option(help: "Largest output height; aspect ratio kept.") var height: Int?
+    @Flag(help: "Drop the audio.") var noAudio = false
+    @Option(help: "Encoder and decoder threads (0: one per core).") var threads: Int = 0
+
+    func run() throws {
+        var options = TranscodeOptions()
+        options.crf = crf
+        options.preset = preset
+        options.maxWidth = width
+        options.maxHeight = height
+        options.audio = !noAudio
+        options.threads = threads
+        do {
+            let report = try transcode(input: .path(input), output: .path(output), options: options)
+            print(report.summary)
+        } catch {
+            printToStandardError("ffmpeg-processor: \(error)")
+            throw ExitCode(error.isInputError ? 2 : 1)
+        }
+    }
+}
+
+func printToStandardError(_ line: String) {
+    let text = line + "\n"
+    _ = text.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Glibc
+import Testing
+import Transcoding
+
+/// A scratch folder per test, removed when the test's `Scratch` goes away.
+final class Scratch {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("fp-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+}
+
+/// The clips the transcoder is checked against, generated in-process (a moving pattern and a tone).
+struct Fixture: CustomTestStringConvertible, Sendable {
+    let name: String
+    let file: String
+    let clip: SyntheticClip?
+
+    var testDescription: String { name }
+
+    static func make(_ name: String, _ file: String, _ configure: (inout SyntheticClip) -> Void) -> Fixture {
+        var clip = SyntheticClip()
+        clip.width = 160
+        clip.height = 120
+        clip.seconds = 1.5
+        configure(&clip)
+        return Fixture(name: name, file: file, clip: clip)
+    }
+
+    static let all: [Fixture] = [
+        make("H.264 + AAC in MP4", "a.mp4") { _ in },
+        make("MPEG-4 Part 2 + MP2 in AVI", "b.avi") { $0.container = "avi"; $0.videoCodec = "mpeg4"; $0.audioCodec = "mp2" },
+        make("MJPEG in AVI, no audio, odd size 321x241", "c.avi") {
+            $0.container = "avi"; $0.videoCodec = "mjpeg"; $0.audioCodec = nil; $0.width = 321; $0.height = 241
+        },
+        make("VP8 + Vorbis in WebM", "d.webm") { $0.container = "webm"; $0.videoCodec = "libvpx"; $0.audioCodec = "libvorbis" },
+        make("VP9 in Matroska, 5.1 audio", "e.mkv") {
+            $0.container = "matroska"; $0.videoCodec = "libvpx-vp9"; $0.audioCodec = "aac"; $0.channels = 6; $0.sampleRate = 48000
+        },
+        make("variable frame rate H.264 in MP4, mono audio", "f.mp4") { $0.variableFrameRate = true; $0.channels = 1 },
+        make("90° display rotation", "g.mp4") { $0.rotation = 90; $0.audioCodec = nil },
+        make("MPEG-TS with H.264 + MP2", "h.ts") { $0.container = "mpegts"; $0.audioCodec = "mp2" },
+        Fixture(name: "the trial clip (480x300, VFR)", file: "trial_video.mp4", clip: nil),
+    ]
+
+    /// Writes the fixture into `scratch` (or finds the shared trial clip) and returns its path.
+    func materialise(in scratch: Scratch) throws -> String {
+        guard let clip else { return try Fixture.trialClip() }
+        let path = scratch.path(file)
+        try clip.write(to: path)
+        return path
+    }
+
+    static func trialClip() throws -> String {
+        // Tests run from the package root; shared/ sits beside it.
+        let candidates = [
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/media/trial_video.mp4").path,
+            FileManager.default.currentDirectoryPath + "/../shared/media/trial_video.mp4",
+        ]
+        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw CocoaError(.fileNoSuchFile)
+        }
+        return found
+    }
+}
+
+/// The top-level MP4 boxes in file order, to check that moov comes before mdat.
+func topLevelBoxes(_ path: String) throws -> [String] {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    var boxes: [String] = []
+    var offset = 0
+    while offset + 8 <= data.count {
+        var size = data[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+        let type = String(decoding: data[offset + 4..<offset + 8], as: UTF8.self)
+        if size == 1, offset + 16 <= data.count { size = data[offset + 8..<offset + 16].reduce(0) { $0 << 8 | Int($1) } }
+        if size == 0 { size = data.count - offset }
+        guard size >= 8 else { break }
+        boxes.append(type)
+        offset += size
+    }
+    return boxes
+}
+
+/// This process's open descriptors that point into `folder`: tests run in parallel, so a leak is looked for by
+/// where descriptors point rather than by how many there are.
+func descriptors(under folder: String) -> [String] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return entries.compactMap { entry in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + entry) else { return nil }
+        return target.hasPrefix(folder) ? target : nil
+    }
+}
