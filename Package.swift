@@ -37,6 +37,11 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "harness", dependencies: ["Transcoding"], path: "Harness"),
+        .executableTarget(
+            name: "transcode-bench",
+            dependencies: ["Transcoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/TranscodeBench"
+        ),
         .testTarget(name: "TranscodingTests", dependencies: ["Transcoding", "CLinux"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux"]),
     ],

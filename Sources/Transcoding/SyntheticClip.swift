@@ -42,9 +42,14 @@ public struct SyntheticClip: Sendable {
         try check(avformat_write_header(muxer.context, nil), "writing the header")
 
         let packet = try Packet()
+        // Encoders do not pass frame durations on; without them the MP4's last sample lasts 0 and players drop it.
+        var durations: [Int64: Int64] = [:]
         func send(_ frame: UnsafeMutablePointer<AVFrame>?, _ pair: (encoder: CodecContext, stream: UnsafeMutablePointer<AVStream>)) throws(TranscodeError) {
             try check(avcodec_send_frame(pair.encoder.pointer, frame), "encoding")
             while avcodec_receive_packet(pair.encoder.pointer, packet.pointer) >= 0 {
+                if let duration = durations.removeValue(forKey: packet.pointer.pointee.pts), pair.stream == video?.stream {
+                    packet.pointer.pointee.duration = duration
+                }
                 av_packet_rescale_ts(packet.pointer, pair.encoder.pointer.pointee.time_base, pair.stream.pointee.time_base)
                 packet.pointer.pointee.stream_index = pair.stream.pointee.index
                 try check(av_interleaved_write_frame(muxer.context, packet.pointer), "writing")
@@ -67,8 +72,10 @@ public struct SyntheticClip: Sendable {
             if !videoDone, let video, audioDone || videoSeconds <= Double(audioPts) / Double(sampleRate) {
                 try fillPicture(picture.pointer, encoder: video.encoder.pointer, index: videoIndex)
                 picture.pointer.pointee.pts = videoPts
+                let interval = variableFrameRate ? Self.variableIntervals[videoIndex % Self.variableIntervals.count] : 1
+                durations[videoPts] = interval
                 try send(picture.pointer, video)
-                videoPts += variableFrameRate ? Self.variableIntervals[videoIndex % Self.variableIntervals.count] : 1
+                videoPts += interval
                 videoIndex += 1
             } else if let audio {
                 let frameSize = audio.encoder.pointer.pointee.frame_size > 0 ? audio.encoder.pointer.pointee.frame_size : 1024

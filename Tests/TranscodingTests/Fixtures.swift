@@ -50,12 +50,13 @@ struct Fixture: CustomTestStringConvertible, Sendable {
         Fixture(name: "the trial clip (480x300, VFR)", file: "trial_video.mp4", clip: nil),
     ]
 
-    /// Writes the fixture into `scratch` (or finds the shared trial clip) and returns its path.
-    func materialise(in scratch: Scratch) throws -> String {
-        guard let clip else { return try Fixture.trialClip() }
+    /// Writes the fixture into `scratch` (or finds the shared trial clip); returns its path and, for generated
+    /// clips, how many frames were encoded into it.
+    func materialise(in scratch: Scratch) throws -> (path: String, frames: Int?) {
+        guard let clip else { return (try Fixture.trialClip(), nil) }
         let path = scratch.path(file)
-        try clip.write(to: path)
-        return path
+        let info = try clip.write(to: path)
+        return (path, info.videoFrames)
     }
 
     static func trialClip() throws -> String {

@@ -9,7 +9,7 @@ struct TranscodeTests {
     @Test("output decodes as H.264 yuv420p (+ AAC), same frames, same duration, moov first", arguments: Fixture.all)
     func transcodesFixture(_ fixture: Fixture) throws {
         let scratch = try Scratch()
-        let input = try fixture.materialise(in: scratch)
+        let (input, generatedFrames) = try fixture.materialise(in: scratch)
         let output = scratch.path("out.mp4")
         let source = try MediaProbe.probe(.path(input), decode: true)
         let sourceVideo = try #require(source.video)
@@ -24,6 +24,7 @@ struct TranscodeTests {
         #expect(video.decodeErrors == 0)
         #expect(video.frameCount == sourceVideo.frameCount)
         #expect(report.videoFrames == sourceVideo.frameCount)
+        if let generatedFrames { #expect(sourceVideo.frameCount == generatedFrames) }
         #expect(video.width == sourceVideo.width & ~1 && video.height == sourceVideo.height & ~1)
         // Within one frame of the input's own decoded span (the longest frame interval of our VFR clips is 80 ms).
         let inputSpan = try #require(sourceVideo.decodedDuration)

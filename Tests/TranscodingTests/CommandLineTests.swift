@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import Transcoding
+
+/// Runs a program and returns its exit status, standard output and standard error.
+func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// The built `ffmpeg-processor`, beside the test bundle in the build folder.
+func builtExecutable(_ name: String) throws -> String {
+    var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = folder.appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        folder = folder.deletingLastPathComponent()
+    }
+    let fallback = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../.build/debug/\(name)").standardizedFileURL.path
+    guard FileManager.default.isExecutableFile(atPath: fallback) else { throw CocoaError(.fileNoSuchFile) }
+    return fallback
+}
+
+/// Finds a program on PATH.
+func which(_ name: String) -> String? {
+    (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        .map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+}
+
+@Suite("ffmpeg-processor transcode IN OUT")
+struct CommandLineTests {
+    @Test("a good input: exit 0 and a one-line report")
+    func success() throws {
+        let scratch = try Scratch()
+        var clip = SyntheticClip()
+        clip.seconds = 0.5
+        let info = try clip.write(to: scratch.path("in.mp4"))
+        let result = try run(try builtExecutable("ffmpeg-processor"),
+                             ["transcode", scratch.path("in.mp4"), scratch.path("out.mp4"), "--crf", "28", "--height", "120"])
+        #expect(result.status == 0, "\(result.err)")
+        #expect(result.out.hasPrefix("frames=\(info.videoFrames) size=160x120 audio=aac"), "\(result.out)")
+        #expect(result.out.split(separator: "\n").count == 1)
+        #expect(try MediaProbe.probe(.path(scratch.path("out.mp4"))).video?.height == 120)
+    }
+
+    @Test("bad input or option: exit 2 with the reason on stderr", arguments: [
+        (["transcode", "NOISE", "OUT"], "not a video"),
+        (["transcode", "NOISE", "OUT", "--crf", "60"], "crf must be 0...51"),
+        (["transcode", "NOISE", "OUT", "--preset", "warp"], "preset must be one of"),
+    ])
+    func badInput(arguments: [String], reason: String) throws {
+        let scratch = try Scratch()
+        _ = FileManager.default.createFile(atPath: scratch.path("noise"), contents: Data(repeating: 0x42, count: 4096))
+        let resolved = arguments.map { $0 == "NOISE" ? scratch.path("noise") : $0 == "OUT" ? scratch.path("out.mp4") : $0 }
+        let result = try run(try builtExecutable("ffmpeg-processor"), resolved)
+        #expect(result.status == 2)
+        #expect(result.err.contains(reason), "\(result.err)")
+    }
+
+    @Test("an output that cannot be written: exit 1")
+    func internalError() throws {
+        let scratch = try Scratch()
+        var clip = SyntheticClip()
+        clip.seconds = 0.3
+        try clip.write(to: scratch.path("in.mp4"))
+        let result = try run(try builtExecutable("ffmpeg-processor"),
+                             ["transcode", scratch.path("in.mp4"), scratch.path("no-such-folder/out.mp4")])
+        #expect(result.status == 1)
+        #expect(result.err.contains("I/O error"), "\(result.err)")
+    }
+}
+
+@Suite("parity with the ffmpeg CLI at the same settings")
+struct CLIParityTests {
+    @Test("same frames and duration, PSNR ≥ 40 dB against `ffmpeg -i in out.mp4`",
+          .enabled(if: which("ffmpeg") != nil, "the ffmpeg CLI is installed by `make deps`"))
+    func matchesCLI() throws {
+        let scratch = try Scratch()
+        var clip = SyntheticClip()
+        clip.container = "avi"
+        clip.videoCodec = "mpeg4"
+        clip.audioCodec = "mp2"
+        clip.seconds = 2
+        try clip.write(to: scratch.path("in.avi"))
+        try transcode(input: .path(scratch.path("in.avi")), output: .path(scratch.path("ours.mp4")))
+        let cli = try run(which("ffmpeg")!, ["-nostdin", "-v", "error", "-i", scratch.path("in.avi"), scratch.path("cli.mp4")])
+        #expect(cli.status == 0, "\(cli.err)")
+        let ours = try MediaProbe.probe(.path(scratch.path("ours.mp4")), decode: true)
+        let theirs = try MediaProbe.probe(.path(scratch.path("cli.mp4")), decode: true)
+        #expect(ours.video?.frameCount == theirs.video?.frameCount)
+        #expect(ours.audio?.frameCount == theirs.audio?.frameCount)
+        #expect(abs((ours.duration ?? 0) - (theirs.duration ?? 0)) < 0.05)
+        let psnr = try run(which("ffmpeg")!, ["-nostdin", "-i", scratch.path("ours.mp4"), "-i", scratch.path("cli.mp4"),
+                                              "-lavfi", "psnr", "-f", "null", "-"])
+        let line = try #require(psnr.err.split(separator: "\n").last { $0.contains("average:") })
+        let average = line.split(separator: " ").first { $0.hasPrefix("average:") }!.dropFirst("average:".count)
+        #expect(average == "inf" || Double(average)! >= 40, "\(line)")
+    }
+}
