@@ -5,7 +5,7 @@ PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
 	pkg-config ffmpeg bc
 
-.PHONY: deps build release run test bench clean
+.PHONY: deps build release run test bench leak-check clean
 
 # Idempotent and quick when everything is present: only missing packages are installed.
 deps:
@@ -36,4 +36,8 @@ bench: release
 	scripts/bench.sh
 
 clean:
-	rm -rf .build bench-out
+	rm -rf .build .build-asan bench-out
+
+# The CLI under AddressSanitizer/LeakSanitizer over good and hostile inputs.
+leak-check: deps
+	scripts/leak-check.sh
