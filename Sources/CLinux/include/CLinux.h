@@ -24,9 +24,14 @@ static inline uint32_t clinux_epollerr(void) { return EPOLLERR; }
 static inline uint32_t clinux_epollhup(void) { return EPOLLHUP; }
 static inline uint32_t clinux_epollrdhup(void) { return EPOLLRDHUP; }
 static inline uint32_t clinux_epollet(void) { return EPOLLET; }
+static inline uint32_t clinux_epollexclusive(void) { return EPOLLEXCLUSIVE; }
 static inline int clinux_sock_nonblock(void) { return SOCK_NONBLOCK; }
 static inline int clinux_sock_cloexec(void) { return SOCK_CLOEXEC; }
 static inline int clinux_msg_nosignal(void) { return MSG_NOSIGNAL; }
+
+/* accept4 is a GNU extension the Glibc module does not export; accepted sockets are non-blocking and
+   close-on-exec from birth. */
+static inline int clinux_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
 /* epoll_event is packed on x86_64, which Swift cannot lay out itself: access it through these. */
 static inline void clinux_epoll_event_set(struct epoll_event *ev, uint32_t events, uint64_t data) {

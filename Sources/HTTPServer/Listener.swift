@@ -1,0 +1,165 @@
+import CLinux
+import Glibc
+import Synchronization
+
+/// The bound listening socket, shared by every loop; the last loop to let go closes it.
+final class ListeningSocket: Sendable {
+    let descriptor: Int32
+    let port: Int
+    private let holders: Atomic<Int>
+
+    private init(descriptor: Int32, port: Int, holders: Int) {
+        self.descriptor = descriptor
+        self.port = port
+        self.holders = Atomic(holders)
+    }
+
+    static func bind(host: String, port: Int, backlog: Int32, holders: Int) throws(IOError) -> ListeningSocket {
+        var storage = sockaddr_storage()
+        let length: socklen_t
+        let family: Int32
+        if let v4 = ipv4(host, port) {
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: v4, as: sockaddr_in.self) }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            family = AF_INET
+        } else if let v6 = ipv6(host, port) {
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: v6, as: sockaddr_in6.self) }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            family = AF_INET6
+        } else {
+            throw IOError(call: "inet_pton(\(host))", errno: Errno(rawValue: EINVAL))
+        }
+        let type = Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec()
+        let fd = try syscallValue("socket") { socket(family, type, 0) }
+        do {
+            try Sys.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1)
+            _ = try withUnsafePointer(to: &storage) { pointer throws(IOError) in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(IOError) in
+                    try syscallValue("bind") { Glibc.bind(fd, address, length) }
+                }
+            }
+            _ = try syscallValue("listen") { listen(fd, backlog) }
+            var bound = sockaddr_storage()
+            var boundLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            _ = try withUnsafeMutablePointer(to: &bound) { pointer throws(IOError) in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(IOError) in
+                    try syscallValue("getsockname") { getsockname(fd, address, &boundLength) }
+                }
+            }
+            let boundPort = withUnsafeBytes(of: &bound) { raw in
+                // sin_port and sin6_port sit at the same offset, in network byte order.
+                UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
+            }
+            return ListeningSocket(descriptor: fd, port: Int(boundPort), holders: holders)
+        } catch {
+            closeDescriptor(fd)
+            throw error
+        }
+    }
+
+    private static func ipv4(_ host: String, _ port: Int) -> sockaddr_in? {
+        var address = sockaddr_in()
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        return address
+    }
+
+    private static func ipv6(_ host: String, _ port: Int) -> sockaddr_in6? {
+        var address = sockaddr_in6()
+        guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { return nil }
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = UInt16(port).bigEndian
+        return address
+    }
+
+    func release() {
+        if holders.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            closeDescriptor(descriptor)
+        }
+    }
+}
+
+/// One loop's watch on the listening socket: accepts, admits or refuses, and backs off when out of descriptors.
+final class Listener: Selectable, @unchecked Sendable {
+    private let socket: ListeningSocket
+    private let loop: EventLoop
+    private let context: ServerContext
+    private let interest: EpollEvents
+    private var paused = false
+    private var stopped = false
+
+    /// How long to stop accepting after EMFILE/ENFILE: the pending connection stays in the backlog, and a
+    /// level-triggered listener would otherwise wake the loop forever.
+    private static let backoff: UInt64 = 100_000_000
+
+    init(socket: ListeningSocket, loop: EventLoop, context: ServerContext, exclusive: Bool) {
+        self.socket = socket
+        self.loop = loop
+        self.context = context
+        interest = exclusive ? [.read, .exclusive] : [.read]
+        super.init(descriptor: socket.descriptor)
+    }
+
+    func register() throws(IOError) {
+        try loop.register(self, interest: interest)
+    }
+
+    override func handle(_ events: EpollEvents) {
+        // A bounded batch keeps one busy listener from starving the connections on this loop.
+        for _ in 0..<64 {
+            let accepted: Int32
+            do {
+                switch try Sys.accept(descriptor) {
+                case .wouldBlock: return
+                case .processed(let fd): accepted = fd
+                }
+            } catch {
+                if error.errno == .connectionAborted { continue }
+                // EMFILE, ENFILE, ENOBUFS, ENOMEM…: back off instead of spinning or giving up.
+                pause()
+                return
+            }
+            admit(accepted)
+        }
+    }
+
+    override func deadlineReached() {
+        guard paused, !stopped else { return }
+        paused = false
+        loop.resumeWatching(self, interest)
+    }
+
+    private func pause() {
+        paused = true
+        loop.suspendWatching(self)
+        loop.setDeadline(self, after: Self.backoff)
+    }
+
+    private func admit(_ fd: Int32) {
+        guard context.connectionOpened() else {
+            // Best effort: one non-blocking send of a ready-made 503, then close.
+            context.overloadResponse.withUnsafeBytes { _ = try? Sys.send(fd, $0) }
+            Sys.shutdownWrite(fd)
+            closeDescriptor(fd)
+            return
+        }
+        try? Sys.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
+        let connection = Connection(descriptor: fd, loop: loop, context: context)
+        do {
+            try loop.register(connection, interest: [.read, .readHangup])
+        } catch {
+            closeDescriptor(fd)
+            context.connectionClosed()
+            return
+        }
+        connection.start()
+    }
+
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        loop.deregister(self)
+        socket.release()
+    }
+}

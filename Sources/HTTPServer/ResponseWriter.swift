@@ -1,0 +1,87 @@
+import HTTPTypes
+
+/// Turns response heads and bodies into wire bytes. Pure functions: the connection decides what to send and when.
+enum ResponseWriter {
+    enum BodyFraming {
+        /// 1xx, 204, 304: no body and no length field.
+        case bodiless
+        case length(Int64)
+        case chunked
+        /// An HTTP/1.0 client cannot take chunks: the end of the body is the end of the connection.
+        case untilClose
+    }
+
+    static func statusAllowsBody(_ status: HTTPResponse.Status) -> Bool {
+        !(status.kind == .informational || status.code == 204 || status.code == 304)
+    }
+
+    /// The status line and fields, ending with the empty line. Fields the server owns are dropped from
+    /// `head.headerFields` and written here.
+    static func head(
+        _ head: HTTPResponse, framing: BodyFraming, close: Bool, keepAliveFor10: Bool,
+        dateLine: [UInt8], serverLine: [UInt8], into out: inout [UInt8]
+    ) {
+        let status = head.status
+        out.append(contentsOf: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n".utf8)
+        out.append(contentsOf: dateLine)
+        out.append(contentsOf: serverLine)
+        for field in head.headerFields {
+            switch field.name {
+            case .contentLength, .transferEncoding, .connection, .date, .server: continue
+            default:
+                out.append(contentsOf: field.name.rawName.utf8)
+                out.append(contentsOf: ": ".utf8)
+                out.append(contentsOf: field.value.utf8)
+                out.append(contentsOf: "\r\n".utf8)
+            }
+        }
+        switch framing {
+        case .bodiless, .untilClose: break
+        case .length(let n): out.append(contentsOf: "Content-Length: \(n)\r\n".utf8)
+        case .chunked: out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+        }
+        if close {
+            out.append(contentsOf: "Connection: close\r\n".utf8)
+        } else if keepAliveFor10 {
+            out.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+        }
+        out.append(contentsOf: "\r\n".utf8)
+    }
+
+    static func chunk(_ bytes: [UInt8], into out: inout [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        out.append(contentsOf: String(bytes.count, radix: 16).utf8)
+        out.append(contentsOf: "\r\n".utf8)
+        out.append(contentsOf: bytes)
+        out.append(contentsOf: "\r\n".utf8)
+    }
+
+    static let lastChunk = Array("0\r\n\r\n".utf8)
+    static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    /// An RFC 9457 problem document for an error the server produces itself.
+    static func problem(_ status: HTTPResponse.Status, detail: String) -> ServerResponse {
+        let body = "{\"type\":\"about:blank\",\"title\":\(jsonString(status.reasonPhrase)),"
+            + "\"status\":\(status.code),\"detail\":\(jsonString(detail))}"
+        return ServerResponse(
+            status: status, headerFields: [.contentType: "application/problem+json"], body: .bytes(Array(body.utf8)))
+    }
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

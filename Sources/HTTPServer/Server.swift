@@ -1,0 +1,138 @@
+import Glibc
+import HTTPTypes
+import Synchronization
+
+/// What every connection of one server shares; immutable but for the connection count.
+final class ServerContext: Sendable {
+    let configuration: ServerConfiguration
+    let handler: HTTPHandler
+    let fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)?
+    let serverLine: [UInt8]
+    let overloadResponse: [UInt8]
+    let headerTimeout: UInt64
+    let bodyIdleTimeout: UInt64
+    let keepAliveTimeout: UInt64
+    let writeTimeout: UInt64
+    private let open = Atomic<Int>(0)
+
+    init(
+        configuration: ServerConfiguration, fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)?,
+        handler: @escaping HTTPHandler
+    ) {
+        self.configuration = configuration
+        self.handler = handler
+        self.fastPath = fastPath
+        serverLine = Array("Server: \(configuration.serverName)\r\n".utf8)
+        headerTimeout = configuration.headerTimeout.nanoseconds
+        bodyIdleTimeout = configuration.bodyIdleTimeout.nanoseconds
+        keepAliveTimeout = configuration.keepAliveTimeout.nanoseconds
+        writeTimeout = configuration.writeTimeout.nanoseconds
+
+        let problem = ResponseWriter.problem(.serviceUnavailable, detail: "too many connections")
+        var bytes: [UInt8] = []
+        if case .bytes(let body) = problem.body {
+            ResponseWriter.head(
+                problem.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,
+                dateLine: DateCache().current(), serverLine: serverLine, into: &bytes)
+            bytes += body
+        }
+        overloadResponse = bytes
+    }
+
+    var openConnections: Int { open.load(ordering: .relaxed) }
+
+    /// Counts a new connection unless the limit is reached.
+    func connectionOpened() -> Bool {
+        let now = open.add(1, ordering: .relaxed).newValue
+        if now > configuration.maxConnections {
+            open.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func connectionClosed() { open.subtract(1, ordering: .relaxed) }
+}
+
+/// An HTTP/1.1 server on its own epoll loop thread(s). Handlers run as Swift tasks; the loops never wait on them.
+public final class Server: Sendable {
+    private let context: ServerContext
+
+    private enum Phase { case idle, running, stopped }
+    private struct State {
+        var phase = Phase.idle
+        var loops: [EventLoop] = []
+        var listeners: [Listener] = []
+    }
+    private let state = Mutex(State())
+
+    /// - Parameters:
+    ///   - fastPath: called on the event loop for each request without a body; a non-nil response is written
+    ///     directly, with no task hop. It must not block.
+    ///   - handler: serves every other request, as a Swift task.
+    public init(
+        configuration: ServerConfiguration, fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)? = nil,
+        handler: @escaping HTTPHandler
+    ) {
+        context = ServerContext(configuration: configuration, fastPath: fastPath, handler: handler)
+    }
+
+    /// Binds, starts the loop thread(s) and returns the bound port.
+    public func start() throws -> Int {
+        // sendfile(2) has no MSG_NOSIGNAL: a write to a closed peer must not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+        let configuration = context.configuration
+        let threads = max(1, configuration.eventLoopThreads)
+        return try state.withLock { state throws -> Int in
+            precondition(state.phase == .idle, "Server.start() called twice")
+            let socket = try ListeningSocket.bind(
+                host: configuration.host, port: configuration.port, backlog: configuration.backlog, holders: threads)
+            var loops: [EventLoop] = []
+            var listeners: [Listener] = []
+            do {
+                for _ in 0..<threads {
+                    let loop = try EventLoop()
+                    let listener = Listener(socket: socket, loop: loop, context: context, exclusive: threads > 1)
+                    try listener.register()  // before the thread starts, so no race with it
+                    loops.append(loop)
+                    listeners.append(listener)
+                }
+                for (index, loop) in loops.enumerated() { try loop.start(name: "http-loop-\(index)") }
+            } catch {
+                for (loop, listener) in zip(loops, listeners) { loop.stopAndJoin { listener.stop() } }
+                for _ in listeners.count..<threads { socket.release() }
+                throw error
+            }
+            state.loops = loops
+            state.listeners = listeners
+            state.phase = .running
+            return socket.port
+        }
+    }
+
+    /// Closes the listener; connections in flight go on to their end (graceful drain).
+    public func stopAccepting() {
+        let pairs = state.withLock { Array(zip($0.loops, $0.listeners)) }
+        for (loop, listener) in pairs { loop.execute { listener.stop() } }
+    }
+
+    /// Closes every connection (cancelling their handlers) and joins the loop threads. Idempotent.
+    public func shutdown() {
+        let pairs = state.withLock { state -> [(EventLoop, Listener)] in
+            guard state.phase == .running else { return [] }
+            state.phase = .stopped
+            defer { state.loops = []; state.listeners = [] }
+            return Array(zip(state.loops, state.listeners))
+        }
+        for (loop, listener) in pairs {
+            precondition(!loop.isOnLoop, "Server.shutdown() called from its own event loop")
+            loop.stopAndJoin { [loop] in
+                listener.stop()
+                for case let connection as Connection in loop.allSelectables { connection.abort() }
+            }
+        }
+    }
+
+    /// Connections currently open, across all loops.
+    public var openConnections: Int { context.openConnections }
+}

@@ -1,0 +1,71 @@
+/// Everything the server can be tuned by, with the defaults in this one initializer.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind (IPv4 or IPv6 literal).
+    public var host: String
+    /// Port to bind; 0 asks the kernel for an ephemeral port (`Server.start()` returns it).
+    public var port: Int
+    /// listen(2) backlog.
+    public var backlog: Int32
+    /// Event-loop threads; they share the listener (EPOLLEXCLUSIVE) and each owns its connections.
+    public var eventLoopThreads: Int
+    /// Connections beyond this get a 503 and are closed.
+    public var maxConnections: Int
+    /// Largest request body: a Content-Length above it gets 413 before any body byte is read, a chunked body
+    /// growing past it gets 413 and the connection closes.
+    public var maxBodySize: Int64
+    /// Longest request line (414 beyond).
+    public var maxRequestLine: Int
+    /// Largest header block, request line excluded (431 beyond).
+    public var maxHeaderBytes: Int
+    /// Most header fields (431 beyond).
+    public var maxHeaderCount: Int
+    /// From the first byte of a request to the end of its head (slowloris); 408 and close when exceeded.
+    public var headerTimeout: Duration
+    /// Longest wait for the next body bytes while the handler is asking for them; the body throws and the
+    /// connection answers 408 and closes.
+    public var bodyIdleTimeout: Duration
+    /// How long an idle keep-alive connection stays open between requests.
+    public var keepAliveTimeout: Duration
+    /// Longest time without write progress while the peer's receive window is full; the connection is closed.
+    public var writeTimeout: Duration
+    /// The `Server` response field.
+    public var serverName: String
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 0,
+        backlog: Int32 = 1024,
+        eventLoopThreads: Int = 1,
+        maxConnections: Int = 10_000,
+        maxBodySize: Int64 = 1 << 30,
+        maxRequestLine: Int = 8192,
+        maxHeaderBytes: Int = 16384,
+        maxHeaderCount: Int = 100,
+        headerTimeout: Duration = .seconds(10),
+        bodyIdleTimeout: Duration = .seconds(30),
+        keepAliveTimeout: Duration = .seconds(60),
+        writeTimeout: Duration = .seconds(30),
+        serverName: String = "ffmpeg-processor"
+    ) {
+        self.host = host
+        self.port = port
+        self.backlog = backlog
+        self.eventLoopThreads = eventLoopThreads
+        self.maxConnections = maxConnections
+        self.maxBodySize = maxBodySize
+        self.maxRequestLine = maxRequestLine
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderCount = maxHeaderCount
+        self.headerTimeout = headerTimeout
+        self.bodyIdleTimeout = bodyIdleTimeout
+        self.keepAliveTimeout = keepAliveTimeout
+        self.writeTimeout = writeTimeout
+        self.serverName = serverName
+    }
+
+    var parserLimits: HTTPParser.Limits {
+        HTTPParser.Limits(
+            maxRequestLine: maxRequestLine, maxHeaderBytes: maxHeaderBytes, maxHeaderCount: maxHeaderCount,
+            maxBodySize: maxBodySize)
+    }
+}

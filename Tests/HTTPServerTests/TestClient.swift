@@ -1,0 +1,151 @@
+import Glibc
+
+/// A blocking test client on a raw socket, so tests see exactly the bytes on the wire.
+final class TestClient {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    struct Response {
+        var status: Int
+        var headers: [(String, String)]
+        var body: [UInt8]
+        func header(_ name: String) -> String? {
+            headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    struct Closed: Error {}
+
+    init(port: Int, receiveTimeoutSeconds: Int = 10) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Closed() }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard rc == 0 else {
+            close(fd)
+            throw Closed()
+        }
+        var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ string: String) throws { try send(Array(string.utf8)) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { throw Closed() }
+            offset += n
+        }
+    }
+
+    /// Reads more bytes into the buffer; false on EOF, error or timeout.
+    private func fill() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { return false }
+        buffer += chunk[..<n]
+        return true
+    }
+
+    private func readLine() throws -> String {
+        while true {
+            if let i = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[..<i], as: UTF8.self)
+                buffer.removeFirst(i + 1)
+                return line.hasSuffix("\r") ? String(line.dropLast()) : line
+            }
+            guard fill() else { throw Closed() }
+        }
+    }
+
+    private func readBytes(_ count: Int) throws -> [UInt8] {
+        while buffer.count < count { guard fill() else { throw Closed() } }
+        defer { buffer.removeFirst(count) }
+        return Array(buffer[..<count])
+    }
+
+    /// Reads one response (skipping any `100 Continue`); `head` skips the body (for HEAD requests).
+    func readResponse(head: Bool = false) throws -> Response {
+        var response: Response
+        repeat {
+            let statusLine = try readLine()
+            let parts = statusLine.split(separator: " ", maxSplits: 2)
+            guard parts.count >= 2 else { throw Closed() }
+            response = Response(status: Int(parts[1]) ?? 0, headers: [], body: [])
+            while true {
+                let line = try readLine()
+                if line.isEmpty { break }
+                guard let colon = line.firstIndex(of: ":") else { throw Closed() }
+                response.headers.append(
+                    (String(line[..<colon]), String(line[line.index(after: colon)...].drop { $0 == " " })))
+            }
+        } while response.status == 100
+        if head || response.status == 204 || response.status == 304 { return response }
+        if let length = response.header("Content-Length").flatMap({ Int($0) }) {
+            response.body = try readBytes(length)
+        } else if response.header("Transfer-Encoding") == "chunked" {
+            while true {
+                guard let size = Int(try readLine().split(separator: ";").first ?? "", radix: 16) else { throw Closed() }
+                if size == 0 {
+                    while try !readLine().isEmpty {}
+                    break
+                }
+                response.body += try readBytes(size)
+                _ = try readLine()
+            }
+        } else {
+            while fill() {}
+            response.body = buffer
+            buffer = []
+        }
+        return response
+    }
+
+    /// Reads one status line and the blank line after it (an interim `100 Continue`).
+    func readInterim() throws -> String {
+        let line = try readLine()
+        _ = try readLine()
+        return line
+    }
+
+    /// True when the server has closed the connection (EOF or reset) within the receive timeout.
+    func isClosedByPeer() -> Bool {
+        if !buffer.isEmpty { return false }
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        if n > 0 {
+            buffer.append(byte)
+            return false
+        }
+        if n == 0 { return true }
+        return errno != EAGAIN && errno != EWOULDBLOCK
+    }
+
+    /// Shuts down both directions with a reset (SO_LINGER 0), like a client that crashed.
+    func reset() {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
+}
+
+/// Open descriptors of this process: connection-heavy tests check they return to the baseline.
+func openDescriptorCount() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var count = 0
+    while readdir(dir) != nil { count += 1 }
+    return count - 3  // ".", ".." and the directory stream itself
+}
