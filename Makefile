@@ -24,9 +24,8 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# Until the service lands (its own issue), this builds everything and shows what the binary offers.
 run: release
-	$$($(SWIFT) build -c release --show-bin-path)/ffmpeg-processor --help
+	$$($(SWIFT) build -c release --show-bin-path)/ffmpeg-processor serve --port $(PORT)
 
 test: deps
 	$(SWIFT) build --build-tests

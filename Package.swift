@@ -11,6 +11,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // What Glibc does not export to Swift: epoll, eventfd, timerfd, sendfile, signalfd, O_TMPFILE.
@@ -28,12 +31,22 @@ let package = Package(
             dependencies: ["CLinux", .product(name: "HTTPTypes", package: "swift-http-types")]
         ),
         .target(name: "Transcoding", dependencies: ["CFFmpeg"]),
-        .target(name: "TranscodeService", dependencies: ["Transcoding", "HTTPServer", "CLinux"]),
+        .target(
+            name: "TranscodeService",
+            dependencies: [
+                "Transcoding", "HTTPServer", "CLinux",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "ffmpeg-processor",
             dependencies: [
                 "Transcoding", "TranscodeService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "harness", dependencies: ["Transcoding"], path: "Harness"),

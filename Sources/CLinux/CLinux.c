@@ -1,5 +1,10 @@
-// Values that need _GNU_SOURCE are read here, so the header seen by Swift keeps the default feature set.
+// What needs _GNU_SOURCE is defined here, so the header seen by Swift keeps the default feature set (a different
+// one would clash with the system module Foundation and Dispatch import).
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stddef.h>
+#include <sys/socket.h>
 
 int clinux_o_tmpfile(void) { return O_TMPFILE; }
+
+int clinux_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }

@@ -1,6 +1,8 @@
 #ifndef FFMPEG_PROCESSOR_CLINUX_H
 #define FFMPEG_PROCESSOR_CLINUX_H
 
+/* No _GNU_SOURCE here: it would give Swift a view of the system headers that clashes with Foundation's. What needs
+   it lives in CLinux.c. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +33,7 @@ static inline int clinux_msg_nosignal(void) { return MSG_NOSIGNAL; }
 
 /* accept4 is a GNU extension the Glibc module does not export; accepted sockets are non-blocking and
    close-on-exec from birth. */
-static inline int clinux_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+int clinux_accept4(int fd);
 
 /* epoll_event is packed on x86_64, which Swift cannot lay out itself: access it through these. */
 static inline void clinux_epoll_event_set(struct epoll_event *ev, uint32_t events, uint64_t data) {

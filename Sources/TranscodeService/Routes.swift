@@ -1,0 +1,206 @@
+import HTTPServer
+import HTTPTypes
+import Logging
+import Synchronization
+import Transcoding
+
+/// The service's HTTP surface: `POST /<video_id>`, `GET|HEAD /about`, `GET /metrics`. Errors are problem+json.
+public struct Routes: Sendable {
+    let config: ServiceConfig
+    let pool: WorkerPool
+    let lifecycle: Lifecycle
+    let metrics: ServiceMetrics
+    let logger: Logger
+
+    /// Answers `/about` on the event loop itself: no task hop, so it stays fast while every worker is busy.
+    public func fastPath(_ request: HTTPRequest) -> ServerResponse? {
+        guard let path = request.path, path == "/about" || path.hasPrefix("/about?"),
+            request.method == .get || request.method == .head
+        else { return nil }
+        let response = about()
+        metrics.requestFinished(route: "about", status: response.head.status.code, bytesIn: 0, bytesOut: 0)
+        return response
+    }
+
+    public func handle(_ request: HTTPRequest, _ body: RequestBody) async -> ServerResponse {
+        let started = ContinuousClock.now
+        var record = RequestRecord(method: request.method.rawValue, path: request.path ?? "")
+        let response: ServerResponse
+        do {
+            response = try await route(request, body, &record)
+        } catch {
+            response = error.response
+        }
+        record.status = response.head.status.code
+        if case .file(_, let length) = response.body { record.bytesOut = length }
+        if case .bytes(let bytes) = response.body { record.bytesOut = Int64(bytes.count) }
+        record.totalMs = (ContinuousClock.now - started).seconds * 1000
+        metrics.requestFinished(route: record.route, status: record.status, bytesIn: record.bytesIn, bytesOut: record.bytesOut)
+        logger.log(level: record.status >= 500 ? .warning : .info, "\(record.line)")
+        return response
+    }
+
+    private func route(_ request: HTTPRequest, _ body: RequestBody, _ record: inout RequestRecord) async throws(Problem) -> ServerResponse {
+        let target = try RequestTarget(request.path ?? "")
+        switch (request.method, target.segments) {
+        case (.get, ["about"]), (.head, ["about"]):
+            record.route = "about"
+            return about()
+        case (.get, ["metrics"]):
+            record.route = "metrics"
+            return ServerResponse(
+                status: .ok, headerFields: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .bytes(Array(metrics.exposition().utf8)))
+        case (_, ["about"]), (_, ["metrics"]):
+            throw Problem(.methodNotAllowed, "\(request.method) is not allowed here", headers: [.allow: "GET, HEAD"])
+        case (.post, _):
+            record.route = "transcode"
+            return try await transcodeUpload(request, body, target, &record)
+        case (_, []):
+            throw Problem(.notFound, "POST a video to /<video_id>; GET /about for the service's state")
+        default:
+            if (try? validateVideoID(target.segments)) != nil {
+                throw Problem(.methodNotAllowed, "use POST to send a video", headers: [.allow: "POST"])
+            }
+            throw Problem(.notFound, "no such resource")
+        }
+    }
+
+    private func transcodeUpload(
+        _ request: HTTPRequest, _ body: RequestBody, _ target: RequestTarget, _ record: inout RequestRecord
+    ) async throws(Problem) -> ServerResponse {
+        let id = try validateVideoID(target.segments)
+        record.videoID = id
+        let options = try applyQuery(target.query, to: config.baseOptions)
+        guard request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil else {
+            throw Problem(.lengthRequired, "send the video with Content-Length or chunked transfer coding")
+        }
+        guard !lifecycle.isDraining else {
+            throw Problem(.serviceUnavailable, "the service is shutting down", headers: [.retryAfter: "5"])
+        }
+        // Admission comes before the body: a refused client has sent nothing but its head.
+        let reservation: WorkerPool.Reservation
+        switch await pool.admit(expectedBytes: body.expectedLength) {
+        case .admitted(let granted): reservation = granted
+        case .rejected(let seconds):
+            throw Problem(.serviceUnavailable, "all workers are busy and the queue is full", headers: [.retryAfter: String(seconds)])
+        }
+        defer { Task { [pool] in await pool.release(reservation) } }
+
+        let input = try temporaryFile()
+        do {
+            for try await chunk in body {
+                try input.write(chunk)
+            }
+        } catch let error as TempFileError {
+            throw Problem(error)
+        } catch {
+            // The client went away or stalled mid-body; nothing was queued and the temp file closes with `input`.
+            throw Problem(.badRequest, "the upload did not complete (\(error))")
+        }
+        record.bytesIn = input.size
+        guard input.size > 0 else { throw Problem(.badRequest, "the body is empty: send the video as the body") }
+        let output = try temporaryFile()
+        switch await pool.run(reservation, input: input.borrowedDescriptor, output: output.borrowedDescriptor, options: options) {
+        case .success(let outcome):
+            record.queueMs = outcome.queueWait * 1000
+            record.transcodeMs = outcome.transcodeSeconds * 1000
+            metrics.jobFinished(queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds)
+            let length = output.size == 0 ? outcome.report.outputBytes : output.size
+            return ServerResponse(
+                status: .ok,
+                headerFields: [
+                    .contentType: "video/mp4",
+                    .contentDisposition: "inline; filename=\"\(id).mp4\"",
+                    HTTPField.Name("X-Video-Id")!: id,
+                    HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
+                    HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
+                ],
+                body: .file(descriptor: output.take(), length: length))
+        case .failure(let error):
+            throw Problem(error)
+        }
+    }
+
+    private func temporaryFile() throws(Problem) -> TempFile {
+        do { return try TempFile(directory: config.tmpDir) } catch { throw Problem(error) }
+    }
+
+    private func about() -> ServerResponse {
+        let counters = pool.counters
+        let versions = LibavVersions.all.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
+        let json = "{\"service\":\"ffmpeg-processor\",\"version\":\(jsonString(serviceVersion)),"
+            + "\"status\":\(jsonString(lifecycle.isDraining ? "draining" : "ok")),"
+            + "\"libav\":{\(versions.joined(separator: ","))},"
+            + "\"workers\":\(counters.workers.load(ordering: .relaxed)),"
+            + "\"running\":\(counters.running.load(ordering: .relaxed)),"
+            + "\"queued\":\(counters.queued),"
+            + "\"capacity\":\(counters.capacity.load(ordering: .relaxed)),"
+            + "\"completed\":\(counters.completed.load(ordering: .relaxed)),"
+            + "\"failed\":\(counters.failed.load(ordering: .relaxed)),"
+            + "\"rejected\":\(counters.rejected.load(ordering: .relaxed)),"
+            + "\"uptime_seconds\":\(Int(lifecycle.uptime))}"
+        return ServerResponse(
+            status: lifecycle.isDraining ? .serviceUnavailable : .ok,
+            headerFields: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .bytes(Array(json.utf8)))
+    }
+}
+
+public let serviceVersion = "0.1.0"
+
+/// Draining state and uptime, readable from the event loop.
+public final class Lifecycle: Sendable {
+    private let draining = Atomic<Bool>(false)
+    private let started = ContinuousClock.now
+
+    public init() {}
+
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+    public func beginDraining() { draining.store(true, ordering: .relaxed) }
+    public var uptime: Double { (ContinuousClock.now - started).seconds }
+}
+
+extension Problem {
+    init(_ error: TempFileError) {
+        switch error {
+        case .diskFull: self.init(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the temp directory is full")
+        case .io(let code): self.init(.internalServerError, "temp file error (errno \(code))")
+        }
+    }
+
+    /// The one place a transcode failure becomes an HTTP status.
+    init(_ error: TranscodeError) {
+        switch error {
+        case .notAVideo: self.init(.unsupportedMediaType, "\(error)")
+        case .noVideoStream, .unsupportedCodec, .corruptInput: self.init(.unprocessableContent, "\(error)")
+        case .limitExceeded(.jobTime): self.init(.unprocessableContent, "the video takes too long to transcode (job time limit)")
+        case .limitExceeded: self.init(.contentTooLarge, "\(error)")
+        case .invalidOption: self.init(.badRequest, "\(error)")
+        case .cancelled: self.init(.serviceUnavailable, "the job was cancelled")
+        case .io(let code) where code == 28 || code == 122: self.init(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the temp directory is full")
+        case .io, .internal: self.init(.internalServerError, "\(error)")
+        }
+    }
+}
+
+/// The fields of the one log line each request gets.
+struct RequestRecord {
+    var method: String
+    var path: String
+    var route = "other"
+    var videoID = "-"
+    var status = 0
+    var bytesIn: Int64 = 0
+    var bytesOut: Int64 = 0
+    var queueMs = 0.0
+    var transcodeMs = 0.0
+    var totalMs = 0.0
+
+    var line: String {
+        "request id=\(videoID) method=\(method) path=\(path) status=\(status) bytes_in=\(bytesIn) bytes_out=\(bytesOut) "
+            + "queue_ms=\(Int(queueMs)) transcode_ms=\(Int(transcodeMs)) total_ms=\(Int(totalMs))"
+    }
+}
+
+func milliseconds(_ seconds: Double) -> String { String(Int((seconds * 1000).rounded())) }

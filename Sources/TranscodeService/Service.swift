@@ -1,0 +1,72 @@
+import Glibc
+import HTTPServer
+import Logging
+
+/// The whole service: the HTTP server, the routes and the worker pool, with its drain-and-stop lifecycle.
+public final class Service: Sendable {
+    public let config: ServiceConfig
+    public let pool: WorkerPool
+    public let lifecycle = Lifecycle()
+    private let server: Server
+    private let logger: Logger
+
+    public init(config: ServiceConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        var isDirectory = stat()
+        guard stat(config.tmpDir, &isDirectory) == 0, isDirectory.st_mode & S_IFMT == S_IFDIR else {
+            throw ServiceError.badTemporaryDirectory(config.tmpDir)
+        }
+        pool = WorkerPool(workers: config.workers, queueCapacity: config.queue, byteBudget: config.queueBytes)
+        let routes = Routes(
+            config: config, pool: pool, lifecycle: lifecycle, metrics: ServiceMetrics(counters: pool.counters),
+            logger: logger)
+        server = Server(
+            configuration: ServerConfiguration(
+                host: config.host, port: config.port, eventLoopThreads: config.eventLoopThreads,
+                maxConnections: config.maxConnections, maxBodySize: config.maxBody),
+            fastPath: { routes.fastPath($0) },
+            handler: { await routes.handle($0, $1) })
+    }
+
+    /// Binds and starts serving; returns the bound port.
+    public func start() throws -> Int {
+        let port = try server.start()
+        logger.info("listening on \(config.host):\(port) with \(config.summary)")
+        return port
+    }
+
+    /// Stops taking new connections, lets admitted jobs finish (up to `drainTimeout`), then closes everything.
+    public func drainAndStop() async {
+        lifecycle.beginDraining()
+        server.stopAccepting()
+        logger.info("draining: \(pool.counters.admitted.load(ordering: .relaxed)) request(s) in flight")
+        let deadline = ContinuousClock.now + .milliseconds(Int64(config.drainTimeout * 1000))
+        while pool.counters.admitted.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        // Let the last responses reach their sockets before the connections close.
+        while server.openConnections > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        stop()
+    }
+
+    /// Closes every connection at once and stops the workers.
+    public func stop() {
+        server.shutdown()
+        Task { [pool] in await pool.shutdown() }
+    }
+
+    public var openConnections: Int { server.openConnections }
+}
+
+public enum ServiceError: Error, CustomStringConvertible {
+    case badTemporaryDirectory(String)
+
+    public var description: String {
+        switch self {
+        case .badTemporaryDirectory(let path): "the temp directory \(path) does not exist or is not a directory"
+        }
+    }
+}

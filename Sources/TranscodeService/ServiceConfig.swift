@@ -1,0 +1,54 @@
+import Glibc
+import Transcoding
+
+/// Everything `serve` can be told, with its defaults in one place. Each field has a flag and an environment
+/// variable (see `ffmpeg-processor serve --help`).
+public struct ServiceConfig: Sendable {
+    public var host = "0.0.0.0"
+    public var port = 3000
+    /// Transcoding threads; default one per core.
+    public var workers = ServiceConfig.cores
+    /// Requests admitted beyond the running ones (uploading or waiting). 1024 lets the original experiment's 1000
+    /// simultaneous requests all through.
+    public var queue = 1024
+    /// Largest accepted body; Content-Length over it is a 413 before any byte is read.
+    public var maxBody: Int64 = 1 << 30
+    /// Bytes of declared uploads admitted at once (Content-Length sums); past it, 503.
+    public var queueBytes: Int64 = 8 << 30
+    /// Where the anonymous temp files live.
+    public var tmpDir = ServiceConfig.defaultTemporaryDirectory
+    /// Wall-clock limit of one transcode, seconds.
+    public var jobTimeout = 600.0
+    /// How long SIGTERM waits for running and queued jobs.
+    public var drainTimeout = 60.0
+    public var logLevel = "info"
+    public var eventLoopThreads = 1
+    public var maxConnections = 10_000
+    /// Limits applied to every input.
+    public var limits = TranscodeOptions.Limits()
+
+    public init() {}
+
+    public static var cores: Int { max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1) }
+
+    public static var defaultTemporaryDirectory: String {
+        getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+    }
+
+    /// The options a request starts from before its query adjusts them.
+    var baseOptions: TranscodeOptions {
+        var options = TranscodeOptions()
+        options.limits = limits
+        options.limits.jobTimeLimitSeconds = jobTimeout
+        // Each worker owns a core when the pool is full; libav's own threads would only fight over them.
+        options.threads = workers >= ServiceConfig.cores ? 1 : 0
+        return options
+    }
+
+    /// One line for the start-up log.
+    public var summary: String {
+        "host=\(host) port=\(port) workers=\(workers) queue=\(queue) max-body=\(maxBody) queue-bytes=\(queueBytes) "
+            + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s drain-timeout=\(drainTimeout)s log-level=\(logLevel) "
+            + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections)"
+    }
+}

@@ -1,0 +1,64 @@
+import CoreMetrics
+import Prometheus
+import Synchronization
+
+/// The service's metrics, through swift-metrics with a Prometheus registry of its own (no global bootstrap, so
+/// several services can live in one test process). Exposed as text by `GET /metrics`.
+public final class ServiceMetrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let requests = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let bytesIn: CoreMetrics.Counter
+    private let bytesOut: CoreMetrics.Counter
+    private let rejections: CoreMetrics.Counter
+    private let queueDepth: CoreMetrics.Gauge
+    private let running: CoreMetrics.Gauge
+    private let queueWait: CoreMetrics.Timer
+    private let transcodeTime: CoreMetrics.Timer
+    private let counters: PoolCounters
+
+    public init(counters: PoolCounters) {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
+        ]
+        self.factory = factory
+        self.counters = counters
+        bytesIn = CoreMetrics.Counter(label: "ffmpeg_processor_bytes_in_total", factory: factory)
+        bytesOut = CoreMetrics.Counter(label: "ffmpeg_processor_bytes_out_total", factory: factory)
+        rejections = CoreMetrics.Counter(label: "ffmpeg_processor_rejections_total", factory: factory)
+        queueDepth = CoreMetrics.Gauge(label: "ffmpeg_processor_queue_depth", factory: factory)
+        running = CoreMetrics.Gauge(label: "ffmpeg_processor_running_jobs", factory: factory)
+        queueWait = CoreMetrics.Timer(label: "ffmpeg_processor_queue_wait_seconds", factory: factory)
+        transcodeTime = CoreMetrics.Timer(label: "ffmpeg_processor_transcode_seconds", factory: factory)
+    }
+
+    func requestFinished(route: String, status: Int, bytesIn: Int64, bytesOut: Int64) {
+        let key = "\(route) \(status)"
+        let counter = requests.withLock { cache in
+            if let counter = cache[key] { return counter }
+            let counter = CoreMetrics.Counter(
+                label: "ffmpeg_processor_requests_total", dimensions: [("route", route), ("status", String(status))],
+                factory: factory)
+            cache[key] = counter
+            return counter
+        }
+        counter.increment()
+        if bytesIn > 0 { self.bytesIn.increment(by: bytesIn) }
+        if bytesOut > 0 { self.bytesOut.increment(by: bytesOut) }
+        if status == 503 { rejections.increment() }
+    }
+
+    func jobFinished(queueWait: Double, transcode: Double) {
+        self.queueWait.recordNanoseconds(Int64(queueWait * 1e9))
+        transcodeTime.recordNanoseconds(Int64(transcode * 1e9))
+    }
+
+    /// The Prometheus text exposition, with the pool's gauges read at this moment.
+    func exposition() -> String {
+        queueDepth.record(counters.queued)
+        running.record(counters.running.load(ordering: .relaxed))
+        return registry.emitToString()
+    }
+}

@@ -1,1 +1,0 @@
-// The service (routes, WorkerPool, temp files) lands with its own issue; this keeps the target building.

@@ -1,0 +1,242 @@
+import Foundation
+import Synchronization
+import Transcoding
+
+/// The transcoding workers: N dedicated threads (never Swift's cooperative pool, which libav would starve), a
+/// bounded admission count and a byte budget for uploads. Requests are admitted before their body is read, so a
+/// full pool costs a client nothing but a 503.
+public actor WorkerPool {
+    public struct Reservation: Sendable, Hashable {
+        let id: UInt64
+        let bytes: Int64
+    }
+
+    public enum Admission: Sendable {
+        case admitted(Reservation)
+        case rejected(retryAfterSeconds: Int)
+    }
+
+    public struct Outcome: Sendable {
+        public var report: TranscodeReport
+        public var queueWait: Double
+        public var transcodeSeconds: Double
+    }
+
+    public let workers: Int
+    public let queueCapacity: Int
+    public let byteBudget: Int64
+    /// Readable from any thread without an actor hop (the event loop answers `/about` with it).
+    public nonisolated let counters = PoolCounters()
+    private let queue: JobQueue
+    private var reservations: [UInt64: Int64] = [:]
+    private var reservedBytes: Int64 = 0
+    private var nextID: UInt64 = 0
+    /// Recent transcode times, for Retry-After.
+    private var averageSeconds = 1.0
+
+    public init(workers: Int, queueCapacity: Int, byteBudget: Int64) {
+        precondition(workers >= 1 && queueCapacity >= 0 && byteBudget > 0)
+        self.workers = workers
+        self.queueCapacity = queueCapacity
+        self.byteBudget = byteBudget
+        queue = JobQueue(counters: counters)
+        counters.capacity.store(workers + queueCapacity, ordering: .relaxed)
+        counters.workers.store(workers, ordering: .relaxed)
+        for index in 0..<workers {
+            let queue = queue
+            let thread = Thread { WorkerPool.work(queue) }
+            thread.name = "transcode-\(index)"
+            // x264 and the decoders use deep stacks; Foundation's default for secondary threads is small.
+            thread.stackSize = 16 << 20
+            thread.start()
+        }
+    }
+
+    /// Asks for a place before any body byte is read. `expectedBytes` is the Content-Length, if any.
+    public func admit(expectedBytes: Int64?) -> Admission {
+        let bytes = max(expectedBytes ?? 0, 0)
+        guard reservations.count < workers + queueCapacity, reservedBytes + bytes <= byteBudget else {
+            counters.rejected.add(1, ordering: .relaxed)
+            return .rejected(retryAfterSeconds: retryAfter())
+        }
+        nextID += 1
+        reservations[nextID] = bytes
+        reservedBytes += bytes
+        counters.admitted.store(reservations.count, ordering: .relaxed)
+        return .admitted(Reservation(id: nextID, bytes: bytes))
+    }
+
+    /// Gives the place back; safe to call more than once.
+    public func release(_ reservation: Reservation) {
+        guard let bytes = reservations.removeValue(forKey: reservation.id) else { return }
+        reservedBytes -= bytes
+        counters.admitted.store(reservations.count, ordering: .relaxed)
+    }
+
+    /// Runs one transcode on a worker thread. Cancelling the calling task cancels the job: a queued job is dropped
+    /// at once, a running one stops within a frame.
+    public func run(
+        _ reservation: Reservation, input: Int32, output: Int32, options: TranscodeOptions
+    ) async -> Result<Outcome, TranscodeError> {
+        let job = Job(input: input, output: output, options: options)
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                job.start(continuation)
+                queue.push(job)
+            }
+        } onCancel: {
+            job.cancel()
+        }
+        switch outcome {
+        case .success(let result):
+            counters.completed.add(1, ordering: .relaxed)
+            averageSeconds = averageSeconds * 0.8 + result.transcodeSeconds * 0.2
+        case .failure(.cancelled): break
+        case .failure: counters.failed.add(1, ordering: .relaxed)
+        }
+        return outcome
+    }
+
+    /// Seconds until a place is likely free: the work ahead divided among the workers, at least 1.
+    private func retryAfter() -> Int {
+        let ahead = Double(reservations.count) * averageSeconds / Double(workers)
+        return min(max(Int(ahead.rounded(.up)), 1), 300)
+    }
+
+    /// Stops the worker threads once the queue is empty (for tests; the service exits instead).
+    public func shutdown() { queue.close() }
+
+    private static func work(_ queue: JobQueue) {
+        while let job = queue.take() {
+            job.execute(counters: queue.counters)
+        }
+    }
+}
+
+/// Counts the pool publishes for lock-free reading.
+public final class PoolCounters: Sendable {
+    public let workers = Atomic<Int>(0)
+    public let capacity = Atomic<Int>(0)
+    /// Admitted requests not finished: uploading, queued or running.
+    public let admitted = Atomic<Int>(0)
+    public let running = Atomic<Int>(0)
+    public let completed = Atomic<Int>(0)
+    public let failed = Atomic<Int>(0)
+    public let rejected = Atomic<Int>(0)
+
+    /// Admitted but not running: uploading or waiting for a worker.
+    public var queued: Int { max(admitted.load(ordering: .relaxed) - running.load(ordering: .relaxed), 0) }
+}
+
+/// One transcode handed to a worker; its continuation is resumed exactly once, by whoever finishes it first.
+final class Job: Sendable {
+    typealias Outcome = WorkerPool.Outcome
+    typealias Continuation = CheckedContinuation<Result<Outcome, TranscodeError>, Never>
+
+    let input: Int32
+    let output: Int32
+    let options: TranscodeOptions
+    let cancellation = TranscodeCancellation()
+    private let enqueued = ContinuousClock.now
+    private struct State {
+        var continuation: Continuation?
+        var running = false
+    }
+    private let state = Mutex(State())
+
+    init(input: Int32, output: Int32, options: TranscodeOptions) {
+        self.input = input
+        self.output = output
+        self.options = options
+    }
+
+    func start(_ continuation: Continuation) {
+        state.withLock { $0.continuation = continuation }
+        if cancellation.isCancelled { cancel() }
+    }
+
+    /// A queued job answers at once (the worker that later dequeues it skips it); a running one is told to stop
+    /// and answers when it has.
+    func cancel() {
+        cancellation.cancel()
+        let queued = state.withLock { state -> Continuation? in
+            guard !state.running else { return nil }
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        queued?.resume(returning: .failure(.cancelled))
+    }
+
+    /// Runs on a worker thread.
+    func execute(counters: PoolCounters) {
+        let claimed = state.withLock { state -> Bool in
+            guard state.continuation != nil, !cancellation.isCancelled else { return false }
+            state.running = true
+            return true
+        }
+        guard claimed else { return }
+        let started = ContinuousClock.now
+        counters.running.add(1, ordering: .relaxed)
+        let result = Result { () throws(TranscodeError) -> TranscodeReport in
+            try transcode(input: .fileDescriptor(input), output: .fileDescriptor(output), options: options,
+                          cancellation: cancellation)
+        }
+        counters.running.subtract(1, ordering: .relaxed)
+        let outcome = result.map {
+            Outcome(report: $0, queueWait: (started - enqueued).seconds, transcodeSeconds: (ContinuousClock.now - started).seconds)
+        }
+        let continuation = state.withLock { state -> Continuation? in
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(returning: outcome)
+    }
+}
+
+/// The hand-off between the actor and the worker threads: a blocking FIFO.
+final class JobQueue: @unchecked Sendable {
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var jobs: [Job] = []
+    private var head = 0
+    private var closed = false
+    let counters: PoolCounters
+
+    init(counters: PoolCounters) { self.counters = counters }
+
+    func push(_ job: Job) {
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Blocks until a job is there; nil once closed and empty.
+    func take() -> Job? {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == jobs.count && !closed { condition.wait() }
+        guard head < jobs.count else { return nil }
+        let job = jobs[head]
+        head += 1
+        if head > 64 && head * 2 > jobs.count {
+            jobs.removeFirst(head)
+            head = 0
+        }
+        return job
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) / 1e18
+    }
+}

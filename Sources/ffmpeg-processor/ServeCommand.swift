@@ -1,0 +1,108 @@
+import ArgumentParser
+import Dispatch
+import Glibc
+import Logging
+import TranscodeService
+
+/// `ffmpeg-processor serve` (the default): the HTTP service. Every option also reads an environment variable.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve POST /<video_id>, GET /about and GET /metrics.",
+        discussion: """
+            Each option can also be set with the environment variable in brackets; a flag wins over the variable.
+            SIGTERM or SIGINT drains (no new connections, /about answers 503, admitted jobs finish up to the drain
+            timeout) and exits 0; a second signal exits at once.
+            """
+    )
+
+    @Option(help: "Address to listen on [HOST].") var host: String?
+    @Option(help: "Port [PORT].") var port: Int?
+    @Option(help: "Transcoding threads; default one per core [WORKERS].") var workers: Int?
+    @Option(help: "Requests admitted beyond the running ones [QUEUE].") var queue: Int?
+    @Option(help: "Largest body in bytes [MAX_BODY].") var maxBody: Int64?
+    @Option(help: "Declared upload bytes admitted at once [QUEUE_BYTES].") var queueBytes: Int64?
+    @Option(help: "Folder for the anonymous temp files [TMP_DIR].") var tmpDir: String?
+    @Option(help: "Time limit of one transcode, seconds [JOB_TIMEOUT].") var jobTimeout: Double?
+    @Option(help: "Time SIGTERM waits for jobs, seconds [DRAIN_TIMEOUT].") var drainTimeout: Double?
+    @Option(help: "trace, debug, info, notice, warning, error or critical [LOG_LEVEL].") var logLevel: String?
+
+    func run() async throws {
+        var config = ServiceConfig()
+        let env = Environment()
+        config.host = try host ?? env.string("HOST") ?? config.host
+        config.port = try port ?? env.number("PORT") ?? config.port
+        config.workers = try workers ?? env.number("WORKERS") ?? config.workers
+        config.queue = try queue ?? env.number("QUEUE") ?? config.queue
+        config.maxBody = try maxBody ?? env.number("MAX_BODY") ?? config.maxBody
+        config.queueBytes = try queueBytes ?? env.number("QUEUE_BYTES") ?? config.queueBytes
+        config.tmpDir = try tmpDir ?? env.string("TMP_DIR") ?? config.tmpDir
+        config.jobTimeout = try jobTimeout ?? env.number("JOB_TIMEOUT") ?? config.jobTimeout
+        config.drainTimeout = try drainTimeout ?? env.number("DRAIN_TIMEOUT") ?? config.drainTimeout
+        config.logLevel = try logLevel ?? env.string("LOG_LEVEL") ?? config.logLevel
+        guard let level = Logger.Level(rawValue: config.logLevel) else {
+            throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard (0...65535).contains(config.port) else { throw ValidationError("port must be 0...65535") }
+        guard config.workers >= 1, config.queue >= 0, config.maxBody > 0, config.queueBytes > 0,
+            config.jobTimeout > 0, config.drainTimeout >= 0
+        else { throw ValidationError("workers ≥ 1, queue ≥ 0, and sizes and timeouts must be positive") }
+
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "ffmpeg-processor")
+        let service = try Service(config: config, logger: logger)
+        let signals = SignalWatcher()
+        _ = try service.start()
+        await signals.first()
+        logger.info("signal received: draining (a second signal exits at once)")
+        signals.onNext { _exit(130) }
+        await service.drainAndStop()
+        logger.info("stopped")
+    }
+}
+
+/// SIGTERM and SIGINT as events instead of process death.
+final class SignalWatcher: @unchecked Sendable {
+    // The sources are set up once in init; later calls only replace their handlers, which Dispatch allows.
+    private let sources: [DispatchSourceSignal]
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+    init() {
+        (stream, continuation) = AsyncStream.makeStream()
+        let queue = DispatchQueue(label: "signals")
+        sources = [SIGTERM, SIGINT].map { signal in
+            Glibc.signal(signal, SIG_IGN)
+            return DispatchSource.makeSignalSource(signal: signal, queue: queue)
+        }
+        for source in sources {
+            source.setEventHandler { [continuation] in continuation.yield() }
+            source.resume()
+        }
+    }
+
+    func first() async {
+        for await _ in stream { return }
+    }
+
+    /// Runs `action` on every later signal.
+    func onNext(_ action: @escaping @Sendable () -> Void) {
+        for source in sources { source.setEventHandler(handler: action) }
+    }
+}
+
+/// Reads the environment, refusing values that do not parse instead of ignoring them.
+struct Environment {
+    func string(_ name: String) throws -> String? {
+        getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func number<T: LosslessStringConvertible>(_ name: String) throws -> T? {
+        guard let text = try string(name) else { return nil }
+        guard let value = T(text) else { throw ValidationError("\(name)=\(text) is not a valid number") }
+        return value
+    }
+}
