@@ -55,8 +55,14 @@ let package = Package(
             dependencies: ["Transcoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TranscodeBench"
         ),
-        .testTarget(name: "TranscodingTests", dependencies: ["Transcoding", "CLinux"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux"]),
+        .testTarget(name: "TranscodingTests", dependencies: ["Transcoding", "CLinux", "TestSupport"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport"]),
+        .testTarget(
+            name: "TranscodeServiceTests",
+            dependencies: ["TranscodeService", "Transcoding", "HTTPServer", "TestSupport", "CLinux",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

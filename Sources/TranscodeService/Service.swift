@@ -45,8 +45,10 @@ public final class Service: Sendable {
         while pool.counters.admitted.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        // Let the last responses reach their sockets before the connections close.
-        while server.openConnections > 0 && ContinuousClock.now < deadline {
+        // Let the last responses reach their sockets; idle keep-alive connections would hold this to the deadline,
+        // so the wait is short.
+        let grace = min(deadline, ContinuousClock.now + .seconds(3))
+        while server.openConnections > 0 && ContinuousClock.now < grace {
             try? await Task.sleep(for: .milliseconds(50))
         }
         stop()

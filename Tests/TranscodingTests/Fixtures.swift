@@ -1,21 +1,8 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 import Transcoding
-
-/// A scratch folder per test, removed when the test's `Scratch` goes away.
-final class Scratch {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("fp-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-}
 
 /// The clips the transcoder is checked against, generated in-process (a moving pattern and a tone).
 struct Fixture: CustomTestStringConvertible, Sendable {
@@ -87,14 +74,4 @@ func topLevelBoxes(_ path: String) throws -> [String] {
         offset += size
     }
     return boxes
-}
-
-/// This process's open descriptors that point into `folder`: tests run in parallel, so a leak is looked for by
-/// where descriptors point rather than by how many there are.
-func descriptors(under folder: String) -> [String] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-    return entries.compactMap { entry in
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + entry) else { return nil }
-        return target.hasPrefix(folder) ? target : nil
-    }
 }

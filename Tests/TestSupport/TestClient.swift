@@ -1,23 +1,24 @@
 import Glibc
 
-/// A blocking test client on a raw socket, so tests see exactly the bytes on the wire.
-final class TestClient {
-    let fd: Int32
+/// A blocking test client on a raw socket, so tests see exactly the bytes on the wire. Shared by the HTTP server's,
+/// the service's and the transcoding tests.
+public final class TestClient {
+    public let fd: Int32
     private var buffer: [UInt8] = []
 
-    struct Response {
-        var status: Int
-        var headers: [(String, String)]
-        var body: [UInt8]
-        func header(_ name: String) -> String? {
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: [UInt8]
+        public func header(_ name: String) -> String? {
             headers.first { $0.0.lowercased() == name.lowercased() }?.1
         }
-        var text: String { String(decoding: body, as: UTF8.self) }
+        public var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    struct Closed: Error {}
+    public struct Closed: Error {}
 
-    init(port: Int, receiveTimeoutSeconds: Int = 10) throws {
+    public init(port: Int, receiveTimeoutSeconds: Int = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Closed() }
         var address = sockaddr_in()
@@ -39,9 +40,9 @@ final class TestClient {
 
     deinit { close(fd) }
 
-    func send(_ string: String) throws { try send(Array(string.utf8)) }
+    public func send(_ string: String) throws { try send(Array(string.utf8)) }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -77,7 +78,7 @@ final class TestClient {
     }
 
     /// Reads one response (skipping any `100 Continue`); `head` skips the body (for HEAD requests).
-    func readResponse(head: Bool = false) throws -> Response {
+    public func readResponse(head: Bool = false) throws -> Response {
         var response: Response
         repeat {
             let statusLine = try readLine()
@@ -114,14 +115,14 @@ final class TestClient {
     }
 
     /// Reads one status line and the blank line after it (an interim `100 Continue`).
-    func readInterim() throws -> String {
+    public func readInterim() throws -> String {
         let line = try readLine()
         _ = try readLine()
         return line
     }
 
     /// True when the server has closed the connection (EOF or reset) within the receive timeout.
-    func isClosedByPeer() -> Bool {
+    public func isClosedByPeer() -> Bool {
         if !buffer.isEmpty { return false }
         var byte: UInt8 = 0
         let n = recv(fd, &byte, 1, 0)
@@ -134,7 +135,7 @@ final class TestClient {
     }
 
     /// Shuts down both directions with a reset (SO_LINGER 0), like a client that crashed.
-    func reset() {
+    public func reset() {
         var option = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
         shutdown(fd, Int32(SHUT_RDWR))
@@ -142,7 +143,7 @@ final class TestClient {
 }
 
 /// Open descriptors of this process: connection-heavy tests check they return to the baseline.
-func openDescriptorCount() -> Int {
+public func openDescriptorCount() -> Int {
     guard let dir = opendir("/proc/self/fd") else { return -1 }
     defer { closedir(dir) }
     var count = 0

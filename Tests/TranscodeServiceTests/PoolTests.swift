@@ -1,0 +1,100 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+import Transcoding
+
+/// Starts a slow transcode on its own connection; the caller resets or reads it.
+func startSlowJob(_ running: RunningService, id: String = "slow") throws -> TestClient {
+    let client = try TestClient(port: running.port, receiveTimeoutSeconds: 120)
+    try client.send("POST /\(id)?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
+    try client.send(Clips.slow)
+    return client
+}
+
+@Suite("the worker pool: admission, cancellation, health while busy", .serialized)
+struct PoolTests {
+    @Test("a full pool answers 503 with Retry-After and never reads the body")
+    func full() async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1, queue: 0)
+            defer { running.stop() }
+            let busy = try startSlowJob(running)
+            #expect(try running.wait { $0["running"] as? Int == 1 })
+            let client = try TestClient(port: running.port)
+            try client.send("POST /late HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.small.bytes.count)\r\nExpect: 100-continue\r\n\r\n")
+            let response = try client.readResponse()
+            #expect(response.status == 503)
+            #expect(Int(response.header("Retry-After") ?? "") ?? 0 >= 1)
+            #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(client.isClosedByPeer(), "the unread body ends the connection")
+            #expect(try running.about()["rejected"] as? Int == 1)
+            busy.reset()
+        }
+    }
+
+    @Test("/about answers at once while every worker is busy")
+    func aboutWhileBusy() async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1, queue: 1)
+            defer { running.stop() }
+            let busy = try startSlowJob(running)
+            #expect(try running.wait { $0["running"] as? Int == 1 })
+            let started = Date()
+            let about = try running.about()
+            #expect(about["running"] as? Int == 1)
+            #expect(Date().timeIntervalSince(started) < 1)
+            busy.reset()
+        }
+    }
+
+    @Test("a client gone mid-transcode frees its worker")
+    func disconnectWhileRunning() async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1, queue: 0)
+            defer { running.stop() }
+            let busy = try startSlowJob(running)
+            #expect(try running.wait { $0["running"] as? Int == 1 })
+            busy.reset()
+            #expect(try running.wait(seconds: 2) { $0["running"] as? Int == 0 && $0["queued"] as? Int == 0 })
+            let next = try running.post("/next", body: Clips.small.bytes)
+            #expect(next.status == 200)
+            #expect(running.openTempFiles.isEmpty)
+        }
+    }
+
+    @Test("a client gone while queued: its job never runs")
+    func disconnectWhileQueued() async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1, queue: 1)
+            defer { running.stop() }
+            let busy = try startSlowJob(running, id: "first")
+            #expect(try running.wait { $0["running"] as? Int == 1 })
+            let queued = try startSlowJob(running, id: "second")
+            #expect(try running.wait { $0["queued"] as? Int == 1 })
+            queued.reset()
+            #expect(try running.wait(seconds: 2) { $0["queued"] as? Int == 0 })
+            busy.reset()
+            #expect(try running.wait(seconds: 2) { $0["running"] as? Int == 0 })
+            let about = try running.about()
+            #expect(about["completed"] as? Int == 0 && about["failed"] as? Int == 0)
+            #expect(running.openTempFiles.isEmpty)
+        }
+    }
+
+    @Test("a client gone mid-upload: no job, no file")
+    func disconnectWhileUploading() async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1, queue: 1)
+            defer { running.stop() }
+            let client = try TestClient(port: running.port)
+            try client.send("POST /partial HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.small.bytes.count)\r\n\r\n")
+            try client.send(Array(Clips.small.bytes.prefix(5000)))
+            #expect(try running.wait { $0["queued"] as? Int == 1 })
+            client.reset()
+            #expect(try running.wait(seconds: 2) { $0["queued"] as? Int == 0 })
+            #expect(try running.about()["running"] as? Int == 0)
+            #expect(running.openTempFiles.isEmpty)
+        }
+    }
+}

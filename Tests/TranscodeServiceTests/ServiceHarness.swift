@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import TestSupport
+import TranscodeService
+import Transcoding
+
+/// A service on 127.0.0.1 at an ephemeral port, with its own temp folder; stopped by `stop()`.
+final class RunningService: Sendable {
+    let service: Service
+    let port: Int
+    let scratch: Scratch
+
+    init(workers: Int = 2, queue: Int = 16, configure: (inout ServiceConfig) -> Void = { _ in }) throws {
+        scratch = try Scratch()
+        var config = ServiceConfig()
+        config.host = "127.0.0.1"
+        config.port = 0
+        config.workers = workers
+        config.queue = queue
+        config.tmpDir = scratch.url.path
+        config.drainTimeout = 10
+        configure(&config)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        service = try Service(config: config, logger: logger)
+        port = try service.start()
+    }
+
+    func stop() { service.stop() }
+
+    /// Sends `body` as a POST and reads the answer.
+    func post(_ target: String, body: [UInt8], extraHeaders: String = "") throws -> TestClient.Response {
+        let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
+        try client.send("POST \(target) HTTP/1.1\r\nHost: test\r\nContent-Length: \(body.count)\r\n\(extraHeaders)\r\n")
+        try client.send(body)
+        return try client.readResponse()
+    }
+
+    func get(_ target: String) throws -> TestClient.Response {
+        let client = try TestClient(port: port)
+        try client.send("GET \(target) HTTP/1.1\r\nHost: test\r\n\r\n")
+        return try client.readResponse()
+    }
+
+    /// `/about` as a dictionary of its JSON fields.
+    func about() throws -> [String: Any] {
+        let response = try get("/about")
+        return try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
+    }
+
+    /// Polls `/about` until `condition` holds or `seconds` pass.
+    func wait(seconds: Double = 10, until condition: ([String: Any]) -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition(try about()) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    /// Descriptors of this process that point into the service's temp folder (its anonymous files included).
+    var openTempFiles: [String] { descriptors(under: scratch.url.path) }
+}
+
+/// Clips shared by the service tests, written once per process.
+enum Clips {
+    static let folder = try! Scratch()
+
+    /// A 1 s 320x240 H.264 + AAC clip.
+    static let small: (bytes: [UInt8], frames: Int) = {
+        var clip = SyntheticClip()
+        clip.seconds = 1
+        let info = try! clip.write(to: folder.path("small.mp4"))
+        return (Array(try! Data(contentsOf: URL(fileURLWithPath: folder.path("small.mp4")))), info.videoFrames)
+    }()
+
+    /// A clip that keeps a worker busy for seconds when asked for `preset=veryslow`.
+    static let slow: [UInt8] = {
+        var clip = SyntheticClip()
+        clip.width = 640
+        clip.height = 360
+        clip.seconds = 8
+        try! clip.write(to: folder.path("slow.mp4"))
+        return Array(try! Data(contentsOf: URL(fileURLWithPath: folder.path("slow.mp4"))))
+    }()
+
+    /// A clip that takes a worker about a second at `preset=slow`.
+    static let medium: [UInt8] = {
+        var clip = SyntheticClip()
+        clip.width = 640
+        clip.height = 360
+        clip.seconds = 2
+        try! clip.write(to: folder.path("medium.mp4"))
+        return Array(try! Data(contentsOf: URL(fileURLWithPath: folder.path("medium.mp4"))))
+    }()
+
+    static let audioOnly: [UInt8] = {
+        var clip = SyntheticClip()
+        clip.videoCodec = nil
+        try! clip.write(to: folder.path("sound.m4a"))
+        return Array(try! Data(contentsOf: URL(fileURLWithPath: folder.path("sound.m4a"))))
+    }()
+
+    static func trial() throws -> [UInt8] {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../../shared/media/trial_video.mp4").standardizedFileURL
+        return Array(try Data(contentsOf: path))
+    }
+
+    /// Decodes an MP4 answer.
+    static func probe(_ body: [UInt8]) throws -> MediaProbe {
+        let scratch = try Scratch()
+        try Data(body).write(to: URL(fileURLWithPath: scratch.path("answer.mp4")))
+        return try MediaProbe.probe(.path(scratch.path("answer.mp4")), decode: true)
+    }
+}
