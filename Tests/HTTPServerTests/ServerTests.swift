@@ -37,6 +37,14 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
     return condition()
 }
 
+/// The descriptor count once Dispatch's own descriptors (its queues and the timerfd behind `Task.sleep`, all
+/// opened on first use) exist.
+func stableDescriptorCount() async -> Int {
+    _ = try? await blocking { 0 }
+    try? await Task.sleep(for: .milliseconds(1))
+    return openDescriptorCount()
+}
+
 func residentBytes() -> Int {
     guard let file = fopen("/proc/self/statm", "r") else { return 0 }
     defer { fclose(file) }
@@ -149,7 +157,7 @@ struct ServerTests {
         content.withUnsafeBytes { _ = write(out, $0.baseAddress, $0.count) }
         close(out)
         defer { unlink(path) }
-        let baseline = openDescriptorCount()
+        let baseline = await stableDescriptorCount()
         try await withServer(handler: { _, _ in
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             return ServerResponse(status: .ok, body: .file(descriptor: fd, length: Int64(content.count)))
@@ -394,8 +402,10 @@ struct ServerTests {
     @Test("a client closing mid-body: the handler's body throws, nothing leaks")
     func clientGoneMidBody() async throws {
         let errors = Recorder<String>()
-        let baseline = openDescriptorCount()
+        let started = Recorder<Bool>()
+        let baseline = await stableDescriptorCount()
         try await withServer(handler: { _, body in
+            started.add(true)
             do { _ = try await body.collect(upTo: 1 << 20) } catch { errors.add("\(error)") }
             return ServerResponse(status: .ok)
         }) { port, server in
@@ -404,11 +414,12 @@ struct ServerTests {
                 try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
                 try client.send([UInt8](repeating: 1, count: 5000))
             }
+            #expect(await eventually { started.values.count == 1 })
             #expect(await eventually { server.openConnections == 0 })
         }
         #expect(await eventually { errors.values.count == 1 })
         #expect(["clientDisconnected", "cancelled"].contains(errors.values.first ?? ""))
-        #expect(openDescriptorCount() == baseline)
+        #expect(openDescriptorCount() == baseline, "\(describeDescriptors())")
     }
 
     @Test("a peer that goes away while its handler runs cancels the handler's task")
@@ -433,7 +444,7 @@ struct ServerTests {
 
     @Test("1000 concurrent connections are all served, and descriptors return to baseline")
     func thousandConnections() async throws {
-        let baseline = openDescriptorCount()
+        let baseline = await stableDescriptorCount()
         try await withServer(fastPath: { _ in ServerResponse(status: .ok, body: .bytes(Array("ok".utf8))) }) {
             port, server in
             try await blocking {
@@ -452,7 +463,7 @@ struct ServerTests {
 
     @Test("the async handler also serves 1000 concurrent connections")
     func thousandHandlerConnections() async throws {
-        let baseline = openDescriptorCount()
+        let baseline = await stableDescriptorCount()
         try await withServer { port, server in
             try await blocking {
                 var clients: [TestClient] = []
@@ -481,7 +492,7 @@ struct ServerTests {
 
     @Test("shutdown is idempotent and the server's own descriptors are released")
     func shutdownReleases() async throws {
-        let baseline = openDescriptorCount()
+        let baseline = await stableDescriptorCount()
         let server = Server(configuration: .init(eventLoopThreads: 2), handler: { _, _ in ServerResponse(status: .ok) })
         let port = try server.start()
         let client = try TestClient(port: port)

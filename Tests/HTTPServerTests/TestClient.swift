@@ -149,3 +149,13 @@ func openDescriptorCount() -> Int {
     while readdir(dir) != nil { count += 1 }
     return count - 3  // ".", ".." and the directory stream itself
 }
+
+func describeDescriptors() -> [String] {
+    var out: [String] = []
+    for fd in 0..<200 {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, 255)
+        if n > 0 { out.append("\(fd)=\(String(cString: buffer))") }
+    }
+    return out
+}
