@@ -503,4 +503,53 @@ struct ServerTests {
         #expect(client.isClosedByPeer())
         #expect(openDescriptorCount() == baseline + 1)
     }
+
+    @Test("out of descriptors (EMFILE): the listener backs off without spinning, then serves again")
+    func descriptorExhaustion() async throws {
+        _ = await stableDescriptorCount()
+        try await withServer { port, server in
+            // Client sockets are made first: once the limit is lowered only the server's accept needs one.
+            let sockets = (0..<5).map { _ in socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+            defer { for fd in sockets { close(fd) } }
+            var original = rlimit()
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &original)
+            var lowered = original
+            lowered.rlim_cur = rlim_t(openDescriptorCount() + 1)  // opendir in the count needs one
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &lowered)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+            for fd in sockets {
+                let rc = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                #expect(rc == 0)
+            }
+            // Plain sleep: nothing in the test process may need a new descriptor while the limit is down.
+            let before = cpuSeconds()
+            usleep(500_000)
+            let spent = cpuSeconds() - before
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &original)
+            // A listener spinning on EMFILE would burn the whole half second.
+            #expect(spent < 0.25)
+            #expect(await eventually { server.openConnections == 5 })
+            let request = Array(Self.get.utf8)
+            for fd in sockets { _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            for fd in sockets {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                #expect(n > 0 && String(decoding: buffer[..<max(n, 0)], as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+            }
+        }
+    }
+}
+
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
 }
