@@ -39,6 +39,12 @@ let package = Package(
         .executableTarget(name: "harness", dependencies: ["Transcoding"], path: "Harness"),
         .testTarget(name: "TranscodingTests", dependencies: ["Transcoding"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux"]),
+        // Fixed small JSON on GET /about for scripts/bench-http.sh (wrk against it and nginx).
+        .executableTarget(
+            name: "http-bench-server",
+            dependencies: ["HTTPServer", .product(name: "HTTPTypes", package: "swift-http-types")],
+            path: "Benchmarks/http-bench-server"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -333,6 +333,7 @@ final class Connection: Selectable, @unchecked Sendable {
     private func finishExchangeIfDone() {
         guard let ex = exchange, ex.responseEnded, pendingFile == nil else { return }
         exchange = nil
+        timer = .none  // re-arm: keep-alive idleness counts from the end of this exchange
         if ex.closeAfter || !ex.bodyComplete {
             closing = true
             ex.body?.fail(.cancelled)

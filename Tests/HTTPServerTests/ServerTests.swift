@@ -368,6 +368,20 @@ struct ServerTests {
         }
     }
 
+    @Test("keep-alive timeout counts from the last response, not from the first")
+    func keepAliveRefreshed() async throws {
+        try await withServer(Self.shortTimeouts()) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                for _ in 0..<8 {
+                    try client.send(Self.get)
+                    #expect(try client.readResponse().status == 200)
+                    usleep(100_000)
+                }
+            }
+        }
+    }
+
     @Test("body idle timeout: the handler's body throws, the client gets 408, the connection closes")
     func bodyTimeout() async throws {
         let errors = Recorder<String>()
