@@ -6,7 +6,9 @@ import HTTPTypes
 
 let port = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 8080 : 8080
 let threads = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 1 : 1
-let about = Array(#"{"service":"ffmpeg-processor","message":"this is an experiment"}"#.utf8)
+let about = ServerResponse(
+    status: .ok, headerFields: [.contentType: "application/json"],
+    body: .bytes(Array(#"{"service":"ffmpeg-processor","message":"this is an experiment"}"#.utf8)))
 
 // Block the stop signals before any thread exists, so the loop threads inherit the mask and sigwait sees them.
 var stopSignals = sigset_t()
@@ -19,7 +21,7 @@ let server = Server(
     configuration: ServerConfiguration(host: "127.0.0.1", port: port, eventLoopThreads: threads),
     fastPath: { request in
         guard request.path == "/about", request.method == .get || request.method == .head else { return nil }
-        return ServerResponse(status: .ok, headerFields: [.contentType: "application/json"], body: .bytes(about))
+        return about
     },
     handler: { _, _ in ServerResponse(status: .notFound) }
 )

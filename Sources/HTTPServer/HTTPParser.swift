@@ -123,9 +123,9 @@ struct HTTPParser {
     private mutating func parseHead(_ input: UnsafeBufferPointer<UInt8>) throws(HTTPRequestError) -> (Head?, Int) {
         var index = 0
         while index < input.count {
-            let byte = input[index]
-            index += 1
             if sawCR {
+                let byte = input[index]
+                index += 1
                 guard byte == .lf else { throw HTTPRequestError(.badRequest, "bare CR in the request head") }
                 sawCR = false
                 if lineLength == 0 {
@@ -147,14 +147,12 @@ struct HTTPParser {
                 }
                 continue
             }
-            switch byte {
-            case .cr:
-                sawCR = true
-            case .lf:
-                throw HTTPRequestError(.badRequest, "bare LF in the request head")
-            default:
-                headBuffer.append(byte)
-                lineLength += 1
+            // Copy the run of ordinary bytes up to the next CR or LF at once.
+            let runStart = index
+            while index < input.count, input[index] != .cr, input[index] != .lf { index += 1 }
+            if index > runStart {
+                headBuffer.append(contentsOf: UnsafeBufferPointer(rebasing: input[runStart..<index]))
+                lineLength += index - runStart
                 if lineEnds.isEmpty {
                     if lineLength > limits.maxRequestLine {
                         throw HTTPRequestError(.uriTooLong, "request line longer than \(limits.maxRequestLine) bytes")
@@ -163,6 +161,11 @@ struct HTTPParser {
                     throw HTTPRequestError(.requestHeaderFieldsTooLarge, "header block larger than \(limits.maxHeaderBytes) bytes")
                 }
             }
+            guard index < input.count else { break }
+            let byte = input[index]
+            index += 1
+            guard byte == .cr else { throw HTTPRequestError(.badRequest, "bare LF in the request head") }
+            sawCR = true
         }
         return (nil, input.count)
     }

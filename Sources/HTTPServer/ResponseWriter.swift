@@ -22,7 +22,12 @@ enum ResponseWriter {
         dateLine: [UInt8], serverLine: [UInt8], into out: inout [UInt8]
     ) {
         let status = head.status
-        out.append(contentsOf: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n".utf8)
+        // Byte appends rather than string interpolation: this runs once per response on the loop thread.
+        out.append(contentsOf: httpVersion)
+        appendDecimal(status.code, into: &out)
+        out.append(.space)
+        out.append(contentsOf: status.reasonPhrase.utf8)
+        out.append(contentsOf: crlf)
         out.append(contentsOf: dateLine)
         out.append(contentsOf: serverLine)
         for field in head.headerFields {
@@ -30,14 +35,17 @@ enum ResponseWriter {
             case .contentLength, .transferEncoding, .connection, .date, .server: continue
             default:
                 out.append(contentsOf: field.name.rawName.utf8)
-                out.append(contentsOf: ": ".utf8)
+                out.append(contentsOf: colonSpace)
                 out.append(contentsOf: field.value.utf8)
-                out.append(contentsOf: "\r\n".utf8)
+                out.append(contentsOf: crlf)
             }
         }
         switch framing {
         case .bodiless, .untilClose: break
-        case .length(let n): out.append(contentsOf: "Content-Length: \(n)\r\n".utf8)
+        case .length(let n):
+            out.append(contentsOf: contentLengthName)
+            appendDecimal(Int(n), into: &out)
+            out.append(contentsOf: crlf)
         case .chunked: out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
         }
         if close {
@@ -46,6 +54,31 @@ enum ResponseWriter {
             out.append(contentsOf: "Connection: keep-alive\r\n".utf8)
         }
         out.append(contentsOf: "\r\n".utf8)
+    }
+
+    private static let httpVersion = Array("HTTP/1.1 ".utf8)
+    private static let contentLengthName = Array("Content-Length: ".utf8)
+    private static let colonSpace = Array(": ".utf8)
+    private static let crlf = Array("\r\n".utf8)
+
+    static func appendDecimal(_ value: Int, into out: inout [UInt8]) {
+        guard value > 0 else {
+            out.append(UInt8(ascii: "0"))
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var n = value
+            var index = buffer.count
+            while n > 0 {
+                index -= 1
+                buffer[index] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            }
+            out.append(contentsOf: buffer[index...])
+        }
     }
 
     static func chunk(_ bytes: [UInt8], into out: inout [UInt8]) {
