@@ -559,6 +559,83 @@ struct ServerTests {
             }
         }
     }
+
+    @Test("a handler that returns without reading the body: its response goes out, then the connection closes")
+    func unreadBody() async throws {
+        try await withServer(handler: { _, _ in ServerResponse(status: .accepted) }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+                try client.send([UInt8](repeating: 7, count: 1000))
+                let response = try client.readResponse()
+                #expect(response.status == 202)
+                #expect(response.header("Connection") == "close")
+                #expect(client.isClosedByPeer())
+            }
+        }
+    }
+
+    @Test("a fully read body keeps the connection alive")
+    func readBodyKeepsAlive() async throws {
+        try await withServer(handler: { _, body in
+            let bytes = (try? await body.collect(upTo: 1 << 20)) ?? []
+            return ServerResponse(status: .ok, body: .bytes(Array("\(bytes.count)".utf8)))
+        }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                for size in [0, 1, 70_000] {
+                    try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: \(size)\r\n\r\n")
+                    try client.send([UInt8](repeating: 7, count: size))
+                    let response = try client.readResponse()
+                    #expect(response.text == "\(size)")
+                    #expect(response.header("Connection") == nil)
+                }
+            }
+        }
+    }
+
+    @Test("a streamed response to HTTP/1.0 is delimited by closing the connection")
+    func streamTo10() async throws {
+        try await withServer(handler: { _, _ in
+            ServerResponse(status: .ok, body: .stream(AsyncStream { continuation in
+                continuation.yield(Array("one,".utf8))
+                continuation.yield(Array("two".utf8))
+                continuation.finish()
+            }))
+        }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send("GET / HTTP/1.0\r\n\r\n")
+                let response = try client.readResponse()
+                #expect(response.header("Transfer-Encoding") == nil)
+                #expect(response.text == "one,two")
+            }
+        }
+    }
+
+    @Test("several event-loop threads share the listener and serve every connection")
+    func severalLoops() async throws {
+        let baseline = await stableDescriptorCount()
+        try await withServer(ServerConfiguration(eventLoopThreads: 4)) { port, server in
+            try await blocking {
+                var clients: [TestClient] = []
+                for _ in 0..<200 { clients.append(try TestClient(port: port)) }
+                for (i, client) in clients.enumerated() { try client.send("GET /\(i) HTTP/1.1\r\nHost: t\r\n\r\n") }
+                for (i, client) in clients.enumerated() { #expect(try client.readResponse().text == "/\(i)") }
+            }
+            #expect(await eventually { server.openConnections == 0 })
+        }
+        #expect(openDescriptorCount() == baseline)
+    }
+
+    @Test("RequestBody.bytes feeds a handler without a socket")
+    func inMemoryBody() async throws {
+        let body = RequestBody.bytes(Array(repeating: 3, count: 100), chunkSize: 30)
+        var sizes: [Int] = []
+        for try await chunk in body { sizes.append(chunk.count) }
+        #expect(sizes == [30, 30, 30, 10])
+        #expect(body.expectedLength == 100)
+    }
 }
 
 func cpuSeconds() -> Double {
