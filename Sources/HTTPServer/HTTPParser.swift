@@ -246,8 +246,10 @@ struct HTTPParser {
         let keepAliveAsked = tokens.contains { Self.equalsIgnoringCase($0, "keep-alive") }
         let keepAlive = !close && (!isHTTP10 || keepAliveAsked)
 
+        // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
+        let (scheme, authority, path) = Self.splitAbsoluteForm(target) ?? (nil, hosts.first, target)
         let request = HTTPRequest(
-            method: method, scheme: nil, authority: hosts.first, path: target, headerFields: fields)
+            method: method, scheme: scheme, authority: authority, path: path, headerFields: fields)
         return Head(
             request: request, isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive,
             expectContinue: expectContinue)
@@ -286,6 +288,22 @@ struct HTTPParser {
             throw HTTPRequestError(.badRequest, "invalid method")
         }
         return (method, String(decoding: targetBytes, as: UTF8.self), isHTTP10)
+    }
+
+    /// `http://authority/path?query` → ("http", "authority", "/path?query"); nil for origin-form and the rest.
+    static func splitAbsoluteForm(_ target: String) -> (String, String, String)? {
+        let utf8 = Array(target.utf8)
+        for scheme in ["http", "https"] {
+            let prefix = Array((scheme + "://").utf8)
+            guard utf8.count > prefix.count, zip(utf8, prefix).allSatisfy({ lower($0) == $1 }) else { continue }
+            let rest = utf8[prefix.count...]
+            let end = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
+            let authority = String(decoding: rest[..<end], as: UTF8.self)
+            var path = String(decoding: rest[end...], as: UTF8.self)
+            if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+            return (scheme, authority, path)
+        }
+        return nil
     }
 
     /// `name ":" OWS value OWS`, strictly: no obs-fold, no space before the colon, no control characters.
