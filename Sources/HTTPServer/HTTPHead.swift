@@ -8,7 +8,8 @@ extension HTTPParser {
         let (method, target, isHTTP10) = try Self.parseRequestLine(requestLine)
 
         var fields = HTTPFields()
-        var hosts: [String] = []
+        var host: String?
+        var hostCount = 0
         var contentLengths: [ArraySlice<UInt8>] = []
         var transferCodings: [ArraySlice<UInt8>] = []
         var connectionTokens: [ArraySlice<UInt8>] = []
@@ -20,7 +21,8 @@ extension HTTPParser {
             start = end
             switch KnownField(name) {
             case .host:
-                hosts.append(String(decoding: value, as: UTF8.self))
+                hostCount += 1
+                host = String(decoding: value, as: UTF8.self)
                 continue
             case .contentLength: contentLengths.append(value)
             case .transferEncoding: transferCodings.append(value)
@@ -34,8 +36,8 @@ extension HTTPParser {
             fields.append(HTTPField(name: fieldName, value: value))
         }
 
-        if hosts.count > 1 { throw HTTPRequestError(.badRequest, "several Host fields") }
-        if hosts.isEmpty && !isHTTP10 { throw HTTPRequestError(.badRequest, "HTTP/1.1 request without Host") }
+        if hostCount > 1 { throw HTTPRequestError(.badRequest, "several Host fields") }
+        if hostCount == 0 && !isHTTP10 { throw HTTPRequestError(.badRequest, "HTTP/1.1 request without Host") }
 
         let framing: Framing
         if !transferCodings.isEmpty {
@@ -67,13 +69,17 @@ extension HTTPParser {
             expectContinue = framing != .none && framing != .length(0)
         }
 
-        let tokens = Self.listElements(connectionTokens)
-        let close = tokens.contains { Self.equalsIgnoringCase($0, "close") }
-        let keepAliveAsked = tokens.contains { Self.equalsIgnoringCase($0, "keep-alive") }
-        let keepAlive = !close && (!isHTTP10 || keepAliveAsked)
+        var keepAlive = !isHTTP10
+        if !connectionTokens.isEmpty {
+            let tokens = Self.listElements(connectionTokens)
+            let close = tokens.contains { Self.equalsIgnoringCase($0, "close") }
+            let keepAliveAsked = tokens.contains { Self.equalsIgnoringCase($0, "keep-alive") }
+            keepAlive = !close && (!isHTTP10 || keepAliveAsked)
+        }
 
         // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
-        let (scheme, authority, path) = Self.splitAbsoluteForm(target) ?? (nil, hosts.first, target)
+        let (scheme, authority, path) =
+            target.utf8.first == UInt8(ascii: "/") ? (nil, host, target) : Self.splitAbsoluteForm(target) ?? (nil, host, target)
         let request = HTTPRequest(
             method: method, scheme: scheme, authority: authority, path: path, headerFields: fields)
         return Head(
@@ -100,20 +106,35 @@ extension HTTPParser {
             throw HTTPRequestError(.badRequest, "invalid request target")
         }
         let isHTTP10: Bool
-        let v = Array(version)
-        guard v.count == 8, v.starts(with: Array("HTTP/".utf8)), isDigit(v[5]), v[6] == UInt8(ascii: "."), isDigit(v[7])
+        let v = version.startIndex
+        guard version.count == 8, version[v] == UInt8(ascii: "H"), version[v + 1] == UInt8(ascii: "T"),
+            version[v + 2] == UInt8(ascii: "T"), version[v + 3] == UInt8(ascii: "P"), version[v + 4] == UInt8(ascii: "/"),
+            isDigit(version[v + 5]), version[v + 6] == UInt8(ascii: "."), isDigit(version[v + 7])
         else {
             throw HTTPRequestError(.badRequest, "malformed HTTP version")
         }
-        switch (v[5], v[7]) {
+        switch (version[v + 5], version[v + 7]) {
         case (UInt8(ascii: "1"), UInt8(ascii: "1")): isHTTP10 = false
         case (UInt8(ascii: "1"), UInt8(ascii: "0")): isHTTP10 = true
         default: throw HTTPRequestError(.httpVersionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served")
         }
-        guard let method = HTTPRequest.Method(String(decoding: methodBytes, as: UTF8.self)) else {
+        guard let method = Self.commonMethod(methodBytes) ?? HTTPRequest.Method(String(decoding: methodBytes, as: UTF8.self))
+        else {
             throw HTTPRequestError(.badRequest, "invalid method")
         }
         return (method, String(decoding: targetBytes, as: UTF8.self), isHTTP10)
+    }
+
+    /// The usual methods without building and validating a string.
+    static func commonMethod(_ bytes: ArraySlice<UInt8>) -> HTTPRequest.Method? {
+        switch bytes.count {
+        case 3 where bytes.elementsEqual("GET".utf8): .get
+        case 3 where bytes.elementsEqual("PUT".utf8): .put
+        case 4 where bytes.elementsEqual("POST".utf8): .post
+        case 4 where bytes.elementsEqual("HEAD".utf8): .head
+        case 6 where bytes.elementsEqual("DELETE".utf8): .delete
+        default: nil
+        }
     }
 
     /// `http://authority/path?query` → ("http", "authority", "/path?query"); nil for origin-form and the rest.
