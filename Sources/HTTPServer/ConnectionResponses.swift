@@ -100,14 +100,11 @@ extension Connection {
     }
 
     func queueHead(_ head: HTTPResponse, framing: ResponseWriter.BodyFraming, _ ex: Exchange, forceClose: Bool) {
-        let askedClose = head.headerFields[.connection].map {
-            HTTPParser.listElements([ArraySlice($0.utf8)]).contains { HTTPParser.equalsIgnoringCase($0, "close") }
-        } ?? false
         // A body left unread would be parsed as the next request: close instead.
-        ex.closeAfter = forceClose || askedClose || !ex.head.keepAlive || !ex.bodyComplete || closing
+        let close = forceClose || !ex.head.keepAlive || !ex.bodyComplete || closing
         ex.responseStarted = true
-        ResponseWriter.head(
-            head, framing: framing, close: ex.closeAfter, keepAliveFor10: ex.head.isHTTP10,
+        ex.closeAfter = ResponseWriter.head(
+            head, framing: framing, close: close, keepAliveFor10: ex.head.isHTTP10,
             dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
     }
 

@@ -17,10 +17,14 @@ enum ResponseWriter {
 
     /// The status line and fields, ending with the empty line. Fields the server owns are dropped from
     /// `head.headerFields` and written here.
+    /// Returns whether the connection closes after this response: `close`, or the handler's own
+    /// `Connection: close` (found while copying the fields, not by a second lookup).
+    @discardableResult
     static func head(
         _ head: HTTPResponse, framing: BodyFraming, close: Bool, keepAliveFor10: Bool,
         dateLine: [UInt8], serverLine: [UInt8], into out: inout [UInt8]
-    ) {
+    ) -> Bool {
+        var close = close
         let status = head.status
         // Byte appends rather than string interpolation: this runs once per response on the loop thread.
         out.append(contentsOf: httpVersion)
@@ -32,7 +36,11 @@ enum ResponseWriter {
         out.append(contentsOf: serverLine)
         for field in head.headerFields {
             switch field.name {
-            case .contentLength, .transferEncoding, .connection, .date, .server: continue
+            case .connection:
+                close = close || HTTPParser.listElements([ArraySlice(field.value.utf8)]).contains {
+                    HTTPParser.equalsIgnoringCase($0, "close")
+                }
+            case .contentLength, .transferEncoding, .date, .server: continue
             default:
                 out.append(contentsOf: field.name.rawName.utf8)
                 out.append(contentsOf: colonSpace)
@@ -46,20 +54,24 @@ enum ResponseWriter {
             out.append(contentsOf: contentLengthName)
             appendDecimal(Int(n), into: &out)
             out.append(contentsOf: crlf)
-        case .chunked: out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+        case .chunked: out.append(contentsOf: chunkedLine)
         }
         if close {
-            out.append(contentsOf: "Connection: close\r\n".utf8)
+            out.append(contentsOf: closeLine)
         } else if keepAliveFor10 {
-            out.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+            out.append(contentsOf: keepAliveLine)
         }
-        out.append(contentsOf: "\r\n".utf8)
+        out.append(contentsOf: crlf)
+        return close
     }
 
     private static let httpVersion = Array("HTTP/1.1 ".utf8)
     private static let contentLengthName = Array("Content-Length: ".utf8)
     private static let colonSpace = Array(": ".utf8)
     private static let crlf = Array("\r\n".utf8)
+    private static let chunkedLine = Array("Transfer-Encoding: chunked\r\n".utf8)
+    private static let closeLine = Array("Connection: close\r\n".utf8)
+    private static let keepAliveLine = Array("Connection: keep-alive\r\n".utf8)
 
     static func appendDecimal(_ value: Int, into out: inout [UInt8]) {
         guard value > 0 else {
@@ -86,7 +98,7 @@ enum ResponseWriter {
         out.append(contentsOf: String(bytes.count, radix: 16).utf8)
         out.append(contentsOf: "\r\n".utf8)
         out.append(contentsOf: bytes)
-        out.append(contentsOf: "\r\n".utf8)
+        out.append(contentsOf: crlf)
     }
 
     static let lastChunk = Array("0\r\n\r\n".utf8)

@@ -131,6 +131,20 @@ struct ServerTests {
         }
     }
 
+    @Test("a handler's own Connection: close is honoured, and written once")
+    func handlerCloses() async throws {
+        try await withServer(handler: { _, _ in ServerResponse(status: .ok, headerFields: [.connection: "close"]) }) {
+            port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send(Self.get)
+                let response = try client.readResponse()
+                #expect(response.headers.filter { $0.0.lowercased() == "connection" }.map(\.1) == ["close"])
+                #expect(client.isClosedByPeer())
+            }
+        }
+    }
+
     @Test("HEAD gets the headers without the body")
     func head() async throws {
         try await withServer(handler: { _, _ in ServerResponse(status: .ok, body: .bytes(Array(repeating: 65, count: 1000))) }) {
