@@ -35,13 +35,13 @@ enum ResponseWriter {
         out.append(contentsOf: dateLine)
         out.append(contentsOf: serverLine)
         for field in head.headerFields {
-            switch field.name {
+            switch ServerOwnedField(field.name.canonicalName) {
             case .connection:
                 close = close || HTTPParser.listElements([ArraySlice(field.value.utf8)]).contains {
                     HTTPParser.equalsIgnoringCase($0, "close")
                 }
-            case .contentLength, .transferEncoding, .date, .server: continue
-            default:
+            case .owned: continue
+            case .other:
                 out.append(contentsOf: field.name.rawName.utf8)
                 out.append(contentsOf: colonSpace)
                 out.append(contentsOf: field.value.utf8)
@@ -128,5 +128,20 @@ enum ResponseWriter {
             }
         }
         return out + "\""
+    }
+}
+
+/// Response fields the server writes itself, told apart by length first: most fields need no string comparison.
+private enum ServerOwnedField {
+    case connection, owned, other
+
+    init(_ canonical: String) {
+        switch canonical.utf8.count {
+        case 4 where canonical == "date", 6 where canonical == "server", 14 where canonical == "content-length",
+            17 where canonical == "transfer-encoding":
+            self = .owned
+        case 10 where canonical == "connection": self = .connection
+        default: self = .other
+        }
     }
 }

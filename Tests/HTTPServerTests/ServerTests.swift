@@ -145,6 +145,28 @@ struct ServerTests {
         }
     }
 
+    @Test("framing fields a handler sets are replaced by the server's own")
+    func ownedFields() async throws {
+        try await withServer(handler: { _, _ in
+            ServerResponse(
+                status: .ok, headerFields: [.contentLength: "999", .transferEncoding: "gzip", .server: "x", .init("X-Kept")!: "1"],
+                body: .bytes(Array("abc".utf8)))
+        }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send(Self.get)
+                let response = try client.readResponse()
+                let names = response.headers.map { $0.0.lowercased() }
+                #expect(response.header("Content-Length") == "3")
+                #expect(!names.contains("transfer-encoding"))
+                #expect(names.filter { $0 == "server" }.count == 1)
+                #expect(response.header("X-Kept") == "1")
+                try client.send(Self.get)
+                #expect(try client.readResponse().text == "abc")
+            }
+        }
+    }
+
     @Test("HEAD gets the headers without the body")
     func head() async throws {
         try await withServer(handler: { _, _ in ServerResponse(status: .ok, body: .bytes(Array(repeating: 65, count: 1000))) }) {
