@@ -69,13 +69,30 @@ wait_port "$SWIFT_PORT"
 $SERVER_CPU nginx -c "$WORK/nginx.conf" -p "$WORK"
 wait_port "$NGINX_PORT"
 
+# CPU ticks (user, system) the serving process spent: per request, this is steadier than req/s on a shared machine.
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+# run PID PORT → wrk output, then a line "cpu <user µs/req> <system µs/req>"
+run() {
+    local before after out
+    before=$(ticks "$1")
+    out=$($CLIENT_CPU wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:$2/about")
+    after=$(ticks "$1")
+    echo "$out"
+    echo "$out" | awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" '/requests in/ {
+        split(b, x, " "); split(a, y, " ")
+        printf "cpu %.2f %.2f\n", (y[1] - x[1]) * 1e6 / hz / $1, (y[2] - x[2]) * 1e6 / hz / $1 }'
+}
+cpu() { awk '/^cpu / {printf "%s µs user + %s µs system per request", $2, $3}'; }
+
+NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
 echo "wrk -t1 -c$CONNECTIONS -d$DURATION GET /about"
-SWIFT_OUT=$($CLIENT_CPU wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:$SWIFT_PORT/about")
-NGINX_OUT=$($CLIENT_CPU wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:$NGINX_PORT/about")
+SWIFT_OUT=$(run "$SWIFT_PID" "$SWIFT_PORT")
+NGINX_OUT=$(run "$NGINX_WORKER" "$NGINX_PORT")
 echo "--- http-bench-server (1 loop thread)"; echo "$SWIFT_OUT"
 echo "--- nginx (1 worker)"; echo "$NGINX_OUT"
 SWIFT_RPS=$(echo "$SWIFT_OUT" | rps)
 NGINX_RPS=$(echo "$NGINX_OUT" | rps)
 echo
-printf 'http-bench-server: %s req/s\nnginx:             %s req/s\nratio (ours/nginx): %s\n' \
-    "$SWIFT_RPS" "$NGINX_RPS" "$(awk -v a="$SWIFT_RPS" -v b="$NGINX_RPS" 'BEGIN { printf "%.2f", a / b }')"
+printf 'http-bench-server: %s req/s (%s)\nnginx:             %s req/s (%s)\nratio (ours/nginx): %s\n' \
+    "$SWIFT_RPS" "$(echo "$SWIFT_OUT" | cpu)" "$NGINX_RPS" "$(echo "$NGINX_OUT" | cpu)" \
+    "$(awk -v a="$SWIFT_RPS" -v b="$NGINX_RPS" 'BEGIN { printf "%.2f", a / b }')"
