@@ -27,13 +27,13 @@ enum ResponseWriter {
         var close = close
         let status = head.status
         // Byte appends rather than string interpolation: this runs once per response on the loop thread.
-        out.append(contentsOf: httpVersion)
+        append("HTTP/1.1 ", to: &out)
         appendDecimal(status.code, into: &out)
         out.append(.space)
         out.append(contentsOf: status.reasonPhrase.utf8)
-        out.append(contentsOf: crlf)
-        out.append(contentsOf: dateLine)
-        out.append(contentsOf: serverLine)
+        append("\r\n", to: &out)
+        dateLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        serverLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
         for field in head.headerFields {
             switch ServerOwnedField(field.name.canonicalName) {
             case .connection:
@@ -43,35 +43,33 @@ enum ResponseWriter {
             case .owned: continue
             case .other:
                 out.append(contentsOf: field.name.rawName.utf8)
-                out.append(contentsOf: colonSpace)
+                append(": ", to: &out)
                 out.append(contentsOf: field.value.utf8)
-                out.append(contentsOf: crlf)
+                append("\r\n", to: &out)
             }
         }
         switch framing {
         case .bodiless, .untilClose: break
         case .length(let n):
-            out.append(contentsOf: contentLengthName)
+            append("Content-Length: ", to: &out)
             appendDecimal(Int(n), into: &out)
-            out.append(contentsOf: crlf)
-        case .chunked: out.append(contentsOf: chunkedLine)
+            append("\r\n", to: &out)
+        case .chunked: append("Transfer-Encoding: chunked\r\n", to: &out)
         }
         if close {
-            out.append(contentsOf: closeLine)
+            append("Connection: close\r\n", to: &out)
         } else if keepAliveFor10 {
-            out.append(contentsOf: keepAliveLine)
+            append("Connection: keep-alive\r\n", to: &out)
         }
-        out.append(contentsOf: crlf)
+        append("\r\n", to: &out)
         return close
     }
 
-    private static let httpVersion = Array("HTTP/1.1 ".utf8)
-    private static let contentLengthName = Array("Content-Length: ".utf8)
-    private static let colonSpace = Array(": ".utf8)
-    private static let crlf = Array("\r\n".utf8)
-    private static let chunkedLine = Array("Transfer-Encoding: chunked\r\n".utf8)
-    private static let closeLine = Array("Connection: close\r\n".utf8)
-    private static let keepAliveLine = Array("Connection: keep-alive\r\n".utf8)
+    /// Constant bytes straight from the binary: no array, so no reference counting per response.
+    @inline(__always)
+    static func append(_ text: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
 
     static func appendDecimal(_ value: Int, into out: inout [UInt8]) {
         guard value > 0 else {
@@ -98,7 +96,7 @@ enum ResponseWriter {
         out.append(contentsOf: String(bytes.count, radix: 16).utf8)
         out.append(contentsOf: "\r\n".utf8)
         out.append(contentsOf: bytes)
-        out.append(contentsOf: crlf)
+        append("\r\n", to: &out)
     }
 
     static let lastChunk = Array("0\r\n\r\n".utf8)
