@@ -108,6 +108,16 @@ final class EventLoop: @unchecked Sendable {
         thread = nil
     }
 
+    /// Like `stopAndJoin`, for a caller on this loop's own thread; the thread is detached instead of joined.
+    func stopWithoutJoin(_ finalTask: @escaping @Sendable () -> Void) {
+        execute { [self] in
+            finalTask()
+            running = false
+        }
+        if let thread { pthread_detach(thread) }
+        thread = nil
+    }
+
     // MARK: Loop thread only
 
     var isOnLoop: Bool {

@@ -66,7 +66,8 @@ extension HTTPParser {
             guard values.count == 1, Self.equalsIgnoringCase(values[0], "100-continue") else {
                 throw HTTPRequestError(.expectationFailed, "only Expect: 100-continue is supported")
             }
-            expectContinue = framing != .none && framing != .length(0)
+            // RFC 9110 §10.1.1: never a 100 to an HTTP/1.0 client.
+            expectContinue = framing != .none && framing != .length(0) && !isHTTP10
         }
 
         var keepAlive = !isHTTP10

@@ -125,13 +125,17 @@ public final class Server: Sendable {
             return Array(zip(state.loops, state.listeners))
         }
         for (loop, listener) in pairs {
-            precondition(!loop.isOnLoop, "Server.shutdown() called from its own event loop")
-            loop.stopAndJoin { [loop] in
+            let stop: @Sendable () -> Void = { [loop] in
                 listener.stop()
                 for case let connection as Connection in loop.allSelectables { connection.abort() }
             }
+            // From a loop's own thread (a fast path, or the last reference dropped there) joining would deadlock:
+            // that loop is only told to stop.
+            if loop.isOnLoop { loop.stopWithoutJoin(stop) } else { loop.stopAndJoin(stop) }
         }
     }
+
+    deinit { shutdown() }
 
     /// Connections currently open, across all loops.
     public var openConnections: Int { context.openConnections }

@@ -138,9 +138,13 @@ struct HTTPParserTests {
         #expect(try !parse([bytes(Self.validRequests[8])]).messages[0].keepAlive)
     }
 
-    @Test("Expect: 100-continue is flagged for a request with a body")
+    @Test("Expect: 100-continue is flagged for an HTTP/1.1 request with a body only")
     func expectContinue() throws {
         #expect(try parse([bytes(Self.validRequests[9])]).messages[0].expectContinue)
+        let http10 = "PUT /e HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"
+        #expect(try !parse([bytes(http10)]).messages[0].expectContinue)
+        let bodyless = "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n"
+        #expect(try !parse([bytes(bodyless)]).messages[0].expectContinue)
     }
 
     struct Malformed: Sendable, CustomTestStringConvertible {

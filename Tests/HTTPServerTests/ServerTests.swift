@@ -540,6 +540,19 @@ struct ServerTests {
         }
     }
 
+    @Test("a server dropped without shutdown stops its loops and releases its descriptors")
+    func deinitStops() async throws {
+        let baseline = await stableDescriptorCount()
+        do {
+            let server = Server(configuration: .init(eventLoopThreads: 2), handler: { _, _ in ServerResponse(status: .ok) })
+            let port = try server.start()
+            let client = try TestClient(port: port)
+            try client.send(Self.get)
+            #expect(try client.readResponse().status == 200)
+        }
+        #expect(await eventually { openDescriptorCount() == baseline })
+    }
+
     @Test("shutdown is idempotent and the server's own descriptors are released")
     func shutdownReleases() async throws {
         let baseline = await stableDescriptorCount()
