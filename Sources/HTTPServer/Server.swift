@@ -8,7 +8,6 @@ final class ServerContext: Sendable {
     let handler: HTTPHandler
     let fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)?
     let serverLine: [UInt8]
-    let overloadResponse: [UInt8]
     let headerTimeout: UInt64
     let bodyIdleTimeout: UInt64
     let keepAliveTimeout: UInt64
@@ -28,18 +27,22 @@ final class ServerContext: Sendable {
         keepAliveTimeout = configuration.keepAliveTimeout.nanoseconds
         writeTimeout = configuration.writeTimeout.nanoseconds
 
+    }
+
+    var openConnections: Int { open.load(ordering: .relaxed) }
+
+    /// The 503 sent to a connection beyond `maxConnections`.
+    func overloadResponse(dateLine: [UInt8]) -> [UInt8] {
         let problem = ResponseWriter.problem(.serviceUnavailable, detail: "too many connections")
         var bytes: [UInt8] = []
         if case .bytes(let body) = problem.body {
             ResponseWriter.head(
                 problem.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,
-                dateLine: DateCache().current(), serverLine: serverLine, into: &bytes)
+                dateLine: dateLine, serverLine: serverLine, into: &bytes)
             bytes += body
         }
-        overloadResponse = bytes
+        return bytes
     }
-
-    var openConnections: Int { open.load(ordering: .relaxed) }
 
     /// Counts a new connection unless the limit is reached.
     func connectionOpened() -> Bool {
