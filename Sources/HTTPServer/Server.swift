@@ -21,12 +21,13 @@ final class ServerContext: Sendable {
         self.configuration = configuration
         self.handler = handler
         self.fastPath = fastPath
-        serverLine = Array("Server: \(configuration.serverName)\r\n".utf8)
+        // A configured name must not be able to inject lines into every response.
+        let name = configuration.serverName.utf8.filter { $0 >= 0x20 && $0 != 0x7F }
+        serverLine = Array("Server: ".utf8) + name + Array("\r\n".utf8)
         headerTimeout = configuration.headerTimeout.nanoseconds
         bodyIdleTimeout = configuration.bodyIdleTimeout.nanoseconds
         keepAliveTimeout = configuration.keepAliveTimeout.nanoseconds
         writeTimeout = configuration.writeTimeout.nanoseconds
-
     }
 
     var openConnections: Int { open.load(ordering: .relaxed) }
