@@ -270,6 +270,59 @@ struct ServerTests {
         #expect(peak.withLock { $0 } - before < 20 * 1024 * 1024)
     }
 
+    @Test("backpressure: while the handler holds a chunk, the server reads no more and the client's sends stall")
+    func uploadBackpressure() async throws {
+        let release = AsyncStream<Void>.makeStream()
+        try await withServer(handler: { _, body in
+            var iterator = body.makeAsyncIterator()
+            _ = try? await iterator.next()
+            for await _ in release.stream { break }  // hold the first chunk until the test says so
+            var total = 0
+            while let chunk = try? await iterator.next() { total += chunk.count }
+            return ServerResponse(status: .ok, body: .bytes(Array("\(total)".utf8)))
+        }) { port, _ in
+            let length = 64 << 20
+            let accepted = try await blocking { () -> Int in
+                let client = try TestClient(port: port)
+                var timeout = timeval(tv_sec: 1, tv_usec: 0)
+                setsockopt(client.fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: \(length)\r\n\r\n")
+                let chunk = [UInt8](repeating: 9, count: 1 << 20)
+                var sent = 0
+                while sent < length {
+                    let n = chunk.withUnsafeBytes { Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if n <= 0 { break }  // SO_SNDTIMEO: the server stopped reading
+                    sent += n
+                }
+                return sent
+            }
+            // Only the socket buffers (a few MB on loopback) and one chunk sit between client and handler.
+            #expect(accepted < 24 << 20, "\(accepted) bytes accepted")
+            #expect(accepted > 1 << 20, "\(accepted): the connection stayed open and took the first chunk")
+            release.continuation.yield()
+        }
+    }
+
+    @Test("a slow handler does not hold up other connections")
+    func slowHandlerDoesNotBlock() async throws {
+        try await withServer(handler: { request, _ in
+            if request.path == "/slow" { try? await Task.sleep(for: .seconds(3)) }
+            return ServerResponse(status: .ok, body: .bytes(Array((request.path ?? "").utf8)))
+        }) { port, _ in
+            let slow = try TestClient(port: port)
+            try slow.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            let started = ContinuousClock.now
+            let fast = try await blocking { () -> String in
+                let client = try TestClient(port: port)
+                try client.send("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
+                return try client.readResponse().text
+            }
+            #expect(fast == "/fast")
+            #expect(ContinuousClock.now - started < .seconds(2))
+            _ = slow
+        }
+    }
+
     @Test("Expect: 100-continue is answered with 100 when the handler pulls the body")
     func expectAccepted() async throws {
         try await withServer(handler: { _, body in
