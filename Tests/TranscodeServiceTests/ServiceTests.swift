@@ -21,7 +21,7 @@ struct ServiceTests {
             #expect(probe.video?.codec == "h264")
             #expect(probe.video?.frameCount == 11)
             #expect(abs((probe.duration ?? 0) - 9.62) < 0.1)
-            #expect(running.openTempFiles.isEmpty)
+            #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
 
@@ -107,7 +107,7 @@ struct ServiceTests {
             #expect(response.status == status, "\(target): \(response.text)")
             #expect(response.header("Content-Type") == "application/problem+json")
             #expect(response.text.contains("\"status\":\(status)"))
-            #expect(running.openTempFiles.isEmpty)
+            #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
 
@@ -164,7 +164,7 @@ struct BodyLimitTests {
             try chunked.send("POST /big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
             for _ in 0..<3 { try chunked.send("1000\r\n" + String(repeating: "x", count: 4096) + "\r\n") }
             #expect(try chunked.readResponse().status == 413)
-            #expect(running.openTempFiles.isEmpty)
+            #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
 }
