@@ -66,6 +66,11 @@ let package = Package(
             dependencies: ["TranscodeService", "Transcoding", "HTTPServer", "TestSupport", "CLinux",
                            .product(name: "Logging", package: "swift-log")]
         ),
+        .executableTarget(
+            name: "media-fuzz",
+            dependencies: ["Transcoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Fuzz/MediaFuzz"
+        ),
         // Fixed small JSON on GET /about for scripts/bench-http.sh (wrk against it and nginx).
         .executableTarget(
             name: "http-bench-server",
