@@ -47,7 +47,9 @@ final class AudioPipeline {
         decoded = try Frame()
         chunk = try Frame()
         packet = try Packet()
-        startOffset = startTime == shim_nopts_value() ? 0 : av_rescale_q(startTime, shim_time_base_q(), stream.pointee.time_base)
+        startOffset = saneTimestamp(startTime).map {
+            saneTimestamp(av_rescale_q($0, shim_time_base_q(), stream.pointee.time_base)) ?? 0
+        } ?? 0
     }
 
     func decode(_ input: UnsafeMutablePointer<AVPacket>?, muxer: Muxer, control: JobControl) throws(TranscodeError) {
@@ -95,29 +97,33 @@ final class AudioPipeline {
                     inputRate: frame.pointee.sample_rate, outputLayout: &enc.pointee.ch_layout,
                     outputFormat: enc.pointee.sample_fmt, outputRate: enc.pointee.sample_rate)
                 if nextPts == nil {
-                    let pts = frame.pointee.best_effort_timestamp
-                    nextPts = pts == shim_nopts_value() ? 0 : max(0, av_rescale_q(pts - startOffset, input.pointee.time_base, timeBase))
+                    nextPts = saneTimestamp(frame.pointee.best_effort_timestamp).map {
+                        min(max(0, av_rescale_q($0 - startOffset, input.pointee.time_base, timeBase)), timestampBound)
+                    } ?? 0
                 }
             }
         }
         guard let resampler else { return }
         let inputSamples = frame?.pointee.nb_samples ?? 0
-        let capacity = Int32(swr_get_delay(resampler.pointer, Int64(enc.pointee.sample_rate)))
-            + Int32(av_rescale(Int64(inputSamples), Int64(enc.pointee.sample_rate), Int64(max(frame?.pointee.sample_rate ?? 1, 1)))) + 32
+        let delay = swr_get_delay(resampler.pointer, Int64(enc.pointee.sample_rate))
+        let converted = av_rescale(Int64(inputSamples), Int64(enc.pointee.sample_rate), Int64(max(frame?.pointee.sample_rate ?? 1, 1)))
+        // A damaged frame can claim absurd sizes; more than a few seconds of sound at once is not audio.
+        guard delay >= 0, converted >= 0, delay + converted < 1 << 22 else { return }
+        let capacity = Int32(delay + converted) + 32
         let buffer = try Frame()
         buffer.pointer.pointee.format = enc.pointee.sample_fmt.rawValue
         buffer.pointer.pointee.nb_samples = capacity
         try check(av_channel_layout_copy(&buffer.pointer.pointee.ch_layout, &enc.pointee.ch_layout), "copying a channel layout")
         try check(av_frame_get_buffer(buffer.pointer, 0), "allocating audio")
-        let converted = swr_convert(
+        let written = swr_convert(
             resampler.pointer, buffer.pointer.pointee.extended_data, capacity,
             frame.map { UnsafeMutableRawPointer($0.pointee.extended_data!).assumingMemoryBound(to: UnsafePointer<UInt8>?.self) },
             inputSamples)
-        try check(converted, "resampling audio")
-        if converted > 0 {
+        // swresample refuses what it cannot convert; like a damaged packet, that sound is skipped.
+        if written > 0 {
             let planes = UnsafeMutableRawPointer(buffer.pointer.pointee.extended_data!)
                 .assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-            guard av_audio_fifo_write(fifo.pointer, planes, converted) == converted else {
+            guard av_audio_fifo_write(fifo.pointer, planes, written) == written else {
                 throw .internal(averror: shim_averror(ENOMEM), message: "av_audio_fifo_write")
             }
         }

@@ -83,8 +83,8 @@ final class InputIO {
             base = Int64(info.st_size)
         default: return Int64(shim_averror(EINVAL))
         }
-        let position = base + target
-        guard position >= 0 else { return Int64(shim_averror(EINVAL)) }
+        let (position, overflow) = base.addingReportingOverflow(target)
+        guard !overflow, position >= 0 else { return Int64(shim_averror(EINVAL)) }
         offset = position
         return position
     }

@@ -109,15 +109,14 @@ public struct MediaProbe: Sendable, Equatable {
                 if status == shim_averror_eagain() || status == shim_averror_eof() { break }
                 if status < 0 { counter.errors += 1; continue }
                 counter.frames += 1
-                let pts = frame.pointer.pointee.best_effort_timestamp
-                if pts != shim_nopts_value() {
+                if let pts = saneTimestamp(frame.pointer.pointee.best_effort_timestamp) {
                     if counter.first == nil { counter.first = pts }
                     let duration: Int64 =
                         frame.pointer.pointee.nb_samples > 0 && counter.decoder.pointer.pointee.codec_type == AVMEDIA_TYPE_AUDIO
                         ? av_rescale_q(Int64(frame.pointer.pointee.nb_samples),
                                        AVRational(num: 1, den: frame.pointer.pointee.sample_rate), counter.timeBase)
                         : frame.pointer.pointee.pkt_duration
-                    counter.end = max(counter.end, pts + duration)
+                    counter.end = max(counter.end, pts + saneDuration(duration))
                 }
                 av_frame_unref(frame.pointer)
             }

@@ -13,7 +13,7 @@ final class VideoPipeline {
     private let packet: Packet
     private var scaler: Scaler?
     private var scalerKey: (Int32, Int32, Int32) = (0, 0, -1)
-    private var lastPts: Int64 = Int64.min
+    private var lastPts: Int64?
     private var lastDuration: Int64 = 0
     /// Each frame's duration by its timestamp: x264 does not pass durations on, and without them the MP4's last
     /// sample would have none and the video would end one frame early.
@@ -73,7 +73,9 @@ final class VideoPipeline {
         output = try muxer.addStream(for: encoder)
         output.pointee.avg_frame_rate = stream.pointee.avg_frame_rate
         copyDisplayMatrix(from: stream, to: output)
-        startOffset = startTime == shim_nopts_value() ? 0 : av_rescale_q(startTime, shim_time_base_q(), stream.pointee.time_base)
+        startOffset = saneTimestamp(startTime).map {
+            saneTimestamp(av_rescale_q($0, shim_time_base_q(), stream.pointee.time_base)) ?? 0
+        } ?? 0
         decoded = try Frame()
         scaled = try Frame()
         packet = try Packet()
@@ -109,16 +111,20 @@ final class VideoPipeline {
         guard Int(frame.pointee.width) * Int(frame.pointee.height) <= limits.maxPixels else {
             throw .limitExceeded(.pixels)
         }
-        var pts = frame.pointee.best_effort_timestamp
-        pts = pts == shim_nopts_value() ? lastPts + max(lastDuration, 1) : pts - startOffset
+        var pts: Int64
+        if let given = saneTimestamp(frame.pointee.best_effort_timestamp) {
+            pts = given - startOffset
+        } else {
+            pts = lastPts.map { $0 + max(lastDuration, 1) } ?? 0
+        }
         // The muxer needs strictly increasing timestamps; broken inputs do not always give them.
-        if lastPts != Int64.min && pts <= lastPts { pts = lastPts + 1 }
-        if lastPts != Int64.min { lastDuration = pts - lastPts }
+        if let lastPts, pts <= lastPts { pts = lastPts + 1 }
+        if let lastPts { lastDuration = saneDuration(pts - lastPts) }
         lastPts = pts
         let seconds = Double(pts) * av_q2d(timeBase)
         guard seconds <= limits.maxDurationSeconds else { throw .limitExceeded(.duration) }
         if firstPts == nil { firstPts = pts }
-        let frameDuration = frame.pointee.pkt_duration > 0 ? frame.pointee.pkt_duration : max(lastDuration, 1)
+        let frameDuration = frame.pointee.pkt_duration > 0 ? saneDuration(frame.pointee.pkt_duration) : max(lastDuration, 1)
         endPts = pts + frameDuration
         durations[pts] = frameDuration
 
