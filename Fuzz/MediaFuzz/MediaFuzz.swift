@@ -21,6 +21,7 @@ struct MediaFuzz: ParsableCommand {
         var random = SplitMix(seed: seed)
         var outcomes: [String: Int] = [:]
         var failures: [String] = []
+        var failed = 0
         let current = workDirectory + "/current.bin"
         let output = workDirectory + "/out.mp4"
         var options = TranscodeOptions()
@@ -48,6 +49,11 @@ struct MediaFuzz: ParsableCommand {
             }
             let seconds = now() - started
             if seconds > timeLimit + 2 { failures.append("#\(index) \(how): ran \(seconds) s, past the time limit") }
+            if failures.count > failed {
+                // Keep the mutant that failed, so that it can become a regression test.
+                try writeFile(workDirectory + "/failure-\(index).bin", mutant)
+                failed = failures.count
+            }
             outcomes[outcome, default: 0] += 1
             if (index + 1) % 100 == 0 { print("\(index + 1)/\(count) \(outcomes.sorted { $0.key < $1.key })") }
         }

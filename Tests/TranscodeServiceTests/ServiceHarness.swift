@@ -77,40 +77,24 @@ final class RunningService: Sendable {
 enum Clips {
     static let folder = try! Scratch()
 
-    /// A 1 s 320x240 H.264 + AAC clip.
-    static let small: (bytes: [UInt8], frames: Int) = {
+    /// Writes a generated clip into the shared folder and returns its bytes and frame count.
+    static func generate(_ name: String, _ configure: (inout SyntheticClip) -> Void) -> (bytes: [UInt8], frames: Int) {
         var clip = SyntheticClip()
-        clip.seconds = 1
-        let info = try! clip.write(to: folder.path("small.mp4"))
-        return (Array(try! Data(contentsOf: URL(fileURLWithPath: folder.path("small.mp4")))), info.videoFrames)
-    }()
+        configure(&clip)
+        let info = try! clip.write(to: folder.path(name))
+        return (Array(try! Data(contentsOf: URL(fileURLWithPath: folder.path(name)))), info.videoFrames)
+    }
+
+    /// A 1 s 320x240 H.264 + AAC clip.
+    static let small = generate("small.mp4") { $0.seconds = 1 }
 
     /// A clip that keeps a worker busy for seconds when asked for `preset=veryslow`.
-    static let slow: [UInt8] = {
-        var clip = SyntheticClip()
-        clip.width = 640
-        clip.height = 360
-        clip.seconds = 8
-        try! clip.write(to: folder.path("slow.mp4"))
-        return Array(try! Data(contentsOf: URL(fileURLWithPath: folder.path("slow.mp4"))))
-    }()
+    static let slow = generate("slow.mp4") { $0.width = 640; $0.height = 360; $0.seconds = 8 }.bytes
 
     /// A clip that takes a worker about a second at `preset=slow`.
-    static let medium: [UInt8] = {
-        var clip = SyntheticClip()
-        clip.width = 640
-        clip.height = 360
-        clip.seconds = 2
-        try! clip.write(to: folder.path("medium.mp4"))
-        return Array(try! Data(contentsOf: URL(fileURLWithPath: folder.path("medium.mp4"))))
-    }()
+    static let medium = generate("medium.mp4") { $0.width = 640; $0.height = 360; $0.seconds = 2 }.bytes
 
-    static let audioOnly: [UInt8] = {
-        var clip = SyntheticClip()
-        clip.videoCodec = nil
-        try! clip.write(to: folder.path("sound.m4a"))
-        return Array(try! Data(contentsOf: URL(fileURLWithPath: folder.path("sound.m4a"))))
-    }()
+    static let audioOnly = generate("sound.m4a") { $0.videoCodec = nil }.bytes
 
     static func trial() throws -> [UInt8] {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

@@ -13,20 +13,22 @@ struct RegressionTests {
     }
 
     @Test("each gives a valid MP4 or a typed input error", arguments: inputs)
-    func regression(_ name: String) throws {
-        let scratch = try Scratch()
-        var options = TranscodeOptions()
-        options.preset = "ultrafast"
-        options.limits.jobTimeLimitSeconds = 10
-        do {
-            let report = try transcode(
-                input: .path(Self.folder.appendingPathComponent(name).path), output: .path(scratch.path("out.mp4")),
-                options: options)
-            let probe = try MediaProbe.probe(.path(scratch.path("out.mp4")), decode: true)
-            #expect(probe.video?.codec == "h264")
-            #expect(probe.video?.frameCount == report.videoFrames)
-        } catch {
-            #expect(error.isInputError, "\(error)")
+    func regression(_ name: String) async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            var options = TranscodeOptions()
+            options.preset = "ultrafast"
+            options.limits.jobTimeLimitSeconds = 10
+            do {
+                let report = try transcode(
+                    input: .path(Self.folder.appendingPathComponent(name).path), output: .path(scratch.path("out.mp4")),
+                    options: options)
+                let probe = try MediaProbe.probe(.path(scratch.path("out.mp4")), decode: true)
+                #expect(probe.video?.codec == "h264")
+                #expect(probe.video?.frameCount == report.videoFrames)
+            } catch let error as TranscodeError {
+                #expect(error.isInputError, "\(error)")
+            }
         }
     }
 }
