@@ -233,6 +233,26 @@ struct ServerTests {
         }
     }
 
+    @Test("a streamed response is pulled at the socket's pace: a client that stops reading stops the producer")
+    func streamBackpressure() async throws {
+        let produced = Mutex(0)
+        try await withServer(handler: { _, _ in
+            let stream = AsyncStream<[UInt8]>(unfolding: {
+                let n = produced.withLock { $0 += 1; return $0 }
+                return n <= 1000 ? [UInt8](repeating: 1, count: 1 << 20) : nil
+            })
+            return ServerResponse(status: .ok, body: .stream(stream))
+        }) { port, _ in
+            let client = try TestClient(port: port)
+            try client.send(Self.get)
+            try await Task.sleep(for: .milliseconds(500))
+            // 1000 chunks of 1 MB were on offer; only the socket buffers and the high-water mark were taken.
+            let count = produced.withLock { $0 }
+            #expect(count > 1 && count < 40, "\(count) chunks produced")
+            _ = client
+        }
+    }
+
     @Test("a 50 MB chunked upload streams through with bounded memory")
     func largeChunkedUpload() async throws {
         let total = 50 * 1024 * 1024
