@@ -1,2 +1,13 @@
-// The C target needs one translation unit; everything it offers is inline in include/CLinux.h.
-#include "CLinux.h"
+// What needs _GNU_SOURCE is defined here, so the header seen by Swift keeps the default feature set (a different
+// one would clash with the system module Foundation and Dispatch import).
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <pthread.h>
+
+int clinux_o_tmpfile(void) { return O_TMPFILE; }
+
+int clinux_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+int clinux_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }

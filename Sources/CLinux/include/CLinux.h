@@ -1,9 +1,8 @@
 #ifndef FFMPEG_PROCESSOR_CLINUX_H
 #define FFMPEG_PROCESSOR_CLINUX_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+/* No _GNU_SOURCE here: it would give Swift a view of the system headers that clashes with Foundation's. What needs
+   it lives in CLinux.c. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +18,8 @@
 #include <unistd.h>
 
 /* Constants that are macros or enum-like values Swift does not import reliably. */
-static inline int clinux_o_tmpfile(void) { return O_TMPFILE; }
+/* O_TMPFILE needs _GNU_SOURCE, which must not leak into this module's view of the system headers. */
+int clinux_o_tmpfile(void);
 static inline uint32_t clinux_epollin(void) { return EPOLLIN; }
 static inline uint32_t clinux_epollout(void) { return EPOLLOUT; }
 static inline uint32_t clinux_epollerr(void) { return EPOLLERR; }
@@ -33,11 +33,11 @@ static inline int clinux_msg_nosignal(void) { return MSG_NOSIGNAL; }
 
 /* accept4 is a GNU extension the Glibc module does not export; accepted sockets are non-blocking and
    close-on-exec from birth. */
-static inline int clinux_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+int clinux_accept4(int fd);
 
 /* pthread_setname_np is a GNU extension too; names show in top -H and gdb. */
 #include <pthread.h>
-static inline int clinux_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
+int clinux_set_thread_name(pthread_t thread, const char *name);
 
 /* epoll_event is packed on x86_64, which Swift cannot lay out itself: access it through these. */
 static inline void clinux_epoll_event_set(struct epoll_event *ev, uint32_t events, uint64_t data) {
