@@ -221,6 +221,7 @@ final class Connection: Selectable, @unchecked Sendable {
         }
     }
 
+    /// Once a response is fully queued (a file fully sent), the exchange is over; queued bytes keep their order.
     func finishExchangeIfDone() {
         guard let ex = exchange, ex.responseEnded, pendingFile == nil else { return }
         exchange = nil
@@ -253,6 +254,7 @@ final class Connection: Selectable, @unchecked Sendable {
         needsDrive = true
     }
 
+    /// Closes now, whatever is in flight: the handler is cancelled and its body throws.
     func abort() {
         guard !closed else { return }
         closed = true

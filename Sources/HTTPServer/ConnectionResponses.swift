@@ -108,7 +108,7 @@ extension Connection {
             dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
     }
 
-    /// Once a response is fully queued (a file fully sent), the exchange is over; queued bytes keep their order.
+    /// Releases what a response that will never be sent owns: its file descriptor.
     static func dispose(_ response: ServerResponse) {
         if case .file(let fd, _) = response.body { closeDescriptor(fd) }
     }
