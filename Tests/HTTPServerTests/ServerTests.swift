@@ -211,6 +211,32 @@ struct ServerTests {
         #expect(openDescriptorCount() == baseline)
     }
 
+    @Test("a client that resets during sendfile neither kills the process (SIGPIPE) nor leaks the file")
+    func resetDuringSendfile() async throws {
+        let path = "/tmp/http-server-reset-\(getpid()).bin"
+        let out = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        let block = [UInt8](repeating: 0x5A, count: 1 << 20)
+        for _ in 0..<32 { block.withUnsafeBytes { _ = write(out, $0.baseAddress, $0.count) } }
+        close(out)
+        defer { unlink(path) }
+        let baseline = await stableDescriptorCount()
+        try await withServer(handler: { _, _ in
+            ServerResponse(status: .ok, body: .file(descriptor: open(path, O_RDONLY | O_CLOEXEC), length: 32 << 20))
+        }) { port, server in
+            for _ in 0..<3 {
+                try await blocking {
+                    let client = try TestClient(port: port)
+                    try client.send(Self.get)
+                    var buffer = [UInt8](repeating: 0, count: 65536)
+                    _ = buffer.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, 0) }
+                    client.reset()
+                }
+            }
+            #expect(await eventually { server.openConnections == 0 })
+        }
+        #expect(openDescriptorCount() == baseline)
+    }
+
     @Test("a streamed response goes out chunked")
     func stream() async throws {
         try await withServer(handler: { _, _ in
