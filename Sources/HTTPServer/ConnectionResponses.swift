@@ -18,8 +18,8 @@ extension Connection {
         }
         let allowsBody = ResponseWriter.statusAllowsBody(head.status) && !ex.isHEAD
         let framing: ResponseWriter.BodyFraming =
-            !ResponseWriter.statusAllowsBody(head.status) ? .bodiless : ex.head.isHTTP10 ? .untilClose : .chunked
-        queueHead(head, framing: framing, ex, forceClose: ex.head.isHTTP10)
+            !ResponseWriter.statusAllowsBody(head.status) ? .bodiless : ex.isHTTP10 ? .untilClose : .chunked
+        queueHead(head, framing: framing, ex, forceClose: ex.isHTTP10)
         if !allowsBody { ex.responseEnded = true }
         done.resume(returning: allowsBody)
         finishExchangeIfDone()
@@ -31,7 +31,7 @@ extension Connection {
             done.resume(returning: false)
             return
         }
-        if ex.head.isHTTP10 { outbound.append(contentsOf: bytes) } else { ResponseWriter.chunk(bytes, into: &outbound) }
+        if ex.isHTTP10 { outbound.append(contentsOf: bytes) } else { ResponseWriter.chunk(bytes, into: &outbound) }
         flushOutput()
         if closed { done.resume(returning: false); return }
         if pendingBytes <= Self.highWater { done.resume(returning: true) } else { streamWaiter = done }
@@ -40,7 +40,7 @@ extension Connection {
 
     func endStream(_ id: UInt64) {
         guard let ex = exchange, ex.id == id, ex.responseStarted, !ex.responseEnded, !closed else { return }
-        if !ex.head.isHTTP10 { outbound.append(contentsOf: ResponseWriter.lastChunk) }
+        if !ex.isHTTP10 { outbound.append(contentsOf: ResponseWriter.lastChunk) }
         ex.responseEnded = true
         finishExchangeIfDone()
         drive()
@@ -101,10 +101,10 @@ extension Connection {
 
     func queueHead(_ head: HTTPResponse, framing: ResponseWriter.BodyFraming, _ ex: Exchange, forceClose: Bool) {
         // A body left unread would be parsed as the next request: close instead.
-        let close = forceClose || !ex.head.keepAlive || !ex.bodyComplete || closing
+        let close = forceClose || !ex.keepAlive || !ex.bodyComplete || closing
         ex.responseStarted = true
         ex.closeAfter = ResponseWriter.head(
-            head, framing: framing, close: close, keepAliveFor10: ex.head.isHTTP10,
+            head, framing: framing, close: close, keepAliveFor10: ex.isHTTP10,
             dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
     }
 
