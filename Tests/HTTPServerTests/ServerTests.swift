@@ -408,10 +408,16 @@ struct ServerTests {
             ("POST / HTTP/1.1\r\nHost: t\r\nExpect: nothing\r\nContent-Length: 1\r\n\r\n", 417),
             ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n", 413),
             ("GET /\(String(repeating: "x", count: 9000)) HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+            ("GET / HTTP/1.1\r\nHost: t\r\nX-Big: \(String(repeating: "y", count: 17000))\r\n\r\n", 431),
+            ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n", 400),
         ]
         var configuration = ServerConfiguration()
         configuration.maxBodySize = 1000
-        try await withServer(configuration) { port, _ in
+        // The handler reads the body, so errors found inside it (a bad chunk) reach the wire too.
+        try await withServer(configuration, handler: { _, body in
+            _ = try? await body.collect(upTo: 1 << 20)
+            return ServerResponse(status: .ok)
+        }) { port, _ in
             try await blocking {
                 for (request, status) in cases {
                     let client = try TestClient(port: port)
