@@ -50,6 +50,7 @@ extension Connection {
 
     /// Runs in the handler's task: hands a response to the loop, pulling a stream body at the socket's pace.
     func send(_ response: ServerResponse, for id: UInt64) async {
+        let response = Self.sanitized(response)
         guard case .stream(let stream) = response.body else {
             loop.execute { self.responseReady(id, response) }
             return
@@ -67,7 +68,15 @@ extension Connection {
         loop.execute { self.endStream(id) }
     }
 
+    /// A handler cannot end an exchange with an interim (1xx) status: the client would wait for a final one.
+    static func sanitized(_ response: ServerResponse) -> ServerResponse {
+        guard response.head.status.kind == .informational else { return response }
+        dispose(response)
+        return ResponseWriter.problem(.internalServerError, detail: "the handler answered with an interim status")
+    }
+
     func writeResponse(_ response: ServerResponse, _ ex: Exchange) {
+        let response = Self.sanitized(response)
         if case .stream = response.body {
             let id = ex.id
             ex.task = Task { [self] in await self.send(response, for: id) }
@@ -80,7 +89,7 @@ extension Connection {
             switch response.body {
             case .empty: framing = .length(0)
             case .bytes(let bytes): framing = .length(Int64(bytes.count))
-            case .file(_, let length): framing = .length(length)
+            case .file(_, let length): framing = .length(max(0, length))
             case .stream: break
             }
         }

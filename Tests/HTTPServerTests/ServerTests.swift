@@ -167,6 +167,19 @@ struct ServerTests {
         }
     }
 
+    @Test("a handler answering with an interim status gets a 500 in its place")
+    func interimStatus() async throws {
+        try await withServer(handler: { _, _ in ServerResponse(status: .continue) }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send(Self.get)
+                let response = try client.readResponse()
+                #expect(response.status == 500)
+                #expect(response.header("Content-Type") == "application/problem+json")
+            }
+        }
+    }
+
     @Test("HEAD gets the headers without the body")
     func head() async throws {
         try await withServer(handler: { _, _ in ServerResponse(status: .ok, body: .bytes(Array(repeating: 65, count: 1000))) }) {
