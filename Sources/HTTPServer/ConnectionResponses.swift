@@ -19,7 +19,7 @@ extension Connection {
         let allowsBody = ResponseWriter.statusAllowsBody(head.status) && !ex.isHEAD
         let framing: ResponseWriter.BodyFraming =
             !ResponseWriter.statusAllowsBody(head.status) ? .bodiless : ex.isHTTP10 ? .untilClose : .chunked
-        queueHead(head, framing: framing, ex, forceClose: ex.isHTTP10)
+        queueHead(head, status: head.status, framing: framing, ex, forceClose: ex.isHTTP10)
         if !allowsBody { ex.responseEnded = true }
         done.resume(returning: allowsBody)
         finishExchangeIfDone()
@@ -76,13 +76,17 @@ extension Connection {
     }
 
     func writeResponse(_ response: ServerResponse, _ ex: Exchange) {
-        let response = Self.sanitized(response)
+        // HTTPResponse.status is rebuilt from its pseudo field on every read: read it once.
+        let status = response.head.status
         if case .stream = response.body {
             let id = ex.id
             ex.task = Task { [self] in await self.send(response, for: id) }
             return
         }
-        let status = response.head.status
+        if status.kind == .informational {
+            writeResponse(Self.sanitized(response), ex)
+            return
+        }
         let allowsBody = ResponseWriter.statusAllowsBody(status)
         var framing = ResponseWriter.BodyFraming.bodiless
         if allowsBody {
@@ -93,7 +97,7 @@ extension Connection {
             case .stream: break
             }
         }
-        queueHead(response.head, framing: framing, ex, forceClose: false)
+        queueHead(response.head, status: status, framing: framing, ex, forceClose: false)
         switch response.body {
         case .bytes(let bytes) where allowsBody && !ex.isHEAD:
             outbound.append(contentsOf: bytes)
@@ -108,12 +112,15 @@ extension Connection {
         finishExchangeIfDone()
     }
 
-    func queueHead(_ head: HTTPResponse, framing: ResponseWriter.BodyFraming, _ ex: Exchange, forceClose: Bool) {
+    func queueHead(
+        _ head: HTTPResponse, status: HTTPResponse.Status, framing: ResponseWriter.BodyFraming, _ ex: Exchange,
+        forceClose: Bool
+    ) {
         // A body left unread would be parsed as the next request: close instead.
         let close = forceClose || !ex.keepAlive || !ex.bodyComplete || closing
         ex.responseStarted = true
         ex.closeAfter = ResponseWriter.head(
-            head, framing: framing, close: close, keepAliveFor10: ex.isHTTP10,
+            head, status: status, framing: framing, close: close, keepAliveFor10: ex.isHTTP10,
             dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
     }
 
