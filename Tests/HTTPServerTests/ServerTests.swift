@@ -180,6 +180,50 @@ struct ServerTests {
         }
     }
 
+    @Test("mutated requests over the wire: every connection gets an answer or a close, and nothing leaks")
+    func wireMutations() async throws {
+        let baseline = await stableDescriptorCount()
+        var configuration = ServerConfiguration(maxBodySize: 100)
+        // Short, so that connections the mutation left waiting (a cut head, a short body, keep-alive) end soon.
+        configuration.headerTimeout = .milliseconds(150)
+        configuration.bodyIdleTimeout = .milliseconds(150)
+        configuration.keepAliveTimeout = .milliseconds(50)
+        try await withServer(configuration, handler: { request, body in
+            let bytes = (try? await body.collect(upTo: 1000)) ?? []
+            return ServerResponse(status: .ok, body: .bytes(Array("\(request.path ?? "") \(bytes.count)".utf8)))
+        }) { port, server in
+            try await blocking {
+                var generator = SplitMix64(seed: 0xF00D)
+                let alphabet = Array("\r\n :;,0123456789abcdefABCDEF\t\u{0}\u{7f}GETPOSTHTTP/1.1".utf8)
+                for _ in 0..<200 {
+                    let sources = HTTPParserTests.validRequests
+                    var request = Array(sources[Int(generator.next() % UInt64(sources.count))].utf8)
+                    for _ in 0..<(1 + generator.next() % 3) {
+                        let position = Int(generator.next() % UInt64(request.count))
+                        switch generator.next() % 3 {
+                        case 0: request[position] = alphabet[Int(generator.next() % UInt64(alphabet.count))]
+                        case 1: request.insert(alphabet[Int(generator.next() % UInt64(alphabet.count))], at: position)
+                        default: request.remove(at: position)
+                        }
+                    }
+                    let client = try TestClient(port: port, receiveTimeoutSeconds: 3)
+                    try? client.send(request)
+                    // Whatever came of it (answers, an error document, a timeout), the server must end it:
+                    // read until it closes. A hang here would be a connection the server forgot.
+                    var answered = 0
+                    while let response = try? client.readResponse() {
+                        #expect(response.status > 0)
+                        answered += 1
+                        if answered > 8 { break }
+                    }
+                    #expect(client.isClosedByPeer())
+                }
+            }
+            #expect(await eventually { server.openConnections == 0 })
+        }
+        #expect(openDescriptorCount() == baseline)
+    }
+
     @Test("HEAD gets the headers without the body")
     func head() async throws {
         try await withServer(handler: { _, _ in ServerResponse(status: .ok, body: .bytes(Array(repeating: 65, count: 1000))) }) {
