@@ -37,10 +37,13 @@ final class Connection: Selectable, @unchecked Sendable {
 
     enum TimerKind { case none, header, keepAlive, body, write, linger }
 
-    /// The request being served.
+    /// The request being served: only what the connection needs of it (the request itself goes to the handler).
     final class Exchange {
         let id: UInt64
-        let head: HTTPParser.Head
+        let isHTTP10: Bool
+        let keepAlive: Bool
+        let expectContinue: Bool
+        let isHEAD: Bool
         let body: BodySource?
         var bodyComplete: Bool
         var bodyDemand = false
@@ -49,11 +52,13 @@ final class Connection: Selectable, @unchecked Sendable {
         var responseStarted = false
         var responseEnded = false
         var closeAfter = false
-        var isHEAD: Bool { head.request.method == .head }
 
-        init(id: UInt64, head: HTTPParser.Head, body: BodySource?, bodyComplete: Bool) {
+        init(id: UInt64, head: borrowing HTTPParser.Head, body: BodySource?, bodyComplete: Bool) {
             self.id = id
-            self.head = head
+            isHTTP10 = head.isHTTP10
+            keepAlive = head.keepAlive
+            expectContinue = head.expectContinue
+            isHEAD = head.request.method == .head
             self.body = body
             self.bodyComplete = bodyComplete
         }
@@ -109,7 +114,7 @@ final class Connection: Selectable, @unchecked Sendable {
     func bodyDemanded(_ id: UInt64) {
         guard let ex = exchange, ex.id == id, !ex.bodyComplete, !closed, !closing else { return }
         ex.bodyDemand = true
-        if ex.head.expectContinue && !ex.continueSent && !ex.responseStarted {
+        if ex.expectContinue && !ex.continueSent && !ex.responseStarted {
             ex.continueSent = true
             outbound.append(contentsOf: ResponseWriter.continueLine)
         }
@@ -221,6 +226,7 @@ final class Connection: Selectable, @unchecked Sendable {
         }
     }
 
+    /// Once a response is fully queued (a file fully sent), the exchange is over; queued bytes keep their order.
     func finishExchangeIfDone() {
         guard let ex = exchange, ex.responseEnded, pendingFile == nil else { return }
         exchange = nil
@@ -253,6 +259,7 @@ final class Connection: Selectable, @unchecked Sendable {
         needsDrive = true
     }
 
+    /// Closes now, whatever is in flight: the handler is cancelled and its body throws.
     func abort() {
         guard !closed else { return }
         closed = true

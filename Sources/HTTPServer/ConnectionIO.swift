@@ -125,6 +125,4 @@ extension Connection {
             }
         loop.setDeadline(self, after: nanos)
     }
-
-    /// Closes now, whatever is in flight: the handler is cancelled and its body throws.
 }

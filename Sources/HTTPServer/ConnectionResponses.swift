@@ -18,8 +18,8 @@ extension Connection {
         }
         let allowsBody = ResponseWriter.statusAllowsBody(head.status) && !ex.isHEAD
         let framing: ResponseWriter.BodyFraming =
-            !ResponseWriter.statusAllowsBody(head.status) ? .bodiless : ex.head.isHTTP10 ? .untilClose : .chunked
-        queueHead(head, framing: framing, ex, forceClose: ex.head.isHTTP10)
+            !ResponseWriter.statusAllowsBody(head.status) ? .bodiless : ex.isHTTP10 ? .untilClose : .chunked
+        queueHead(head, status: head.status, framing: framing, ex, forceClose: ex.isHTTP10)
         if !allowsBody { ex.responseEnded = true }
         done.resume(returning: allowsBody)
         finishExchangeIfDone()
@@ -31,7 +31,7 @@ extension Connection {
             done.resume(returning: false)
             return
         }
-        if ex.head.isHTTP10 { outbound.append(contentsOf: bytes) } else { ResponseWriter.chunk(bytes, into: &outbound) }
+        if ex.isHTTP10 { outbound.append(contentsOf: bytes) } else { ResponseWriter.chunk(bytes, into: &outbound) }
         flushOutput()
         if closed { done.resume(returning: false); return }
         if pendingBytes <= Self.highWater { done.resume(returning: true) } else { streamWaiter = done }
@@ -40,7 +40,7 @@ extension Connection {
 
     func endStream(_ id: UInt64) {
         guard let ex = exchange, ex.id == id, ex.responseStarted, !ex.responseEnded, !closed else { return }
-        if !ex.head.isHTTP10 { outbound.append(contentsOf: ResponseWriter.lastChunk) }
+        if !ex.isHTTP10 { outbound.append(contentsOf: ResponseWriter.lastChunk) }
         ex.responseEnded = true
         finishExchangeIfDone()
         drive()
@@ -50,6 +50,7 @@ extension Connection {
 
     /// Runs in the handler's task: hands a response to the loop, pulling a stream body at the socket's pace.
     func send(_ response: ServerResponse, for id: UInt64) async {
+        let response = Self.sanitized(response)
         guard case .stream(let stream) = response.body else {
             loop.execute { self.responseReady(id, response) }
             return
@@ -67,24 +68,36 @@ extension Connection {
         loop.execute { self.endStream(id) }
     }
 
+    /// A handler cannot end an exchange with an interim (1xx) status: the client would wait for a final one.
+    static func sanitized(_ response: ServerResponse) -> ServerResponse {
+        guard response.head.status.kind == .informational else { return response }
+        dispose(response)
+        return ResponseWriter.problem(.internalServerError, detail: "the handler answered with an interim status")
+    }
+
     func writeResponse(_ response: ServerResponse, _ ex: Exchange) {
+        // HTTPResponse.status is rebuilt from its pseudo field on every read: read it once.
+        let status = response.head.status
         if case .stream = response.body {
             let id = ex.id
             ex.task = Task { [self] in await self.send(response, for: id) }
             return
         }
-        let status = response.head.status
+        if status.kind == .informational {
+            writeResponse(Self.sanitized(response), ex)
+            return
+        }
         let allowsBody = ResponseWriter.statusAllowsBody(status)
         var framing = ResponseWriter.BodyFraming.bodiless
         if allowsBody {
             switch response.body {
             case .empty: framing = .length(0)
             case .bytes(let bytes): framing = .length(Int64(bytes.count))
-            case .file(_, let length): framing = .length(length)
+            case .file(_, let length): framing = .length(max(0, length))
             case .stream: break
             }
         }
-        queueHead(response.head, framing: framing, ex, forceClose: false)
+        queueHead(response.head, status: status, framing: framing, ex, forceClose: false)
         switch response.body {
         case .bytes(let bytes) where allowsBody && !ex.isHEAD:
             outbound.append(contentsOf: bytes)
@@ -99,16 +112,19 @@ extension Connection {
         finishExchangeIfDone()
     }
 
-    func queueHead(_ head: HTTPResponse, framing: ResponseWriter.BodyFraming, _ ex: Exchange, forceClose: Bool) {
+    func queueHead(
+        _ head: HTTPResponse, status: HTTPResponse.Status, framing: ResponseWriter.BodyFraming, _ ex: Exchange,
+        forceClose: Bool
+    ) {
         // A body left unread would be parsed as the next request: close instead.
-        let close = forceClose || !ex.head.keepAlive || !ex.bodyComplete || closing
+        let close = forceClose || !ex.keepAlive || !ex.bodyComplete || closing
         ex.responseStarted = true
         ex.closeAfter = ResponseWriter.head(
-            head, framing: framing, close: close, keepAliveFor10: ex.head.isHTTP10,
+            head, status: status, framing: framing, close: close, keepAliveFor10: ex.isHTTP10,
             dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
     }
 
-    /// Once a response is fully queued (a file fully sent), the exchange is over; queued bytes keep their order.
+    /// Releases what a response that will never be sent owns: its file descriptor.
     static func dispose(_ response: ServerResponse) {
         if case .file(let fd, _) = response.body { closeDescriptor(fd) }
     }

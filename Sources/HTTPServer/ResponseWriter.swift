@@ -21,11 +21,11 @@ enum ResponseWriter {
     /// `Connection: close` (found while copying the fields, not by a second lookup).
     @discardableResult
     static func head(
-        _ head: HTTPResponse, framing: BodyFraming, close: Bool, keepAliveFor10: Bool,
-        dateLine: [UInt8], serverLine: [UInt8], into out: inout [UInt8]
+        _ head: HTTPResponse, status: HTTPResponse.Status? = nil, framing: BodyFraming, close: Bool,
+        keepAliveFor10: Bool, dateLine: [UInt8], serverLine: [UInt8], into out: inout [UInt8]
     ) -> Bool {
         var close = close
-        let status = head.status
+        let status = status ?? head.status
         // Byte appends rather than string interpolation: this runs once per response on the loop thread.
         append("HTTP/1.1 ", to: &out)
         appendDecimal(status.code, into: &out)

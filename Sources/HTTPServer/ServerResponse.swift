@@ -22,9 +22,14 @@ public enum ResponseBody: Sendable {
     /// Sent with sendfile(2) from the descriptor's current offset 0. The server owns the descriptor from here on
     /// and closes it when done or on any error, including when the response is never sent.
     case file(descriptor: Int32, length: Int64)
-    /// Sent with the chunked transfer coding (close-delimited to an HTTP/1.0 client).
+    /// Sent with the chunked transfer coding (close-delimited to an HTTP/1.0 client). The server pulls the next
+    /// chunk only when the socket has taken the previous ones; a producer that must not run ahead of a slow client
+    /// should be pull-based (`AsyncStream(unfolding:)`), since `yield` on a continuation buffers without limit.
     case stream(AsyncStream<[UInt8]>)
 }
 
-/// The handler's `async` entry point: the request head and a lazily pulled body.
+/// The handler's `async` entry point: the request head and a lazily pulled body. It runs as a Swift task; when
+/// the client goes away the task is cancelled and the body throws. A handler that returns without reading its
+/// body to the end gets its response sent, and then the connection is closed (the remainder is not drained).
+/// The `Host` field of the request is in `request.authority`, not in `headerFields`.
 public typealias HTTPHandler = @Sendable (HTTPRequest, RequestBody) async -> ServerResponse

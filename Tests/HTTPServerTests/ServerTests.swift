@@ -168,6 +168,63 @@ struct ServerTests {
         }
     }
 
+    @Test("a handler answering with an interim status gets a 500 in its place")
+    func interimStatus() async throws {
+        try await withServer(handler: { _, _ in ServerResponse(status: .continue) }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send(Self.get)
+                let response = try client.readResponse()
+                #expect(response.status == 500)
+                #expect(response.header("Content-Type") == "application/problem+json")
+            }
+        }
+    }
+
+    @Test("mutated requests over the wire: every connection gets an answer or a close, and nothing leaks")
+    func wireMutations() async throws {
+        let baseline = await stableDescriptorCount()
+        var configuration = ServerConfiguration(maxBodySize: 100)
+        // Short, so that connections the mutation left waiting (a cut head, a short body, keep-alive) end soon.
+        configuration.headerTimeout = .milliseconds(150)
+        configuration.bodyIdleTimeout = .milliseconds(150)
+        configuration.keepAliveTimeout = .milliseconds(50)
+        try await withServer(configuration, handler: { request, body in
+            let bytes = (try? await body.collect(upTo: 1000)) ?? []
+            return ServerResponse(status: .ok, body: .bytes(Array("\(request.path ?? "") \(bytes.count)".utf8)))
+        }) { port, server in
+            try await blocking {
+                var generator = SplitMix64(seed: 0xF00D)
+                let alphabet = Array("\r\n :;,0123456789abcdefABCDEF\t\u{0}\u{7f}GETPOSTHTTP/1.1".utf8)
+                for _ in 0..<200 {
+                    let sources = HTTPParserTests.validRequests
+                    var request = Array(sources[Int(generator.next() % UInt64(sources.count))].utf8)
+                    for _ in 0..<(1 + generator.next() % 3) {
+                        let position = Int(generator.next() % UInt64(request.count))
+                        switch generator.next() % 3 {
+                        case 0: request[position] = alphabet[Int(generator.next() % UInt64(alphabet.count))]
+                        case 1: request.insert(alphabet[Int(generator.next() % UInt64(alphabet.count))], at: position)
+                        default: request.remove(at: position)
+                        }
+                    }
+                    let client = try TestClient(port: port, receiveTimeoutSeconds: 3)
+                    try? client.send(request)
+                    // Whatever came of it (answers, an error document, a timeout), the server must end it:
+                    // read until it closes. A hang here would be a connection the server forgot.
+                    var answered = 0
+                    while let response = try? client.readResponse() {
+                        #expect(response.status > 0)
+                        answered += 1
+                        if answered > 8 { break }
+                    }
+                    #expect(client.isClosedByPeer())
+                }
+            }
+            #expect(await eventually { server.openConnections == 0 })
+        }
+        #expect(openDescriptorCount() == baseline)
+    }
+
     @Test("HEAD gets the headers without the body")
     func head() async throws {
         try await withServer(handler: { _, _ in ServerResponse(status: .ok, body: .bytes(Array(repeating: 65, count: 1000))) }) {
@@ -212,6 +269,32 @@ struct ServerTests {
         #expect(openDescriptorCount() == baseline)
     }
 
+    @Test("a client that resets during sendfile neither kills the process (SIGPIPE) nor leaks the file")
+    func resetDuringSendfile() async throws {
+        let path = "/tmp/http-server-reset-\(getpid()).bin"
+        let out = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        let block = [UInt8](repeating: 0x5A, count: 1 << 20)
+        for _ in 0..<32 { block.withUnsafeBytes { _ = write(out, $0.baseAddress, $0.count) } }
+        close(out)
+        defer { unlink(path) }
+        let baseline = await stableDescriptorCount()
+        try await withServer(handler: { _, _ in
+            ServerResponse(status: .ok, body: .file(descriptor: open(path, O_RDONLY | O_CLOEXEC), length: 32 << 20))
+        }) { port, server in
+            for _ in 0..<3 {
+                try await blocking {
+                    let client = try TestClient(port: port)
+                    try client.send(Self.get)
+                    var buffer = [UInt8](repeating: 0, count: 65536)
+                    _ = buffer.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, 0) }
+                    client.reset()
+                }
+            }
+            #expect(await eventually { server.openConnections == 0 })
+        }
+        #expect(openDescriptorCount() == baseline)
+    }
+
     @Test("a streamed response goes out chunked")
     func stream() async throws {
         try await withServer(handler: { _, _ in
@@ -231,6 +314,26 @@ struct ServerTests {
                 try client.send(Self.get)
                 #expect(try client.readResponse().status == 200)
             }
+        }
+    }
+
+    @Test("a streamed response is pulled at the socket's pace: a client that stops reading stops the producer")
+    func streamBackpressure() async throws {
+        let produced = Mutex(0)
+        try await withServer(handler: { _, _ in
+            let stream = AsyncStream<[UInt8]>(unfolding: {
+                let n = produced.withLock { $0 += 1; return $0 }
+                return n <= 1000 ? [UInt8](repeating: 1, count: 1 << 20) : nil
+            })
+            return ServerResponse(status: .ok, body: .stream(stream))
+        }) { port, _ in
+            let client = try TestClient(port: port)
+            try client.send(Self.get)
+            try await Task.sleep(for: .milliseconds(500))
+            // 1000 chunks of 1 MB were on offer; only the socket buffers and the high-water mark were taken.
+            let count = produced.withLock { $0 }
+            #expect(count > 1 && count < 40, "\(count) chunks produced")
+            _ = client
         }
     }
 
@@ -363,10 +466,16 @@ struct ServerTests {
             ("POST / HTTP/1.1\r\nHost: t\r\nExpect: nothing\r\nContent-Length: 1\r\n\r\n", 417),
             ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n", 413),
             ("GET /\(String(repeating: "x", count: 9000)) HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+            ("GET / HTTP/1.1\r\nHost: t\r\nX-Big: \(String(repeating: "y", count: 17000))\r\n\r\n", 431),
+            ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n", 400),
         ]
         var configuration = ServerConfiguration()
         configuration.maxBodySize = 1000
-        try await withServer(configuration) { port, _ in
+        // The handler reads the body, so errors found inside it (a bad chunk) reach the wire too.
+        try await withServer(configuration, handler: { _, body in
+            _ = try? await body.collect(upTo: 1 << 20)
+            return ServerResponse(status: .ok)
+        }) { port, _ in
             try await blocking {
                 for (request, status) in cases {
                     let client = try TestClient(port: port)
