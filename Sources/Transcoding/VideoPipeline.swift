@@ -117,8 +117,9 @@ final class VideoPipeline {
         } else {
             pts = lastPts.map { $0 + max(lastDuration, 1) } ?? 0
         }
-        // The muxer needs strictly increasing timestamps; broken inputs do not always give them.
-        if let lastPts, pts <= lastPts { pts = lastPts + 1 }
+        // The muxer needs strictly increasing timestamps, and an MP4 player hides frames before 0 (the edit list
+        // starts there); broken inputs give both, so such frames are moved just after the previous one.
+        pts = max(pts, (lastPts ?? -1) + 1)
         if let lastPts { lastDuration = saneDuration(pts - lastPts) }
         lastPts = pts
         let seconds = Double(pts) * av_q2d(timeBase)
