@@ -5,11 +5,20 @@ PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
 	pkg-config ffmpeg bc
 
-.PHONY: deps build release run test bench leak-check fuzz-media clean
+.PHONY: deps bench-deps apt-install build release run test bench bench-http leak-check fuzz-media clean
+
+BENCH_PACKAGES := wrk nginx-light
 
 # Idempotent and quick when everything is present: only missing packages are installed.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES); do \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+# What only the benchmarks need (wrk, and nginx to compare with), kept out of `make test`.
+bench-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES) $(BENCH_PACKAGES)"
+
+apt-install:
+	@missing=$$(for p in $(PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
@@ -34,8 +43,12 @@ test: deps
 	$(SWIFT) test --skip-build --skip HTTPServerTests
 	$(SWIFT) test --skip-build --filter HTTPServerTests
 
-bench: release
+bench: bench-deps release
 	scripts/bench.sh
+
+# GET /about of a server on this library against nginx (1 worker), wrk at 64 connections.
+bench-http: bench-deps
+	scripts/bench-http.sh
 
 clean:
 	rm -rf .build .build-asan bench-out
