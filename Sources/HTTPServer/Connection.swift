@@ -249,7 +249,7 @@ final class Connection: Selectable, @unchecked Sendable {
                 return
             }
         }
-        let response = ResponseWriter.problem(error.status, detail: error.detail)
+        let response = ServerResponse.problem(error.status, detail: error.detail)
         guard case .bytes(let body) = response.body else { return }
         ResponseWriter.head(
             response.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,

@@ -72,7 +72,7 @@ extension Connection {
     static func sanitized(_ response: ServerResponse) -> ServerResponse {
         guard response.head.status.kind == .informational else { return response }
         dispose(response)
-        return ResponseWriter.problem(.internalServerError, detail: "the handler answered with an interim status")
+        return ServerResponse.problem(.internalServerError, detail: "the handler answered with an interim status")
     }
 
     func writeResponse(_ response: ServerResponse, _ ex: Exchange) {

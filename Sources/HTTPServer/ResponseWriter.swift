@@ -101,32 +101,6 @@ enum ResponseWriter {
 
     static let lastChunk = Array("0\r\n\r\n".utf8)
     static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
-
-    /// An RFC 9457 problem document for an error the server produces itself.
-    static func problem(_ status: HTTPResponse.Status, detail: String) -> ServerResponse {
-        let body = "{\"type\":\"about:blank\",\"title\":\(jsonString(status.reasonPhrase)),"
-            + "\"status\":\(status.code),\"detail\":\(jsonString(detail))}"
-        return ServerResponse(
-            status: status, headerFields: [.contentType: "application/problem+json"], body: .bytes(Array(body.utf8)))
-    }
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// Response fields the server writes itself, told apart by length first: most fields need no string comparison.

@@ -34,7 +34,7 @@ final class ServerContext: Sendable {
 
     /// The 503 sent to a connection beyond `maxConnections`.
     func overloadResponse(dateLine: [UInt8]) -> [UInt8] {
-        let problem = ResponseWriter.problem(.serviceUnavailable, detail: "too many connections")
+        let problem = ServerResponse.problem(.serviceUnavailable, detail: "too many connections")
         var bytes: [UInt8] = []
         if case .bytes(let body) = problem.body {
             ResponseWriter.head(

@@ -14,6 +14,35 @@ public struct ServerResponse: Sendable {
     public init(status: HTTPResponse.Status, headerFields: HTTPFields = [:], body: ResponseBody = .empty) {
         self.init(head: HTTPResponse(status: status, headerFields: headerFields), body: body)
     }
+
+    /// An RFC 9457 problem document (`application/problem+json`): the status, its title and the reason in words.
+    /// The server answers its own errors with these; applications can too.
+    public static func problem(_ status: HTTPResponse.Status, detail: String, headerFields: HTTPFields = [:]) -> ServerResponse {
+        let body = "{\"type\":\"about:blank\",\"title\":\(jsonString(status.reasonPhrase)),"
+            + "\"status\":\(status.code),\"detail\":\(jsonString(detail))}"
+        var fields = headerFields
+        fields[.contentType] = "application/problem+json"
+        return ServerResponse(status: status, headerFields: fields, body: .bytes(Array(body.utf8)))
+    }
+}
+
+/// A JSON string literal for `text`, escaped as RFC 8259 requires.
+public func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
 }
 
 public enum ResponseBody: Sendable {

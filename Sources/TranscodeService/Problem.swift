@@ -13,30 +13,5 @@ struct Problem: Error, Sendable {
         self.headers = headers
     }
 
-    var response: ServerResponse {
-        let body = "{\"type\":\"about:blank\",\"title\":\(jsonString(status.reasonPhrase)),\"status\":\(status.code),"
-            + "\"detail\":\(jsonString(detail))}"
-        var fields = headers
-        fields[.contentType] = "application/problem+json"
-        return ServerResponse(status: status, headerFields: fields, body: .bytes(Array(body.utf8)))
-    }
-}
-
-/// A JSON string literal.
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
+    var response: ServerResponse { .problem(status, detail: detail, headerFields: headers) }
 }
