@@ -5,7 +5,7 @@ PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
 	pkg-config ffmpeg bc
 
-.PHONY: deps bench-deps apt-install build release run test bench bench-http leak-check fuzz-media clean
+.PHONY: deps bench-deps apt-install build release run test bench bench-http leak-check fuzz-media fuzz-media-asan clean
 
 BENCH_PACKAGES := wrk nginx-light
 
@@ -63,3 +63,8 @@ SEED ?= $$RANDOM
 fuzz-media: deps
 	$(SWIFT) build -c release --product media-fuzz
 	$$($(SWIFT) build -c release --show-bin-path)/media-fuzz --count $(COUNT) --seed $(SEED)
+
+# The same under AddressSanitizer (CI runs a fixed seed, so a red run is reproducible).
+fuzz-media-asan: deps
+	$(SWIFT) build --scratch-path .build-asan --sanitize=address --product media-fuzz
+	ASAN_OPTIONS=detect_leaks=1 .build-asan/debug/media-fuzz --count $(COUNT) --seed $(SEED)

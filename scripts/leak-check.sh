@@ -13,7 +13,7 @@ trap 'rm -rf "$WORK"' EXIT
 head -c $(( $(stat -c %s "$WORK/good.mp4") / 2 )) "$WORK/good.mp4" > "$WORK/half.mp4"
 printf '#EXTM3U\n#EXTINF:1,\n%s\n' "$WORK/good.mp4" > "$WORK/list.m3u8"
 printf 'ffconcat version 1.0\nfile %s\n' "$WORK/good.mp4" > "$WORK/list.ffconcat"
-head -c 100000 /dev/urandom > "$WORK/noise.bin"
+python3 -c "import random,sys; random.seed(7); sys.stdout.buffer.write(random.randbytes(100000))" > "$WORK/noise.bin"
 : > "$WORK/empty.bin"
 failed=0
 for input in good.mp4 half.mp4 list.m3u8 list.ffconcat noise.bin empty.bin ../shared/media/trial_video.mp4; do
