@@ -165,18 +165,24 @@ public struct SyntheticClip: Sendable {
         }
         try check(av_frame_make_writable(frame), "picture")
         let w = Int(frame.pointee.width), h = Int(frame.pointee.height)
+        // A diagonal gradient scrolling right, with a bright square bouncing across it. Rows are copied from a
+        // ramp rather than computed per pixel: fixtures are made in debug builds, where per-pixel loops crawl.
+        let ramp = (0..<(w + 256)).map { UInt8(truncatingIfNeeded: $0) }
         let luma = frame.pointee.data.0!, lumaStride = Int(frame.pointee.linesize.0)
-        // A diagonal gradient scrolling right, with a bright square bouncing across it.
         let boxX = (index * 7) % max(w - 32, 1), boxY = (index * 3) % max(h - 32, 1)
-        for y in 0..<h {
-            for x in 0..<w {
-                let inBox = x >= boxX && x < boxX + 32 && y >= boxY && y < boxY + 32
-                luma[y * lumaStride + x] = inBox ? 235 : UInt8(truncatingIfNeeded: x + y * 2 + index * 5)
+        ramp.withUnsafeBufferPointer { source in
+            for y in 0..<h {
+                let row = luma + y * lumaStride
+                row.update(from: source.baseAddress! + ((y * 2 + index * 5) & 255), count: w)
+                if y >= boxY && y < boxY + 32 { (row + boxX).update(repeating: 235, count: min(32, w - boxX)) }
             }
         }
-        for (plane, stride) in [(frame.pointee.data.1!, Int(frame.pointee.linesize.1)), (frame.pointee.data.2!, Int(frame.pointee.linesize.2))] {
-            for y in 0..<((h + 1) / 2) {
-                for x in 0..<((w + 1) / 2) { plane[y * stride + x] = UInt8(truncatingIfNeeded: 128 + (x - y + index) % 64) }
+        let chromaRamp = (0..<(w / 2 + 65)).map { UInt8(128 + $0 % 64) }
+        chromaRamp.withUnsafeBufferPointer { source in
+            for (plane, stride) in [(frame.pointee.data.1!, Int(frame.pointee.linesize.1)), (frame.pointee.data.2!, Int(frame.pointee.linesize.2))] {
+                for y in 0..<((h + 1) / 2) {
+                    (plane + y * stride).update(from: source.baseAddress! + ((index - y) & 63), count: (w + 1) / 2)
+                }
             }
         }
     }

@@ -49,7 +49,7 @@ final class RunningService: Sendable {
     }
 
     /// Polls `/about` until `condition` holds or `seconds` pass.
-    func wait(seconds: Double = 10, until condition: ([String: Any]) -> Bool) throws -> Bool {
+    func wait(seconds: Double = 30, until condition: ([String: Any]) -> Bool) throws -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition(try about()) { return true }
