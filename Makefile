@@ -5,7 +5,7 @@ PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
 	pkg-config ffmpeg bc
 
-.PHONY: deps bench-deps apt-install build release run test bench bench-http leak-check fuzz-media fuzz-media-asan clean
+.PHONY: deps bench-deps apt-install build release run test bench bench-http leak-check fuzz-media fuzz-media-asan fuzz-http clean
 
 BENCH_PACKAGES := wrk nginx-light
 
@@ -68,3 +68,13 @@ fuzz-media: deps
 fuzz-media-asan: deps
 	$(SWIFT) build --scratch-path .build-asan --sanitize=address --product media-fuzz
 	ASAN_OPTIONS=detect_leaks=1 .build-asan/debug/media-fuzz --count $(COUNT) --seed $(SEED)
+
+# libFuzzer on HTTPParser (with AddressSanitizer): fragmentation must never change what a request parses to.
+# Crashing inputs are written to Fuzz/HTTPFuzz/crashes/; new interesting inputs stay in a scratch corpus.
+SECONDS ?= 60
+fuzz-http: deps
+	$(SWIFT) build --scratch-path .build-fuzz --product http-fuzz -Xswiftc -DFUZZING \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+	mkdir -p .build-fuzz/corpus Fuzz/HTTPFuzz/crashes
+	.build-fuzz/debug/http-fuzz -max_total_time=$(SECONDS) -max_len=4096 -artifact_prefix=Fuzz/HTTPFuzz/crashes/ \
+		.build-fuzz/corpus Fuzz/HTTPFuzz/corpus

@@ -71,6 +71,7 @@ let package = Package(
             dependencies: ["Transcoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Fuzz/MediaFuzz"
         ),
+        .executableTarget(name: "http-fuzz", dependencies: ["HTTPServer"], path: "Fuzz/HTTPFuzz", exclude: ["corpus"]),
         // Fixed small JSON on GET /about for scripts/bench-http.sh (wrk against it and nginx).
         .executableTarget(
             name: "http-bench-server",

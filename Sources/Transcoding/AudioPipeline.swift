@@ -92,10 +92,16 @@ final class AudioPipeline {
                 } else {
                     try check(av_channel_layout_copy(&layout, &frame.pointee.ch_layout), "copying a channel layout")
                 }
-                resampler = try Resampler(
+                // A layout or format swresample refuses (damaged audio) skips the frame, as an undecodable one.
+                guard let made = try? Resampler(
                     inputLayout: &layout, inputFormat: AVSampleFormat(rawValue: frame.pointee.format),
                     inputRate: frame.pointee.sample_rate, outputLayout: &enc.pointee.ch_layout,
                     outputFormat: enc.pointee.sample_fmt, outputRate: enc.pointee.sample_rate)
+                else {
+                    resamplerKey = nil
+                    return
+                }
+                resampler = made
                 if nextPts == nil {
                     nextPts = saneTimestamp(frame.pointee.best_effort_timestamp).map {
                         min(max(0, av_rescale_q($0 - startOffset, input.pointee.time_base, timeBase)), timestampBound)

@@ -1,0 +1,78 @@
+// libFuzzer target for HTTPParser: `make fuzz-http SECONDS=60`. Built with -DFUZZING (and -sanitize=fuzzer,address);
+// without it this is a stub, so ordinary and release builds of the package still link.
+#if FUZZING
+@testable import HTTPServer
+
+/// Everything a parse produced, comparable across fragmentations.
+private enum Step: Equatable {
+    case head(method: String, path: String, fields: Int, framing: HTTPParser.Framing, keepAlive: Bool, expect: Bool)
+    case body(hash: UInt64, count: Int)
+    case end
+    case failure(status: Int)
+}
+
+private let limits = HTTPParser.Limits(maxRequestLine: 1024, maxHeaderBytes: 4096, maxHeaderCount: 32, maxBodySize: 1 << 20)
+
+/// Parses `input` delivered in pieces of at most `piece` bytes, as a socket might deliver it.
+private func run(_ input: [UInt8], piece: Int) -> [Step] {
+    var parser = HTTPParser(limits: limits)
+    var steps: [Step] = []
+    var buffer: [UInt8] = []
+    var start = 0
+    var bodyHash: UInt64 = 0xcbf2_9ce4_8422_2325
+    var bodyCount = 0
+    var offset = 0
+    while offset < input.count {
+        let end = min(offset + piece, input.count)
+        buffer += input[offset..<end]
+        offset = end
+        while true {
+            let event: HTTPParser.Event?
+            let consumed: Int
+            do {
+                (event, consumed) = try parser.parse(buffer[start...])
+            } catch {
+                steps.append(.failure(status: error.status.code))
+                return steps
+            }
+            precondition(consumed >= 0 && start + consumed <= buffer.count, "consumed past the input")
+            start += consumed
+            guard let event else { break }
+            switch event {
+            case .head(let head):
+                steps.append(.head(
+                    method: head.request.method.rawValue, path: head.request.path ?? "",
+                    fields: head.request.headerFields.count, framing: head.framing, keepAlive: head.keepAlive,
+                    expect: head.expectContinue))
+            case .body(let bytes):
+                // Body chunks may be cut differently; only their concatenation must agree.
+                for byte in bytes { bodyHash = (bodyHash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+                bodyCount += bytes.count
+                precondition(bodyCount <= Int(limits.maxBodySize), "a body past the limit was delivered")
+            case .end:
+                steps.append(.body(hash: bodyHash, count: bodyCount))
+                steps.append(.end)
+                bodyHash = 0xcbf2_9ce4_8422_2325
+                bodyCount = 0
+            }
+        }
+    }
+    return steps
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    let whole = run(input, piece: max(input.count, 1))
+    // The same bytes in small pieces must give the same messages: fragmentation is invisible to a correct parser.
+    let piece = 1 + Int(input.first ?? 0) % 13
+    let split = run(input, piece: piece)
+    precondition(whole == split, "fragmentation into \(piece)-byte pieces changed the result:\n\(whole)\n\(split)")
+    return 0
+}
+#else
+@main
+enum HTTPFuzzStub {
+    static func main() { print("http-fuzz is a libFuzzer target: run `make fuzz-http SECONDS=60`") }
+}
+#endif
