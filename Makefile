@@ -73,8 +73,7 @@ fuzz-media-asan: deps
 # Crashing inputs are written to Fuzz/HTTPFuzz/crashes/; new interesting inputs stay in a scratch corpus.
 SECONDS ?= 60
 fuzz-http: deps
-	$(SWIFT) build --scratch-path .build-fuzz --product http-fuzz -Xswiftc -DFUZZING \
-		-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+	$(SWIFT) build --scratch-path .build-fuzz --product http-fuzz --sanitize=fuzzer --sanitize=address
 	mkdir -p .build-fuzz/corpus Fuzz/HTTPFuzz/crashes
 	.build-fuzz/debug/http-fuzz -max_total_time=$(SECONDS) -max_len=4096 -artifact_prefix=Fuzz/HTTPFuzz/crashes/ \
 		.build-fuzz/corpus Fuzz/HTTPFuzz/corpus

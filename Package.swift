@@ -71,7 +71,12 @@ let package = Package(
             dependencies: ["Transcoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Fuzz/MediaFuzz"
         ),
-        .executableTarget(name: "http-fuzz", dependencies: ["HTTPServer"], path: "Fuzz/HTTPFuzz", exclude: ["corpus"]),
+        // libFuzzer target (`make fuzz-http`). It reaches the internal parser with @testable, which only debug
+        // builds allow; release builds get a stub.
+        .executableTarget(
+            name: "http-fuzz", dependencies: ["HTTPServer"], path: "Fuzz/HTTPFuzz", exclude: ["corpus"],
+            swiftSettings: [.define("FUZZING", .when(configuration: .debug))]
+        ),
         // Fixed small JSON on GET /about for scripts/bench-http.sh (wrk against it and nginx).
         .executableTarget(
             name: "http-bench-server",
