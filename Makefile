@@ -5,7 +5,7 @@ PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
 	pkg-config ffmpeg bc
 
-.PHONY: deps build release run test bench leak-check clean
+.PHONY: deps build release run test harness bench bench-engine bench-service leak-check clean
 
 # Idempotent and quick when everything is present: only missing packages are installed.
 deps:
@@ -31,8 +31,20 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# The release service on a free port, the harness with its defaults against it, the report; HARNESS_ARGS adds options.
+harness: release
+	scripts/harness.sh
+
+# The in-process engine against the CLI, then the service against the CLI (README, "Benchmarks").
 bench: release
 	scripts/bench.sh
+	scripts/bench-service.sh
+
+bench-engine: release
+	scripts/bench.sh
+
+bench-service: release
+	scripts/bench-service.sh
 
 clean:
 	rm -rf .build .build-asan bench-out
