@@ -5,7 +5,7 @@ PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
 	pkg-config ffmpeg bc
 
-.PHONY: deps build release run test harness bench bench-engine bench-service leak-check clean
+.PHONY: deps build release run test harness bench bench-engine bench-service leak-check fuzz-media clean
 
 # Idempotent and quick when everything is present: only missing packages are installed.
 deps:
@@ -52,3 +52,10 @@ clean:
 # The CLI under AddressSanitizer/LeakSanitizer over good and hostile inputs.
 leak-check: deps
 	scripts/leak-check.sh
+
+# Mutants of generated clips through the transcoder: a crash, a hang past the time limit or an invalid output fails.
+COUNT ?= 1000
+SEED ?= $$RANDOM
+fuzz-media: deps
+	$(SWIFT) build -c release --product media-fuzz
+	$$($(SWIFT) build -c release --show-bin-path)/media-fuzz --count $(COUNT) --seed $(SEED)

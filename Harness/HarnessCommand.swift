@@ -52,6 +52,7 @@ struct HarnessCommand: ParsableCommand {
         configuration.query = query
         configuration.timeout = timeout
         configuration.verify = verify
+        Runner.raiseDescriptorLimit()
         let report = Runner.run(configuration)
         print(report.text)
         if let json { try report.writeJSON(to: json) }

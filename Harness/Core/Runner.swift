@@ -29,7 +29,6 @@ public struct RunConfiguration: Sendable {
 public enum Runner {
     public static func run(_ configuration: RunConfiguration) -> Report {
         precondition(!configuration.inputs.isEmpty && configuration.requests >= 0 && configuration.concurrency > 0)
-        raiseDescriptorLimit()
         let shared = Shared()
         let start = monotonicNanos()
         let threads = min(configuration.concurrency, configuration.requests)
@@ -103,8 +102,8 @@ public enum Runner {
     }
 
     /// Each thread holds a socket and a temp file at once: a thousand of them need more than the usual soft limit
-    /// of 1024 descriptors.
-    private static func raiseDescriptorLimit() {
+    /// of 1024 descriptors. The command calls it; `run` does not, since the limit belongs to the whole process.
+    public static func raiseDescriptorLimit() {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
         limit.rlim_cur = limit.rlim_max

@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <pthread.h>
 
 int clinux_o_tmpfile(void) { return O_TMPFILE; }
 
 int clinux_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+int clinux_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }

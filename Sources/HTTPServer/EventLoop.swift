@@ -90,15 +90,31 @@ final class EventLoop: @unchecked Sendable {
             throw IOError(call: "pthread_create", errno: Errno(rawValue: rc))
         }
         thread = tid
+        _ = clinux_set_thread_name(tid, String(name.prefix(15)))
     }
 
     /// Asks the loop to run `finalTask` and exit, then waits for its thread.
     func stopAndJoin(_ finalTask: @escaping @Sendable () -> Void) {
+        guard thread != nil else {
+            // Never started (start() failed part-way): nothing runs the queue, so run the task here.
+            finalTask()
+            return
+        }
         execute { [self] in
             finalTask()
             running = false
         }
         if let thread { pthread_join(thread, nil) }
+        thread = nil
+    }
+
+    /// Like `stopAndJoin`, for a caller on this loop's own thread; the thread is detached instead of joined.
+    func stopWithoutJoin(_ finalTask: @escaping @Sendable () -> Void) {
+        execute { [self] in
+            finalTask()
+            running = false
+        }
+        if let thread { pthread_detach(thread) }
         thread = nil
     }
 

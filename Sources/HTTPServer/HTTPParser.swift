@@ -129,9 +129,9 @@ struct HTTPParser {
     private mutating func parseHead(_ input: UnsafeBufferPointer<UInt8>) throws(HTTPRequestError) -> (Head?, Int) {
         var index = 0
         while index < input.count {
-            let byte = input[index]
-            index += 1
             if sawCR {
+                let byte = input[index]
+                index += 1
                 guard byte == .lf else { throw HTTPRequestError(.badRequest, "bare CR in the request head") }
                 sawCR = false
                 if lineLength == 0 {
@@ -142,7 +142,7 @@ struct HTTPParser {
                         if leadingEmptyLines > 4 { throw HTTPRequestError(.badRequest, "empty lines before the request") }
                         continue
                     }
-                    let head = try buildHead()
+                    let head = try Self.buildHead(headBuffer, lineEnds: lineEnds, limits: limits)
                     resetHead()
                     return (head, index)
                 }
@@ -153,14 +153,12 @@ struct HTTPParser {
                 }
                 continue
             }
-            switch byte {
-            case .cr:
-                sawCR = true
-            case .lf:
-                throw HTTPRequestError(.badRequest, "bare LF in the request head")
-            default:
-                headBuffer.append(byte)
-                lineLength += 1
+            // Copy the run of ordinary bytes up to the next CR or LF at once.
+            let runStart = index
+            while index < input.count, input[index] != .cr, input[index] != .lf { index += 1 }
+            if index > runStart {
+                headBuffer.append(contentsOf: UnsafeBufferPointer(rebasing: input[runStart..<index]))
+                lineLength += index - runStart
                 if lineEnds.isEmpty {
                     if lineLength > limits.maxRequestLine {
                         throw HTTPRequestError(.uriTooLong, "request line longer than \(limits.maxRequestLine) bytes")
@@ -169,6 +167,11 @@ struct HTTPParser {
                     throw HTTPRequestError(.requestHeaderFieldsTooLarge, "header block larger than \(limits.maxHeaderBytes) bytes")
                 }
             }
+            guard index < input.count else { break }
+            let byte = input[index]
+            index += 1
+            guard byte == .cr else { throw HTTPRequestError(.badRequest, "bare LF in the request head") }
+            sawCR = true
         }
         return (nil, input.count)
     }
@@ -178,178 +181,6 @@ struct HTTPParser {
         lineEnds.removeAll(keepingCapacity: true)
         lineLength = 0
         leadingEmptyLines = 0
-    }
-
-    private func buildHead() throws(HTTPRequestError) -> Head {
-        let requestLine = headBuffer[0..<lineEnds[0]]
-        let (method, target, isHTTP10) = try Self.parseRequestLine(requestLine)
-
-        var fields = HTTPFields()
-        var hosts: [String] = []
-        var contentLengths: [ArraySlice<UInt8>] = []
-        var transferCodings: [ArraySlice<UInt8>] = []
-        var connectionTokens: [ArraySlice<UInt8>] = []
-        var expectations: [ArraySlice<UInt8>] = []
-
-        var start = lineEnds[0]
-        for end in lineEnds.dropFirst() {
-            let (name, value) = try Self.parseFieldLine(headBuffer[start..<end])
-            start = end
-            switch KnownField(name) {
-            case .host:
-                hosts.append(String(decoding: value, as: UTF8.self))
-                continue
-            case .contentLength: contentLengths.append(value)
-            case .transferEncoding: transferCodings.append(value)
-            case .connection: connectionTokens.append(value)
-            case .expect: expectations.append(value)
-            case .other: break
-            }
-            guard let fieldName = HTTPField.Name(String(decoding: name, as: UTF8.self)) else {
-                throw HTTPRequestError(.badRequest, "invalid field name")
-            }
-            fields.append(HTTPField(name: fieldName, value: value))
-        }
-
-        if hosts.count > 1 { throw HTTPRequestError(.badRequest, "several Host fields") }
-        if hosts.isEmpty && !isHTTP10 { throw HTTPRequestError(.badRequest, "HTTP/1.1 request without Host") }
-
-        let framing: Framing
-        if !transferCodings.isEmpty {
-            if !contentLengths.isEmpty {
-                throw HTTPRequestError(.badRequest, "both Transfer-Encoding and Content-Length")
-            }
-            if isHTTP10 { throw HTTPRequestError(.badRequest, "Transfer-Encoding in an HTTP/1.0 request") }
-            let codings = Self.listElements(transferCodings)
-            guard codings.count == 1, Self.equalsIgnoringCase(codings[0], "chunked") else {
-                throw HTTPRequestError(.notImplemented, "only the chunked transfer coding is supported")
-            }
-            framing = .chunked
-        } else if !contentLengths.isEmpty {
-            let length = try Self.parseContentLength(contentLengths)
-            if length > limits.maxBodySize {
-                throw HTTPRequestError(.contentTooLarge, "body of \(length) bytes exceeds \(limits.maxBodySize)")
-            }
-            framing = .length(length)
-        } else {
-            framing = .none
-        }
-
-        var expectContinue = false
-        if !expectations.isEmpty {
-            let values = Self.listElements(expectations)
-            guard values.count == 1, Self.equalsIgnoringCase(values[0], "100-continue") else {
-                throw HTTPRequestError(.expectationFailed, "only Expect: 100-continue is supported")
-            }
-            expectContinue = framing != .none && framing != .length(0)
-        }
-
-        let tokens = Self.listElements(connectionTokens)
-        let close = tokens.contains { Self.equalsIgnoringCase($0, "close") }
-        let keepAliveAsked = tokens.contains { Self.equalsIgnoringCase($0, "keep-alive") }
-        let keepAlive = !close && (!isHTTP10 || keepAliveAsked)
-
-        let request = HTTPRequest(
-            method: method, scheme: nil, authority: hosts.first, path: target, headerFields: fields)
-        return Head(
-            request: request, isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive,
-            expectContinue: expectContinue)
-    }
-
-    static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPRequestError) -> (HTTPRequest.Method, String, Bool) {
-        guard let firstSpace = line.firstIndex(of: .space) else {
-            throw HTTPRequestError(.badRequest, "malformed request line")
-        }
-        let methodBytes = line[line.startIndex..<firstSpace]
-        let rest = line[(firstSpace + 1)...]
-        guard let secondSpace = rest.firstIndex(of: .space) else {
-            throw HTTPRequestError(.badRequest, "malformed request line")
-        }
-        let targetBytes = rest[rest.startIndex..<secondSpace]
-        let version = rest[(secondSpace + 1)...]
-
-        guard !methodBytes.isEmpty, methodBytes.allSatisfy(isTokenByte) else {
-            throw HTTPRequestError(.badRequest, "invalid method")
-        }
-        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            throw HTTPRequestError(.badRequest, "invalid request target")
-        }
-        let isHTTP10: Bool
-        let v = Array(version)
-        guard v.count == 8, v.starts(with: Array("HTTP/".utf8)), isDigit(v[5]), v[6] == UInt8(ascii: "."), isDigit(v[7])
-        else {
-            throw HTTPRequestError(.badRequest, "malformed HTTP version")
-        }
-        switch (v[5], v[7]) {
-        case (UInt8(ascii: "1"), UInt8(ascii: "1")): isHTTP10 = false
-        case (UInt8(ascii: "1"), UInt8(ascii: "0")): isHTTP10 = true
-        default: throw HTTPRequestError(.httpVersionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served")
-        }
-        guard let method = HTTPRequest.Method(String(decoding: methodBytes, as: UTF8.self)) else {
-            throw HTTPRequestError(.badRequest, "invalid method")
-        }
-        return (method, String(decoding: targetBytes, as: UTF8.self), isHTTP10)
-    }
-
-    /// `name ":" OWS value OWS`, strictly: no obs-fold, no space before the colon, no control characters.
-    static func parseFieldLine(_ line: ArraySlice<UInt8>) throws(HTTPRequestError) -> (ArraySlice<UInt8>, ArraySlice<UInt8>) {
-        guard let first = line.first else { throw HTTPRequestError(.badRequest, "empty field line") }
-        if first == .space || first == .tab { throw HTTPRequestError(.badRequest, "obsolete line folding") }
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
-            throw HTTPRequestError(.badRequest, "field line without a colon")
-        }
-        let name = line[line.startIndex..<colon]
-        guard !name.isEmpty else { throw HTTPRequestError(.badRequest, "empty field name") }
-        if let last = name.last, last == .space || last == .tab {
-            throw HTTPRequestError(.badRequest, "whitespace between field name and colon")
-        }
-        guard name.allSatisfy(isTokenByte) else { throw HTTPRequestError(.badRequest, "invalid character in field name") }
-        var value = line[(colon + 1)...]
-        while let b = value.first, b == .space || b == .tab { value = value.dropFirst() }
-        while let b = value.last, b == .space || b == .tab { value = value.dropLast() }
-        for b in value where (b < 0x20 && b != .tab) || b == 0x7F {
-            throw HTTPRequestError(.badRequest, "control character in a field value")
-        }
-        return (name, value)
-    }
-
-    static func parseContentLength(_ values: [ArraySlice<UInt8>]) throws(HTTPRequestError) -> Int64 {
-        var result: Int64?
-        for element in listElements(values, keepEmpty: true) {
-            guard !element.isEmpty, element.allSatisfy(isDigit) else {
-                throw HTTPRequestError(.badRequest, "Content-Length is not a number")
-            }
-            var n: Int64 = 0
-            for digit in element {
-                let (m, o1) = n.multipliedReportingOverflow(by: 10)
-                let (s, o2) = m.addingReportingOverflow(Int64(digit - UInt8(ascii: "0")))
-                if o1 || o2 { throw HTTPRequestError(.badRequest, "Content-Length overflows") }
-                n = s
-            }
-            if let result, result != n { throw HTTPRequestError(.badRequest, "differing Content-Length values") }
-            result = n
-        }
-        guard let result else { throw HTTPRequestError(.badRequest, "empty Content-Length") }
-        return result
-    }
-
-    /// Comma-separated list elements of all values, trimmed; empty elements dropped unless asked.
-    static func listElements(_ values: [ArraySlice<UInt8>], keepEmpty: Bool = false) -> [ArraySlice<UInt8>] {
-        var out: [ArraySlice<UInt8>] = []
-        for value in values {
-            for var element in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
-                while let b = element.first, b == .space || b == .tab { element = element.dropFirst() }
-                while let b = element.last, b == .space || b == .tab { element = element.dropLast() }
-                if !element.isEmpty || keepEmpty { out.append(element) }
-            }
-        }
-        return out
-    }
-
-    static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        return zip(bytes, expected).allSatisfy { lower($0) == $1 }
     }
 
     // MARK: Chunked body
@@ -463,41 +294,3 @@ struct HTTPParser {
     }
 }
 
-private enum KnownField {
-    case host, contentLength, transferEncoding, connection, expect, other
-
-    init(_ name: ArraySlice<UInt8>) {
-        switch name.count {
-        case 4 where HTTPParser.equalsIgnoringCase(name, "host"): self = .host
-        case 6 where HTTPParser.equalsIgnoringCase(name, "expect"): self = .expect
-        case 10 where HTTPParser.equalsIgnoringCase(name, "connection"): self = .connection
-        case 14 where HTTPParser.equalsIgnoringCase(name, "content-length"): self = .contentLength
-        case 17 where HTTPParser.equalsIgnoringCase(name, "transfer-encoding"): self = .transferEncoding
-        default: self = .other
-        }
-    }
-}
-
-@inline(__always) func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
-@inline(__always) func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
-
-/// tchar of RFC 9110 §5.6.2.
-@inline(__always) func isTokenByte(_ b: UInt8) -> Bool {
-    switch b {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-        return true
-    case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-        UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-        UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-        return true
-    default:
-        return false
-    }
-}
-
-extension UInt8 {
-    static let cr = UInt8(ascii: "\r")
-    static let lf = UInt8(ascii: "\n")
-    static let space = UInt8(ascii: " ")
-    static let tab = UInt8(ascii: "\t")
-}

@@ -139,7 +139,7 @@ final class Listener: Selectable, @unchecked Sendable {
     private func admit(_ fd: Int32) {
         guard context.connectionOpened() else {
             // Best effort: one non-blocking send of a ready-made 503, then close.
-            context.overloadResponse.withUnsafeBytes { _ = try? Sys.send(fd, $0) }
+            context.overloadResponse(dateLine: loop.dateCache.current()).withUnsafeBytes { _ = try? Sys.send(fd, $0) }
             Sys.shutdownWrite(fd)
             closeDescriptor(fd)
             return

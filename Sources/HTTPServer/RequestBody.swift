@@ -32,6 +32,16 @@ public struct RequestBody: AsyncSequence, Sendable {
     /// A body with no bytes (handy in tests and for bodyless requests).
     public static let empty = RequestBody(expectedLength: 0, source: nil)
 
+    /// A body already in memory, delivered in chunks of `chunkSize` bytes: for testing handlers without a socket.
+    public static func bytes(_ bytes: [UInt8], chunkSize: Int = 64 * 1024) -> RequestBody {
+        let size = Swift.max(1, chunkSize)
+        let chunks = stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<Swift.min($0 + size, bytes.count)]) }
+        let feed = InMemoryFeed(chunks)
+        let source = BodySource(onDemand: { feed.next() })
+        feed.source.withLock { $0 = source }
+        return RequestBody(expectedLength: Int64(bytes.count), source: source)
+    }
+
     public struct AsyncIterator: AsyncIteratorProtocol {
         let source: BodySource?
 
@@ -51,6 +61,19 @@ public struct RequestBody: AsyncSequence, Sendable {
             bytes += chunk
         }
         return bytes
+    }
+}
+
+/// Plays the event loop's part for `RequestBody.bytes`: one chunk per demand.
+private final class InMemoryFeed: Sendable {
+    let chunks: Mutex<ArraySlice<[UInt8]>>
+    let source = Mutex<BodySource?>(nil)
+
+    init(_ chunks: [[UInt8]]) { self.chunks = Mutex(chunks[...]) }
+
+    func next() {
+        guard let source = source.withLock({ $0 }) else { return }
+        if let chunk = chunks.withLock({ $0.popFirst() }) { source.deliver(chunk) } else { source.finish() }
     }
 }
 

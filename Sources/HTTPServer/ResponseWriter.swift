@@ -17,35 +17,78 @@ enum ResponseWriter {
 
     /// The status line and fields, ending with the empty line. Fields the server owns are dropped from
     /// `head.headerFields` and written here.
+    /// Returns whether the connection closes after this response: `close`, or the handler's own
+    /// `Connection: close` (found while copying the fields, not by a second lookup).
+    @discardableResult
     static func head(
         _ head: HTTPResponse, framing: BodyFraming, close: Bool, keepAliveFor10: Bool,
         dateLine: [UInt8], serverLine: [UInt8], into out: inout [UInt8]
-    ) {
+    ) -> Bool {
+        var close = close
         let status = head.status
-        out.append(contentsOf: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n".utf8)
-        out.append(contentsOf: dateLine)
-        out.append(contentsOf: serverLine)
+        // Byte appends rather than string interpolation: this runs once per response on the loop thread.
+        append("HTTP/1.1 ", to: &out)
+        appendDecimal(status.code, into: &out)
+        out.append(.space)
+        out.append(contentsOf: status.reasonPhrase.utf8)
+        append("\r\n", to: &out)
+        dateLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        serverLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
         for field in head.headerFields {
-            switch field.name {
-            case .contentLength, .transferEncoding, .connection, .date, .server: continue
-            default:
+            switch ServerOwnedField(field.name.canonicalName) {
+            case .connection:
+                close = close || HTTPParser.listElements([ArraySlice(field.value.utf8)]).contains {
+                    HTTPParser.equalsIgnoringCase($0, "close")
+                }
+            case .owned: continue
+            case .other:
                 out.append(contentsOf: field.name.rawName.utf8)
-                out.append(contentsOf: ": ".utf8)
+                append(": ", to: &out)
                 out.append(contentsOf: field.value.utf8)
-                out.append(contentsOf: "\r\n".utf8)
+                append("\r\n", to: &out)
             }
         }
         switch framing {
         case .bodiless, .untilClose: break
-        case .length(let n): out.append(contentsOf: "Content-Length: \(n)\r\n".utf8)
-        case .chunked: out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+        case .length(let n):
+            append("Content-Length: ", to: &out)
+            appendDecimal(Int(n), into: &out)
+            append("\r\n", to: &out)
+        case .chunked: append("Transfer-Encoding: chunked\r\n", to: &out)
         }
         if close {
-            out.append(contentsOf: "Connection: close\r\n".utf8)
+            append("Connection: close\r\n", to: &out)
         } else if keepAliveFor10 {
-            out.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+            append("Connection: keep-alive\r\n", to: &out)
         }
-        out.append(contentsOf: "\r\n".utf8)
+        append("\r\n", to: &out)
+        return close
+    }
+
+    /// Constant bytes straight from the binary: no array, so no reference counting per response.
+    @inline(__always)
+    static func append(_ text: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    static func appendDecimal(_ value: Int, into out: inout [UInt8]) {
+        guard value > 0 else {
+            out.append(UInt8(ascii: "0"))
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var n = value
+            var index = buffer.count
+            while n > 0 {
+                index -= 1
+                buffer[index] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            }
+            out.append(contentsOf: buffer[index...])
+        }
     }
 
     static func chunk(_ bytes: [UInt8], into out: inout [UInt8]) {
@@ -53,7 +96,7 @@ enum ResponseWriter {
         out.append(contentsOf: String(bytes.count, radix: 16).utf8)
         out.append(contentsOf: "\r\n".utf8)
         out.append(contentsOf: bytes)
-        out.append(contentsOf: "\r\n".utf8)
+        append("\r\n", to: &out)
     }
 
     static let lastChunk = Array("0\r\n\r\n".utf8)
@@ -83,5 +126,20 @@ enum ResponseWriter {
             }
         }
         return out + "\""
+    }
+}
+
+/// Response fields the server writes itself, told apart by length first: most fields need no string comparison.
+private enum ServerOwnedField {
+    case connection, owned, other
+
+    init(_ canonical: String) {
+        switch canonical.utf8.count {
+        case 4 where canonical == "date", 6 where canonical == "server", 14 where canonical == "content-length",
+            17 where canonical == "transfer-encoding":
+            self = .owned
+        case 10 where canonical == "connection": self = .connection
+        default: self = .other
+        }
     }
 }

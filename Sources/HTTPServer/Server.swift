@@ -8,7 +8,6 @@ final class ServerContext: Sendable {
     let handler: HTTPHandler
     let fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)?
     let serverLine: [UInt8]
-    let overloadResponse: [UInt8]
     let headerTimeout: UInt64
     let bodyIdleTimeout: UInt64
     let keepAliveTimeout: UInt64
@@ -22,24 +21,29 @@ final class ServerContext: Sendable {
         self.configuration = configuration
         self.handler = handler
         self.fastPath = fastPath
-        serverLine = Array("Server: \(configuration.serverName)\r\n".utf8)
+        // A configured name must not be able to inject lines into every response.
+        let name = configuration.serverName.utf8.filter { $0 >= 0x20 && $0 != 0x7F }
+        serverLine = Array("Server: ".utf8) + name + Array("\r\n".utf8)
         headerTimeout = configuration.headerTimeout.nanoseconds
         bodyIdleTimeout = configuration.bodyIdleTimeout.nanoseconds
         keepAliveTimeout = configuration.keepAliveTimeout.nanoseconds
         writeTimeout = configuration.writeTimeout.nanoseconds
+    }
 
+    var openConnections: Int { open.load(ordering: .relaxed) }
+
+    /// The 503 sent to a connection beyond `maxConnections`.
+    func overloadResponse(dateLine: [UInt8]) -> [UInt8] {
         let problem = ResponseWriter.problem(.serviceUnavailable, detail: "too many connections")
         var bytes: [UInt8] = []
         if case .bytes(let body) = problem.body {
             ResponseWriter.head(
                 problem.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,
-                dateLine: DateCache().current(), serverLine: serverLine, into: &bytes)
+                dateLine: dateLine, serverLine: serverLine, into: &bytes)
             bytes += body
         }
-        overloadResponse = bytes
+        return bytes
     }
-
-    var openConnections: Int { open.load(ordering: .relaxed) }
 
     /// Counts a new connection unless the limit is reached.
     func connectionOpened() -> Bool {
@@ -125,13 +129,17 @@ public final class Server: Sendable {
             return Array(zip(state.loops, state.listeners))
         }
         for (loop, listener) in pairs {
-            precondition(!loop.isOnLoop, "Server.shutdown() called from its own event loop")
-            loop.stopAndJoin { [loop] in
+            let stop: @Sendable () -> Void = { [loop] in
                 listener.stop()
                 for case let connection as Connection in loop.allSelectables { connection.abort() }
             }
+            // From a loop's own thread (a fast path, or the last reference dropped there) joining would deadlock:
+            // that loop is only told to stop.
+            if loop.isOnLoop { loop.stopWithoutJoin(stop) } else { loop.stopAndJoin(stop) }
         }
     }
+
+    deinit { shutdown() }
 
     /// Connections currently open, across all loops.
     public var openConnections: Int { context.openConnections }

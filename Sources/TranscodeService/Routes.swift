@@ -94,6 +94,8 @@ public struct Routes: Sendable {
             }
         } catch let error as TempFileError {
             throw Problem(error)
+        } catch RequestBodyError.tooLarge {
+            throw Problem(.contentTooLarge, "the body is larger than \(config.maxBody) bytes")
         } catch {
             // The client went away or stalled mid-body; nothing was queued and the temp file closes with `input`.
             throw Problem(.badRequest, "the upload did not complete (\(error))")

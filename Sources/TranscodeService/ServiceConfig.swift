@@ -40,8 +40,8 @@ public struct ServiceConfig: Sendable {
         var options = TranscodeOptions()
         options.limits = limits
         options.limits.jobTimeLimitSeconds = jobTimeout
-        // Each worker owns a core when the pool is full; libav's own threads would only fight over them.
-        options.threads = workers >= ServiceConfig.cores ? 1 : 0
+        // 0 here means "let the pool decide per job" (see `JobQueue.threads(forJobAlone:)`).
+        options.threads = 0
         return options
     }
 

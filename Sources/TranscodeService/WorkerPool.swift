@@ -107,8 +107,8 @@ public actor WorkerPool {
     public func shutdown() { queue.close() }
 
     private static func work(_ queue: JobQueue) {
-        while let job = queue.take() {
-            job.execute(counters: queue.counters)
+        while let (job, waiting) = queue.take() {
+            job.execute(counters: queue.counters, threads: queue.threads(waiting: waiting))
         }
     }
 }
@@ -167,8 +167,8 @@ final class Job: Sendable {
         queued?.resume(returning: .failure(.cancelled))
     }
 
-    /// Runs on a worker thread.
-    func execute(counters: PoolCounters) {
+    /// Runs on a worker thread; `threads` is the libav thread count the pool chose for this moment.
+    func execute(counters: PoolCounters, threads: Int) {
         let claimed = state.withLock { state -> Bool in
             guard state.continuation != nil, !cancellation.isCancelled else { return false }
             state.running = true
@@ -177,7 +177,9 @@ final class Job: Sendable {
         guard claimed else { return }
         let started = ContinuousClock.now
         counters.running.add(1, ordering: .relaxed)
-        let result = Result { () throws(TranscodeError) -> TranscodeReport in
+        var options = options
+        if options.threads == 0 { options.threads = threads }
+        let result = Result { [options] () throws(TranscodeError) -> TranscodeReport in
             try transcode(input: .fileDescriptor(input), output: .fileDescriptor(output), options: options,
                           cancellation: cancellation)
         }
@@ -211,8 +213,17 @@ final class JobQueue: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Blocks until a job is there; nil once closed and empty.
-    func take() -> Job? {
+    /// Adaptive threading: a job that has the machine to itself gets every core (libav's frame and slice
+    /// threads); when others run or wait, each job runs on its share of the cores, so that workers do not fight.
+    func threads(waiting: Int) -> Int {
+        let busy = counters.running.load(ordering: .relaxed)
+        if busy == 0 && waiting == 0 { return 0 }
+        let workers = max(counters.workers.load(ordering: .relaxed), 1)
+        return max(ServiceConfig.cores / workers, 1)
+    }
+
+    /// Blocks until a job is there; nil once closed and empty. Also says how many jobs still wait behind it.
+    func take() -> (Job, Int)? {
         condition.lock()
         defer { condition.unlock() }
         while head == jobs.count && !closed { condition.wait() }
@@ -223,7 +234,7 @@ final class JobQueue: @unchecked Sendable {
             jobs.removeFirst(head)
             head = 0
         }
-        return job
+        return (job, jobs.count - head)
     }
 
     func close() {

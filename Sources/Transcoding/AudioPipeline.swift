@@ -12,6 +12,7 @@ final class AudioPipeline {
     private let packet: Packet
     private let startOffset: Int64
     private var resampler: Resampler?
+    private var resamplerKey: ResamplerKey?
     /// The next output sample's timestamp, in 1/sample_rate; set by the first decoded frame.
     private var nextPts: Int64?
     private(set) var samplesEncoded: Int64 = 0
@@ -72,7 +73,16 @@ final class AudioPipeline {
     private func resample(_ frame: UnsafeMutablePointer<AVFrame>?) throws(TranscodeError) {
         let enc = encoder.pointer
         if let frame {
+            let layout = frame.pointee.ch_layout
+            let key = ResamplerKey(
+                format: frame.pointee.format, rate: frame.pointee.sample_rate, channels: layout.nb_channels,
+                order: layout.order.rawValue, mask: layout.order == AV_CHANNEL_ORDER_NATIVE ? layout.u.mask : 0)
+            // Damaged streams can change format, rate or channels mid-way; a frame that does not fit the resampler
+            // would make it read planes that are not there.
+            guard key.rate > 0, (1...64).contains(key.channels), frame.pointee.nb_samples > 0 else { return }
+            if key != resamplerKey { resampler = nil }
             if resampler == nil {
+                resamplerKey = key
                 var layout = AVChannelLayout()
                 defer { av_channel_layout_uninit(&layout) }
                 if frame.pointee.ch_layout.order == AV_CHANNEL_ORDER_UNSPEC || frame.pointee.ch_layout.nb_channels == 0 {
@@ -84,8 +94,10 @@ final class AudioPipeline {
                     inputLayout: &layout, inputFormat: AVSampleFormat(rawValue: frame.pointee.format),
                     inputRate: frame.pointee.sample_rate, outputLayout: &enc.pointee.ch_layout,
                     outputFormat: enc.pointee.sample_fmt, outputRate: enc.pointee.sample_rate)
-                let pts = frame.pointee.best_effort_timestamp
-                nextPts = pts == shim_nopts_value() ? 0 : max(0, av_rescale_q(pts - startOffset, input.pointee.time_base, timeBase))
+                if nextPts == nil {
+                    let pts = frame.pointee.best_effort_timestamp
+                    nextPts = pts == shim_nopts_value() ? 0 : max(0, av_rescale_q(pts - startOffset, input.pointee.time_base, timeBase))
+                }
             }
         }
         guard let resampler else { return }
@@ -182,4 +194,13 @@ private func chooseLayout(
         }
     }
     try check(av_channel_layout_copy(&encoder.pointee.ch_layout, &wanted), "copying a channel layout")
+}
+
+/// What a resampler was set up for: frames that differ need a new one.
+private struct ResamplerKey: Equatable {
+    var format: Int32
+    var rate: Int32
+    var channels: Int32
+    var order: UInt32
+    var mask: UInt64
 }

@@ -144,8 +144,11 @@ final class VideoPipeline {
             let fullRange = frame.pointee.color_range == AVCOL_RANGE_JPEG || [
                 AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUVJ440P,
             ].contains(format)
-            scaler = try Scaler(source: (key.0, key.1, format), fullRange: fullRange,
-                                target: (width, height))
+            // A picture swscale cannot take (damaged size or format) is the input's fault, not ours.
+            guard key.0 > 0, key.1 > 0, let made = try? Scaler(source: (key.0, key.1, format), fullRange: fullRange,
+                                                               target: (width, height))
+            else { throw .corruptInput("a decoded picture has an unusable size or format") }
+            scaler = made
             scalerKey = key
         }
         let target = scaled.pointer

@@ -111,6 +111,19 @@ struct HTTPParserTests {
         #expect(message.fields == ["accept=*/*", "user-agent=t/1"])
     }
 
+    @Test("an absolute-form target sets scheme, authority and path; its authority wins over Host")
+    func absoluteForm() throws {
+        var parser = HTTPParser(limits: .init())
+        let input = bytes("GET HTTP://example.org:8080?q=1 HTTP/1.1\r\nHost: other\r\n\r\n")
+        guard case .head(let head)? = try parser.parse(input[...]).event else {
+            Issue.record("no head")
+            return
+        }
+        #expect(head.request.scheme == "http")
+        #expect(head.request.authority == "example.org:8080")
+        #expect(head.request.path == "/?q=1")
+    }
+
     @Test("field values are trimmed of surrounding whitespace")
     func trimming() throws {
         let parsed = try parse([bytes(Self.validRequests[11])])
@@ -125,9 +138,13 @@ struct HTTPParserTests {
         #expect(try !parse([bytes(Self.validRequests[8])]).messages[0].keepAlive)
     }
 
-    @Test("Expect: 100-continue is flagged for a request with a body")
+    @Test("Expect: 100-continue is flagged for an HTTP/1.1 request with a body only")
     func expectContinue() throws {
         #expect(try parse([bytes(Self.validRequests[9])]).messages[0].expectContinue)
+        let http10 = "PUT /e HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"
+        #expect(try !parse([bytes(http10)]).messages[0].expectContinue)
+        let bodyless = "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n"
+        #expect(try !parse([bytes(bodyless)]).messages[0].expectContinue)
     }
 
     struct Malformed: Sendable, CustomTestStringConvertible {
@@ -194,5 +211,41 @@ struct HTTPParserTests {
             do { _ = try parse([Array(all[..<cut]), Array(all[cut...])], limits: Self.small) } catch { code = error.status.code }
             #expect(code == c.status, "split at \(cut)")
         }
+    }
+
+    @Test("mutated requests never crash the parser: each is parsed or refused with a status")
+    func mutations() {
+        var generator = SplitMix64(seed: 0x5EED)
+        let alphabet = Array("\r\n :;,0123456789abcdefABCDEF\t\u{0}\u{7f}\u{80}GETPOSTHTTP/1.1".utf8)
+        for _ in 0..<3000 {
+            var request = bytes(Self.validRequests[Int(generator.next() % UInt64(Self.validRequests.count))])
+            for _ in 0..<(1 + generator.next() % 4) {
+                let position = Int(generator.next() % UInt64(request.count))
+                switch generator.next() % 3 {
+                case 0: request[position] = alphabet[Int(generator.next() % UInt64(alphabet.count))]
+                case 1: request.insert(alphabet[Int(generator.next() % UInt64(alphabet.count))], at: position)
+                default: request.remove(at: position)
+                }
+            }
+            let cut = Int(generator.next() % UInt64(request.count + 1))
+            do {
+                _ = try parse([Array(request[..<cut]), Array(request[cut...])], limits: Self.small)
+            } catch {
+                #expect([400, 413, 414, 417, 431, 501, 505].contains(error.status.code))
+            }
+        }
+    }
+}
+
+/// A small deterministic generator, so a failing mutation can be replayed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -38,6 +38,14 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
     return condition()
 }
 
+/// The descriptor count once Dispatch's own descriptors (its queues and the timerfd behind `Task.sleep`, all
+/// opened on first use) exist.
+func stableDescriptorCount() async -> Int {
+    _ = try? await blocking { 0 }
+    try? await Task.sleep(for: .milliseconds(1))
+    return openDescriptorCount()
+}
+
 func residentBytes() -> Int {
     guard let file = fopen("/proc/self/statm", "r") else { return 0 }
     defer { fclose(file) }
@@ -124,6 +132,42 @@ struct ServerTests {
         }
     }
 
+    @Test("a handler's own Connection: close is honoured, and written once")
+    func handlerCloses() async throws {
+        try await withServer(handler: { _, _ in ServerResponse(status: .ok, headerFields: [.connection: "close"]) }) {
+            port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send(Self.get)
+                let response = try client.readResponse()
+                #expect(response.headers.filter { $0.0.lowercased() == "connection" }.map(\.1) == ["close"])
+                #expect(client.isClosedByPeer())
+            }
+        }
+    }
+
+    @Test("framing fields a handler sets are replaced by the server's own")
+    func ownedFields() async throws {
+        try await withServer(handler: { _, _ in
+            ServerResponse(
+                status: .ok, headerFields: [.contentLength: "999", .transferEncoding: "gzip", .server: "x", .init("X-Kept")!: "1"],
+                body: .bytes(Array("abc".utf8)))
+        }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send(Self.get)
+                let response = try client.readResponse()
+                let names = response.headers.map { $0.0.lowercased() }
+                #expect(response.header("Content-Length") == "3")
+                #expect(!names.contains("transfer-encoding"))
+                #expect(names.filter { $0 == "server" }.count == 1)
+                #expect(response.header("X-Kept") == "1")
+                try client.send(Self.get)
+                #expect(try client.readResponse().text == "abc")
+            }
+        }
+    }
+
     @Test("HEAD gets the headers without the body")
     func head() async throws {
         try await withServer(handler: { _, _ in ServerResponse(status: .ok, body: .bytes(Array(repeating: 65, count: 1000))) }) {
@@ -150,7 +194,7 @@ struct ServerTests {
         content.withUnsafeBytes { _ = write(out, $0.baseAddress, $0.count) }
         close(out)
         defer { unlink(path) }
-        let baseline = openDescriptorCount()
+        let baseline = await stableDescriptorCount()
         try await withServer(handler: { _, _ in
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             return ServerResponse(status: .ok, body: .file(descriptor: fd, length: Int64(content.count)))
@@ -225,6 +269,59 @@ struct ServerTests {
         }
         // The body is never held whole: growth stays far below its 50 MB.
         #expect(peak.withLock { $0 } - before < 20 * 1024 * 1024)
+    }
+
+    @Test("backpressure: while the handler holds a chunk, the server reads no more and the client's sends stall")
+    func uploadBackpressure() async throws {
+        let release = AsyncStream<Void>.makeStream()
+        try await withServer(handler: { _, body in
+            var iterator = body.makeAsyncIterator()
+            _ = try? await iterator.next()
+            for await _ in release.stream { break }  // hold the first chunk until the test says so
+            var total = 0
+            while let chunk = try? await iterator.next() { total += chunk.count }
+            return ServerResponse(status: .ok, body: .bytes(Array("\(total)".utf8)))
+        }) { port, _ in
+            let length = 64 << 20
+            let accepted = try await blocking { () -> Int in
+                let client = try TestClient(port: port)
+                var timeout = timeval(tv_sec: 1, tv_usec: 0)
+                setsockopt(client.fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: \(length)\r\n\r\n")
+                let chunk = [UInt8](repeating: 9, count: 1 << 20)
+                var sent = 0
+                while sent < length {
+                    let n = chunk.withUnsafeBytes { Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if n <= 0 { break }  // SO_SNDTIMEO: the server stopped reading
+                    sent += n
+                }
+                return sent
+            }
+            // Only the socket buffers (a few MB on loopback) and one chunk sit between client and handler.
+            #expect(accepted < 24 << 20, "\(accepted) bytes accepted")
+            #expect(accepted > 1 << 20, "\(accepted): the connection stayed open and took the first chunk")
+            release.continuation.yield()
+        }
+    }
+
+    @Test("a slow handler does not hold up other connections")
+    func slowHandlerDoesNotBlock() async throws {
+        try await withServer(handler: { request, _ in
+            if request.path == "/slow" { try? await Task.sleep(for: .seconds(3)) }
+            return ServerResponse(status: .ok, body: .bytes(Array((request.path ?? "").utf8)))
+        }) { port, _ in
+            let slow = try TestClient(port: port)
+            try slow.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            let started = ContinuousClock.now
+            let fast = try await blocking { () -> String in
+                let client = try TestClient(port: port)
+                try client.send("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
+                return try client.readResponse().text
+            }
+            #expect(fast == "/fast")
+            #expect(ContinuousClock.now - started < .seconds(2))
+            _ = slow
+        }
     }
 
     @Test("Expect: 100-continue is answered with 100 when the handler pulls the body")
@@ -361,6 +458,20 @@ struct ServerTests {
         }
     }
 
+    @Test("keep-alive timeout counts from the last response, not from the first")
+    func keepAliveRefreshed() async throws {
+        try await withServer(Self.shortTimeouts()) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                for _ in 0..<8 {
+                    try client.send(Self.get)
+                    #expect(try client.readResponse().status == 200)
+                    usleep(100_000)
+                }
+            }
+        }
+    }
+
     @Test("body idle timeout: the handler's body throws, the client gets 408, the connection closes")
     func bodyTimeout() async throws {
         let errors = Recorder<String>()
@@ -395,8 +506,10 @@ struct ServerTests {
     @Test("a client closing mid-body: the handler's body throws, nothing leaks")
     func clientGoneMidBody() async throws {
         let errors = Recorder<String>()
-        let baseline = openDescriptorCount()
+        let started = Recorder<Bool>()
+        let baseline = await stableDescriptorCount()
         try await withServer(handler: { _, body in
+            started.add(true)
             do { _ = try await body.collect(upTo: 1 << 20) } catch { errors.add("\(error)") }
             return ServerResponse(status: .ok)
         }) { port, server in
@@ -405,11 +518,12 @@ struct ServerTests {
                 try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
                 try client.send([UInt8](repeating: 1, count: 5000))
             }
+            #expect(await eventually { started.values.count == 1 })
             #expect(await eventually { server.openConnections == 0 })
         }
         #expect(await eventually { errors.values.count == 1 })
         #expect(["clientDisconnected", "cancelled"].contains(errors.values.first ?? ""))
-        #expect(openDescriptorCount() == baseline)
+        #expect(openDescriptorCount() == baseline, "\(describeDescriptors())")
     }
 
     @Test("a peer that goes away while its handler runs cancels the handler's task")
@@ -434,7 +548,7 @@ struct ServerTests {
 
     @Test("1000 concurrent connections are all served, and descriptors return to baseline")
     func thousandConnections() async throws {
-        let baseline = openDescriptorCount()
+        let baseline = await stableDescriptorCount()
         try await withServer(fastPath: { _ in ServerResponse(status: .ok, body: .bytes(Array("ok".utf8))) }) {
             port, server in
             try await blocking {
@@ -453,7 +567,7 @@ struct ServerTests {
 
     @Test("the async handler also serves 1000 concurrent connections")
     func thousandHandlerConnections() async throws {
-        let baseline = openDescriptorCount()
+        let baseline = await stableDescriptorCount()
         try await withServer { port, server in
             try await blocking {
                 var clients: [TestClient] = []
@@ -480,9 +594,22 @@ struct ServerTests {
         }
     }
 
+    @Test("a server dropped without shutdown stops its loops and releases its descriptors")
+    func deinitStops() async throws {
+        let baseline = await stableDescriptorCount()
+        do {
+            let server = Server(configuration: .init(eventLoopThreads: 2), handler: { _, _ in ServerResponse(status: .ok) })
+            let port = try server.start()
+            let client = try TestClient(port: port)
+            try client.send(Self.get)
+            #expect(try client.readResponse().status == 200)
+        }
+        #expect(await eventually { openDescriptorCount() == baseline })
+    }
+
     @Test("shutdown is idempotent and the server's own descriptors are released")
     func shutdownReleases() async throws {
-        let baseline = openDescriptorCount()
+        let baseline = await stableDescriptorCount()
         let server = Server(configuration: .init(eventLoopThreads: 2), handler: { _, _ in ServerResponse(status: .ok) })
         let port = try server.start()
         let client = try TestClient(port: port)
@@ -493,4 +620,130 @@ struct ServerTests {
         #expect(client.isClosedByPeer())
         #expect(openDescriptorCount() == baseline + 1)
     }
+
+    @Test("out of descriptors (EMFILE): the listener backs off without spinning, then serves again")
+    func descriptorExhaustion() async throws {
+        _ = await stableDescriptorCount()
+        try await withServer { port, server in
+            // Client sockets are made first: once the limit is lowered only the server's accept needs one.
+            let sockets = (0..<5).map { _ in socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+            defer { for fd in sockets { close(fd) } }
+            var original = rlimit()
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &original)
+            var lowered = original
+            lowered.rlim_cur = rlim_t(openDescriptorCount() + 1)  // opendir in the count needs one
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &lowered)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+            for fd in sockets {
+                let rc = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                #expect(rc == 0)
+            }
+            // Plain sleep: nothing in the test process may need a new descriptor while the limit is down.
+            let before = cpuSeconds()
+            usleep(500_000)
+            let spent = cpuSeconds() - before
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &original)
+            // A listener spinning on EMFILE would burn the whole half second.
+            #expect(spent < 0.25)
+            #expect(await eventually { server.openConnections == 5 })
+            let request = Array(Self.get.utf8)
+            for fd in sockets { _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            for fd in sockets {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                #expect(n > 0 && String(decoding: buffer[..<max(n, 0)], as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+            }
+        }
+    }
+
+    @Test("a handler that returns without reading the body: its response goes out, then the connection closes")
+    func unreadBody() async throws {
+        try await withServer(handler: { _, _ in ServerResponse(status: .accepted) }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+                try client.send([UInt8](repeating: 7, count: 1000))
+                let response = try client.readResponse()
+                #expect(response.status == 202)
+                #expect(response.header("Connection") == "close")
+                #expect(client.isClosedByPeer())
+            }
+        }
+    }
+
+    @Test("a fully read body keeps the connection alive")
+    func readBodyKeepsAlive() async throws {
+        try await withServer(handler: { _, body in
+            let bytes = (try? await body.collect(upTo: 1 << 20)) ?? []
+            return ServerResponse(status: .ok, body: .bytes(Array("\(bytes.count)".utf8)))
+        }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                for size in [0, 1, 70_000] {
+                    try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: \(size)\r\n\r\n")
+                    try client.send([UInt8](repeating: 7, count: size))
+                    let response = try client.readResponse()
+                    #expect(response.text == "\(size)")
+                    #expect(response.header("Connection") == nil)
+                }
+            }
+        }
+    }
+
+    @Test("a streamed response to HTTP/1.0 is delimited by closing the connection")
+    func streamTo10() async throws {
+        try await withServer(handler: { _, _ in
+            ServerResponse(status: .ok, body: .stream(AsyncStream { continuation in
+                continuation.yield(Array("one,".utf8))
+                continuation.yield(Array("two".utf8))
+                continuation.finish()
+            }))
+        }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send("GET / HTTP/1.0\r\n\r\n")
+                let response = try client.readResponse()
+                #expect(response.header("Transfer-Encoding") == nil)
+                #expect(response.text == "one,two")
+            }
+        }
+    }
+
+    @Test("several event-loop threads share the listener and serve every connection")
+    func severalLoops() async throws {
+        let baseline = await stableDescriptorCount()
+        try await withServer(ServerConfiguration(eventLoopThreads: 4)) { port, server in
+            try await blocking {
+                var clients: [TestClient] = []
+                for _ in 0..<200 { clients.append(try TestClient(port: port)) }
+                for (i, client) in clients.enumerated() { try client.send("GET /\(i) HTTP/1.1\r\nHost: t\r\n\r\n") }
+                for (i, client) in clients.enumerated() { #expect(try client.readResponse().text == "/\(i)") }
+            }
+            #expect(await eventually { server.openConnections == 0 })
+        }
+        #expect(openDescriptorCount() == baseline)
+    }
+
+    @Test("RequestBody.bytes feeds a handler without a socket")
+    func inMemoryBody() async throws {
+        let body = RequestBody.bytes(Array(repeating: 3, count: 100), chunkSize: 30)
+        var sizes: [Int] = []
+        for try await chunk in body { sizes.append(chunk.count) }
+        #expect(sizes == [30, 30, 30, 10])
+        #expect(body.expectedLength == 100)
+    }
+}
+
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
 }

@@ -150,3 +150,14 @@ public func openDescriptorCount() -> Int {
     while readdir(dir) != nil { count += 1 }
     return count - 3  // ".", ".." and the directory stream itself
 }
+
+/// What each open descriptor points at, for a failing descriptor-count expectation's message.
+public func describeDescriptors() -> [String] {
+    var out: [String] = []
+    for fd in 0..<200 {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, 255)
+        if n > 0 { out.append("\(fd)=\(String(cString: buffer))") }
+    }
+    return out
+}

@@ -59,7 +59,7 @@ struct PoolTests {
             #expect(try running.wait(seconds: 2) { $0["running"] as? Int == 0 && $0["queued"] as? Int == 0 })
             let next = try running.post("/next", body: Clips.small.bytes)
             #expect(next.status == 200)
-            #expect(running.openTempFiles.isEmpty)
+            #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
 
@@ -78,7 +78,7 @@ struct PoolTests {
             #expect(try running.wait(seconds: 2) { $0["running"] as? Int == 0 })
             let about = try running.about()
             #expect(about["completed"] as? Int == 0 && about["failed"] as? Int == 0)
-            #expect(running.openTempFiles.isEmpty)
+            #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
 
@@ -94,7 +94,7 @@ struct PoolTests {
             client.reset()
             #expect(try running.wait(seconds: 2) { $0["queued"] as? Int == 0 })
             #expect(try running.about()["running"] as? Int == 0)
-            #expect(running.openTempFiles.isEmpty)
+            #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
 }

@@ -60,6 +60,17 @@ final class RunningService: Sendable {
 
     /// Descriptors of this process that point into the service's temp folder (its anonymous files included).
     var openTempFiles: [String] { descriptors(under: scratch.url.path) }
+
+    /// True once no descriptor points into the temp folder. The server closes a response's file after the last
+    /// byte is sent and a handler may finish just after the server answered for it, so this polls briefly.
+    func tempFilesClosed(within seconds: Double = 3) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !openTempFiles.isEmpty {
+            if Date() > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
 }
 
 /// Clips shared by the service tests, written once per process.

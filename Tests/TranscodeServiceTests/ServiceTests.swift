@@ -21,7 +21,7 @@ struct ServiceTests {
             #expect(probe.video?.codec == "h264")
             #expect(probe.video?.frameCount == 11)
             #expect(abs((probe.duration ?? 0) - 9.62) < 0.1)
-            #expect(running.openTempFiles.isEmpty)
+            #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
 
@@ -107,7 +107,7 @@ struct ServiceTests {
             #expect(response.status == status, "\(target): \(response.text)")
             #expect(response.header("Content-Type") == "application/problem+json")
             #expect(response.text.contains("\"status\":\(status)"))
-            #expect(running.openTempFiles.isEmpty)
+            #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
 
@@ -146,6 +146,25 @@ struct ServiceTests {
             try head.send("HEAD /about HTTP/1.1\r\nHost: t\r\n\r\n")
             let headResponse = try head.readResponse(head: true)
             #expect(headResponse.status == 200 && headResponse.body.isEmpty)
+        }
+    }
+}
+
+@Suite("body size limits")
+struct BodyLimitTests {
+    @Test("a Content-Length over --max-body is 413 before any byte is read; a chunked body growing past it too")
+    func tooLarge() async throws {
+        try await onThread {
+            let running = try RunningService { $0.maxBody = 10_000 }
+            defer { running.stop() }
+            let client = try TestClient(port: running.port)
+            try client.send("POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 20000\r\nExpect: 100-continue\r\n\r\n")
+            #expect(try client.readResponse().status == 413)
+            let chunked = try TestClient(port: running.port)
+            try chunked.send("POST /big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in 0..<3 { try chunked.send("1000\r\n" + String(repeating: "x", count: 4096) + "\r\n") }
+            #expect(try chunked.readResponse().status == 413)
+            #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
 }

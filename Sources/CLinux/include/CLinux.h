@@ -35,6 +35,10 @@ static inline int clinux_msg_nosignal(void) { return MSG_NOSIGNAL; }
    close-on-exec from birth. */
 int clinux_accept4(int fd);
 
+/* pthread_setname_np is a GNU extension too; names show in top -H and gdb. */
+#include <pthread.h>
+int clinux_set_thread_name(pthread_t thread, const char *name);
+
 /* epoll_event is packed on x86_64, which Swift cannot lay out itself: access it through these. */
 static inline void clinux_epoll_event_set(struct epoll_event *ev, uint32_t events, uint64_t data) {
     ev->events = events;

@@ -1,0 +1,130 @@
+import Glibc
+
+/// Reading and writing the socket, and choosing what epoll should watch and which timeout runs.
+extension Connection {
+    // MARK: Socket I/O
+
+    var pendingBytes: Int { outbound.count - outboundStart }
+
+    func readSocket() {
+        let buffer = loop.readBuffer
+        let result: IOResult<Int>
+        do {
+            result = try Sys.read(descriptor, buffer)
+        } catch {
+            abort()
+            return
+        }
+        guard case .processed(let count) = result else { return }
+        if count == 0 {
+            // EOF. While lingering it is what we wait for; otherwise the client went away or is done.
+            abort()
+            return
+        }
+        if lingering { return }
+        if let ex = exchange, timer == .body, ex.bodyDemand {
+            loop.setDeadline(self, after: context.bodyIdleTimeout)
+        }
+        inbound.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    }
+
+    func flushOutput() {
+        guard !closed else { return }
+        var progressed = false
+        while true {
+            if outboundStart < outbound.count {
+                let result: IOResult<Int>
+                do {
+                    result = try outbound.withUnsafeBytes { raw throws(IOError) in
+                        try Sys.send(descriptor, UnsafeRawBufferPointer(rebasing: raw[outboundStart...]))
+                    }
+                } catch {
+                    abort()
+                    return
+                }
+                guard case .processed(let sent) = result else { break }
+                outboundStart += sent
+                progressed = true
+            } else if let file = pendingFile {
+                var offset = file.offset
+                let result: IOResult<Int>
+                do {
+                    result = try Sys.sendfile(
+                        descriptor, file.descriptor, offset: &offset, count: Int(min(file.remaining, 1 << 30)))
+                } catch {
+                    abort()
+                    return
+                }
+                guard case .processed(let sent) = result else { break }
+                if sent == 0 {
+                    abort()  // the file is shorter than promised: the framing is broken
+                    return
+                }
+                progressed = true
+                let remaining = file.remaining - Int64(sent)
+                if remaining == 0 {
+                    closeDescriptor(file.descriptor)
+                    pendingFile = nil
+                    finishExchangeIfDone()
+                } else {
+                    pendingFile = (file.descriptor, offset, remaining)
+                }
+            } else {
+                outbound.removeAll(keepingCapacity: outbound.capacity <= 1 << 20)
+                outboundStart = 0
+                break
+            }
+        }
+        if progressed && timer == .write { loop.setDeadline(self, after: context.writeTimeout) }
+        if let waiter = streamWaiter, pendingBytes <= Self.lowWater {
+            streamWaiter = nil
+            waiter.resume(returning: true)
+        }
+        if closing && !lingering && pendingBytes == 0 && pendingFile == nil {
+            Sys.shutdownWrite(descriptor)
+            lingering = true
+        }
+    }
+
+    func updateInterest() {
+        var interest: EpollEvents = [.readHangup]
+        if lingering {
+            interest.insert(.read)
+        } else if let ex = exchange {
+            if ex.bodyDemand && !ex.bodyComplete { interest.insert(.read) }
+        } else if !closing && pendingBytes < Self.lowWater && pendingFile == nil {
+            interest.insert(.read)
+        }
+        if pendingBytes > 0 || pendingFile != nil { interest.insert(.write) }
+        loop.setInterest(self, interest)
+    }
+
+    func updateTimer() {
+        let kind: TimerKind
+        if lingering {
+            kind = .linger
+        } else if pendingBytes > 0 || pendingFile != nil {
+            kind = .write
+        } else if let ex = exchange {
+            kind = ex.bodyDemand && !ex.bodyComplete ? .body : .none
+        } else if closing {
+            kind = .write
+        } else {
+            kind = parser.isIdle && servedAny ? .keepAlive : .header
+        }
+        guard kind != timer else { return }
+        timer = kind
+        let nanos: UInt64? =
+            switch kind {
+            case .none: nil
+            case .header: context.headerTimeout
+            case .keepAlive: context.keepAliveTimeout
+            case .body: context.bodyIdleTimeout
+            case .write: context.writeTimeout
+            case .linger: min(context.headerTimeout, 2_000_000_000)
+            }
+        loop.setDeadline(self, after: nanos)
+    }
+
+    /// Closes now, whatever is in flight: the handler is cancelled and its body throws.
+}

@@ -1,0 +1,115 @@
+import HTTPTypes
+
+/// Turning a handler's answer into queued bytes: whole responses, files, and streams pulled at the socket's pace.
+extension Connection {
+    func responseReady(_ id: UInt64, _ response: ServerResponse) {
+        guard let ex = exchange, ex.id == id, !ex.responseStarted, !closed else {
+            Self.dispose(response)
+            return
+        }
+        writeResponse(response, ex)
+        drive()
+    }
+
+    func beginStream(_ id: UInt64, _ head: HTTPResponse, _ done: CheckedContinuation<Bool, Never>) {
+        guard let ex = exchange, ex.id == id, !ex.responseStarted, !closed else {
+            done.resume(returning: false)
+            return
+        }
+        let allowsBody = ResponseWriter.statusAllowsBody(head.status) && !ex.isHEAD
+        let framing: ResponseWriter.BodyFraming =
+            !ResponseWriter.statusAllowsBody(head.status) ? .bodiless : ex.head.isHTTP10 ? .untilClose : .chunked
+        queueHead(head, framing: framing, ex, forceClose: ex.head.isHTTP10)
+        if !allowsBody { ex.responseEnded = true }
+        done.resume(returning: allowsBody)
+        finishExchangeIfDone()
+        drive()
+    }
+
+    func streamChunk(_ id: UInt64, _ bytes: [UInt8], _ done: CheckedContinuation<Bool, Never>) {
+        guard let ex = exchange, ex.id == id, ex.responseStarted, !ex.responseEnded, !closed else {
+            done.resume(returning: false)
+            return
+        }
+        if ex.head.isHTTP10 { outbound.append(contentsOf: bytes) } else { ResponseWriter.chunk(bytes, into: &outbound) }
+        flushOutput()
+        if closed { done.resume(returning: false); return }
+        if pendingBytes <= Self.highWater { done.resume(returning: true) } else { streamWaiter = done }
+        drive()
+    }
+
+    func endStream(_ id: UInt64) {
+        guard let ex = exchange, ex.id == id, ex.responseStarted, !ex.responseEnded, !closed else { return }
+        if !ex.head.isHTTP10 { outbound.append(contentsOf: ResponseWriter.lastChunk) }
+        ex.responseEnded = true
+        finishExchangeIfDone()
+        drive()
+    }
+
+    // MARK: Responses
+
+    /// Runs in the handler's task: hands a response to the loop, pulling a stream body at the socket's pace.
+    func send(_ response: ServerResponse, for id: UInt64) async {
+        guard case .stream(let stream) = response.body else {
+            loop.execute { self.responseReady(id, response) }
+            return
+        }
+        let wanted = await withCheckedContinuation { done in
+            loop.execute { self.beginStream(id, response.head, done) }
+        }
+        guard wanted else { return }
+        for await chunk in stream where !chunk.isEmpty {
+            let more = await withCheckedContinuation { done in
+                loop.execute { self.streamChunk(id, chunk, done) }
+            }
+            if !more { return }
+        }
+        loop.execute { self.endStream(id) }
+    }
+
+    func writeResponse(_ response: ServerResponse, _ ex: Exchange) {
+        if case .stream = response.body {
+            let id = ex.id
+            ex.task = Task { [self] in await self.send(response, for: id) }
+            return
+        }
+        let status = response.head.status
+        let allowsBody = ResponseWriter.statusAllowsBody(status)
+        var framing = ResponseWriter.BodyFraming.bodiless
+        if allowsBody {
+            switch response.body {
+            case .empty: framing = .length(0)
+            case .bytes(let bytes): framing = .length(Int64(bytes.count))
+            case .file(_, let length): framing = .length(length)
+            case .stream: break
+            }
+        }
+        queueHead(response.head, framing: framing, ex, forceClose: false)
+        switch response.body {
+        case .bytes(let bytes) where allowsBody && !ex.isHEAD:
+            outbound.append(contentsOf: bytes)
+        case .file(let fd, let length) where allowsBody && !ex.isHEAD && length > 0:
+            pendingFile = (fd, 0, length)
+        case .file(let fd, _):
+            closeDescriptor(fd)
+        default:
+            break
+        }
+        ex.responseEnded = true
+        finishExchangeIfDone()
+    }
+
+    func queueHead(_ head: HTTPResponse, framing: ResponseWriter.BodyFraming, _ ex: Exchange, forceClose: Bool) {
+        // A body left unread would be parsed as the next request: close instead.
+        let close = forceClose || !ex.head.keepAlive || !ex.bodyComplete || closing
+        ex.responseStarted = true
+        ex.closeAfter = ResponseWriter.head(
+            head, framing: framing, close: close, keepAliveFor10: ex.head.isHTTP10,
+            dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
+    }
+
+    /// Once a response is fully queued (a file fully sent), the exchange is over; queued bytes keep their order.
+    static func dispose(_ response: ServerResponse) {
+        if case .file(let fd, _) = response.body { closeDescriptor(fd) }
+    }
+}
