@@ -2,8 +2,7 @@
 # The service against the ffmpeg CLI over the same inputs and settings, in one run (part of `make bench`):
 #   (a) TRIAL_REQUESTS uploads of the trial clip at concurrency CONCURRENCY vs the CLI over as many copies, xargs -P cores
 #   (b) a generated 720p HD_SECONDS s clip with audio, HD_REQUESTS times, likewise
-#   (c) one 720p request alone vs one CLI run (-threads 0); also against a one-worker service, whose job may use
-#       every core (a full-size pool gives each job one thread)
+#   (c) one 720p request alone vs one CLI run (-threads 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(swift build -c release --show-bin-path)
@@ -56,9 +55,6 @@ a_service=$(service_run "$TRIAL" "$TRIAL_REQUESTS" "$CONCURRENCY")
 b_service=$(service_run "$OUT/hd.mp4" "$HD_REQUESTS" "$CONCURRENCY")
 c_service=$(service_run "$OUT/hd.mp4" 1 1)
 stop_service
-start_service --log-level info --workers 1
-c_single=$(service_run "$OUT/hd.mp4" 1 1)
-stop_service
 
 a_cli=$(cli_parallel "$TRIAL" "$TRIAL_REQUESTS")
 b_cli=$(cli_parallel "$OUT/hd.mp4" "$HD_REQUESTS")
@@ -69,4 +65,3 @@ row "(a) trial clip x$TRIAL_REQUESTS, concurrency $CONCURRENCY" "$TRIAL_REQUESTS
 row "(b) 720p ${HD_SECONDS} s clip x$HD_REQUESTS" "$HD_REQUESTS" "$b_service" "$b_cli" \
     "$(echo "$b_cli / $b_service" | bc -l)" "CLI/service >= 1.0"
 row "(c) one 720p request alone" 1 "$c_service" "$c_cli" "$(echo "$c_service / $c_cli" | bc -l)" "service/CLI <= 1.1"
-row "(c) same, service with --workers 1" 1 "$c_single" "$c_cli" "$(echo "$c_single / $c_cli" | bc -l)" "service/CLI <= 1.1"
