@@ -9,7 +9,7 @@ struct HarnessCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "harness",
         abstract: "Load-test a running ffmpeg-processor: N uploads at concurrency C, every answer decoded and checked.",
-        discussion: "Exits 1 when the share of valid MP4s is under --min-success, 0 otherwise.")
+        discussion: "Exits 1 when the share of valid MP4s is under --min-success, 2 when the run cannot start, 0 otherwise.")
 
     @Option(help: "The service's base URL.") var url = "http://127.0.0.1:3000"
     @Option(help: "Requests to send.") var requests = 1000
@@ -31,6 +31,16 @@ struct HarnessCommand: ParsableCommand {
     }
 
     func run() throws {
+        do {
+            try trial()
+        } catch let error as HarnessError {
+            // 2, not 1: a run that could not start is not a run under --min-success.
+            FileHandle.standardError.write(Data("harness: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    private func trial() throws {
         let endpoint = try Endpoint(url: url)
         let verify = !noVerify
         var scratch: String?

@@ -40,7 +40,8 @@ public final class InputVideo: Sendable {
 
     /// Opens `path` and, when verifying, decodes it once to learn the frame count and duration answers must keep.
     public static func load(_ path: String, verify: Bool) throws(HarnessError) -> InputVideo {
-        guard verify else { return try InputVideo(path: path, expectation: nil) }
+        let unverified = try InputVideo(path: path, expectation: nil)
+        guard verify else { return unverified }
         let probe: MediaProbe
         do { probe = try MediaProbe.probe(.path(path), decode: true) } catch {
             throw HarnessError("\(path) is not a usable video: \(error)")

@@ -179,6 +179,15 @@ struct HarnessPartsTests {
         #expect(throws: HarnessError.self) { _ = try Endpoint(url: url) }
     }
 
+    @Test("a run that cannot start exits 2, apart from a run under --min-success")
+    func cannotStart() async throws {
+        let result = try await isolated {
+            try runChild(try builtExecutable("harness"), ["--file", "/nonexistent/clip.mp4", "--requests", "1"])
+        }
+        #expect(result.status == 2)
+        #expect(result.err.contains("cannot open /nonexistent/clip.mp4"))
+    }
+
     @Test("a generated default clip carries the frame count and duration answers are held to")
     func generated() async throws {
         let (generated, loaded) = try await isolated {
