@@ -5,7 +5,8 @@ PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
 	pkg-config ffmpeg bc
 
-.PHONY: deps bench-deps apt-install build release run test bench bench-http leak-check fuzz-media fuzz-media-asan fuzz-http clean
+.PHONY: deps bench-deps apt-install build release run test harness bench bench-engine bench-service bench-http \
+	leak-check fuzz-media fuzz-media-asan fuzz-http clean
 
 BENCH_PACKAGES := wrk nginx-light
 
@@ -43,15 +44,27 @@ test: deps
 	$(SWIFT) test --skip-build --skip HTTPServerTests
 	$(SWIFT) test --skip-build --filter HTTPServerTests
 
+# The release service on a free port, the harness with its defaults against it, the report; HARNESS_ARGS adds options.
+harness: release
+	scripts/harness.sh
+
+# The in-process engine against the CLI, then the service against the CLI (README, "Benchmarks").
 bench: bench-deps release
 	scripts/bench.sh
+	scripts/bench-service.sh
+
+bench-engine: bench-deps release
+	scripts/bench.sh
+
+bench-service: bench-deps release
+	scripts/bench-service.sh
 
 # GET /about of a server on this library against nginx (1 worker), wrk at 64 connections.
 bench-http: bench-deps
 	scripts/bench-http.sh
 
 clean:
-	rm -rf .build .build-asan bench-out
+	rm -rf .build .build-asan .build-fuzz bench-out
 
 # The CLI under AddressSanitizer/LeakSanitizer over good and hostile inputs.
 leak-check: deps

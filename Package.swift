@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // What Glibc does not export to Swift: epoll, eventfd, timerfd, sendfile, signalfd, O_TMPFILE.
@@ -52,7 +53,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "harness", dependencies: ["Transcoding"], path: "Harness"),
+        // The load-test harness: its client, runner and report live in a library so tests drive them directly.
+        .target(
+            name: "HarnessCore",
+            dependencies: [
+                "HTTPServer", "Transcoding", "CLinux",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Harness/Core"
+        ),
+        .executableTarget(
+            name: "harness",
+            dependencies: ["HarnessCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Harness",
+            exclude: ["Core"]
+        ),
         .executableTarget(
             name: "transcode-bench",
             dependencies: ["Transcoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -65,6 +81,10 @@ let package = Package(
             name: "TranscodeServiceTests",
             dependencies: ["TranscodeService", "Transcoding", "HTTPServer", "TestSupport", "CLinux",
                            .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "HarnessTests",
+            dependencies: ["HarnessCore", "Transcoding", "TestSupport"]
         ),
         .executableTarget(
             name: "media-fuzz",

@@ -97,12 +97,7 @@ struct HTTPParser {
             }
             let (head, consumed) = try result.get()
             guard let head else { return (nil, consumed) }
-            bodyReceived = 0
-            switch head.framing {
-            case .none, .length(0): state = .endOfMessage
-            case .length(let n): state = .lengthBody(remaining: n)
-            case .chunked: state = .chunkSize(value: 0, digits: 0)
-            }
+            beginBody(head.framing)
             return (.head(head), consumed)
         case .lengthBody(let remaining):
             let take = Int(min(Int64(input.count), remaining))
@@ -115,6 +110,17 @@ struct HTTPParser {
             return (.end, 0)
         default:
             return try parseChunked(input)
+        }
+    }
+
+    /// Decodes a body framed as `framing` next, with no head before it: `HTTPResponseParser` reuses the body
+    /// and chunked decoding this way instead of keeping a second copy.
+    mutating func beginBody(_ framing: Framing) {
+        bodyReceived = 0
+        switch framing {
+        case .none, .length(0): state = .endOfMessage
+        case .length(let n): state = .lengthBody(remaining: n)
+        case .chunked: state = .chunkSize(value: 0, digits: 0)
         }
     }
 

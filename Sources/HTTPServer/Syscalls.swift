@@ -27,14 +27,14 @@ public struct IOError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The result of a non-blocking call: done, or the kernel asked us to come back later.
-enum IOResult<Value> {
+public enum IOResult<Value> {
     case processed(Value)
     case wouldBlock
 }
 
 /// The only place that reads `errno`: retries EINTR, turns EAGAIN into `.wouldBlock`, throws the rest typed.
 @inline(__always)
-func syscall<T: FixedWidthInteger>(
+public func syscall<T: FixedWidthInteger>(
     _ call: StaticString, _ body: () -> T
 ) throws(IOError) -> IOResult<T> {
     while true {
@@ -49,7 +49,7 @@ func syscall<T: FixedWidthInteger>(
 
 /// For calls on descriptors that never block (epoll_ctl, bind, …): `.wouldBlock` cannot happen.
 @inline(__always)
-func syscallValue<T: FixedWidthInteger>(_ call: StaticString, _ body: () -> T) throws(IOError) -> T {
+public func syscallValue<T: FixedWidthInteger>(_ call: StaticString, _ body: () -> T) throws(IOError) -> T {
     switch try syscall(call, body) {
     case .processed(let value): return value
     case .wouldBlock: throw IOError(call: "\(call)", errno: .wouldBlock)

@@ -1,0 +1,112 @@
+import Foundation
+import Synchronization
+
+/// Everything one run needs; `Harness/` main fills it from the command line, tests directly.
+public struct RunConfiguration: Sendable {
+    public var endpoint: Endpoint
+    public var inputs: [InputVideo]
+    public var requests = 1000
+    public var concurrency = 1000
+    /// Query string for every request (`height=480`), without the `?`.
+    public var query: String?
+    /// Seconds one request may take, from connecting to the last byte of the answer.
+    public var timeout = 120.0
+    /// Decode every answer and compare it with its input; the status and framing are checked regardless.
+    public var verify = true
+    public var progress = ProgressStyle.automatic
+    /// Where answers are spooled before they are checked.
+    public var temporaryDirectory = AnonymousFile.defaultDirectory
+
+    public init(endpoint: Endpoint, inputs: [InputVideo]) {
+        self.endpoint = endpoint
+        self.inputs = inputs
+    }
+}
+
+/// Sends the requests from `concurrency` threads of its own, each taking the next job until none is left. Plain
+/// threads rather than tasks: every exchange blocks in poll(), and a thousand of them on Swift's cooperative pool
+/// (one thread per core) would starve each other and anything else in the process.
+public enum Runner {
+    public static func run(_ configuration: RunConfiguration) -> Report {
+        precondition(!configuration.inputs.isEmpty && configuration.requests >= 0 && configuration.concurrency > 0)
+        let shared = Shared()
+        let start = monotonicNanos()
+        let threads = min(configuration.concurrency, configuration.requests)
+        let group = DispatchGroup()
+        for _ in 0..<threads {
+            group.enter()
+            let thread = Thread {
+                work(configuration, shared, start: start)
+                group.leave()
+            }
+            // libav's decoders run on these threads when verifying; 1 MB is ample and only reserved, not used.
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        let elapsed = { Double(monotonicNanos() - start) / 1e9 }
+        if let interval = configuration.progress.interval {
+            while group.wait(timeout: .now() + interval) == .timedOut {
+                let tally = shared.tally.withLock { ($0.done, $0.succeeded) }
+                configuration.progress.show(
+                    done: tally.0, total: configuration.requests, succeeded: tally.1, elapsed: elapsed(), final: false)
+            }
+        } else {
+            group.wait()
+        }
+        let wall = elapsed()
+        return shared.tally.withLock { tally in
+            configuration.progress.show(
+                done: tally.done, total: configuration.requests, succeeded: tally.succeeded, elapsed: wall, final: true)
+            return tally.report(
+                url: configuration.endpoint.url, requests: configuration.requests,
+                concurrency: configuration.concurrency, verified: configuration.verify, wallSeconds: wall)
+        }
+    }
+
+    private final class Shared: Sendable {
+        let next = Atomic<Int>(0)
+        let tally = Mutex(Tally())
+        /// Decoding answers is CPU work: one per core, so verification does not crowd out a service on this machine
+        /// more than it must, and the latency of the requests still in flight is not skewed by it.
+        let decoders = DispatchSemaphore(value: ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    private static func work(_ configuration: RunConfiguration, _ shared: Shared, start: UInt64) {
+        let client = UploadClient(endpoint: configuration.endpoint, temporaryDirectory: configuration.temporaryDirectory)
+        let timeout = UInt64(configuration.timeout * 1e9)
+        while true {
+            let index = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
+            guard index < configuration.requests else { return }
+            let input = configuration.inputs[index % configuration.inputs.count]
+            let target = configuration.endpoint.target(videoID: "harness-\(index)", query: configuration.query)
+            let begin = monotonicNanos()
+            let result = client.post(target: target, input: input.fd, size: input.size, deadline: begin + timeout)
+            let latency = monotonicNanos() - begin
+            switch result {
+            case .failure(let failure):
+                shared.tally.withLock { $0.recordFailure(failure) }
+            case .success(let answer):
+                let needsDecoding = configuration.verify && answer.status == 200
+                if needsDecoding { shared.decoders.wait() }
+                let failure = Verification.check(answer, input: input, decode: configuration.verify)
+                if needsDecoding { shared.decoders.signal() }
+                shared.tally.withLock { tally in
+                    if let failure {
+                        tally.recordFailure(failure)
+                    } else {
+                        tally.recordSuccess(latencyNanos: latency, inputBytes: input.size, outputBytes: answer.bodyBytes)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each thread holds a socket and a temp file at once: a thousand of them need more than the usual soft limit
+    /// of 1024 descriptors. The command calls it; `run` does not, since the limit belongs to the whole process.
+    public static func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}

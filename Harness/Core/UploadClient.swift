@@ -1,0 +1,199 @@
+import CLinux
+import Glibc
+import HTTPServer
+import HTTPTypes
+
+/// Why a request did not produce a valid video. `httpStatus` and `invalidOutput` mean the service answered.
+public enum FailureCause: Hashable, Sendable, Comparable, CustomStringConvertible {
+    case connect
+    case timeout
+    /// The connection broke before a whole response came back (reset, or closed mid-message).
+    case connectionLost
+    case httpStatus(Int)
+    case invalidOutput
+
+    public var description: String {
+        switch self {
+        case .connect: "connect"
+        case .timeout: "timeout"
+        case .connectionLost: "connection lost"
+        case .httpStatus(let code): "http \(code)"
+        case .invalidOutput: "invalid output"
+        }
+    }
+}
+
+struct Failure: Error {
+    var cause: FailureCause
+    var detail: String
+}
+
+/// A whole response, its body in an anonymous file.
+struct Answer {
+    var status: Int
+    var fields: HTTPFields
+    var contentLength: Int64?
+    var bodyBytes: Int64
+    var body: AnonymousFile
+}
+
+/// One thread's HTTP/1.1 client: a fresh connection per job, the upload streamed from the input file in fixed-size
+/// pieces and the answer streamed to a temp file, so memory stays the same whatever the video sizes. Blocking in
+/// spirit (one exchange at a time) but on a non-blocking socket, so that every wait honours the job's deadline and
+/// an early answer (a 503 before the body is read) is seen while uploading.
+final class UploadClient {
+    private let endpoint: Endpoint
+    private let temporaryDirectory: String
+    private var buffer: [UInt8]
+
+    init(endpoint: Endpoint, temporaryDirectory: String = AnonymousFile.defaultDirectory, bufferSize: Int = 64 << 10) {
+        self.endpoint = endpoint
+        self.temporaryDirectory = temporaryDirectory
+        buffer = [UInt8](repeating: 0, count: bufferSize)
+    }
+
+    /// POSTs `size` bytes of `input` (read with pread, so threads share one descriptor per file) to `target`.
+    func post(target: String, input: Int32, size: Int64, deadline: UInt64) -> Result<Answer, Failure> {
+        let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec(), 0)
+        guard fd >= 0 else { return .failure(Failure(cause: .connect, detail: "socket: \(errnoText())")) }
+        defer { close(fd) }
+        do throws(Failure) {
+            try connect(fd, deadline: deadline)
+            let head = "POST \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nContent-Type: application/octet-stream\r\n"
+                + "Content-Length: \(size)\r\nConnection: close\r\n\r\n"
+            let uploadError = try upload(fd, head: Array(head.utf8), input: input, size: size, deadline: deadline)
+            return .success(try receive(fd, deadline: deadline, uploadError: uploadError))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func connect(_ fd: Int32, deadline: UInt64) throws(Failure) {
+        let rc = endpoint.address.withUnsafeBytes {
+            Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        }
+        if rc != 0 && errno != EINPROGRESS && errno != EINTR {
+            throw Failure(cause: .connect, detail: "connect: \(errnoText())")
+        }
+        _ = try wait(fd, for: Int16(POLLOUT), deadline: deadline, phase: "connecting")
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        if error != 0 { throw Failure(cause: .connect, detail: "connect: \(String(cString: strerror(error)))") }
+    }
+
+    /// Sends the head and the body. A send error is returned, not thrown: the server may have answered before
+    /// closing (413, 503 without reading the body), and that answer is what the report should count.
+    private func upload(_ fd: Int32, head: [UInt8], input: Int32, size: Int64, deadline: UInt64) throws(Failure) -> String? {
+        var offset: Int64 = 0
+        var start = 0
+        var end = head.count
+        buffer.replaceSubrange(0..<head.count, with: head)
+        while true {
+            if start == end {
+                if offset == size { return nil }
+                let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, min($0.count, Int(size - offset)), off_t(offset)) }
+                guard n > 0 else {
+                    throw Failure(cause: .connectionLost, detail: "reading the input: \(n == 0 ? "file shrank" : errnoText())")
+                }
+                offset += Int64(n)
+                start = 0
+                end = n
+            }
+            let ready = try wait(fd, for: Int16(POLLOUT | POLLIN), deadline: deadline, phase: "uploading")
+            // Nothing is due from the server before the whole body is sent (no Expect: 100-continue), so readable
+            // means an early final answer; stop sending before a reset could discard it.
+            if ready & Int16(POLLIN | POLLHUP | POLLERR) != 0 { return "answered early" }
+            let result: IOResult<Int>
+            do {
+                result = try syscall("send") {
+                    buffer[start..<end].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, clinux_msg_nosignal()) }
+                }
+            } catch {
+                return error.description
+            }
+            if case .processed(let n) = result { start += n }
+        }
+    }
+
+    private func receive(_ fd: Int32, deadline: UInt64, uploadError: String?) throws(Failure) -> Answer {
+        var parser = HTTPResponseParser()
+        var head: HTTPResponseParser.Head?
+        let body: AnonymousFile
+        do { body = try AnonymousFile(directory: temporaryDirectory) } catch {
+            throw Failure(cause: .invalidOutput, detail: error.description)
+        }
+        var bodyBytes: Int64 = 0
+        func lost(_ detail: String) -> Failure {
+            Failure(cause: .connectionLost, detail: uploadError.map { "\(detail) (upload: \($0))" } ?? detail)
+        }
+        func consume(_ event: HTTPResponseParser.Event) throws(Failure) -> Bool {
+            switch event {
+            case .head(let h): head = h
+            case .body(let bytes):
+                do { try body.write(bytes) } catch {
+                    throw Failure(cause: .invalidOutput, detail: error.description)
+                }
+                bodyBytes += Int64(bytes.count)
+            case .end: return true
+            }
+            return false
+        }
+        while true {
+            let result: IOResult<Int>
+            do {
+                result = try syscall("recv") { buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+            } catch {
+                throw lost("receiving: \(error.errno)")
+            }
+            switch result {
+            case .wouldBlock:
+                _ = try wait(fd, for: Int16(POLLIN), deadline: deadline, phase: head == nil ? "waiting for the answer" : "receiving")
+                continue
+            case .processed(0):
+                let event: HTTPResponseParser.Event
+                do { event = try parser.finish() } catch { throw lost(error.detail) }
+                _ = try consume(event)
+            case .processed(let n):
+                var input = buffer[0..<n]
+                var finished = false
+                while !finished {
+                    let step: (event: HTTPResponseParser.Event?, consumed: Int)
+                    do { step = try parser.parse(input) } catch {
+                        throw Failure(cause: .invalidOutput, detail: "malformed response: \(error.detail)")
+                    }
+                    input = input.dropFirst(step.consumed)
+                    guard let event = step.event else { break }
+                    finished = try consume(event)
+                }
+                if !finished { continue }
+            }
+            guard let head else { throw lost("no response") }
+            return Answer(
+                status: head.response.status.code, fields: head.response.headerFields, contentLength: head.contentLength,
+                bodyBytes: bodyBytes, body: body)
+        }
+    }
+
+    /// Polls until `events` or the deadline; returns the revents.
+    private func wait(_ fd: Int32, for events: Int16, deadline: UInt64, phase: String) throws(Failure) -> Int16 {
+        while true {
+            let now = monotonicNanos()
+            guard now < deadline else { throw Failure(cause: .timeout, detail: "timed out \(phase)") }
+            var entry = pollfd(fd: fd, events: events, revents: 0)
+            let milliseconds = Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
+            let n = poll(&entry, 1, milliseconds)
+            if n > 0 { return entry.revents }
+            if n < 0 && errno != EINTR { throw Failure(cause: .connectionLost, detail: "poll: \(errnoText())") }
+        }
+    }
+}
+
+func errnoText() -> String { String(cString: strerror(errno)) }
+
+/// Nanoseconds on the monotonic clock: deadlines and latencies must not jump with the wall clock.
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
