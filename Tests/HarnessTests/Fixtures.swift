@@ -4,8 +4,7 @@ import HarnessCore
 import TestSupport
 import Transcoding
 
-/// A child process started with posix_spawn, its output sent to files. Not Foundation's `Process`: its watcher
-/// thread would look for descriptors in the process-wide table, which the `isolated` threads do not use.
+/// A child process started with posix_spawn, its output sent to files that the test reads once it has exited.
 final class Child {
     let pid: pid_t
 
@@ -83,22 +82,6 @@ final class ServiceProcess {
     func stop() {
         child.terminate()
         _ = child.wait()
-    }
-}
-
-/// Runs blocking test code on a thread with a descriptor table of its own, holding only stdin, stdout and stderr
-/// (close_range with CLOSE_RANGE_UNSHARE), inherited by the threads it starts. The harness's sockets and temp files
-/// then never appear in /proc/self/fd, which the HTTP server tests count while running in parallel with these; and
-/// starting empty, the table holds no reference to another test's sockets or temp files, which a plain copy would
-/// keep open.
-func isolated<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await onThread {
-        typealias CloseRange = @convention(c) (UInt32, UInt32, Int32) -> Int32
-        let CLOSE_RANGE_UNSHARE: Int32 = 2
-        guard let symbol = dlsym(nil, "close_range"),
-            unsafeBitCast(symbol, to: CloseRange.self)(3, .max, CLOSE_RANGE_UNSHARE) == 0
-        else { throw HarnessError("close_range(CLOSE_RANGE_UNSHARE) failed") }
-        return try body()
     }
 }
 

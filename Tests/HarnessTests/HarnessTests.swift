@@ -13,8 +13,8 @@ private func readReport(_ path: String) throws -> Report {
 struct HarnessServiceTests {
     @Test("20 requests at concurrency 10 against a healthy service: 100 % valid MP4s and exit 0")
     func healthy() async throws {
-        let input = try await isolated { Clips.small }
-        let (result, report) = try await isolated {
+        let input = try await onThread { Clips.small }
+        let (result, report) = try await onThread {
             let service = try ServiceProcess()
             defer { service.stop() }
             let scratch = try Scratch()
@@ -35,8 +35,8 @@ struct HarnessServiceTests {
 
     @Test("a service with a tiny job time limit: every request counted under its status, and exit 1")
     func failing() async throws {
-        let input = try await isolated { Clips.small }
-        let (result, report) = try await isolated {
+        let input = try await onThread { Clips.small }
+        let (result, report) = try await onThread {
             let service = try ServiceProcess(["--job-timeout", "0.000001"])
             defer { service.stop() }
             let scratch = try Scratch()
@@ -55,8 +55,8 @@ struct HarnessServiceTests {
 
     @Test("a full queue: the 503s are counted, the admitted jobs still verified, and the sum is every request")
     func tinyQueue() async throws {
-        let input = try await isolated { Clips.small }
-        let report = try await isolated {
+        let input = try await onThread { Clips.small }
+        let report = try await onThread {
             let service = try ServiceProcess(["--workers", "1", "--queue", "0"])
             defer { service.stop() }
             return try runHarness(url: service.url, input: input, requests: 20, concurrency: 10)
@@ -70,8 +70,8 @@ struct HarnessServiceTests {
 
     @Test("a body over the service's limit is counted as http 413")
     func tooLarge() async throws {
-        let input = try await isolated { Clips.small }
-        let report = try await isolated {
+        let input = try await onThread { Clips.small }
+        let report = try await onThread {
             let service = try ServiceProcess(["--max-body", "1000"])
             defer { service.stop() }
             return try runHarness(url: service.url, input: input, requests: 4, concurrency: 2)
@@ -81,8 +81,8 @@ struct HarnessServiceTests {
 
     @Test("smoke: 100 verified uploads at concurrency 8 all come back valid")
     func smoke() async throws {
-        let input = try await isolated { Clips.tiny }
-        let report = try await isolated {
+        let input = try await onThread { Clips.tiny }
+        let report = try await onThread {
             let service = try ServiceProcess()
             defer { service.stop() }
             return try runHarness(url: service.url, input: input, requests: 100, concurrency: 8)
@@ -131,8 +131,8 @@ struct HarnessFailureTests {
 
     @Test("each failure is counted under its cause", arguments: Case.allCases)
     func cause(_ kind: Case) async throws {
-        let input = try await isolated { Clips.small }
-        let report = try await isolated {
+        let input = try await onThread { Clips.small }
+        let report = try await onThread {
             let server = try Self.server(kind)
             defer { server?.stop() }
             let port = try server?.port ?? CannedServer.closedPort()
@@ -147,8 +147,8 @@ struct HarnessFailureTests {
 
     @Test("--no-verify checks status, type and length but does not decode")
     func noVerify() async throws {
-        let input = try await isolated { Clips.small }
-        let report = try await isolated {
+        let input = try await onThread { Clips.small }
+        let report = try await onThread {
             let server = try CannedServer(answer: HarnessFailureTests.answer("not decoded"))
             defer { server.stop() }
             return try runHarness(url: "http://127.0.0.1:\(server.port)", input: input, requests: 3, concurrency: 3, verify: false)
@@ -181,7 +181,7 @@ struct HarnessPartsTests {
 
     @Test("a run that cannot start exits 2, apart from a run under --min-success")
     func cannotStart() async throws {
-        let result = try await isolated {
+        let result = try await onThread {
             try runChild(try builtExecutable("harness"), ["--file", "/nonexistent/clip.mp4", "--requests", "1"])
         }
         #expect(result.status == 2)
@@ -190,7 +190,7 @@ struct HarnessPartsTests {
 
     @Test("a generated default clip carries the frame count and duration answers are held to")
     func generated() async throws {
-        let (generated, loaded) = try await isolated {
+        let (generated, loaded) = try await onThread {
             let scratch = try Scratch()
             let input = try InputVideo.generate(in: scratch.url.path, width: 160, height: 96, seconds: 0.4)
             return (input.expectation, try InputVideo.load(input.path, verify: true).expectation)
@@ -201,8 +201,8 @@ struct HarnessPartsTests {
 
     @Test("--dir keeps the videos in name order and skips what is not one")
     func directory() async throws {
-        let (tiny, small) = try await isolated { (Clips.tiny, Clips.small) }
-        let names = try await isolated {
+        let (tiny, small) = try await onThread { (Clips.tiny, Clips.small) }
+        let names = try await onThread {
             let scratch = try Scratch()
             try FileManager.default.copyItem(atPath: tiny, toPath: scratch.path("b.mp4"))
             try FileManager.default.copyItem(atPath: small, toPath: scratch.path("a.mp4"))
