@@ -1,4 +1,5 @@
 import HTTPTypes
+import TestSupport
 import Testing
 
 @testable import HTTPServer
@@ -215,7 +216,7 @@ struct HTTPParserTests {
 
     @Test("mutated requests never crash the parser: each is parsed or refused with a status")
     func mutations() {
-        var generator = SplitMix64(seed: 0x5EED)
+        var generator = SplitMix(seed: 0x5EED)
         let alphabet = Array("\r\n :;,0123456789abcdefABCDEF\t\u{0}\u{7f}\u{80}GETPOSTHTTP/1.1".utf8)
         for _ in 0..<3000 {
             var request = bytes(Self.validRequests[Int(generator.next() % UInt64(Self.validRequests.count))])
@@ -234,18 +235,5 @@ struct HTTPParserTests {
                 #expect([400, 413, 414, 417, 431, 501, 505].contains(error.status.code))
             }
         }
-    }
-}
-
-/// A small deterministic generator, so a failing mutation can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -194,7 +194,7 @@ struct ServerTests {
             return ServerResponse(status: .ok, body: .bytes(Array("\(request.path ?? "") \(bytes.count)".utf8)))
         }) { port, server in
             try await blocking {
-                var generator = SplitMix64(seed: 0xF00D)
+                var generator = SplitMix(seed: 0xF00D)
                 let alphabet = Array("\r\n :;,0123456789abcdefABCDEF\t\u{0}\u{7f}GETPOSTHTTP/1.1".utf8)
                 for _ in 0..<200 {
                     let sources = HTTPParserTests.validRequests

@@ -1,5 +1,5 @@
 /// A small deterministic generator, so that a failing noise input can be reproduced.
-public struct SplitMix: Sendable {
+public struct SplitMix: RandomNumberGenerator, Sendable {
     public var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
