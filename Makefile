@@ -84,9 +84,11 @@ fuzz-media-asan: deps
 
 # libFuzzer on HTTPParser (with AddressSanitizer): fragmentation must never change what a request parses to.
 # Crashing inputs are written to Fuzz/HTTPFuzz/crashes/; new interesting inputs stay in a scratch corpus.
+# SwiftPM's --sanitize links libFuzzer's main; -Xswiftc instruments every module (the parser's too) for coverage.
 SECONDS ?= 60
 fuzz-http: deps
-	$(SWIFT) build --scratch-path .build-fuzz --product http-fuzz --sanitize=fuzzer --sanitize=address
+	$(SWIFT) build --scratch-path .build-fuzz --product http-fuzz --sanitize=fuzzer --sanitize=address \
+		-Xswiftc -sanitize=fuzzer,address
 	mkdir -p .build-fuzz/corpus Fuzz/HTTPFuzz/crashes
 	.build-fuzz/debug/http-fuzz -max_total_time=$(SECONDS) -max_len=4096 -artifact_prefix=Fuzz/HTTPFuzz/crashes/ \
 		.build-fuzz/corpus Fuzz/HTTPFuzz/corpus
