@@ -9,27 +9,9 @@ struct LifecycleTests {
     func drainOnSigterm() async throws {
         try await onThread {
             let scratch = try Scratch()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try builtExecutable("ffmpeg-processor"))
-            process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--tmp-dir", scratch.url.path]
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
+            let (process, port) = try launchService(tmpDir: scratch.url.path)
             defer { if process.isRunning { process.terminate() } }
-
-            // The bound port is in the start-up log line: "listening on 127.0.0.1:PORT".
-            var log = ""
-            var port = 0
-            while port == 0 {
-                let data = errors.fileHandleForReading.availableData
-                #expect(!data.isEmpty, "the service exited before listening: \(log)")
-                if data.isEmpty { return }
-                log += String(decoding: data, as: UTF8.self)
-                if let range = log.range(of: "listening on 127.0.0.1:") {
-                    port = Int(log[range.upperBound...].prefix { $0.isNumber }) ?? 0
-                }
-            }
+            guard port > 0 else { return }
 
             let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
             let body = Clips.medium
@@ -53,6 +35,67 @@ struct LifecycleTests {
             #expect(process.terminationStatus == 0)
             #expect(process.terminationReason == .exit)
             #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
+        }
+    }
+
+    @Test("kill -9 with uploads, queued and running jobs in flight: no file is left behind")
+    func killNine() async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            let (process, port) = try launchService(tmpDir: scratch.url.path)
+            defer { if process.isRunning { process.terminate() } }
+            guard port > 0 else { return }
+            // One job running, one queued, one half uploaded.
+            var clients: [TestClient] = []
+            for id in ["a", "b"] {
+                let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
+                try client.send("POST /\(id)?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
+                try client.send(Clips.slow)
+                clients.append(client)
+            }
+            let partial = try TestClient(port: port)
+            try partial.send("POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
+            try partial.send(Array(Clips.slow.prefix(100_000)))
+            var busy = false
+            for _ in 0..<500 where !busy {
+                let probe = try TestClient(port: port)
+                try probe.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
+                let about = try probe.readResponse().text
+                busy = about.contains("\"running\":1") && about.contains("\"queued\":2")
+                if !busy { usleep(20_000) }
+            }
+            #expect(busy, "one job running, one queued and one uploading before the kill")
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
+            // Anonymous temp files have no name to leave behind: the folder is as empty as before the service.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
+        }
+    }
+}
+
+/// Starts the built binary on an ephemeral port with one worker; the port is read from its start-up log line
+/// ("listening on 127.0.0.1:PORT"), 0 if it exited first.
+func launchService(tmpDir: String) throws -> (Process, Int) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try builtExecutable("ffmpeg-processor"))
+    process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--tmp-dir", tmpDir]
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    var log = ""
+    while true {
+        let data = errors.fileHandleForReading.availableData
+        if data.isEmpty {
+            Issue.record("the service exited before listening: \(log)")
+            return (process, 0)
+        }
+        log += String(decoding: data, as: UTF8.self)
+        if let range = log.range(of: "listening on 127.0.0.1:"),
+            let port = Int(log[range.upperBound...].prefix { $0.isNumber }), log[range.upperBound...].contains(" ")
+        {
+            return (process, port)
         }
     }
 }
