@@ -108,7 +108,6 @@ public struct Routes: Sendable {
             record.queueMs = outcome.queueWait * 1000
             record.transcodeMs = outcome.transcodeSeconds * 1000
             metrics.jobFinished(queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds)
-            let length = output.size == 0 ? outcome.report.outputBytes : output.size
             return ServerResponse(
                 status: .ok,
                 headerFields: [
@@ -118,7 +117,8 @@ public struct Routes: Sendable {
                     HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
                     HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
                 ],
-                body: .file(descriptor: output.take(), length: length))
+                // libav wrote the file through its own descriptor; its size is in the report, not in `output.size`.
+                body: .file(descriptor: output.take(), length: outcome.report.outputBytes))
         case .failure(let error):
             throw Problem(error)
         }

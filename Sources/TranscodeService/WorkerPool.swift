@@ -78,6 +78,8 @@ public actor WorkerPool {
     public func run(
         _ reservation: Reservation, input: Int32, output: Int32, options: TranscodeOptions
     ) async -> Result<Outcome, TranscodeError> {
+        // Only admitted requests run: admission is what bounds the queue.
+        precondition(reservations[reservation.id] != nil, "run() without a live reservation")
         let job = Job(input: input, output: output, options: options)
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
