@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import HTTPServer
 
 /// Why a temp file could not be made or written.
 public enum TempFileError: Error, Equatable, Sendable {
@@ -17,17 +18,24 @@ public final class TempFile: @unchecked Sendable {
     public private(set) var size: Int64 = 0
 
     public init(directory: String) throws(TempFileError) {
-        var fd = retrying { open(directory, clinux_o_tmpfile() | O_RDWR | O_CLOEXEC, 0o600) }
-        if fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
-            var template = Array((directory + "/.ffmpeg-processor-XXXXXX").utf8CString)
-            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            if fd >= 0 {
-                template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            }
+        do {
+            descriptor = try TempFile.openAnonymous(in: directory)
+        } catch {
+            throw TempFile.error(error.errno.rawValue)
         }
-        guard fd >= 0 else { throw TempFile.error(errno) }
-        descriptor = fd
+    }
+
+    private static func openAnonymous(in directory: String) throws(IOError) -> Int32 {
+        do {
+            return try syscallValue("open") { open(directory, clinux_o_tmpfile() | O_RDWR | O_CLOEXEC, 0o600) }
+        } catch where [EOPNOTSUPP, EISDIR, EINVAL].contains(error.errno.rawValue) {
+            // No O_TMPFILE on this filesystem: a named file, unlinked before anyone can see it.
+            var template = Array((directory + "/.ffmpeg-processor-XXXXXX").utf8CString)
+            let fd = try syscallValue("mkstemp") { template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) } }
+            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            return fd
+        }
     }
 
     deinit { if descriptor >= 0 { close(descriptor) } }
@@ -35,16 +43,16 @@ public final class TempFile: @unchecked Sendable {
     /// Appends all of `bytes`, however many write calls that takes.
     public func write(_ bytes: [UInt8]) throws(TempFileError) {
         precondition(descriptor >= 0, "TempFile used after take()")
-        let failure: Int32? = bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = retrying { Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset) }
-                if n < 0 { return errno }
-                offset += n
+        var offset = 0
+        while offset < bytes.count {
+            do {
+                offset += try syscallValue("write") {
+                    bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+                }
+            } catch {
+                throw TempFile.error(error.errno.rawValue)
             }
-            return nil
         }
-        if let failure { throw TempFile.error(failure) }
         size += Int64(bytes.count)
     }
 
@@ -59,15 +67,5 @@ public final class TempFile: @unchecked Sendable {
 
     private static func error(_ code: Int32) -> TempFileError {
         code == ENOSPC || code == EDQUOT ? .diskFull : .io(errno: code)
-    }
-}
-
-/// The one place this target retries system calls interrupted by a signal.
-@inline(__always)
-func retrying<T: BinaryInteger>(_ call: () -> T) -> T {
-    while true {
-        let result = call()
-        if result < 0 && errno == EINTR { continue }
-        return result
     }
 }

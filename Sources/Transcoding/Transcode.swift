@@ -19,10 +19,10 @@ public struct TranscodeReport: Sendable, Equatable {
     public var seconds: Double
 
     public var summary: String {
-        let input = inputDuration.map { "\(milliseconds($0)) s" } ?? "unknown"
+        let input = inputDuration.map { "\(secondsText($0)) s" } ?? "unknown"
         return "frames=\(videoFrames) size=\(width)x\(height) audio=\(hasAudio ? "aac" : "none") "
-            + "duration=\(milliseconds(outputDuration)) s (input \(input)) "
-            + "bytes=\(inputBytes)->\(outputBytes) time=\(milliseconds(seconds)) s"
+            + "duration=\(secondsText(outputDuration)) s (input \(input)) "
+            + "bytes=\(inputBytes)->\(outputBytes) time=\(secondsText(seconds)) s"
     }
 }
 
@@ -96,7 +96,7 @@ public func transcode(
 }
 
 /// Seconds with three decimals, without Foundation.
-func milliseconds(_ seconds: Double) -> String {
+func secondsText(_ seconds: Double) -> String {
     let total = Int((seconds * 1000).rounded())
     let fraction = String(abs(total) % 1000)
     return "\(total < 0 ? "-" : "")\(abs(total) / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
