@@ -24,7 +24,9 @@ public final class Service: Sendable {
         server = Server(
             configuration: ServerConfiguration(
                 host: config.host, port: config.port, eventLoopThreads: config.eventLoopThreads,
-                maxConnections: config.maxConnections, maxBodySize: config.maxBody),
+                maxConnections: config.maxConnections, maxBodySize: config.maxBody,
+                headerTimeout: .milliseconds(Int64(config.headerTimeout * 1000)),
+                bodyIdleTimeout: .milliseconds(Int64(config.bodyIdleTimeout * 1000))),
             fastPath: { routes.fastPath($0) },
             handler: { await routes.handle($0, $1) })
     }

@@ -22,6 +22,10 @@ public struct ServiceConfig: Sendable {
     /// How long SIGTERM waits for running and queued jobs.
     public var drainTimeout = 60.0
     public var logLevel = "info"
+    /// Seconds a client may take to send its request head (slowloris defence).
+    public var headerTimeout = 10.0
+    /// Seconds an upload may stall before the connection is dropped.
+    public var bodyIdleTimeout = 30.0
     public var eventLoopThreads = 1
     public var maxConnections = 10_000
     /// Limits applied to every input.
@@ -49,6 +53,7 @@ public struct ServiceConfig: Sendable {
     public var summary: String {
         "host=\(host) port=\(port) workers=\(workers) queue=\(queue) max-body=\(maxBody) queue-bytes=\(queueBytes) "
             + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s drain-timeout=\(drainTimeout)s log-level=\(logLevel) "
-            + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections)"
+            + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections) header-timeout=\(headerTimeout)s "
+            + "body-idle-timeout=\(bodyIdleTimeout)s"
     }
 }

@@ -25,6 +25,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Folder for the anonymous temp files [TMP_DIR].") var tmpDir: String?
     @Option(help: "Time limit of one transcode, seconds [JOB_TIMEOUT].") var jobTimeout: Double?
     @Option(help: "Time SIGTERM waits for jobs, seconds [DRAIN_TIMEOUT].") var drainTimeout: Double?
+    @Option(help: "Seconds a client may take to send its request head [HEADER_TIMEOUT].") var headerTimeout: Double?
+    @Option(help: "Seconds an upload may stall before its connection is dropped [BODY_IDLE_TIMEOUT].")
+    var bodyIdleTimeout: Double?
     @Option(help: "trace, debug, info, notice, warning, error or critical [LOG_LEVEL].") var logLevel: String?
 
     func run() async throws {
@@ -39,13 +42,15 @@ struct ServeCommand: AsyncParsableCommand {
         config.tmpDir = try tmpDir ?? env.string("TMP_DIR") ?? config.tmpDir
         config.jobTimeout = try jobTimeout ?? env.number("JOB_TIMEOUT") ?? config.jobTimeout
         config.drainTimeout = try drainTimeout ?? env.number("DRAIN_TIMEOUT") ?? config.drainTimeout
+        config.headerTimeout = try headerTimeout ?? env.number("HEADER_TIMEOUT") ?? config.headerTimeout
+        config.bodyIdleTimeout = try bodyIdleTimeout ?? env.number("BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
         config.logLevel = try logLevel ?? env.string("LOG_LEVEL") ?? config.logLevel
         guard let level = Logger.Level(rawValue: config.logLevel) else {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")
         }
         guard (0...65535).contains(config.port) else { throw ValidationError("port must be 0...65535") }
         guard config.workers >= 1, config.queue >= 0, config.maxBody > 0, config.queueBytes > 0,
-            config.jobTimeout > 0, config.drainTimeout >= 0
+            config.jobTimeout > 0, config.drainTimeout >= 0, config.headerTimeout > 0, config.bodyIdleTimeout > 0
         else { throw ValidationError("workers ≥ 1, queue ≥ 0, and sizes and timeouts must be positive") }
 
         LoggingSystem.bootstrap { label in
