@@ -35,6 +35,11 @@ final class Connection: Selectable, @unchecked Sendable {
     var needsDrive = false
     var timer = TimerKind.none
 
+    /// Membership of the loop's `ReusableConnections` (which alone changes these).
+    var isReusable = false
+    weak var olderReusable: Connection?
+    var newerReusable: Connection?
+
     enum TimerKind { case none, header, keepAlive, body, write, linger }
 
     /// The request being served: only what the connection needs of it (the request itself goes to the handler).
@@ -263,6 +268,7 @@ final class Connection: Selectable, @unchecked Sendable {
     func abort() {
         guard !closed else { return }
         closed = true
+        loop.reusable.remove(self)
         loop.deregister(self)
         closeDescriptor(descriptor)
         if let ex = exchange {

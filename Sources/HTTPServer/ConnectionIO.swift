@@ -112,6 +112,11 @@ extension Connection {
         } else {
             kind = parser.isIdle && servedAny ? .keepAlive : .header
         }
+        if (kind == .header || kind == .keepAlive) && parser.isIdle && inboundStart == inbound.count {
+            loop.reusable.insert(self)
+        } else {
+            loop.reusable.remove(self)
+        }
         guard kind != timer else { return }
         timer = kind
         let nanos: UInt64? =

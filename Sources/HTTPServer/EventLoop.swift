@@ -41,6 +41,8 @@ final class EventLoop: @unchecked Sendable {
     /// Reused for every socket read on this loop; connections copy out only what they keep.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     let dateCache = DateCache()
+    /// This loop's idle connections, which the listener may close to stay under the connection limit.
+    var reusable = ReusableConnections()
 
     init() throws(IOError) {
         epoll = try Epoll()

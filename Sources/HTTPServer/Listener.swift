@@ -137,7 +137,7 @@ final class Listener: Selectable, @unchecked Sendable {
     }
 
     private func admit(_ fd: Int32) {
-        guard context.connectionOpened() else {
+        guard context.connectionOpened() || (evictIdleConnection() && context.connectionOpened()) else {
             // Best effort: one non-blocking send of a ready-made 503, then close.
             context.overloadResponse(dateLine: loop.dateCache.current()).withUnsafeBytes { _ = try? Sys.send(fd, $0) }
             Sys.shutdownWrite(fd)
@@ -154,6 +154,12 @@ final class Listener: Selectable, @unchecked Sendable {
             return
         }
         connection.start()
+    }
+
+    private func evictIdleConnection() -> Bool {
+        guard let victim = loop.reusable.takeOldest() else { return false }
+        victim.abort()
+        return true
     }
 
     func stop() {

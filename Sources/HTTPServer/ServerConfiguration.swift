@@ -8,7 +8,8 @@ public struct ServerConfiguration: Sendable {
     public var backlog: Int32
     /// Event-loop threads; they share the listener (EPOLLEXCLUSIVE) and each owns its connections.
     public var eventLoopThreads: Int
-    /// Connections beyond this get a 503 and are closed.
+    /// Open connections at most. At the limit a newcomer takes the place of the oldest idle connection (silent
+    /// since accepted, or between keep-alive requests); with none idle it gets a 503 and is closed.
     public var maxConnections: Int
     /// Largest request body: a Content-Length above it gets 413 before any body byte is read, a chunked body
     /// growing past it gets 413 and the connection closes.

@@ -25,6 +25,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Folder for the anonymous temp files [TMP_DIR].") var tmpDir: String?
     @Option(help: "Time limit of one transcode, seconds [JOB_TIMEOUT].") var jobTimeout: Double?
     @Option(help: "Time SIGTERM waits for jobs, seconds [DRAIN_TIMEOUT].") var drainTimeout: Double?
+    @Option(help: "Open connections; at the limit the oldest idle one makes room [MAX_CONNECTIONS].")
+    var maxConnections: Int?
     @Option(help: "Seconds a client may take to send its request head [HEADER_TIMEOUT].") var headerTimeout: Double?
     @Option(help: "Seconds an upload may stall before its connection is dropped [BODY_IDLE_TIMEOUT].")
     var bodyIdleTimeout: Double?
@@ -42,6 +44,7 @@ struct ServeCommand: AsyncParsableCommand {
         config.tmpDir = try tmpDir ?? env.string("TMP_DIR") ?? config.tmpDir
         config.jobTimeout = try jobTimeout ?? env.number("JOB_TIMEOUT") ?? config.jobTimeout
         config.drainTimeout = try drainTimeout ?? env.number("DRAIN_TIMEOUT") ?? config.drainTimeout
+        config.maxConnections = try maxConnections ?? env.number("MAX_CONNECTIONS") ?? config.maxConnections
         config.headerTimeout = try headerTimeout ?? env.number("HEADER_TIMEOUT") ?? config.headerTimeout
         config.bodyIdleTimeout = try bodyIdleTimeout ?? env.number("BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
         config.logLevel = try logLevel ?? env.string("LOG_LEVEL") ?? config.logLevel
@@ -49,9 +52,11 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")
         }
         guard (0...65535).contains(config.port) else { throw ValidationError("port must be 0...65535") }
-        guard config.workers >= 1, config.queue >= 0, config.maxBody > 0, config.queueBytes > 0,
-            config.jobTimeout > 0, config.drainTimeout >= 0, config.headerTimeout > 0, config.bodyIdleTimeout > 0
-        else { throw ValidationError("workers ≥ 1, queue ≥ 0, and sizes and timeouts must be positive") }
+        guard config.workers >= 1, config.queue >= 0, config.maxConnections >= 1, config.maxBody > 0,
+            config.queueBytes > 0, config.jobTimeout > 0, config.drainTimeout >= 0, config.headerTimeout > 0, config.bodyIdleTimeout > 0
+        else {
+            throw ValidationError("workers ≥ 1, queue ≥ 0, and connections, sizes and timeouts must be positive")
+        }
 
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -59,6 +64,16 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "ffmpeg-processor")
+        let descriptors = raiseDescriptorLimit()
+        // Each connection is a descriptor, each job one or two more; past the limit accept() fails and new clients
+        // wait in the backlog, which is survivable but worth saying at start-up.
+        if descriptors < config.maxConnections + 2 * (config.workers + config.queue) + 64 {
+            logger.warning(
+                """
+                descriptor limit \(descriptors) is below what max-connections=\(config.maxConnections) needs: \
+                raise it (ulimit -n) or lower max-connections
+                """)
+        }
         let service = try Service(config: config, logger: logger)
         let signals = SignalWatcher()
         _ = try service.start()
@@ -68,6 +83,20 @@ struct ServeCommand: AsyncParsableCommand {
         await service.drainAndStop()
         logger.info("stopped")
     }
+}
+
+/// Lifts the soft RLIMIT_NOFILE to the hard one, as nginx's worker_rlimit_nofile or Go's runtime do: the soft limit
+/// (often 1024) exists for old select() users, and a server of ten thousand connections needs more. Returns the
+/// limit now in force.
+func raiseDescriptorLimit() -> Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+    if limit.rlim_cur < limit.rlim_max {
+        var raised = limit
+        raised.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+    }
+    return limit.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(limit.rlim_cur)
 }
 
 /// SIGTERM and SIGINT as events instead of process death.

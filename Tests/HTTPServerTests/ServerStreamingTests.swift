@@ -222,24 +222,71 @@ extension ServerTests {
         #expect(await eventually { errors.values == ["tooLarge"] })
     }
 
-    @Test("more connections than maxConnections: the excess gets 503 and is closed")
+    /// A handler that answers once it has the whole body, with what it read; `entered` records each request it
+    /// starts, so a test knows a connection is busy (inside a handler) rather than merely accepted.
+    static func echoing(_ entered: Recorder<String>) -> HTTPHandler {
+        { request, body in
+            entered.add(request.path ?? "")
+            let bytes = (try? await body.collect(upTo: 1000)) ?? []
+            return ServerResponse(status: .ok, body: .bytes(bytes))
+        }
+    }
+
+    static let halfPost = "POST /busy HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab"
+
+    @Test("more connections than maxConnections, none idle: the excess gets 503 and is closed")
     func connectionLimit() async throws {
         var configuration = ServerConfiguration()
         configuration.maxConnections = 2
-        try await withServer(configuration) { port, server in
+        let entered = Recorder<String>()
+        try await withServer(configuration, handler: Self.echoing(entered)) { port, server in
             try await blocking {
+                // Both are inside a handler, waiting for the rest of their bodies: neither may be closed to make room.
                 let a = try TestClient(port: port)
                 let b = try TestClient(port: port)
-                try a.send(Self.get)
-                try b.send(Self.get)
-                _ = try a.readResponse()
-                _ = try b.readResponse()
+                try a.send(Self.halfPost)
+                try b.send(Self.halfPost)
+                #expect(waitUntil { entered.values.count == 2 })
                 let c = try TestClient(port: port)
                 let refused = try c.readResponse()
                 #expect(refused.status == 503)
                 #expect(refused.header("Content-Type") == "application/problem+json")
                 #expect(c.isClosedByPeer())
+                try a.send("cd")
+                #expect(try a.readResponse().text == "abcd")
                 #expect(server.openConnections == 2)
+            }
+        }
+    }
+
+    @Test("at the connection limit the oldest idle connection is closed to admit a new client")
+    func idleConnectionsMakeRoom() async throws {
+        var configuration = ServerConfiguration()
+        configuration.maxConnections = 3
+        let entered = Recorder<String>()
+        try await withServer(configuration, handler: Self.echoing(entered)) { port, server in
+            try await blocking {
+                let served = try TestClient(port: port)  // between keep-alive requests: the oldest idle connection
+                try served.send(Self.get)
+                #expect(try served.readResponse().status == 200)
+                let silent = try TestClient(port: port)  // accepted, never a byte: idle too
+                let busy = try TestClient(port: port)  // inside a handler: never taken
+                try busy.send(Self.halfPost)
+                #expect(waitUntil { entered.values.count == 2 && server.openConnections == 3 })
+
+                let newcomer = try TestClient(port: port)
+                try newcomer.send(Self.get)
+                #expect(try newcomer.readResponse().status == 200)
+                #expect(served.isClosedByPeer())
+
+                let second = try TestClient(port: port)
+                try second.send(Self.get)
+                #expect(try second.readResponse().status == 200)
+                #expect(silent.isClosedByPeer())
+
+                try busy.send("cd")
+                #expect(try busy.readResponse().text == "abcd")
+                #expect(server.openConnections == 3)
             }
         }
     }

@@ -76,10 +76,10 @@ struct LifecycleTests {
 
 /// Starts the built binary on an ephemeral port with one worker; the port is read from its start-up log line
 /// ("listening on 127.0.0.1:PORT"), 0 if it exited first.
-func launchService(tmpDir: String) throws -> (Process, Int) {
+func launchService(tmpDir: String, arguments: [String] = []) throws -> (Process, Int) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try builtExecutable("ffmpeg-processor"))
-    process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--tmp-dir", tmpDir]
+    process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--tmp-dir", tmpDir] + arguments
     let errors = Pipe()
     process.standardError = errors
     process.standardOutput = FileHandle.nullDevice
