@@ -6,7 +6,7 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 	pkg-config ffmpeg bc
 
 .PHONY: deps bench-deps apt-install build release run test harness bench bench-engine bench-service bench-http \
-	leak-check fuzz-media fuzz-media-asan fuzz-http clean
+	leak-check fuzz-media fuzz-media-asan fuzz-http soak clean
 
 BENCH_PACKAGES := wrk nginx-light
 
@@ -62,6 +62,15 @@ bench-service: bench-deps release
 # GET /about of a server on this library against nginx (1 worker), wrk at 64 connections.
 bench-http: bench-deps
 	scripts/bench-http.sh
+
+# Rounds of the harness with a tenth of the clients disconnecting at random moments; after each round the temp folder
+# is empty and the service's descriptors are back to their baseline, and RSS must not grow across rounds.
+# ROUNDS, REQUESTS, CONCURRENCY, DISCONNECT, BUILD (release|debug), SOAK_FILE, RSS_SLACK_MB (scripts/soak.sh).
+BUILD ?= release
+soak: deps
+	$(SWIFT) build -c $(BUILD) --product ffmpeg-processor
+	$(SWIFT) build -c $(BUILD) --product harness
+	BUILD=$(BUILD) scripts/soak.sh
 
 clean:
 	rm -rf .build .build-asan .build-fuzz bench-out

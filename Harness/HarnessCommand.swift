@@ -19,6 +19,8 @@ struct HarnessCommand: ParsableCommand {
     @Option(help: "Query string for every request, e.g. 'height=480'.") var query: String?
     @Option(help: "Seconds one request may take, upload to last byte.") var timeout: Double = 120
     @Option(help: "Lowest acceptable success rate, percent.") var minSuccess: Double = 100
+    @Option(help: "Percent of the requests that disconnect at a random moment (upload, wait or download), half of them with a reset; counted apart.")
+    var disconnect: Double = 0
     @Flag(help: "Check status, type and length only; do not decode the answers.") var noVerify = false
     @Option(help: "Also write the report as JSON to this file.") var json: String?
 
@@ -27,6 +29,7 @@ struct HarnessCommand: ParsableCommand {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard (0...100).contains(minSuccess) else { throw ValidationError("--min-success must be 0...100") }
+        guard (0...100).contains(disconnect) else { throw ValidationError("--disconnect must be 0...100") }
         guard file == nil || dir == nil else { throw ValidationError("--file and --dir exclude each other") }
     }
 
@@ -62,6 +65,7 @@ struct HarnessCommand: ParsableCommand {
         configuration.query = query
         configuration.timeout = timeout
         configuration.verify = verify
+        configuration.disconnectPercent = disconnect
         Runner.raiseDescriptorLimit()
         let report = Runner.run(configuration)
         print(report.text)

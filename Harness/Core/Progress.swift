@@ -18,11 +18,12 @@ public enum ProgressStyle: Sendable {
         }
     }
 
-    func show(done: Int, total: Int, succeeded: Int, elapsed: Double, final: Bool) {
+    func show(done: Int, total: Int, succeeded: Int, abandoned: Int, elapsed: Double, final: Bool) {
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
-        let line = String(
-            format: "%d/%d done, %d ok, %d failed, %.1f req/s, %.1f s", done, total, succeeded, done - succeeded, rate,
-            elapsed)
+        let walkedAway = abandoned > 0 ? ", \(abandoned) abandoned" : ""
+        let line =
+            "\(done)/\(total) done, \(succeeded) ok, \(done - succeeded - abandoned) failed\(walkedAway), "
+            + String(format: "%.1f req/s, %.1f s", rate, elapsed)
         switch self {
         case .live: FileHandle.standardError.write(Data("\r\u{1B}[K\(line)\(final ? "\n" : "")".utf8))
         case .lines: FileHandle.standardError.write(Data("harness: \(line)\n".utf8))

@@ -17,7 +17,9 @@ public struct Report: Codable, Sendable {
     /// Valid MP4s.
     public var succeeded: Int
     public var failed: Int
-    /// Valid MP4s per request, percent.
+    /// Requests the harness walked away from on purpose (`--disconnect`): neither successes nor failures.
+    public var abandoned: Int
+    /// Valid MP4s per request not abandoned, percent.
     public var successRate: Double
     /// Failed requests by cause: "connect", "timeout", "connection lost", "http 503", "invalid output"...
     public var failures: [String: Int]
@@ -40,7 +42,8 @@ public struct Report: Codable, Sendable {
         var lines: [String] = []
         func row(_ label: String, _ value: String) { lines.append(label.padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
         row("target", "\(url)  \(requests) requests at concurrency \(concurrency)\(verified ? "" : " (outputs not decoded)")")
-        row("success", String(format: "%.2f %% (%d valid MP4s of %d requests)", successRate, succeeded, requests))
+        row("success", String(format: "%.2f %% (%d valid MP4s of %d requests)", successRate, succeeded, requests - abandoned))
+        if abandoned > 0 { row("abandoned", "\(abandoned) requests walked away from on purpose") }
         if failures.isEmpty {
             row("failures", "none")
         } else {

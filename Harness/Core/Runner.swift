@@ -14,6 +14,9 @@ public struct RunConfiguration: Sendable {
     /// Decode every answer and compare it with its input; the status and framing are checked regardless.
     public var verify = true
     public var progress = ProgressStyle.automatic
+    /// Percent of the requests that walk away on purpose at a random moment (`Disconnect`); they are counted
+    /// apart, and the success rate is over the others.
+    public var disconnectPercent = 0.0
     /// Where answers are spooled before they are checked.
     public var temporaryDirectory = AnonymousFile.defaultDirectory
 
@@ -46,9 +49,10 @@ public enum Runner {
         let elapsed = { Double(monotonicNanos() - start) / 1e9 }
         if let interval = configuration.progress.interval {
             while group.wait(timeout: .now() + interval) == .timedOut {
-                let tally = shared.tally.withLock { ($0.done, $0.succeeded) }
+                let tally = shared.tally.withLock { ($0.done, $0.succeeded, $0.abandoned) }
                 configuration.progress.show(
-                    done: tally.0, total: configuration.requests, succeeded: tally.1, elapsed: elapsed(), final: false)
+                    done: tally.0, total: configuration.requests, succeeded: tally.1, abandoned: tally.2,
+                    elapsed: elapsed(), final: false)
             }
         } else {
             group.wait()
@@ -56,7 +60,8 @@ public enum Runner {
         let wall = elapsed()
         return shared.tally.withLock { tally in
             configuration.progress.show(
-                done: tally.done, total: configuration.requests, succeeded: tally.succeeded, elapsed: wall, final: true)
+                done: tally.done, total: configuration.requests, succeeded: tally.succeeded, abandoned: tally.abandoned,
+                elapsed: wall, final: true)
             return tally.report(
                 url: configuration.endpoint.url, requests: configuration.requests,
                 concurrency: configuration.concurrency, verified: configuration.verify, wallSeconds: wall)
@@ -74,18 +79,24 @@ public enum Runner {
     private static func work(_ configuration: RunConfiguration, _ shared: Shared, start: UInt64) {
         let client = UploadClient(endpoint: configuration.endpoint, temporaryDirectory: configuration.temporaryDirectory)
         let timeout = UInt64(configuration.timeout * 1e9)
+        var random = SystemRandomNumberGenerator()
         while true {
             let index = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
             guard index < configuration.requests else { return }
             let input = configuration.inputs[index % configuration.inputs.count]
             let target = configuration.endpoint.target(videoID: "harness-\(index)", query: configuration.query)
+            let disconnect = Disconnect.plan(
+                percent: configuration.disconnectPercent, uploadBytes: input.size, using: &random)
             let begin = monotonicNanos()
-            let result = client.post(target: target, input: input.fd, size: input.size, deadline: begin + timeout)
+            let result = client.post(
+                target: target, input: input.fd, size: input.size, deadline: begin + timeout, disconnect: disconnect)
             let latency = monotonicNanos() - begin
             switch result {
-            case .failure(let failure):
+            case .abandoned:
+                shared.tally.withLock { $0.recordAbandoned() }
+            case .failed(let failure):
                 shared.tally.withLock { $0.recordFailure(failure) }
-            case .success(let answer):
+            case .answered(let answer):
                 let needsDecoding = configuration.verify && answer.status == 200
                 if needsDecoding { shared.decoders.wait() }
                 let failure = Verification.check(answer, input: input, decode: configuration.verify)

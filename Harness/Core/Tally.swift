@@ -5,6 +5,7 @@ import Histogram
 struct Tally: Sendable {
     var done = 0
     var succeeded = 0
+    var abandoned = 0
     var failures: [FailureCause: Int] = [:]
     var examples: [FailureCause: String] = [:]
     /// Microseconds, up to an hour, three significant digits.
@@ -20,6 +21,11 @@ struct Tally: Sendable {
         self.outputBytes += outputBytes
     }
 
+    mutating func recordAbandoned() {
+        done += 1
+        abandoned += 1
+    }
+
     mutating func recordFailure(_ failure: Failure) {
         done += 1
         failures[failure.cause, default: 0] += 1
@@ -29,10 +35,11 @@ struct Tally: Sendable {
     func report(url: String, requests: Int, concurrency: Int, verified: Bool, wallSeconds: Double) -> Report {
         let milliseconds = { (micros: UInt64) in Double(micros) / 1000 }
         let wall = max(wallSeconds, 1e-9)
+        let counted = requests - abandoned
         return Report(
             url: url, requests: requests, concurrency: concurrency, verified: verified,
-            succeeded: succeeded, failed: requests - succeeded,
-            successRate: requests == 0 ? 0 : 100 * Double(succeeded) / Double(requests),
+            succeeded: succeeded, failed: counted - succeeded, abandoned: abandoned,
+            successRate: counted == 0 ? 0 : 100 * Double(succeeded) / Double(counted),
             failures: Dictionary(uniqueKeysWithValues: failures.map { ($0.key.description, $0.value) }),
             failureExamples: Dictionary(uniqueKeysWithValues: examples.map { ($0.key.description, $0.value) }),
             latencyMs: latency.totalCount == 0

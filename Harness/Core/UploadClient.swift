@@ -52,20 +52,54 @@ final class UploadClient {
         buffer = [UInt8](repeating: 0, count: bufferSize)
     }
 
-    /// POSTs `size` bytes of `input` (read with pread, so threads share one descriptor per file) to `target`.
-    func post(target: String, input: Int32, size: Int64, deadline: UInt64) -> Result<Answer, Failure> {
+    /// How one exchange ended.
+    enum Outcome {
+        case answered(Answer)
+        case failed(Failure)
+        /// Walked away from on purpose (`disconnect`).
+        case abandoned
+    }
+
+    /// POSTs `size` bytes of `input` (read with pread, so threads share one descriptor per file) to `target`; with
+    /// a `disconnect`, gives up at its moment instead of reading the answer.
+    func post(target: String, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil) -> Outcome {
         let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec(), 0)
-        guard fd >= 0 else { return .failure(Failure(cause: .connect, detail: "socket: \(errnoText())")) }
+        guard fd >= 0 else { return .failed(Failure(cause: .connect, detail: "socket: \(errnoText())")) }
         defer { close(fd) }
         do throws(Failure) {
             try connect(fd, deadline: deadline)
             let head = "POST \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nContent-Type: application/octet-stream\r\n"
                 + "Content-Length: \(size)\r\nConnection: close\r\n\r\n"
-            let uploadError = try upload(fd, head: Array(head.utf8), input: input, size: size, deadline: deadline)
-            return .success(try receive(fd, deadline: deadline, uploadError: uploadError))
+            var sendOnly = size
+            if case .uploading(let bytes)? = disconnect?.moment { sendOnly = min(bytes, size) }
+            let uploadError = try upload(fd, head: Array(head.utf8), input: input, size: sendOnly, deadline: deadline)
+            var readOnly: Int64?
+            switch disconnect?.moment {
+            case nil: break
+            case .uploading?:
+                return abandon(fd, reset: disconnect!.reset)
+            case .waiting(let milliseconds)?:
+                usleep(UInt32(milliseconds) * 1000)
+                return abandon(fd, reset: disconnect!.reset)
+            case .receiving(let bytes)?:
+                readOnly = bytes
+            }
+            guard let answer = try receive(fd, deadline: deadline, uploadError: uploadError, readOnly: readOnly) else {
+                return abandon(fd, reset: disconnect!.reset)
+            }
+            return .answered(answer)
         } catch {
-            return .failure(error)
+            return .failed(error)
         }
+    }
+
+    /// The close that follows is a reset with SO_LINGER 0, like a crashed client's.
+    private func abandon(_ fd: Int32, reset: Bool) -> Outcome {
+        if reset {
+            var option = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        }
+        return .abandoned
     }
 
     private func connect(_ fd: Int32, deadline: UInt64) throws(Failure) {
@@ -116,7 +150,10 @@ final class UploadClient {
         }
     }
 
-    private func receive(_ fd: Int32, deadline: UInt64, uploadError: String?) throws(Failure) -> Answer {
+    /// The whole answer; nil once `readOnly` bytes came in first (a planned disconnect).
+    private func receive(_ fd: Int32, deadline: UInt64, uploadError: String?, readOnly: Int64? = nil)
+        throws(Failure) -> Answer?
+    {
         var parser = HTTPResponseParser()
         var head: HTTPResponseParser.Head?
         let body: AnonymousFile
@@ -124,6 +161,7 @@ final class UploadClient {
             throw Failure(cause: .invalidOutput, detail: error.description)
         }
         var bodyBytes: Int64 = 0
+        var received: Int64 = 0
         func lost(_ detail: String) -> Failure {
             Failure(cause: .connectionLost, detail: uploadError.map { "\(detail) (upload: \($0))" } ?? detail)
         }
@@ -155,6 +193,8 @@ final class UploadClient {
                 do { event = try parser.finish() } catch { throw lost(error.detail) }
                 _ = try consume(event)
             case .processed(let n):
+                received += Int64(n)
+                if let readOnly, received >= readOnly { return nil }
                 var input = buffer[0..<n]
                 var finished = false
                 while !finished {

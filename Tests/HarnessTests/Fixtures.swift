@@ -183,7 +183,8 @@ final class CannedServer: Sendable {
 /// Runs the built harness against `url` and returns its report. A child process rather than `Runner.run` here: the
 /// server tests lower this process's descriptor limit for a moment, and the harness's sockets would hit it.
 func runHarness(
-    url: String, input: String, requests: Int, concurrency: Int, timeout: Double = 60, verify: Bool = true
+    url: String, input: String, requests: Int, concurrency: Int, timeout: Double = 60, verify: Bool = true,
+    extra: [String] = []
 ) throws -> Report {
     let scratch = try Scratch()
     var arguments = [
@@ -191,6 +192,7 @@ func runHarness(
         "--timeout", "\(timeout)", "--min-success", "0", "--json", scratch.path("report.json"),
     ]
     if !verify { arguments.append("--no-verify") }
+    arguments += extra
     let result = try runChild(try builtExecutable("harness"), arguments)
     guard result.status == 0 else { throw HarnessError("harness exited with \(result.status): \(result.err)") }
     return try JSONDecoder().decode(Report.self, from: Data(contentsOf: scratch.url.appendingPathComponent("report.json")))

@@ -79,6 +79,32 @@ struct HarnessServiceTests {
         #expect(report.failures == ["http 413": 4], "\(report.failureExamples)")
     }
 
+    @Test("--disconnect 50: the walked-away requests are counted apart, the others are valid, the service ends idle")
+    func disconnects() async throws {
+        let input = try await onThread { Clips.small }
+        let (report, about) = try await onThread {
+            let service = try ServiceProcess()
+            defer { service.stop() }
+            let report = try runHarness(
+                url: service.url, input: input, requests: 30, concurrency: 6, extra: ["--disconnect", "50"])
+            let port = Int(service.url.split(separator: ":").last!)!
+            var about = ""
+            for _ in 0..<250 {
+                let client = try TestClient(port: port)
+                try client.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
+                about = try client.readResponse().text
+                if about.contains("\"running\":0") && about.contains("\"queued\":0") { break }
+                usleep(20_000)
+            }
+            return (report, about)
+        }
+        #expect(report.abandoned >= 1 && report.abandoned < 30, "\(report.abandoned) of 30 abandoned")
+        #expect(report.succeeded + report.abandoned == 30, "\(report.failures) \(report.failureExamples)")
+        #expect(report.failed == 0)
+        #expect(report.successRate == 100)
+        #expect(about.contains("\"running\":0") && about.contains("\"queued\":0"), "\(about)")
+    }
+
     @Test("smoke: 100 verified uploads at concurrency 8 all come back valid")
     func smoke() async throws {
         let input = try await onThread { Clips.tiny }
@@ -186,6 +212,28 @@ struct HarnessPartsTests {
         }
         #expect(result.status == 2)
         #expect(result.err.contains("cannot open /nonexistent/clip.mp4"))
+    }
+
+    @Test("disconnect plans: none at 0 %, always at 100 %, about one in ten at 10 %, moments within bounds")
+    func disconnectPlans() {
+        var random = SystemRandomNumberGenerator()
+        #expect((0..<1000).allSatisfy { _ in Disconnect.plan(percent: 0, uploadBytes: 100, using: &random) == nil })
+        let all = (0..<3000).compactMap { _ in Disconnect.plan(percent: 100, uploadBytes: 100, using: &random) }
+        #expect(all.count == 3000)
+        for plan in all {
+            switch plan.moment {
+            case .uploading(let bytes): #expect((0..<100).contains(bytes))
+            case .waiting(let milliseconds): #expect((0..<2000).contains(milliseconds))
+            case .receiving(let bytes): #expect((0..<65536).contains(bytes))
+            }
+        }
+        // Every kind of moment, with and without a reset, turns up.
+        #expect(all.contains { if case .uploading = $0.moment { true } else { false } })
+        #expect(all.contains { if case .waiting = $0.moment { true } else { false } })
+        #expect(all.contains { if case .receiving = $0.moment { true } else { false } })
+        #expect(all.contains { $0.reset } && all.contains { !$0.reset })
+        let tenth = (0..<10_000).compactMap { _ in Disconnect.plan(percent: 10, uploadBytes: 100, using: &random) }
+        #expect((800...1200).contains(tenth.count), "\(tenth.count) of 10,000")
     }
 
     @Test("a generated default clip carries the frame count and duration answers are held to")

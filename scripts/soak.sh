@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make soak`: rounds of the harness against one service, a tenth of the clients walking away at random moments
+# (mid-upload, while their job waits or runs, mid-download; half with a reset). After every round, once the service
+# is idle: the temp folder is empty, no descriptor points into it, and the service's descriptor count is back to
+# its value before the first request. Across rounds, resident memory must not keep growing: the last round's RSS
+# may exceed the first round's by at most RSS_SLACK_MB.
+# Settings (environment): ROUNDS, REQUESTS, CONCURRENCY, DISCONNECT (percent), BUILD (release or debug),
+# SOAK_FILE (the clip; default the shared trial video), RSS_SLACK_MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-10}
+REQUESTS=${REQUESTS:-200}
+CONCURRENCY=${CONCURRENCY:-50}
+DISCONNECT=${DISCONNECT:-10}
+BUILD=${BUILD:-release}
+SOAK_FILE=${SOAK_FILE:-../shared/media/trial_video.mp4}
+RSS_SLACK_MB=${RSS_SLACK_MB:-16}
+BIN=$(swift build -c "$BUILD" --show-bin-path)
+
+TMP=$(mktemp -d)
+source scripts/service.sh
+start_service --tmp-dir "$TMP"
+trap 'stop_service; rm -rf "$TMP"' EXIT
+PID=$SERVICE_PID
+
+fd_count() { ls "/proc/$PID/fd" | wc -l; }
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$PID/status"; }
+fail() { echo "soak: FAILED: $*" >&2; exit 1; }
+
+# True once /about says nothing is running or queued and the descriptors are back to the baseline.
+settled() {
+    curl -fsS "$SERVICE_URL/about" | grep -q '"queued":0,.*"running":0\|"running":0,.*"queued":0' || return 1
+    [ "$(fd_count)" -eq "$BASELINE_FDS" ]
+}
+
+BASELINE_FDS=$(fd_count)
+args=(--url "$SERVICE_URL" --requests "$REQUESTS" --concurrency "$CONCURRENCY" --disconnect "$DISCONNECT" --timeout 300)
+[ -f "$SOAK_FILE" ] && args+=(--file "$SOAK_FILE")
+echo "soak: $ROUNDS rounds of $REQUESTS requests at concurrency $CONCURRENCY, $DISCONNECT % disconnecting;" \
+    "service pid $PID, $BASELINE_FDS descriptors, $(rss_kb) kB resident before the first request"
+
+first_rss=""
+for round in $(seq "$ROUNDS"); do
+    report=$("$BIN/harness" "${args[@]}") || { echo "$report"; fail "round $round: not every kept request got a valid MP4"; }
+    ok=""
+    for _ in $(seq 200); do
+        if settled; then ok=1; break; fi
+        sleep 0.05
+    done
+    [ -n "$ok" ] || fail "round $round: not settled after 10 s: $(fd_count) descriptors (baseline $BASELINE_FDS): $(ls -l /proc/$PID/fd | tail -n +2 | awk '{ print $NF }' | tr '\n' ' ')"
+    [ -z "$(ls -A "$TMP")" ] || fail "round $round: files left in the temp folder: $(ls -A "$TMP")"
+    if ls -l "/proc/$PID/fd" | grep -q "$TMP"; then fail "round $round: a descriptor still points into the temp folder"; fi
+    rss=$(rss_kb)
+    [ -n "$first_rss" ] || first_rss=$rss
+    abandoned=$(echo "$report" | awk '/^abandoned/ { print $2 }')
+    latency=$(echo "$report" | awk '/^latency/ { $1 = ""; print }')
+    printf 'round %2d: %s  abandoned %s  descriptors %s  rss %d kB  latency%s\n' "$round" \
+        "$(echo "$report" | awk '/^success/ { print $2, $3 }')" "${abandoned:-0}" "$(fd_count)" "$rss" "$latency"
+done
+growth=$(( (rss - first_rss) / 1024 ))
+echo "soak: RSS first round $first_rss kB, last $rss kB (growth $growth MB, allowed $RSS_SLACK_MB MB)"
+[ "$growth" -le "$RSS_SLACK_MB" ] || fail "resident memory grew by $growth MB over $ROUNDS rounds"
+echo "soak: passed"
