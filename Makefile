@@ -3,10 +3,10 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
-	pkg-config ffmpeg bc
+	pkg-config ffmpeg bc curl
 
 .PHONY: deps bench-deps apt-install build release run test harness bench bench-engine bench-service bench-http \
-	leak-check fuzz-media fuzz-media-asan fuzz-http soak clean
+	leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
 
 BENCH_PACKAGES := wrk nginx-light
 
@@ -71,6 +71,13 @@ soak: deps
 	$(SWIFT) build -c $(BUILD) --product ffmpeg-processor
 	$(SWIFT) build -c $(BUILD) --product harness
 	BUILD=$(BUILD) scripts/soak.sh
+
+# slowhttptest's slowloris and slow-body attacks, 1000 connections each: /about and a real upload are served while
+# they run, and the service's descriptors are back to baseline after (scripts/hostile.sh). BUILD as for soak.
+hostile: deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="slowhttptest"
+	$(SWIFT) build -c $(BUILD) --product ffmpeg-processor
+	BUILD=$(BUILD) scripts/hostile.sh
 
 clean:
 	rm -rf .build .build-asan .build-fuzz bench-out

@@ -33,6 +33,9 @@ settled() {
     [ "$(fd_count)" -eq "$BASELINE_FDS" ]
 }
 
+# The baseline once start-up is over (some descriptors are opened lazily) and the probe's connection is closed.
+curl -fsS -o /dev/null "$SERVICE_URL/about"
+sleep 1
 BASELINE_FDS=$(fd_count)
 args=(--url "$SERVICE_URL" --requests "$REQUESTS" --concurrency "$CONCURRENCY" --disconnect "$DISCONNECT" --timeout 300)
 [ -f "$SOAK_FILE" ] && args+=(--file "$SOAK_FILE")

@@ -42,6 +42,12 @@ final class Connection: Selectable, @unchecked Sendable {
 
     enum TimerKind { case none, header, keepAlive, body, write, linger }
 
+    /// The current request body's pace: bytes delivered, and nanoseconds spent waiting for the client (the `.body`
+    /// timer's running time), for `minBodyRate`.
+    var bodyReceived: UInt64 = 0
+    var bodyWaited: UInt64 = 0
+    var bodyWaitStart: UInt64 = 0
+
     /// The request being served: only what the connection needs of it (the request itself goes to the handler).
     final class Exchange {
         let id: UInt64
@@ -102,6 +108,7 @@ final class Connection: Selectable, @unchecked Sendable {
 
     override func deadlineReached() {
         let kind = timer
+        let tooSlow = kind == .body && bodyTooSlow(now: Sys.monotonicNanos())
         timer = .none
         switch kind {
         case .none: return
@@ -109,7 +116,9 @@ final class Connection: Selectable, @unchecked Sendable {
         case .header: respondError(HTTPRequestError(.requestTimeout, "request head not received in time"))
         case .body:
             exchange?.body?.fail(.timeout)
-            respondError(HTTPRequestError(.requestTimeout, "request body stalled"))
+            respondError(HTTPRequestError(
+                .requestTimeout,
+                tooSlow ? "request body slower than \(context.minBodyRate) bytes/s" : "request body stalled"))
         }
         drive()
     }
@@ -154,7 +163,8 @@ final class Connection: Selectable, @unchecked Sendable {
                 switch event {
                 case .body(let bytes):
                     ex.bodyDemand = false
-                    if timer == .body { loop.setDeadline(self, after: context.bodyIdleTimeout) }
+                    bodyReceived += UInt64(bytes.count)
+                    if timer == .body { loop.setDeadline(self, after: bodyTimeout(now: Sys.monotonicNanos())) }
                     ex.body?.deliver(Array(bytes))
                     // A Content-Length body ends with its last byte: finish now rather than on the next pull.
                     if parser.isAtEndOfMessage {
@@ -203,6 +213,8 @@ final class Connection: Selectable, @unchecked Sendable {
 
     func startExchange(_ head: HTTPParser.Head) {
         servedAny = true
+        bodyReceived = 0
+        bodyWaited = 0
         nextExchangeID += 1
         let id = nextExchangeID
         let bodyless: Bool

@@ -23,7 +23,7 @@ extension Connection {
         }
         if lingering { return }
         if let ex = exchange, timer == .body, ex.bodyDemand {
-            loop.setDeadline(self, after: context.bodyIdleTimeout)
+            loop.setDeadline(self, after: bodyTimeout(now: Sys.monotonicNanos()))
         }
         inbound.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
@@ -118,16 +118,42 @@ extension Connection {
             loop.reusable.remove(self)
         }
         guard kind != timer else { return }
+        let now = Sys.monotonicNanos()
+        if timer == .body { bodyWaited &+= now &- bodyWaitStart }
+        if kind == .body { bodyWaitStart = now }
         timer = kind
         let nanos: UInt64? =
             switch kind {
             case .none: nil
             case .header: context.headerTimeout
             case .keepAlive: context.keepAliveTimeout
-            case .body: context.bodyIdleTimeout
+            case .body: bodyTimeout(now: now)
             case .write: context.writeTimeout
             case .linger: min(context.headerTimeout, 2_000_000_000)
             }
         loop.setDeadline(self, after: nanos)
     }
+
+    // MARK: Body pace
+
+    /// Time spent waiting for the body so far, the running wait included.
+    private func bodyWaitedSoFar(now: UInt64) -> UInt64 {
+        bodyWaited &+ (timer == .body ? now &- bodyWaitStart : 0)
+    }
+
+    /// What the average rate allows the body to have waited so far.
+    private var bodyWaitAllowed: UInt64 {
+        guard context.minBodyRate > 0 else { return .max }
+        let (earned, overflow) = bodyReceived.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : context.bodyRateGrace &+ earned / context.minBodyRate
+    }
+
+    /// Until the next body deadline: the idle timeout, or sooner the moment the average rate falls under the minimum.
+    func bodyTimeout(now: UInt64) -> UInt64 {
+        let waited = bodyWaitedSoFar(now: now)
+        let allowed = bodyWaitAllowed
+        return min(context.bodyIdleTimeout, allowed > waited ? allowed - waited : 0)
+    }
+
+    func bodyTooSlow(now: UInt64) -> Bool { bodyWaitedSoFar(now: now) >= bodyWaitAllowed }
 }

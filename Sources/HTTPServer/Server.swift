@@ -10,6 +10,8 @@ final class ServerContext: Sendable {
     let serverLine: [UInt8]
     let headerTimeout: UInt64
     let bodyIdleTimeout: UInt64
+    let minBodyRate: UInt64
+    let bodyRateGrace: UInt64
     let keepAliveTimeout: UInt64
     let writeTimeout: UInt64
     private let open = Atomic<Int>(0)
@@ -26,6 +28,8 @@ final class ServerContext: Sendable {
         serverLine = Array("Server: ".utf8) + name + Array("\r\n".utf8)
         headerTimeout = configuration.headerTimeout.nanoseconds
         bodyIdleTimeout = configuration.bodyIdleTimeout.nanoseconds
+        minBodyRate = UInt64(max(configuration.minBodyRate, 0))
+        bodyRateGrace = configuration.bodyRateGrace.nanoseconds
         keepAliveTimeout = configuration.keepAliveTimeout.nanoseconds
         writeTimeout = configuration.writeTimeout.nanoseconds
     }

@@ -25,6 +25,12 @@ public struct ServerConfiguration: Sendable {
     /// Longest wait for the next body bytes while the handler is asking for them; the body throws and the
     /// connection answers 408 and closes.
     public var bodyIdleTimeout: Duration
+    /// The slowest body accepted, bytes per second, averaged over the time spent waiting for it (time the handler
+    /// takes to ask for more does not count); 0 disables. A client trickling a few bytes now and then never trips
+    /// the idle timeout, yet holds an admitted upload's place (slowhttptest's slow body); below this rate it gets 408.
+    public var minBodyRate: Int
+    /// Waiting a body may take before `minBodyRate` applies: a connection's slow start, a client's first stall.
+    public var bodyRateGrace: Duration
     /// How long an idle keep-alive connection stays open between requests.
     public var keepAliveTimeout: Duration
     /// Longest time without write progress while the peer's receive window is full; the connection is closed.
@@ -44,6 +50,8 @@ public struct ServerConfiguration: Sendable {
         maxHeaderCount: Int = 100,
         headerTimeout: Duration = .seconds(10),
         bodyIdleTimeout: Duration = .seconds(30),
+        minBodyRate: Int = 1024,
+        bodyRateGrace: Duration = .seconds(10),
         keepAliveTimeout: Duration = .seconds(60),
         writeTimeout: Duration = .seconds(30),
         serverName: String = "ffmpeg-processor"
@@ -59,6 +67,8 @@ public struct ServerConfiguration: Sendable {
         self.maxHeaderCount = maxHeaderCount
         self.headerTimeout = headerTimeout
         self.bodyIdleTimeout = bodyIdleTimeout
+        self.minBodyRate = minBodyRate
+        self.bodyRateGrace = bodyRateGrace
         self.keepAliveTimeout = keepAliveTimeout
         self.writeTimeout = writeTimeout
         self.serverName = serverName

@@ -26,6 +26,9 @@ public struct ServiceConfig: Sendable {
     public var headerTimeout = 10.0
     /// Seconds an upload may stall before the connection is dropped.
     public var bodyIdleTimeout = 30.0
+    /// Slowest accepted upload, bytes per second of waiting, after a 10 s grace; 0 disables (slow-body defence:
+    /// every admitted upload holds a queue place).
+    public var minBodyRate = 1024
     public var eventLoopThreads = 1
     public var maxConnections = 10_000
     /// Limits applied to every input.
@@ -54,6 +57,6 @@ public struct ServiceConfig: Sendable {
         "host=\(host) port=\(port) workers=\(workers) queue=\(queue) max-body=\(maxBody) queue-bytes=\(queueBytes) "
             + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s drain-timeout=\(drainTimeout)s log-level=\(logLevel) "
             + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections) header-timeout=\(headerTimeout)s "
-            + "body-idle-timeout=\(bodyIdleTimeout)s"
+            + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s"
     }
 }

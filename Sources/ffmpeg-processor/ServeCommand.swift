@@ -30,6 +30,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a client may take to send its request head [HEADER_TIMEOUT].") var headerTimeout: Double?
     @Option(help: "Seconds an upload may stall before its connection is dropped [BODY_IDLE_TIMEOUT].")
     var bodyIdleTimeout: Double?
+    @Option(help: "Slowest upload accepted after a 10 s grace, bytes/s; 0 disables [MIN_BODY_RATE].")
+    var minBodyRate: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical [LOG_LEVEL].") var logLevel: String?
 
     func run() async throws {
@@ -47,15 +49,18 @@ struct ServeCommand: AsyncParsableCommand {
         config.maxConnections = try maxConnections ?? env.number("MAX_CONNECTIONS") ?? config.maxConnections
         config.headerTimeout = try headerTimeout ?? env.number("HEADER_TIMEOUT") ?? config.headerTimeout
         config.bodyIdleTimeout = try bodyIdleTimeout ?? env.number("BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
+        config.minBodyRate = try minBodyRate ?? env.number("MIN_BODY_RATE") ?? config.minBodyRate
         config.logLevel = try logLevel ?? env.string("LOG_LEVEL") ?? config.logLevel
         guard let level = Logger.Level(rawValue: config.logLevel) else {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")
         }
         guard (0...65535).contains(config.port) else { throw ValidationError("port must be 0...65535") }
         guard config.workers >= 1, config.queue >= 0, config.maxConnections >= 1, config.maxBody > 0,
-            config.queueBytes > 0, config.jobTimeout > 0, config.drainTimeout >= 0, config.headerTimeout > 0, config.bodyIdleTimeout > 0
+            config.queueBytes > 0, config.jobTimeout > 0, config.drainTimeout >= 0, config.headerTimeout > 0,
+            config.bodyIdleTimeout > 0, config.minBodyRate >= 0
         else {
-            throw ValidationError("workers ≥ 1, queue ≥ 0, and connections, sizes and timeouts must be positive")
+            throw ValidationError(
+                "workers ≥ 1, queue ≥ 0, min-body-rate ≥ 0, and connections, sizes and timeouts must be positive")
         }
 
         LoggingSystem.bootstrap { label in

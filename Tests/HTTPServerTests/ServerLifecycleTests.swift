@@ -67,6 +67,84 @@ extension ServerTests {
         #expect(await eventually { errors.values == ["timeout"] })
     }
 
+    static func minimumRate() -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        configuration.minBodyRate = 1000
+        configuration.bodyRateGrace = .milliseconds(300)
+        configuration.bodyIdleTimeout = .seconds(10)
+        return configuration
+    }
+
+    /// Sends `total` body bytes, `piece` at a time every `interval` microseconds, stopping early once the server
+    /// answers or closes.
+    static func trickle(_ client: TestClient, total: Int, piece: Int, interval: UInt32) {
+        var sent = 0
+        while sent < total, !client.hasIncoming,
+            (try? client.send([UInt8](repeating: 0x61, count: min(piece, total - sent)))) != nil
+        {
+            sent += piece
+            usleep(interval)
+        }
+    }
+
+    @Test("a body trickled under minBodyRate gets 408 once the grace is over, long before the idle timeout")
+    func bodyTooSlow() async throws {
+        let errors = Recorder<String>()
+        try await withServer(Self.minimumRate(), handler: { _, body in
+            do { _ = try await body.collect(upTo: 1 << 20) } catch { errors.add("\(error)") }
+            return ServerResponse(status: .ok)
+        }) { port, server in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+                let started = ContinuousClock.now
+                // 200 bytes/s: every piece resets the idle timer, so only the rate can stop it.
+                Self.trickle(client, total: 100_000, piece: 10, interval: 50_000)
+                let response = try client.readResponse()
+                #expect(response.status == 408)
+                #expect(response.text.contains("slower than 1000 bytes/s"), "\(response.text)")
+                #expect(ContinuousClock.now - started < .seconds(3))
+            }
+            #expect(await eventually { server.openConnections == 0 })
+        }
+        #expect(await eventually { errors.values == ["timeout"] })
+    }
+
+    @Test("a body at a steady pace above minBodyRate is read whole, however long it takes")
+    func bodySlowButSteady() async throws {
+        let received = Recorder<Int>()
+        try await withServer(Self.minimumRate(), handler: { _, body in
+            received.add((try? await body.collect(upTo: 1 << 20))?.count ?? -1)
+            return ServerResponse(status: .ok)
+        }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n")
+                Self.trickle(client, total: 3000, piece: 100, interval: 50_000)  // 2000 bytes/s for 1.5 s
+                #expect(try client.readResponse().status == 200)
+            }
+        }
+        #expect(received.values == [3000])
+    }
+
+    @Test("time the handler takes before asking for the body does not count against minBodyRate")
+    func slowHandlerIsNotASlowBody() async throws {
+        let received = Recorder<Int>()
+        try await withServer(Self.minimumRate(), handler: { _, body in
+            try? await Task.sleep(for: .seconds(1))
+            received.add((try? await body.collect(upTo: 1 << 20))?.count ?? -1)
+            return ServerResponse(status: .ok)
+        }) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n")
+                try client.send([UInt8](repeating: 0x61, count: 5000))
+                #expect(try client.readResponse().status == 200)
+            }
+        }
+        #expect(received.values == [5000])
+    }
+
     @Test("write timeout: a client that never reads a large response is disconnected")
     func writeTimeout() async throws {
         let big = [UInt8](repeating: 0x62, count: 64 << 20)

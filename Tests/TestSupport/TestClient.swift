@@ -40,6 +40,13 @@ public final class TestClient {
 
     deinit { close(fd) }
 
+    /// True when a byte of an answer (or the peer's close) is waiting to be read; does not consume it.
+    public var hasIncoming: Bool {
+        if !buffer.isEmpty { return true }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0
+    }
+
     public func send(_ string: String) throws { try send(Array(string.utf8)) }
 
     public func send(_ bytes: [UInt8]) throws {

@@ -31,8 +31,14 @@ struct IdleConnectionTests {
             defer { if process.isRunning { process.terminate() } }
             guard port > 0 else { return }
             let pid = process.processIdentifier
-            // Before any connection: the listener, the loop's epoll and eventfd, Dispatch's own, the log pipe.
-            let baseline = try descriptorCount(of: pid)
+            // Once start-up is over (Dispatch opens its signalfds and timerfd lazily) and the probe's connection is
+            // gone: the listener, the loop's epoll and eventfd, Dispatch's own, the log pipe.
+            do {
+                let about = try TestClient(port: port)
+                try about.send("GET /about HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                #expect(try about.readResponse().status == 200)
+            }
+            let baseline = try stableDescriptorCount(of: pid)
 
             var sockets: [Int32] = []
             defer { for fd in sockets { Glibc.close(fd) } }
@@ -84,6 +90,18 @@ private func describe(_ pid: Int32) -> [String] {
 
 private func descriptorCount(of pid: Int32) throws -> Int {
     try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
+}
+
+/// The count once it has not changed for half a second.
+private func stableDescriptorCount(of pid: Int32) throws -> Int {
+    var last = try descriptorCount(of: pid)
+    var unchangedSince = Date()
+    while Date().timeIntervalSince(unchangedSince) < 0.5 {
+        usleep(50_000)
+        let now = try descriptorCount(of: pid)
+        if now != last { last = now; unchangedSince = Date() }
+    }
+    return last
 }
 
 private func waitFor(seconds: Double, _ condition: () -> Bool) -> Bool {
