@@ -35,6 +35,9 @@ final class Connection: Selectable, @unchecked Sendable {
     var needsDrive = false
     var timer = TimerKind.none
 
+    /// The body being spliced into the handler's file, if it asked for that.
+    var bodySplice: BodySplice?
+
     /// Membership of the loop's `ReusableConnections` (which alone changes these).
     var isReusable = false
     weak var olderReusable: Connection?
@@ -162,22 +165,26 @@ final class Connection: Selectable, @unchecked Sendable {
                 guard let event = nextEvent() else { return }
                 switch event {
                 case .body(let bytes):
-                    ex.bodyDemand = false
                     bodyReceived += UInt64(bytes.count)
                     if timer == .body { loop.setDeadline(self, after: bodyTimeout(now: Sys.monotonicNanos())) }
-                    ex.body?.deliver(Array(bytes))
+                    if let splice = bodySplice {
+                        // Demand stays on: the splice wants everything.
+                        guard spliceBuffered(bytes, splice) else { return }
+                    } else {
+                        ex.bodyDemand = false
+                        ex.body?.deliver(Array(bytes))
+                    }
                     // A Content-Length body ends with its last byte: finish now rather than on the next pull.
                     if parser.isAtEndOfMessage {
                         _ = try? parser.parse([])
                         ex.bodyComplete = true
-                        ex.body?.finish()
-                        finishExchangeIfDone()
+                        ex.bodyDemand = false
+                        finishBody(ex)
                     }
                 case .end:
                     ex.bodyComplete = true
                     ex.bodyDemand = false
-                    ex.body?.finish()
-                    finishExchangeIfDone()
+                    finishBody(ex)
                 case .head:
                     preconditionFailure("head inside a body")
                 }
@@ -231,7 +238,12 @@ final class Connection: Selectable, @unchecked Sendable {
             writeResponse(response, ex)
             return
         }
-        let source = bodyless ? nil : BodySource(onDemand: { [loop, self] in loop.execute { self.bodyDemanded(id) } })
+        let source =
+            bodyless
+            ? nil
+            : BodySource(
+                onDemand: { [loop, self] in loop.execute { self.bodyDemanded(id) } },
+                onSplice: { [loop, self] descriptor in loop.execute { self.spliceRequested(id, into: descriptor) } })
         let expected: Int64? = if case .length(let n) = head.framing { n } else if bodyless { 0 } else { nil }
         let body = RequestBody(expectedLength: expected, source: source)
         let ex = Exchange(id: id, head: head, body: source, bodyComplete: bodyless)
@@ -247,6 +259,7 @@ final class Connection: Selectable, @unchecked Sendable {
     func finishExchangeIfDone() {
         guard let ex = exchange, ex.responseEnded, pendingFile == nil else { return }
         exchange = nil
+        dropSplice()
         timer = .none  // re-arm: keep-alive idleness counts from the end of this exchange
         if ex.closeAfter || !ex.bodyComplete {
             closing = true
@@ -257,6 +270,7 @@ final class Connection: Selectable, @unchecked Sendable {
 
     /// An error the server answers itself; the framing can no longer be trusted, so the connection closes after.
     func respondError(_ error: HTTPRequestError) {
+        dropSplice()
         if let ex = exchange {
             exchange = nil
             ex.task?.cancel()
@@ -283,6 +297,7 @@ final class Connection: Selectable, @unchecked Sendable {
         loop.reusable.remove(self)
         loop.deregister(self)
         closeDescriptor(descriptor)
+        dropSplice()
         if let ex = exchange {
             exchange = nil
             ex.task?.cancel()

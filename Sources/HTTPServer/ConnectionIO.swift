@@ -7,6 +7,7 @@ extension Connection {
     var pendingBytes: Int { outbound.count - outboundStart }
 
     func readSocket() {
+        if bodySplice != nil, !lingering, spliceFromSocket() { return }
         let buffer = loop.readBuffer
         let result: IOResult<Int>
         do {

@@ -113,6 +113,20 @@ struct HTTPParser {
         }
     }
 
+    /// The bytes of a Content-Length body still to come; nil outside one.
+    var lengthBodyRemaining: Int64? {
+        if case .lengthBody(let remaining) = state { return remaining }
+        return nil
+    }
+
+    /// Counts `count` bytes of a Content-Length body that went around `parse` (spliced from the socket to a file).
+    mutating func skipBody(_ count: Int64) {
+        guard case .lengthBody(let remaining) = state, count > 0 else { return }
+        precondition(count <= remaining, "skipped past the end of the body")
+        state = count == remaining ? .endOfMessage : .lengthBody(remaining: remaining - count)
+        bodyReceived += count
+    }
+
     /// Decodes a body framed as `framing` next, with no head before it: `HTTPResponseParser` reuses the body
     /// and chunked decoding this way instead of keeping a second copy.
     mutating func beginBody(_ framing: Framing) {

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// Why a request body stopped before its end.
@@ -12,6 +13,8 @@ public enum RequestBodyError: Error, Sendable, Equatable {
     case malformed(String)
     /// The handler's task was cancelled.
     case cancelled
+    /// Writing the body to its file failed (`write(to:)`); ENOSPC and EDQUOT mean the disk is full.
+    case writeFailed(errno: Int32)
 }
 
 /// A request body, pulled lazily chunk by chunk. The event loop reads from the socket only when the handler asks
@@ -53,6 +56,24 @@ public struct RequestBody: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: source) }
 
+    /// Appends the whole body to `descriptor` (a regular file, at its current offset) and returns its length. A
+    /// Content-Length body from a socket goes socket → pipe → file with splice(2), never through user space (but for
+    /// what came with the head); a chunked body, whose framing must be decoded, is written chunk by chunk.
+    public func write(to descriptor: Int32) async throws -> Int64 {
+        guard let source else { return 0 }
+        if expectedLength != nil, source.canSplice {
+            return try await source.splice(into: descriptor)
+        }
+        var written: Int64 = 0
+        for try await chunk in self {
+            if let code = chunk.withUnsafeBytes({ writeAll($0, to: descriptor) }) {
+                throw RequestBodyError.writeFailed(errno: code)
+            }
+            written += Int64(chunk.count)
+        }
+        return written
+    }
+
     /// Reads the whole body into memory, throwing `RequestBodyError.tooLarge` past `limit` bytes.
     public func collect(upTo limit: Int) async throws -> [UInt8] {
         var bytes: [UInt8] = []
@@ -62,6 +83,19 @@ public struct RequestBody: AsyncSequence, Sendable {
         }
         return bytes
     }
+}
+
+/// Writes all of `bytes` to `descriptor`; the errno of the failure, or nil.
+func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Int32? {
+    var done = 0
+    while done < bytes.count {
+        do {
+            done += try syscallValue("write") { Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done) }
+        } catch {
+            return error.errno.rawValue
+        }
+    }
+    return nil
 }
 
 /// Plays the event loop's part for `RequestBody.bytes`: one chunk per demand.
@@ -84,14 +118,46 @@ final class BodySource: Sendable {
         var finished = false
         var error: RequestBodyError?
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
+        var spliceWaiter: CheckedContinuation<Int64, any Error>?
     }
 
     private let state = Mutex(State())
     /// Tells the loop that the handler is waiting for bytes; called outside the lock.
     private let onDemand: @Sendable () -> Void
+    /// Hands the loop a descriptor (its own duplicate, which it closes) to splice the rest of the body into.
+    private let onSplice: (@Sendable (Int32) -> Void)?
 
-    init(onDemand: @escaping @Sendable () -> Void) {
+    init(onDemand: @escaping @Sendable () -> Void, onSplice: (@Sendable (Int32) -> Void)? = nil) {
         self.onDemand = onDemand
+        self.onSplice = onSplice
+    }
+
+    var canSplice: Bool { onSplice != nil }
+
+    /// Waits until the loop has put the whole body into `descriptor`; returns the bytes it wrote.
+    func splice(into descriptor: Int32) async throws -> Int64 {
+        guard let onSplice else { preconditionFailure("splice(into:) on a body without a socket") }
+        // A duplicate the loop owns: should this task be cancelled and close its file while the loop still works,
+        // the loop's descriptor stays valid (and the number cannot be reused under it).
+        let duplicate = dup(descriptor)
+        guard duplicate >= 0 else { throw RequestBodyError.writeFailed(errno: errno) }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int64, any Error>) in
+                let failed = state.withLock { s -> RequestBodyError? in
+                    if let error = s.error { return error }
+                    s.spliceWaiter = continuation
+                    return nil
+                }
+                if let failed {
+                    close(duplicate)
+                    continuation.resume(throwing: failed)
+                } else {
+                    onSplice(duplicate)
+                }
+            }
+        } onCancel: {
+            fail(.cancelled)
+        }
     }
 
     func next() async throws -> [UInt8]? {
@@ -134,6 +200,17 @@ final class BodySource: Sendable {
         waiter?.resume(returning: chunk)
     }
 
+    /// The loop has written the whole body (`count` bytes) into the splice descriptor.
+    func finishSplice(_ count: Int64) {
+        let waiter = state.withLock { s -> CheckedContinuation<Int64, any Error>? in
+            guard s.error == nil else { return nil }
+            s.finished = true
+            defer { s.spliceWaiter = nil }
+            return s.spliceWaiter
+        }
+        waiter?.resume(returning: count)
+    }
+
     func finish() {
         let waiter = state.withLock { s -> CheckedContinuation<[UInt8]?, any Error>? in
             guard s.error == nil else { return nil }
@@ -146,12 +223,14 @@ final class BodySource: Sendable {
 
     /// The first failure wins; a finished body cannot fail any more.
     func fail(_ error: RequestBodyError) {
-        let waiter = state.withLock { s -> CheckedContinuation<[UInt8]?, any Error>? in
-            guard s.error == nil, !s.finished else { return nil }
+        typealias Waiters = (CheckedContinuation<[UInt8]?, any Error>?, CheckedContinuation<Int64, any Error>?)
+        let (waiter, spliceWaiter) = state.withLock { s -> Waiters in
+            guard s.error == nil, !s.finished else { return (nil, nil) }
             s.error = error
-            defer { s.waiter = nil }
-            return s.waiter
+            defer { s.waiter = nil; s.spliceWaiter = nil }
+            return (s.waiter, s.spliceWaiter)
         }
         waiter?.resume(throwing: error)
+        spliceWaiter?.resume(throwing: error)
     }
 }

@@ -15,6 +15,8 @@ final class ServerContext: Sendable {
     let keepAliveTimeout: UInt64
     let writeTimeout: UInt64
     private let open = Atomic<Int>(0)
+    /// Body bytes that went socket → file by splice, never through this process's memory.
+    let splicedBytes = Atomic<Int64>(0)
 
     init(
         configuration: ServerConfiguration, fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)?,
@@ -147,4 +149,7 @@ public final class Server: Sendable {
 
     /// Connections currently open, across all loops.
     public var openConnections: Int { context.openConnections }
+
+    /// Request body bytes written to handlers' files by splice(2) so far (`RequestBody.write(to:)`).
+    public var splicedBodyBytes: Int64 { context.splicedBytes.load(ordering: .relaxed) }
 }

@@ -84,6 +84,11 @@ enum Sys {
         try syscall("accept4") { clinux_accept4(fd) }
     }
 
+    /// Moves up to `count` bytes from `from` to `to` inside the kernel; one end must be a pipe.
+    static func splice(from: Int32, to: Int32, count: Int) throws(IOError) -> IOResult<Int> {
+        try syscall("splice") { clinux_splice_nonblock(from, to, count) }
+    }
+
     static func setOption(_ fd: Int32, level: Int32, name: Int32, value: Int32) throws(IOError) {
         var v = value
         _ = try syscallValue("setsockopt") {

@@ -89,11 +89,10 @@ public struct Routes: Sendable {
 
         let input = try temporaryFile()
         do {
-            for try await chunk in body {
-                try input.write(chunk)
-            }
-        } catch let error as TempFileError {
-            throw Problem(error)
+            // Spliced from the socket into the file where the framing allows: no copy through this process.
+            input.appended(try await body.write(to: input.borrowedDescriptor))
+        } catch RequestBodyError.writeFailed(let code) {
+            throw Problem(TempFileError(errno: code))
         } catch RequestBodyError.tooLarge {
             throw Problem(.contentTooLarge, "the body is larger than \(config.maxBody) bytes")
         } catch {

@@ -7,6 +7,10 @@ public enum TempFileError: Error, Equatable, Sendable {
     /// ENOSPC or EDQUOT: the service answers 507.
     case diskFull
     case io(errno: Int32)
+
+    public init(errno code: Int32) {
+        self = code == ENOSPC || code == EDQUOT ? .diskFull : .io(errno: code)
+    }
 }
 
 /// An anonymous file in the temp directory: created with O_TMPFILE (or unlinked at once where the filesystem lacks
@@ -56,6 +60,9 @@ public final class TempFile: @unchecked Sendable {
         size += Int64(bytes.count)
     }
 
+    /// Counts `count` bytes that someone else appended through the descriptor (the server's splice).
+    public func appended(_ count: Int64) { size += count }
+
     /// Hands the descriptor over (to the HTTP server, which closes it after sending); this object forgets it.
     public func take() -> Int32 {
         defer { descriptor = -1 }
@@ -65,7 +72,5 @@ public final class TempFile: @unchecked Sendable {
     /// The descriptor, still owned by this object.
     public var borrowedDescriptor: Int32 { descriptor }
 
-    private static func error(_ code: Int32) -> TempFileError {
-        code == ENOSPC || code == EDQUOT ? .diskFull : .io(errno: code)
-    }
+    private static func error(_ code: Int32) -> TempFileError { TempFileError(errno: code) }
 }

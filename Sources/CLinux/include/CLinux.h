@@ -35,6 +35,13 @@ static inline int clinux_msg_nosignal(void) { return MSG_NOSIGNAL; }
    close-on-exec from birth. */
 int clinux_accept4(int fd);
 
+/* splice, pipe2 and F_SETPIPE_SZ are GNU extensions as well: a request body goes socket → pipe → file in the
+   kernel. splice moves up to `length` bytes between the current positions of `from` and `to` (SPLICE_F_MOVE |
+   SPLICE_F_NONBLOCK); the pipe is non-blocking and close-on-exec at both ends. */
+long clinux_splice_nonblock(int from, int to, size_t length);
+int clinux_pipe_nonblock(int fds[2]);
+int clinux_set_pipe_size(int fd, int size);
+
 /* pthread_setname_np is a GNU extension too; names show in top -H and gdb. */
 #include <pthread.h>
 int clinux_set_thread_name(pthread_t thread, const char *name);
