@@ -6,7 +6,7 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 	pkg-config ffmpeg bc curl
 
 .PHONY: deps bench-deps apt-install build release run test harness bench bench-engine bench-service bench-http \
-	leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
+	bench-upload leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
 
 BENCH_PACKAGES := wrk nginx-light
 
@@ -78,6 +78,10 @@ hostile: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="slowhttptest"
 	$(SWIFT) build -c $(BUILD) --product ffmpeg-processor
 	BUILD=$(BUILD) scripts/hostile.sh
+
+# A 1 GiB upload into a file, spliced against copied through the process, on one server (scripts/bench-upload.sh).
+bench-upload: deps
+	scripts/bench-upload.sh
 
 clean:
 	rm -rf .build .build-asan .build-fuzz bench-out

@@ -100,7 +100,7 @@ let package = Package(
         // Fixed small JSON on GET /about for scripts/bench-http.sh (wrk against it and nginx).
         .executableTarget(
             name: "http-bench-server",
-            dependencies: ["HTTPServer", .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: ["HTTPServer", "CLinux", .product(name: "HTTPTypes", package: "swift-http-types")],
             path: "Benchmarks/http-bench-server"
         ),
     ],
