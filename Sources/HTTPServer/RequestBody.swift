@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Why a request body stopped before its end.
 public enum RequestBodyError: Error, Sendable, Equatable {
     /// The peer closed or reset the connection.
@@ -66,10 +64,10 @@ public struct RequestBody: AsyncSequence, Sendable {
 
 /// Plays the event loop's part for `RequestBody.bytes`: one chunk per demand.
 private final class InMemoryFeed: Sendable {
-    let chunks: Mutex<ArraySlice<[UInt8]>>
-    let source = Mutex<BodySource?>(nil)
+    let chunks: Locked<ArraySlice<[UInt8]>>
+    let source = Locked<BodySource?>(nil)
 
-    init(_ chunks: [[UInt8]]) { self.chunks = Mutex(chunks[...]) }
+    init(_ chunks: [[UInt8]]) { self.chunks = Locked(chunks[...]) }
 
     func next() {
         guard let source = source.withLock({ $0 }) else { return }
@@ -86,7 +84,7 @@ final class BodySource: Sendable {
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Tells the loop that the handler is waiting for bytes; called outside the lock.
     private let onDemand: @Sendable () -> Void
 
