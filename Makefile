@@ -5,8 +5,8 @@ PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
 	pkg-config ffmpeg bc curl
 
-.PHONY: deps bench-deps apt-install build release run test harness bench bench-engine bench-service bench-http \
-	bench-upload leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
+.PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
+	bench-http bench-upload leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
 
 BENCH_PACKAGES := wrk nginx-light
 
@@ -43,6 +43,18 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip HTTPServerTests
 	$(SWIFT) test --skip-build --filter HTTPServerTests
+
+# Every test under ThreadSanitizer. A report makes the test process exit 66 when it ends (TSan's default), which fails
+# `swift test` even though each test passed; a service the harness tests start is built with TSan too, and its
+# exit status is checked when it stops. One process per test target: instrumented code runs several times slower,
+# and all of it at once on two cores pushes the service's timeout-bound tests past their limits.
+TSAN := --sanitize=thread --scratch-path .build-tsan
+test-tsan: deps
+	$(SWIFT) build --build-tests $(TSAN)
+	$(SWIFT) test --skip-build $(TSAN) --filter HTTPServerTests
+	$(SWIFT) test --skip-build $(TSAN) --filter TranscodeServiceTests
+	$(SWIFT) test --skip-build $(TSAN) --filter TranscodingTests
+	$(SWIFT) test --skip-build $(TSAN) --filter HarnessTests
 
 # The release service on a free port, the harness with its defaults against it, the report; HARNESS_ARGS adds options.
 harness: release
@@ -84,7 +96,7 @@ bench-upload: deps
 	scripts/bench-upload.sh
 
 clean:
-	rm -rf .build .build-asan .build-fuzz bench-out
+	rm -rf .build .build-asan .build-fuzz .build-tsan bench-out
 
 # The CLI under AddressSanitizer/LeakSanitizer over good and hostile inputs.
 leak-check: deps

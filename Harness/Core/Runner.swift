@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Synchronization
 
 /// Everything one run needs; `Harness/` main fills it from the command line, tests directly.
@@ -70,7 +71,7 @@ public enum Runner {
 
     private final class Shared: Sendable {
         let next = Atomic<Int>(0)
-        let tally = Mutex(Tally())
+        let tally = Locked(Tally())
         /// Decoding answers is CPU work: one per core, so verification does not crowd out a service on this machine
         /// more than it must, and the latency of the requests still in flight is not skewed by it.
         let decoders = DispatchSemaphore(value: ProcessInfo.processInfo.activeProcessorCount)

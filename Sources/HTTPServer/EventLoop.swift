@@ -1,6 +1,5 @@
 import CLinux
 import Glibc
-import Synchronization
 
 /// Something the loop watches: a descriptor with an interest set and at most one deadline.
 /// Only the loop thread touches it.
@@ -36,7 +35,7 @@ final class EventLoop: @unchecked Sendable {
         var tasks: [() -> Void] = []
         var exited = false
     }
-    private let pending = Mutex(Pending())
+    private let pending = Locked(Pending())
 
     /// Reused for every socket read on this loop; connections copy out only what they keep.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)

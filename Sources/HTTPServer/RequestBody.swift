@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// Why a request body stopped before its end.
 public enum RequestBodyError: Error, Sendable, Equatable {
@@ -100,10 +99,10 @@ func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Int32? {
 
 /// Plays the event loop's part for `RequestBody.bytes`: one chunk per demand.
 private final class InMemoryFeed: Sendable {
-    let chunks: Mutex<ArraySlice<[UInt8]>>
-    let source = Mutex<BodySource?>(nil)
+    let chunks: Locked<ArraySlice<[UInt8]>>
+    let source = Locked<BodySource?>(nil)
 
-    init(_ chunks: [[UInt8]]) { self.chunks = Mutex(chunks[...]) }
+    init(_ chunks: [[UInt8]]) { self.chunks = Locked(chunks[...]) }
 
     func next() {
         guard let source = source.withLock({ $0 }) else { return }
@@ -121,7 +120,7 @@ final class BodySource: Sendable {
         var spliceWaiter: CheckedContinuation<Int64, any Error>?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Tells the loop that the handler is waiting for bytes; called outside the lock.
     private let onDemand: @Sendable () -> Void
     /// Hands the loop a descriptor (its own duplicate, which it closes) to splice the rest of the body into.

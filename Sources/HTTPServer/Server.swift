@@ -74,7 +74,7 @@ public final class Server: Sendable {
         var loops: [EventLoop] = []
         var listeners: [Listener] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// - Parameters:
     ///   - fastPath: called on the event loop for each request without a body; a non-nil response is written

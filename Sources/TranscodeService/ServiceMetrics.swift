@@ -1,13 +1,13 @@
 import CoreMetrics
+import HTTPServer
 import Prometheus
-import Synchronization
 
 /// The service's metrics, through swift-metrics with a Prometheus registry of its own (no global bootstrap, so
 /// several services can live in one test process). Exposed as text by `GET /metrics`.
 public final class ServiceMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
-    private let requests = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let requests = Locked<[String: CoreMetrics.Counter]>([:])
     private let bytesIn: CoreMetrics.Counter
     private let bytesOut: CoreMetrics.Counter
     private let rejections: CoreMetrics.Counter

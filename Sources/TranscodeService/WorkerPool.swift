@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Synchronization
 import Transcoding
 
@@ -144,7 +145,7 @@ final class Job: Sendable {
         var continuation: Continuation?
         var running = false
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(input: Int32, output: Int32, options: TranscodeOptions) {
         self.input = input

@@ -1,7 +1,6 @@
 import Dispatch
 import Glibc
 import HTTPTypes
-import Synchronization
 import TestSupport
 import Testing
 @testable import HTTPServer

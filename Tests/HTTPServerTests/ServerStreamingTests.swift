@@ -1,7 +1,6 @@
 import Dispatch
 import Glibc
 import HTTPTypes
-import Synchronization
 import TestSupport
 import Testing
 @testable import HTTPServer
@@ -32,7 +31,7 @@ extension ServerTests {
 
     @Test("a streamed response is pulled at the socket's pace: a client that stops reading stops the producer")
     func streamBackpressure() async throws {
-        let produced = Mutex(0)
+        let produced = Locked(0)
         try await withServer(handler: { _, _ in
             let stream = AsyncStream<[UInt8]>(unfolding: {
                 let n = produced.withLock { $0 += 1; return $0 }
@@ -53,7 +52,7 @@ extension ServerTests {
     @Test("a 50 MB chunked upload streams through with bounded memory")
     func largeChunkedUpload() async throws {
         let total = 50 * 1024 * 1024
-        let peak = Mutex(0)
+        let peak = Locked(0)
         let before = residentBytes()
         try await withServer(handler: { _, body in
             var received = 0

@@ -1,7 +1,6 @@
 import Dispatch
 import Glibc
 import HTTPTypes
-import Synchronization
 import TestSupport
 import Testing
 
@@ -70,8 +69,8 @@ func residentBytes() -> Int {
 }
 
 final class Recorder<Value: Sendable>: Sendable {
-    private let storage: Mutex<[Value]>
-    init() { storage = Mutex([]) }
+    private let storage: Locked<[Value]>
+    init() { storage = Locked([]) }
     func add(_ value: Value) { storage.withLock { $0.append(value) } }
     var values: [Value] { storage.withLock { $0 } }
 }
