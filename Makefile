@@ -6,7 +6,7 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 	pkg-config ffmpeg bc curl
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
-	bench-http bench-upload leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
+	bench-http bench-upload bench-about leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
 
 BENCH_PACKAGES := wrk nginx-light
 
@@ -64,6 +64,7 @@ harness: release
 bench: bench-deps release
 	scripts/bench.sh
 	scripts/bench-service.sh
+	scripts/bench-about-busy.sh
 
 bench-engine: bench-deps release
 	scripts/bench.sh
@@ -90,6 +91,10 @@ hostile: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="slowhttptest"
 	$(SWIFT) build -c $(BUILD) --product ffmpeg-processor
 	BUILD=$(BUILD) scripts/hostile.sh
+
+# GET /about while every worker transcodes, workers at nice 0 and at the default 10 (scripts/bench-about-busy.sh).
+bench-about: bench-deps release
+	scripts/bench-about-busy.sh
 
 # A 1 GiB upload into a file, spliced against copied through the process, on one server (scripts/bench-upload.sh).
 bench-upload: deps

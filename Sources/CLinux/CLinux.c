@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 int clinux_o_tmpfile(void) { return O_TMPFILE; }
@@ -18,5 +19,7 @@ long clinux_splice_nonblock(int from, int to, size_t length) {
 int clinux_pipe_nonblock(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 
 int clinux_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int clinux_nice_this_thread(int nice) { return setpriority(PRIO_PROCESS, (id_t)gettid(), nice); }
 
 int clinux_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }

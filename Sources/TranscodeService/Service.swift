@@ -17,7 +17,9 @@ public final class Service: Sendable {
         guard stat(config.tmpDir, &isDirectory) == 0, isDirectory.st_mode & S_IFMT == S_IFDIR else {
             throw ServiceError.badTemporaryDirectory(config.tmpDir)
         }
-        pool = WorkerPool(workers: config.workers, queueCapacity: config.queue, byteBudget: config.queueBytes)
+        pool = WorkerPool(
+            workers: config.workers, queueCapacity: config.queue, byteBudget: config.queueBytes,
+            niceness: Int32(config.workerNice))
         let routes = Routes(
             config: config, pool: pool, lifecycle: lifecycle, metrics: ServiceMetrics(counters: pool.counters),
             logger: logger)

@@ -30,6 +30,8 @@ public struct ServiceConfig: Sendable {
     /// every admitted upload holds a queue place).
     public var minBodyRate = 1024
     public var eventLoopThreads = 1
+    /// The transcoding threads' nice value (0–19): above the event loop's 0, so a busy pool never delays a request.
+    public var workerNice = 10
     public var maxConnections = 10_000
     /// Limits applied to every input.
     public var limits = TranscodeOptions.Limits()
@@ -57,6 +59,7 @@ public struct ServiceConfig: Sendable {
         "host=\(host) port=\(port) workers=\(workers) queue=\(queue) max-body=\(maxBody) queue-bytes=\(queueBytes) "
             + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s drain-timeout=\(drainTimeout)s log-level=\(logLevel) "
             + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections) header-timeout=\(headerTimeout)s "
-            + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s"
+            + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s "
+            + "worker-nice=\(workerNice)"
     }
 }

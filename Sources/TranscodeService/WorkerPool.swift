@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import HTTPServer
 import Synchronization
@@ -35,7 +36,10 @@ public actor WorkerPool {
     /// Recent transcode times, for Retry-After.
     private var averageSeconds = 1.0
 
-    public init(workers: Int, queueCapacity: Int, byteBudget: Int64) {
+    /// `niceness`: the workers' nice value, inherited by the threads libav starts for them. Above the event loop's
+    /// 0, a transcode yields the core at once when a request comes in, so `/about` and uploads stay quick however
+    /// busy the pool; on an otherwise idle machine the jobs still get every cycle.
+    public init(workers: Int, queueCapacity: Int, byteBudget: Int64, niceness: Int32 = 0) {
         precondition(workers >= 1 && queueCapacity >= 0 && byteBudget > 0)
         self.workers = workers
         self.queueCapacity = queueCapacity
@@ -45,8 +49,12 @@ public actor WorkerPool {
         counters.workers.store(workers, ordering: .relaxed)
         for index in 0..<workers {
             let queue = queue
-            let thread = Thread { WorkerPool.work(queue) }
-            thread.name = "transcode-\(index)"
+            let thread = Thread {
+                // Foundation keeps Thread.name to itself on Linux; this one shows in top -H and gdb.
+                _ = clinux_set_thread_name(pthread_self(), "transcode-\(index)")
+                if niceness != 0 { _ = clinux_nice_this_thread(niceness) }
+                WorkerPool.work(queue)
+            }
             // x264 and the decoders use deep stacks; Foundation's default for secondary threads is small.
             thread.stackSize = 16 << 20
             thread.start()

@@ -20,6 +20,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port [PORT].") var port: Int?
     @Option(help: "Transcoding threads; default one per core [WORKERS].") var workers: Int?
     @Option(help: "Requests admitted beyond the running ones [QUEUE].") var queue: Int?
+    @Option(help: "Nice value of the transcoding threads, 0-19, so they yield to the event loop [WORKER_NICE].")
+    var workerNice: Int?
     @Option(help: "Largest body in bytes [MAX_BODY].") var maxBody: Int64?
     @Option(help: "Declared upload bytes admitted at once [QUEUE_BYTES].") var queueBytes: Int64?
     @Option(help: "Folder for the anonymous temp files [TMP_DIR].") var tmpDir: String?
@@ -40,6 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
         config.host = try host ?? env.string("HOST") ?? config.host
         config.port = try port ?? env.number("PORT") ?? config.port
         config.workers = try workers ?? env.number("WORKERS") ?? config.workers
+        config.workerNice = try workerNice ?? env.number("WORKER_NICE") ?? config.workerNice
         config.queue = try queue ?? env.number("QUEUE") ?? config.queue
         config.maxBody = try maxBody ?? env.number("MAX_BODY") ?? config.maxBody
         config.queueBytes = try queueBytes ?? env.number("QUEUE_BYTES") ?? config.queueBytes
@@ -57,10 +60,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(config.port) else { throw ValidationError("port must be 0...65535") }
         guard config.workers >= 1, config.queue >= 0, config.maxConnections >= 1, config.maxBody > 0,
             config.queueBytes > 0, config.jobTimeout > 0, config.drainTimeout >= 0, config.headerTimeout > 0,
-            config.bodyIdleTimeout > 0, config.minBodyRate >= 0
+            config.bodyIdleTimeout > 0, config.minBodyRate >= 0, (0...19).contains(config.workerNice)
         else {
             throw ValidationError(
-                "workers ≥ 1, queue ≥ 0, min-body-rate ≥ 0, and connections, sizes and timeouts must be positive")
+                "workers ≥ 1, queue ≥ 0, min-body-rate ≥ 0, worker-nice 0...19, and connections, sizes and timeouts "
+                    + "must be positive")
         }
 
         LoggingSystem.bootstrap { label in

@@ -14,6 +14,22 @@ func startSlowJob(_ running: RunningService, id: String = "slow") throws -> Test
 
 @Suite("the worker pool: admission, cancellation, health while busy", .serialized)
 struct PoolTests {
+    @Test("the workers, and the threads libav starts for them, run at --worker-nice; the event loop stays at 0")
+    func workerNice() async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1, queue: 0) { $0.workerNice = 7 }
+            defer { running.stop() }
+            let busy = try startSlowJob(running)
+            #expect(try running.wait { $0["running"] as? Int == 1 })
+            usleep(300_000)  // x264 starts its own threads once the first frames reach it
+            let threads = threadNices()
+            #expect(threads.contains { $0.name == "transcode-0" && $0.nice == 7 }, "\(threads)")
+            #expect(threads.filter { $0.nice == 7 }.count >= 2, "x264's threads inherit it: \(threads)")
+            #expect(threads.contains { $0.name.hasPrefix("http-loop") && $0.nice == 0 }, "\(threads)")
+            busy.reset()
+        }
+    }
+
     @Test("a full pool answers 503 with Retry-After and never reads the body")
     func full() async throws {
         try await onThread {
@@ -96,5 +112,19 @@ struct PoolTests {
             #expect(try running.about()["running"] as? Int == 0)
             #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
+    }
+}
+
+/// This process's threads: name and nice value (field 19 of /proc/self/task/N/stat, after the parenthesised name).
+func threadNices() -> [(name: String, nice: Int)] {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+    return tasks.compactMap { task in
+        guard let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+            let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the name: state is field 3, so nice (field 19) is the 17th.
+        guard fields.count > 16, let nice = Int(fields[16]) else { return nil }
+        return (String(stat[stat.index(after: open)..<close]), nice)
     }
 }

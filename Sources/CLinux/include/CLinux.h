@@ -42,6 +42,9 @@ long clinux_splice_nonblock(int from, int to, size_t length);
 int clinux_pipe_nonblock(int fds[2]);
 int clinux_set_pipe_size(int fd, int size);
 
+/* The calling thread's nice value (Linux keeps one per thread; threads it creates inherit it). */
+int clinux_nice_this_thread(int nice);
+
 /* pthread_setname_np is a GNU extension too; names show in top -H and gdb. */
 #include <pthread.h>
 int clinux_set_thread_name(pthread_t thread, const char *name);
