@@ -34,7 +34,7 @@ let package = Package(
             // a few percent of a small request. Static exclusivity checking still applies.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
-        .target(name: "Transcoding", dependencies: ["CFFmpeg"]),
+        .target(name: "Transcoding", dependencies: ["CFFmpeg", "CLinux"]),
         .target(
             name: "TranscodeService",
             dependencies: [

@@ -37,8 +37,11 @@ struct TranscodeBench: ParsableCommand {
         @Option var count = 1
         @Option var threads = 0
         @Option(help: "Folder for the outputs (each run overwrites the last).") var outputDirectory = "/tmp"
+        @Flag(help: "Leave glibc's defaults, which give freed job memory back to the kernel (as before).")
+        var returnFreedMemory = false
 
         func run() throws {
+            if !returnFreedMemory { JobMemory.keepFreedMemoryForNextJob() }
             var options = TranscodeOptions()
             options.threads = threads
             var ts = timespec()

@@ -3,6 +3,7 @@ import Dispatch
 import Glibc
 import Logging
 import TranscodeService
+import Transcoding
 
 /// `ffmpeg-processor serve` (the default): the HTTP service. Every option also reads an environment variable.
 struct ServeCommand: AsyncParsableCommand {
@@ -73,6 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "ffmpeg-processor")
+        JobMemory.keepFreedMemoryForNextJob()
         let descriptors = raiseDescriptorLimit()
         // Each connection is a descriptor, each job one or two more; past the limit accept() fails and new clients
         // wait in the backlog, which is survivable but worth saying at start-up.

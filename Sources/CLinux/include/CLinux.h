@@ -42,6 +42,13 @@ long clinux_splice_nonblock(int from, int to, size_t length);
 int clinux_pipe_nonblock(int fds[2]);
 int clinux_set_pipe_size(int fd, int size);
 
+/* mallopt's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD, which Swift's Glibc module leaves out. */
+#include <malloc.h>
+static inline void clinux_malloc_thresholds(int mmap_threshold, int trim_threshold) {
+    mallopt(M_MMAP_THRESHOLD, mmap_threshold);
+    mallopt(M_TRIM_THRESHOLD, trim_threshold);
+}
+
 /* The calling thread's nice value (Linux keeps one per thread; threads it creates inherit it). */
 int clinux_nice_this_thread(int nice);
 
