@@ -16,12 +16,8 @@ source scripts/service.sh
 start_service --tmp-dir "$TMP"
 trap 'stop_service; rm -rf "$TMP" "$OUT"' EXIT
 PID=$SERVICE_PID
-fd_count() { ls "/proc/$PID/fd" | wc -l; }
 fail() { echo "hostile: FAILED: $*" >&2; exit 1; }
-# The baseline once start-up is over (some descriptors are opened lazily) and the probe's connection is closed.
-curl -fsS -o /dev/null "$SERVICE_URL/about"
-sleep 1
-BASELINE_FDS=$(fd_count)
+BASELINE_FDS=$(service_fd_baseline)
 
 # attack NAME CHECK_AFTER_SECONDS slowhttptest-options...
 attack() {
@@ -30,7 +26,7 @@ attack() {
     slowhttptest "$@" -c "$CONNECTIONS" -r 200 -i 2 -l 30 -p 3 -o "$OUT/$name" -g >"$OUT/$name.log" 2>&1 &
     local attacker=$!
     sleep "$after"
-    local open; open=$(( $(fd_count) - BASELINE_FDS ))
+    local open; open=$(( $(service_fds) - BASELINE_FDS ))
     local about; about=$(curl -sS -m 2 -o /dev/null -w '%{http_code} %{time_total}' "$SERVICE_URL/about") ||
         fail "$name: /about did not answer within 2 s"
     [ "${about%% *}" = 200 ] || fail "$name: /about answered ${about%% *}"
@@ -40,11 +36,11 @@ attack() {
     wait "$attacker" || true
     local settled=""
     for _ in $(seq 300); do
-        if curl -fsS "$SERVICE_URL/about" | grep -q '"running":0,"queued":0' && [ "$(fd_count)" -eq "$BASELINE_FDS" ]
+        if curl -fsS "$SERVICE_URL/about" | grep -q '"running":0,"queued":0' && [ "$(service_fds)" -eq "$BASELINE_FDS" ]
         then settled=1; break; fi
         sleep 0.1
     done
-    [ -n "$settled" ] || fail "$name: not back to baseline: $(fd_count) descriptors (baseline $BASELINE_FDS)"
+    [ -n "$settled" ] || fail "$name: not back to baseline: $(service_fds) descriptors (baseline $BASELINE_FDS)"
     local closed; closed=$(grep -a 'closed:' "$OUT/$name.log" | tail -1 | grep -o '[0-9]*$' || echo "?")
     printf '%-10s %s attack connections open at %2d s: %4d; /about %s s; upload %s s; closed by the service: %s;' \
         "$name" "$CONNECTIONS" "$after" "$open" "${about#* }" "${upload#* }" "$closed"

@@ -25,3 +25,13 @@ stop_service() {
     fi
     rm -f "${SERVICE_LOG:-}"
 }
+
+# Descriptors the service holds now.
+service_fds() { ls "/proc/$SERVICE_PID/fd" | wc -l; }
+
+# Its descriptor baseline: once start-up is over (some are opened lazily) and a probe's connection is closed.
+service_fd_baseline() {
+    curl -fsS -o /dev/null "$SERVICE_URL/about"
+    sleep 1
+    service_fds
+}

@@ -22,21 +22,16 @@ source scripts/service.sh
 start_service --tmp-dir "$TMP"
 trap 'stop_service; rm -rf "$TMP"' EXIT
 PID=$SERVICE_PID
-
-fd_count() { ls "/proc/$PID/fd" | wc -l; }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$PID/status"; }
 fail() { echo "soak: FAILED: $*" >&2; exit 1; }
 
 # True once /about says nothing is running or queued and the descriptors are back to the baseline.
 settled() {
     curl -fsS "$SERVICE_URL/about" | grep -q '"queued":0,.*"running":0\|"running":0,.*"queued":0' || return 1
-    [ "$(fd_count)" -eq "$BASELINE_FDS" ]
+    [ "$(service_fds)" -eq "$BASELINE_FDS" ]
 }
 
-# The baseline once start-up is over (some descriptors are opened lazily) and the probe's connection is closed.
-curl -fsS -o /dev/null "$SERVICE_URL/about"
-sleep 1
-BASELINE_FDS=$(fd_count)
+BASELINE_FDS=$(service_fd_baseline)
 args=(--url "$SERVICE_URL" --requests "$REQUESTS" --concurrency "$CONCURRENCY" --disconnect "$DISCONNECT" --timeout 300)
 [ -f "$SOAK_FILE" ] && args+=(--file "$SOAK_FILE")
 echo "soak: $ROUNDS rounds of $REQUESTS requests at concurrency $CONCURRENCY, $DISCONNECT % disconnecting;" \
@@ -50,7 +45,7 @@ for round in $(seq "$ROUNDS"); do
         if settled; then ok=1; break; fi
         sleep 0.05
     done
-    [ -n "$ok" ] || fail "round $round: not settled after 10 s: $(fd_count) descriptors (baseline $BASELINE_FDS): $(ls -l /proc/$PID/fd | tail -n +2 | awk '{ print $NF }' | tr '\n' ' ')"
+    [ -n "$ok" ] || fail "round $round: not settled after 10 s: $(service_fds) descriptors (baseline $BASELINE_FDS): $(ls -l /proc/$PID/fd | tail -n +2 | awk '{ print $NF }' | tr '\n' ' ')"
     [ -z "$(ls -A "$TMP")" ] || fail "round $round: files left in the temp folder: $(ls -A "$TMP")"
     if ls -l "/proc/$PID/fd" | grep -q "$TMP"; then fail "round $round: a descriptor still points into the temp folder"; fi
     rss=$(rss_kb)
@@ -58,7 +53,7 @@ for round in $(seq "$ROUNDS"); do
     abandoned=$(echo "$report" | awk '/^abandoned/ { print $2 }')
     latency=$(echo "$report" | awk '/^latency/ { $1 = ""; print }')
     printf 'round %2d: %s  abandoned %s  descriptors %s  rss %d kB  latency%s\n' "$round" \
-        "$(echo "$report" | awk '/^success/ { print $2, $3 }')" "${abandoned:-0}" "$(fd_count)" "$rss" "$latency"
+        "$(echo "$report" | awk '/^success/ { print $2, $3 }')" "${abandoned:-0}" "$(service_fds)" "$rss" "$latency"
 done
 growth=$(( (rss - first_rss) / 1024 ))
 echo "soak: RSS first round $first_rss kB, last $rss kB (growth $growth MB, allowed $RSS_SLACK_MB MB)"
