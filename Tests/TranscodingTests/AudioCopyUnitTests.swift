@@ -53,4 +53,35 @@ struct AudioCopyUnitTests {
         #expect(ADTSHeader([0xff, 0xf1, 0x74, 0x80, 0x2e, 0x7f, 0xfc]) == nil)
         #expect(ADTSHeader([0xff, 0xf1, 0x50]) == nil)
     }
+
+    @Test("copied timestamps: priming kept, steps back dropped, damage placed after the last packet")
+    func timeline() {
+        var timeline = CopyTimeline(sampleRate: 48000, maxSeconds: 60)
+        #expect(timeline.place(-1024, duration: 1024) == -1024)
+        #expect(timeline.place(0, duration: 1024) == 0)
+        // A duplicate and a step back are dropped.
+        #expect(timeline.place(0, duration: 1024) == nil)
+        #expect(timeline.place(-500, duration: 1024) == nil)
+        #expect(timeline.place(1024, duration: 1024) == 1024)
+        // A small gap is kept; a jump past 10 s either way, or no timestamp, is damage.
+        #expect(timeline.place(2548, duration: 1024) == 2548)
+        #expect(timeline.place(900_000_000, duration: 1024) == 3572)
+        #expect(timeline.place(nil, duration: 1024) == 4596)
+        #expect(timeline.place(-900_000, duration: 1024) == 5620)
+        // Back on track.
+        #expect(timeline.place(6644, duration: 500) == 6644)
+        // Past the duration limit.
+        var limited = CopyTimeline(sampleRate: 1000, maxSeconds: 5)
+        #expect(limited.place(5001, duration: 1024) == nil)
+        #expect(limited.place(4000, duration: 1024) == 4000)
+        #expect(limited.place(5024, duration: 1024) == nil)
+    }
+
+    @Test("a first timestamp far before 0 is damage, and starts at 0")
+    func firstTimestamp() {
+        var timeline = CopyTimeline(sampleRate: 1000, maxSeconds: 60)
+        #expect(timeline.place(-5000, duration: 1024) == 0)
+        var missing = CopyTimeline(sampleRate: 1000, maxSeconds: 60)
+        #expect(missing.place(nil, duration: 1024) == 0)
+    }
 }
