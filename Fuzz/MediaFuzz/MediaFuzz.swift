@@ -70,6 +70,8 @@ struct MediaFuzz: ParsableCommand {
         let shapes: [(String, String, String?, String?)] = [
             ("mp4", "mp4", "libx264", "aac"), ("avi", "avi", "mpeg4", "mp2"), ("webm", "webm", "libvpx", "libvorbis"),
             ("mkv", "matroska", "libx264", "aac"), ("ts", "mpegts", "libx264", "mp2"), ("flv", "flv", "flv", nil),
+            // ADTS-framed AAC, which takes the copy path's header checks and aac_adtstoasc.
+            ("aac.ts", "mpegts", "libx264", "aac"),
         ]
         return try shapes.map { shape in
             var clip = SyntheticClip()

@@ -151,6 +151,7 @@ final class AudioPipeline {
             guard av_audio_fifo_read(fifo.pointer, planes, samples) == samples else {
                 throw .internal(averror: shim_averror(EIO), message: "av_audio_fifo_read")
             }
+            silenceDamage(chunk.pointer)
             chunk.pointer.pointee.pts = nextPts ?? 0
             nextPts = (nextPts ?? 0) + Int64(samples)
             try send(chunk.pointer, muxer: muxer, control: control)
@@ -166,6 +167,24 @@ final class AudioPipeline {
             if received == shim_averror_eagain() || received == shim_averror_eof() { return }
             if received < 0 { throw control.error(received, "encoding audio") }
             try muxer.write(packet.pointer, from: timeBase, to: output, control: control)
+        }
+    }
+}
+
+/// Damaged input can decode to NaN, infinities or samples so loud that the AAC encoder's transform overflows; it then
+/// refuses the frame ("Input contains (near) NaN/+-Inf", EINVAL), which would fail the job. Such samples are damage,
+/// not sound, and become silence.
+private func silenceDamage(_ frame: UnsafeMutablePointer<AVFrame>) {
+    let format = AVSampleFormat(rawValue: frame.pointee.format)
+    guard format == AV_SAMPLE_FMT_FLTP || format == AV_SAMPLE_FMT_FLT else { return }
+    let channels = Int(frame.pointee.ch_layout.nb_channels)
+    let planar = format == AV_SAMPLE_FMT_FLTP
+    let count = Int(frame.pointee.nb_samples) * (planar ? 1 : channels)
+    for plane in 0..<(planar ? channels : 1) {
+        guard let data = frame.pointee.extended_data[plane] else { continue }
+        data.withMemoryRebound(to: Float.self, capacity: count) { samples in
+            // Full scale is 1; NaN fails the comparison too.
+            for i in 0..<count where !(abs(samples[i]) <= 65536) { samples[i] = 0 }
         }
     }
 }

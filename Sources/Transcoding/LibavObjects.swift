@@ -56,6 +56,29 @@ final class CodecContext {
     }
 }
 
+final class BitstreamFilter {
+    let pointer: UnsafeMutablePointer<AVBSFContext>
+
+    /// `name` set up for packets of a stream with these parameters and time base.
+    init(_ name: String, parameters: UnsafePointer<AVCodecParameters>, timeBase: AVRational) throws(TranscodeError) {
+        guard let filter = av_bsf_get_by_name(name) else {
+            throw .internal(averror: shim_averror(ENOSYS), message: "the \(name) bitstream filter is not available")
+        }
+        var allocated: UnsafeMutablePointer<AVBSFContext>? = nil
+        try check(av_bsf_alloc(filter, &allocated), "allocating \(name)")
+        guard let allocated else { throw .internal(averror: shim_averror(ENOMEM), message: "av_bsf_alloc") }
+        pointer = allocated
+        try check(avcodec_parameters_copy(pointer.pointee.par_in, parameters), "copying \(name) parameters")
+        pointer.pointee.time_base_in = timeBase
+        try check(av_bsf_init(pointer), "initialising \(name)")
+    }
+
+    deinit {
+        var context: UnsafeMutablePointer<AVBSFContext>? = pointer
+        av_bsf_free(&context)
+    }
+}
+
 final class Scaler {
     let pointer: OpaquePointer
 

@@ -9,6 +9,8 @@ public struct MediaProbe: Sendable, Equatable {
         public var index: Int
         public var kind: Kind
         public var codec: String
+        /// libav's name for the codec profile ("LC", "Main", "High"), when it has one.
+        public var profile: String?
         public var pixelFormat: String?
         public var width: Int
         public var height: Int
@@ -19,6 +21,8 @@ public struct MediaProbe: Sendable, Equatable {
         public var rotation: Double
         /// Decoded frames, when asked to decode.
         public var frameCount: Int?
+        /// Decoded audio samples per channel, when asked to decode.
+        public var sampleCount: Int?
         /// First decoded frame's start to the last one's end, seconds, when asked to decode.
         public var decodedDuration: Double?
         /// Frames or packets that failed to decode, when asked to decode.
@@ -72,6 +76,7 @@ public struct MediaProbe: Sendable, Equatable {
             kind == .video ? av_get_pix_fmt_name(AVPixelFormat(rawValue: parameters.format)).map { String(cString: $0) } : nil
         return Stream(
             index: Int(stream.pointee.index), kind: kind, codec: String(cString: avcodec_get_name(parameters.codec_id)),
+            profile: avcodec_profile_name(parameters.codec_id, parameters.profile).map { String(cString: $0) },
             pixelFormat: pixelFormat, width: Int(parameters.width), height: Int(parameters.height),
             sampleRate: Int(parameters.sample_rate), channels: Int(parameters.ch_layout.nb_channels),
             channelLayout: layout, rotation: rotation)
@@ -81,6 +86,7 @@ public struct MediaProbe: Sendable, Equatable {
         let decoder: CodecContext
         let timeBase: AVRational
         var frames = 0
+        var samples = 0
         var errors = 0
         var first: Int64?
         var end: Int64 = 0
@@ -109,6 +115,7 @@ public struct MediaProbe: Sendable, Equatable {
                 if status == shim_averror_eagain() || status == shim_averror_eof() { break }
                 if status < 0 { counter.errors += 1; continue }
                 counter.frames += 1
+                counter.samples += Int(frame.pointer.pointee.nb_samples)
                 if let pts = saneTimestamp(frame.pointer.pointee.best_effort_timestamp) {
                     if counter.first == nil { counter.first = pts }
                     let duration: Int64 =
@@ -130,8 +137,40 @@ public struct MediaProbe: Sendable, Equatable {
         for (i, stream) in streams.enumerated() {
             guard let counter = counters[stream.index] else { continue }
             streams[i].frameCount = counter.frames
+            if stream.kind == .audio { streams[i].sampleCount = counter.samples }
             streams[i].decodeErrors = counter.errors
             streams[i].decodedDuration = counter.first.map { Double(counter.end - $0) * av_q2d(counter.timeBase) }
         }
+    }
+}
+
+extension MediaProbe {
+    /// One packet as the container holds it.
+    public struct DemuxedPacket: Sendable, Equatable {
+        /// Presentation time, seconds; nil when the container gives none.
+        public var time: Double?
+        public var duration: Double
+        public var bytes: [UInt8]
+    }
+
+    /// Every packet of the first stream of `kind`, in file order, undecoded: to check that a copied stream is the
+    /// input's, byte for byte.
+    public static func packets(_ location: MediaLocation, of kind: Kind) throws(TranscodeError) -> [DemuxedPacket] {
+        Libav.configureLogging()
+        let control = JobControl(cancellation: nil, timeLimitSeconds: nil)
+        let demuxer = try Demuxer(location, limits: TranscodeOptions.Limits(), control: control)
+        guard let stream = demuxer.streams.first(where: { describe($0).kind == kind }) else { return [] }
+        let timeBase = av_q2d(stream.pointee.time_base)
+        let packet = try Packet()
+        var packets: [DemuxedPacket] = []
+        while av_read_frame(demuxer.context, packet.pointer) >= 0 {
+            defer { av_packet_unref(packet.pointer) }
+            let read = packet.pointer.pointee
+            guard read.stream_index == stream.pointee.index else { continue }
+            packets.append(DemuxedPacket(
+                time: saneTimestamp(read.pts).map { Double($0) * timeBase }, duration: Double(read.duration) * timeBase,
+                bytes: read.size > 0 ? Array(UnsafeBufferPointer(start: read.data, count: Int(read.size))) : []))
+        }
+        return packets
     }
 }

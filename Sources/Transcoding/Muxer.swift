@@ -40,6 +40,32 @@ final class Muxer {
         return stream
     }
 
+    /// A new output stream carrying an input stream's parameters, for packets copied as they are; `extradata`
+    /// replaces the input's.
+    func addStream(
+        copying parameters: UnsafePointer<AVCodecParameters>, timeBase: AVRational, extradata: [UInt8]? = nil
+    ) throws(TranscodeError) -> UnsafeMutablePointer<AVStream> {
+        guard let stream = avformat_new_stream(context, nil) else {
+            throw .internal(averror: shim_averror(ENOMEM), message: "avformat_new_stream")
+        }
+        let output = stream.pointee.codecpar!
+        try check(avcodec_parameters_copy(output, parameters), "copying stream parameters")
+        // The input container's tag (AVI's, Matroska's) means nothing in MP4; the muxer picks its own.
+        output.pointee.codec_tag = 0
+        if let extradata {
+            av_freep(&output.pointee.extradata)
+            output.pointee.extradata_size = 0
+            guard let buffer = av_mallocz(extradata.count + Int(AV_INPUT_BUFFER_PADDING_SIZE)) else {
+                throw .internal(averror: shim_averror(ENOMEM), message: "av_mallocz")
+            }
+            buffer.copyMemory(from: extradata, byteCount: extradata.count)
+            output.pointee.extradata = buffer.assumingMemoryBound(to: UInt8.self)
+            output.pointee.extradata_size = Int32(extradata.count)
+        }
+        stream.pointee.time_base = timeBase
+        return stream
+    }
+
     func writeHeader(control: JobControl) throws(TranscodeError) {
         var options: OpaquePointer? = nil
         defer { av_dict_free(&options) }

@@ -20,6 +20,8 @@ public struct SyntheticClip: Sendable {
     public var rotation = 0.0
     public var sampleRate = 44100
     public var channels = 2
+    /// libav's name for the audio encoder's profile ("aac_main"), or nil for its default (AAC-LC for "aac").
+    public var audioProfile: String? = nil
 
     public struct Info: Sendable, Equatable {
         public var videoFrames: Int
@@ -149,7 +151,7 @@ public struct SyntheticClip: Sendable {
         enc.pointee.time_base = AVRational(num: 1, den: Int32(sampleRate))
         enc.pointee.bit_rate = 96_000
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
-        try encoder.open()
+        try encoder.open(options: audioProfile.map { ["profile": $0] } ?? [:])
         guard let stream = avformat_new_stream(muxer.context, nil) else { throw .internal(averror: shim_averror(ENOMEM), message: "stream") }
         try check(avcodec_parameters_from_context(stream.pointee.codecpar, enc), "parameters")
         stream.pointee.time_base = enc.pointee.time_base

@@ -8,8 +8,11 @@ public struct TranscodeReport: Sendable, Equatable {
     public var width: Int
     public var height: Int
     public var videoFrames: Int
+    /// Audio samples written at or after time 0 (encoder priming not counted).
     public var audioSamples: Int64
     public var hasAudio: Bool
+    /// The input's AAC-LC packets were copied as they were, rather than decoded and encoded again.
+    public var audioCopied: Bool
     /// The input container's duration, seconds (nil when it does not say).
     public var inputDuration: Double?
     /// First to last video frame written, including the last frame's own duration, seconds.
@@ -20,14 +23,16 @@ public struct TranscodeReport: Sendable, Equatable {
 
     public var summary: String {
         let input = inputDuration.map { "\(secondsText($0)) s" } ?? "unknown"
-        return "frames=\(videoFrames) size=\(width)x\(height) audio=\(hasAudio ? "aac" : "none") "
+        let audio = !hasAudio ? "none" : audioCopied ? "aac(copy)" : "aac(encoded)"
+        return "frames=\(videoFrames) size=\(width)x\(height) audio=\(audio) "
             + "duration=\(secondsText(outputDuration)) s (input \(input)) "
             + "bytes=\(inputBytes)->\(outputBytes) time=\(secondsText(seconds)) s"
     }
 }
 
-/// Transcodes `input` to a web-ready MP4 at `output`: H.264 yuv420p + AAC, `+faststart`, the input's timing and
-/// display rotation kept. Runs on the calling thread until done; `cancellation` stops it from another thread.
+/// Transcodes `input` to a web-ready MP4 at `output`: H.264 yuv420p + AAC (AAC-LC input copied, other audio
+/// encoded), `+faststart`, the input's timing and display rotation kept. Runs on the calling thread until done;
+/// `cancellation` stops it from another thread.
 @discardableResult
 public func transcode(
     input: MediaLocation, output: MediaLocation, options: TranscodeOptions = TranscodeOptions(),
@@ -45,9 +50,9 @@ public func transcode(
     let startTime = demuxer.context.pointee.start_time
     let video = try VideoPipeline(
         stream: videoStream, demuxer: demuxer, muxer: muxer, options: options, startTime: startTime)
-    let audio: AudioPipeline? =
+    let audio: (any AudioOutput)? =
         if options.audio, let stream = demuxer.bestAudioStream(related: videoStream.pointee.index) {
-            try AudioPipeline(stream: stream, muxer: muxer, options: options, startTime: startTime)
+            try makeAudioOutput(stream: stream, muxer: muxer, options: options, startTime: startTime)
         } else { nil }
     // Streams we do not carry are not even demuxed.
     for stream in demuxer.streams where stream != video.input && stream != audio?.input {
@@ -70,11 +75,11 @@ public func transcode(
         if packet.pointer.pointee.stream_index == video.input.pointee.index {
             try video.decode(packet.pointer, muxer: muxer, control: control)
         } else if let audio, packet.pointer.pointee.stream_index == audio.input.pointee.index {
-            try audio.decode(packet.pointer, muxer: muxer, control: control)
+            try audio.process(packet.pointer, muxer: muxer, control: control)
         }
     }
     try video.decode(nil, muxer: muxer, control: control)
-    try audio?.decode(nil, muxer: muxer, control: control)
+    try audio?.process(nil, muxer: muxer, control: control)
     guard video.framesEncoded > 0 else { throw .corruptInput("no video frame could be decoded") }
     try muxer.finish(control: control)
 
@@ -85,8 +90,9 @@ public func transcode(
         inputVideoCodec: String(cString: avcodec_get_name(parameters.codec_id)),
         width: Int(video.width), height: Int(video.height),
         videoFrames: video.framesEncoded,
-        audioSamples: audio?.samplesEncoded ?? 0,
+        audioSamples: audio?.samplesWritten ?? 0,
         hasAudio: audio != nil,
+        audioCopied: audio?.isCopy ?? false,
         inputDuration: duration == shim_nopts_value() ? nil : Double(duration) / Double(AV_TIME_BASE),
         outputDuration: Double(video.endPts - (video.firstPts ?? 0)) * av_q2d(video.timeBase),
         inputBytes: demuxer.io.bytesRead,

@@ -8,7 +8,7 @@ public struct TranscodeOptions: Sendable, Equatable {
     public var maxWidth: Int? = nil
     /// Largest output height, as `maxWidth`.
     public var maxHeight: Int? = nil
-    /// Whether the first audio stream is kept (re-encoded to AAC).
+    /// Whether the first audio stream is kept: copied when it is AAC-LC already, else re-encoded to AAC-LC.
     public var audio: Bool = true
     /// Encoder and decoder threads; 0 lets libav pick one per core.
     public var threads: Int = 0

@@ -53,6 +53,20 @@ struct TranscodeTests {
         }
     }
 
+    @Test("the trial clip: its 11 frames, and no audio because it has none")
+    func trialClip() async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            let input = try Fixture.trialClip()
+            #expect(try MediaProbe.probe(.path(input)).audio == nil)
+            let report = try transcode(input: .path(input), output: .path(scratch.path("out.mp4")))
+            #expect(report.videoFrames == 11)
+            #expect(!report.hasAudio && report.summary.contains(" audio=none "))
+            let probe = try MediaProbe.probe(.path(scratch.path("out.mp4")), decode: true)
+            #expect(probe.video?.frameCount == 11 && probe.audio == nil)
+        }
+    }
+
     @Test("a 90° rotation survives", arguments: [90.0, -90.0, 180.0])
     func rotationKept(_ degrees: Double) async throws {
         try await onThread {
