@@ -138,7 +138,9 @@ final class BodySource: Sendable {
         guard let onSplice else { preconditionFailure("splice(into:) on a body without a socket") }
         // A duplicate the loop owns: should this task be cancelled and close its file while the loop still works,
         // the loop's descriptor stays valid (and the number cannot be reused under it).
-        let duplicate = dup(descriptor)
+        // Close-on-exec, or a child started meanwhile by anyone in the process would keep the file (and its disk
+        // space) alive for as long as it runs.
+        let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
         guard duplicate >= 0 else { throw RequestBodyError.writeFailed(errno: errno) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int64, any Error>) in
