@@ -84,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HarnessTests",
-            dependencies: ["HarnessCore", "Transcoding", "TestSupport"]
+            dependencies: ["HarnessCore", "Transcoding", "TestSupport", "CLinux"]
         ),
         .executableTarget(
             name: "media-fuzz",

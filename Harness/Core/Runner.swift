@@ -80,14 +80,12 @@ public enum Runner {
     private static func work(_ configuration: RunConfiguration, _ shared: Shared, start: UInt64) {
         let client = UploadClient(endpoint: configuration.endpoint, temporaryDirectory: configuration.temporaryDirectory)
         let timeout = UInt64(configuration.timeout * 1e9)
-        var random = SystemRandomNumberGenerator()
         while true {
             let index = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
             guard index < configuration.requests else { return }
             let input = configuration.inputs[index % configuration.inputs.count]
             let target = configuration.endpoint.target(videoID: "harness-\(index)", query: configuration.query)
-            let disconnect = Disconnect.plan(
-                percent: configuration.disconnectPercent, uploadBytes: input.size, using: &random)
+            let disconnect = Disconnect.plan(percent: configuration.disconnectPercent, uploadBytes: input.size)
             let begin = monotonicNanos()
             let result = client.post(
                 target: target, input: input.fd, size: input.size, deadline: begin + timeout, disconnect: disconnect)

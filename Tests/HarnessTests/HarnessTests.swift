@@ -216,9 +216,8 @@ struct HarnessPartsTests {
 
     @Test("disconnect plans: none at 0 %, always at 100 %, about one in ten at 10 %, moments within bounds")
     func disconnectPlans() {
-        var random = SystemRandomNumberGenerator()
-        #expect((0..<1000).allSatisfy { _ in Disconnect.plan(percent: 0, uploadBytes: 100, using: &random) == nil })
-        let all = (0..<3000).compactMap { _ in Disconnect.plan(percent: 100, uploadBytes: 100, using: &random) }
+        #expect((0..<1000).allSatisfy { _ in Disconnect.plan(percent: 0, uploadBytes: 100) == nil })
+        let all = (0..<3000).compactMap { _ in Disconnect.plan(percent: 100, uploadBytes: 100) }
         #expect(all.count == 3000)
         for plan in all {
             switch plan.moment {
@@ -232,7 +231,7 @@ struct HarnessPartsTests {
         #expect(all.contains { if case .waiting = $0.moment { true } else { false } })
         #expect(all.contains { if case .receiving = $0.moment { true } else { false } })
         #expect(all.contains { $0.reset } && all.contains { !$0.reset })
-        let tenth = (0..<10_000).compactMap { _ in Disconnect.plan(percent: 10, uploadBytes: 100, using: &random) }
+        let tenth = (0..<10_000).compactMap { _ in Disconnect.plan(percent: 10, uploadBytes: 100) }
         #expect((800...1200).contains(tenth.count), "\(tenth.count) of 10,000")
     }
 

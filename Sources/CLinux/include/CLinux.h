@@ -49,6 +49,11 @@ static inline void clinux_malloc_thresholds(int mmap_threshold, int trim_thresho
     mallopt(M_TRIM_THRESHOLD, trim_threshold);
 }
 
+/* posix_spawn_file_actions_addclosefrom_np (glibc 2.34): a child gets no descriptor of ours beyond `lowest`, so a
+   test's service cannot hold the test runner's pipes open after the test process is gone. */
+#include <spawn.h>
+int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
+
 /* The calling thread's nice value (Linux keeps one per thread; threads it creates inherit it). */
 int clinux_nice_this_thread(int nice);
 
