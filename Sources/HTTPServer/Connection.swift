@@ -38,9 +38,11 @@ final class Connection: Selectable, @unchecked Sendable {
     /// The body being spliced into the handler's file, if it asked for that.
     var bodySplice: BodySplice?
 
-    /// Membership of the loop's `ReusableConnections` (which alone changes these).
+    /// Membership of the loop's `ReusableConnections` (which alone changes these). `olderReusable` is unowned: the
+    /// list holds every member strongly and clears the link when one leaves, and a weak reference would cost atomic
+    /// side-table traffic on every request of a keep-alive connection.
     var isReusable = false
-    weak var olderReusable: Connection?
+    unowned(unsafe) var olderReusable: Connection?
     var newerReusable: Connection?
 
     enum TimerKind { case none, header, keepAlive, body, write, linger }

@@ -119,7 +119,8 @@ extension Connection {
             loop.reusable.remove(self)
         }
         guard kind != timer else { return }
-        let now = Sys.monotonicNanos()
+        // The clock only for a body's pace: most changes (header → keep-alive and back) do not need it.
+        let now = timer == .body || kind == .body ? Sys.monotonicNanos() : 0
         if timer == .body { bodyWaited &+= now &- bodyWaitStart }
         if kind == .body { bodyWaitStart = now }
         timer = kind
