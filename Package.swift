@@ -74,7 +74,9 @@ let package = Package(
             dependencies: ["Transcoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TranscodeBench"
         ),
-        .testTarget(name: "TranscodingTests", dependencies: ["Transcoding", "CLinux", "TestSupport"]),
+        // Regressions/ holds inputs the tests read by path, not resources to bundle.
+        .testTarget(
+            name: "TranscodingTests", dependencies: ["Transcoding", "CLinux", "TestSupport"], exclude: ["Regressions"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport"]),
         .testTarget(
