@@ -12,12 +12,7 @@ struct AudioCase: CustomTestStringConvertible, Sendable {
     var testDescription: String { name }
 
     static func make(_ name: String, _ file: String, _ configure: (inout SyntheticClip) -> Void) -> AudioCase {
-        var clip = SyntheticClip()
-        clip.width = 160
-        clip.height = 120
-        clip.seconds = 1.5
-        configure(&clip)
-        return AudioCase(name: name, file: file, clip: clip)
+        AudioCase(name: name, file: file, clip: smallClip(configure))
     }
 
     static let copied: [AudioCase] = [

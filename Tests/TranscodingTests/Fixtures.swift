@@ -13,12 +13,7 @@ struct Fixture: CustomTestStringConvertible, Sendable {
     var testDescription: String { name }
 
     static func make(_ name: String, _ file: String, _ configure: (inout SyntheticClip) -> Void) -> Fixture {
-        var clip = SyntheticClip()
-        clip.width = 160
-        clip.height = 120
-        clip.seconds = 1.5
-        configure(&clip)
-        return Fixture(name: name, file: file, clip: clip)
+        Fixture(name: name, file: file, clip: smallClip(configure))
     }
 
     static let all: [Fixture] = [
@@ -74,4 +69,14 @@ func topLevelBoxes(_ path: String) throws -> [String] {
         offset += size
     }
     return boxes
+}
+
+/// The fixtures' clip: 1.5 s at 160x120, then whatever the case changes.
+func smallClip(_ configure: (inout SyntheticClip) -> Void) -> SyntheticClip {
+    var clip = SyntheticClip()
+    clip.width = 160
+    clip.height = 120
+    clip.seconds = 1.5
+    configure(&clip)
+    return clip
 }
