@@ -44,23 +44,7 @@ public final class TempFile: @unchecked Sendable {
 
     deinit { if descriptor >= 0 { close(descriptor) } }
 
-    /// Appends all of `bytes`, however many write calls that takes.
-    public func write(_ bytes: [UInt8]) throws(TempFileError) {
-        precondition(descriptor >= 0, "TempFile used after take()")
-        var offset = 0
-        while offset < bytes.count {
-            do {
-                offset += try syscallValue("write") {
-                    bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-                }
-            } catch {
-                throw TempFile.error(error.errno.rawValue)
-            }
-        }
-        size += Int64(bytes.count)
-    }
-
-    /// Counts `count` bytes that someone else appended through the descriptor (the server's splice).
+    /// Counts `count` bytes appended through the descriptor (the server writes the upload; see Routes).
     public func appended(_ count: Int64) { size += count }
 
     /// Hands the descriptor over (to the HTTP server, which closes it after sending); this object forgets it.
