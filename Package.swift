@@ -48,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "ffmpeg-processor",
             dependencies: [
-                "Transcoding", "TranscodeService",
+                "Transcoding", "TranscodeService", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -65,7 +65,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "harness",
-            dependencies: ["HarnessCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "HarnessCore", "HTTPServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Harness",
             exclude: ["Core"]
         ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPServer
 import HarnessCore
 
 /// Puts a deployment of the service on trial, as in the original experiment ("1000 requests at once, each with a
@@ -66,7 +67,9 @@ struct HarnessCommand: ParsableCommand {
         configuration.timeout = timeout
         configuration.verify = verify
         configuration.disconnectPercent = disconnect
-        Runner.raiseDescriptorLimit()
+        // Each request thread holds a socket and a temp file at once: a thousand of them need more than the usual
+        // soft limit of 1024 descriptors.
+        raiseDescriptorLimit()
         let report = Runner.run(configuration)
         print(report.text)
         if let json { try report.writeJSON(to: json) }

@@ -110,13 +110,4 @@ public enum Runner {
             }
         }
     }
-
-    /// Each thread holds a socket and a temp file at once: a thousand of them need more than the usual soft limit
-    /// of 1024 descriptors. The command calls it; `run` does not, since the limit belongs to the whole process.
-    public static func raiseDescriptorLimit() {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
-        limit.rlim_cur = limit.rlim_max
-        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Glibc
+import HTTPServer
 import Logging
 import TranscodeService
 import Transcoding
@@ -94,20 +95,6 @@ struct ServeCommand: AsyncParsableCommand {
         await service.drainAndStop()
         logger.info("stopped")
     }
-}
-
-/// Lifts the soft RLIMIT_NOFILE to the hard one, as nginx's worker_rlimit_nofile or Go's runtime do: the soft limit
-/// (often 1024) exists for old select() users, and a server of ten thousand connections needs more. Returns the
-/// limit now in force.
-func raiseDescriptorLimit() -> Int {
-    var limit = rlimit()
-    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-    if limit.rlim_cur < limit.rlim_max {
-        var raised = limit
-        raised.rlim_cur = limit.rlim_max
-        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
-    }
-    return limit.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(limit.rlim_cur)
 }
 
 /// SIGTERM and SIGINT as events instead of process death.
