@@ -221,17 +221,7 @@ extension ServerTests {
 
     @Test("the async handler also serves 1000 concurrent connections")
     func thousandHandlerConnections() async throws {
-        let baseline = await stableDescriptorCount()
-        try await withServer { port, server in
-            try await blocking {
-                var clients: [TestClient] = []
-                for _ in 0..<1000 { clients.append(try TestClient(port: port)) }
-                for (i, client) in clients.enumerated() { try client.send("GET /\(i) HTTP/1.1\r\nHost: t\r\n\r\n") }
-                for (i, client) in clients.enumerated() { #expect(try client.readResponse().text == "/\(i)") }
-            }
-            #expect(await eventually { server.openConnections == 0 })
-        }
-        #expect(openDescriptorCount() == baseline)
+        try await expectEachConnectionServed(1000)
     }
 
     @Test("stopAccepting closes the listener but lets open connections finish")
@@ -372,17 +362,7 @@ extension ServerTests {
 
     @Test("several event-loop threads share the listener and serve every connection")
     func severalLoops() async throws {
-        let baseline = await stableDescriptorCount()
-        try await withServer(ServerConfiguration(eventLoopThreads: 4)) { port, server in
-            try await blocking {
-                var clients: [TestClient] = []
-                for _ in 0..<200 { clients.append(try TestClient(port: port)) }
-                for (i, client) in clients.enumerated() { try client.send("GET /\(i) HTTP/1.1\r\nHost: t\r\n\r\n") }
-                for (i, client) in clients.enumerated() { #expect(try client.readResponse().text == "/\(i)") }
-            }
-            #expect(await eventually { server.openConnections == 0 })
-        }
-        #expect(openDescriptorCount() == baseline)
+        try await expectEachConnectionServed(200, ServerConfiguration(eventLoopThreads: 4))
     }
 
     @Test("RequestBody.bytes feeds a handler without a socket")
@@ -392,5 +372,21 @@ extension ServerTests {
         for try await chunk in body { sizes.append(chunk.count) }
         #expect(sizes == [30, 30, 30, 10])
         #expect(body.expectedLength == 100)
+    }
+
+    /// `count` connections open at once, each asking for its own path and getting it back; then every connection
+    /// and descriptor is gone.
+    func expectEachConnectionServed(_ count: Int, _ configuration: ServerConfiguration = .init()) async throws {
+        let baseline = await stableDescriptorCount()
+        try await withServer(configuration) { port, server in
+            try await blocking {
+                var clients: [TestClient] = []
+                for _ in 0..<count { clients.append(try TestClient(port: port)) }
+                for (i, client) in clients.enumerated() { try client.send("GET /\(i) HTTP/1.1\r\nHost: t\r\n\r\n") }
+                for (i, client) in clients.enumerated() { #expect(try client.readResponse().text == "/\(i)") }
+            }
+            #expect(await eventually { server.openConnections == 0 })
+        }
+        #expect(openDescriptorCount() == baseline)
     }
 }

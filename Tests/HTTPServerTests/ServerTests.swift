@@ -37,16 +37,6 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
     return condition()
 }
 
-/// `eventually` for blocking code (inside `blocking`).
-func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        usleep(20_000)
-    }
-    return condition()
-}
-
 /// The descriptor count once Dispatch's own descriptors (its queues and the timerfd behind `Task.sleep`, all
 /// opened on first use) exist.
 func stableDescriptorCount() async -> Int {

@@ -149,22 +149,33 @@ public final class TestClient {
     }
 }
 
-/// Open descriptors of this process: connection-heavy tests check they return to the baseline.
-public func openDescriptorCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
+/// Open descriptors of this process (or of `pid`): connection-heavy tests check they return to the baseline.
+public func openDescriptorCount(pid: Int32? = nil) -> Int {
+    guard let dir = opendir("/proc/\(pid.map(String.init) ?? "self")/fd") else { return -1 }
     defer { closedir(dir) }
     var count = 0
     while readdir(dir) != nil { count += 1 }
     return count - 3  // ".", ".." and the directory stream itself
 }
 
-/// What each open descriptor points at, for a failing descriptor-count expectation's message.
-public func describeDescriptors() -> [String] {
+/// What each open descriptor (below 200) points at, for a failing descriptor-count expectation's message.
+public func describeDescriptors(pid: Int32? = nil) -> [String] {
+    let folder = "/proc/\(pid.map(String.init) ?? "self")/fd"
     var out: [String] = []
     for fd in 0..<200 {
         var buffer = [CChar](repeating: 0, count: 256)
-        let n = readlink("/proc/self/fd/\(fd)", &buffer, 255)
+        let n = readlink("\(folder)/\(fd)", &buffer, 255)
         if n > 0 { out.append("\(fd)=\(String(cString: buffer))") }
     }
     return out
+}
+
+/// Polls `condition` every 20 ms for up to `seconds`, from blocking code (the async tests have `eventually`).
+public func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
 }

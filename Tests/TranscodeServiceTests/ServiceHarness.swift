@@ -30,10 +30,7 @@ final class RunningService: Sendable {
 
     /// Sends `body` as a POST and reads the answer.
     func post(_ target: String, body: [UInt8], extraHeaders: String = "") throws -> TestClient.Response {
-        let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
-        try client.send("POST \(target) HTTP/1.1\r\nHost: test\r\nContent-Length: \(body.count)\r\n\(extraHeaders)\r\n")
-        try client.send(body)
-        return try client.readResponse()
+        try TranscodeServiceTests.post(port: port, target, body: body, extraHeaders: extraHeaders)
     }
 
     func get(_ target: String) throws -> TestClient.Response {
@@ -64,13 +61,16 @@ final class RunningService: Sendable {
     /// True once no descriptor points into the temp folder. The server closes a response's file after the last
     /// byte is sent and a handler may finish just after the server answered for it, so this polls briefly.
     func tempFilesClosed(within seconds: Double = 3) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !openTempFiles.isEmpty {
-            if Date() > deadline { return false }
-            usleep(10_000)
-        }
-        return true
+        waitUntil(seconds) { openTempFiles.isEmpty }
     }
+}
+
+/// Sends `body` as a POST to a service on `port` (in this process or not) and reads the answer.
+func post(port: Int, _ target: String, body: [UInt8], extraHeaders: String = "") throws -> TestClient.Response {
+    let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
+    try client.send("POST \(target) HTTP/1.1\r\nHost: test\r\nContent-Length: \(body.count)\r\n\(extraHeaders)\r\n")
+    try client.send(body)
+    return try client.readResponse()
 }
 
 /// Clips shared by the service tests, written once per process.
