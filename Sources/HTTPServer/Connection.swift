@@ -168,7 +168,7 @@ final class Connection: Selectable, @unchecked Sendable {
                 switch event {
                 case .body(let bytes):
                     bodyReceived += UInt64(bytes.count)
-                    if timer == .body { loop.setDeadline(self, after: bodyTimeout(now: Sys.monotonicNanos())) }
+                    bodyProgressed()
                     if let splice = bodySplice {
                         // Demand stays on: the splice wants everything.
                         guard spliceBuffered(bytes, splice) else { return }

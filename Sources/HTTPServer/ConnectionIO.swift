@@ -23,9 +23,7 @@ extension Connection {
             return
         }
         if lingering { return }
-        if let ex = exchange, timer == .body, ex.bodyDemand {
-            loop.setDeadline(self, after: bodyTimeout(now: Sys.monotonicNanos()))
-        }
+        bodyProgressed()
         inbound.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
 
@@ -148,6 +146,11 @@ extension Connection {
         guard context.minBodyRate > 0 else { return .max }
         let (earned, overflow) = bodyReceived.multipliedReportingOverflow(by: 1_000_000_000)
         return overflow ? .max : context.bodyRateGrace &+ earned / context.minBodyRate
+    }
+
+    /// Body bytes arrived: the body timer (if it runs) counts again from now, and from what the rate now allows.
+    func bodyProgressed() {
+        if timer == .body { loop.setDeadline(self, after: bodyTimeout(now: Sys.monotonicNanos())) }
     }
 
     /// Until the next body deadline: the idle timeout, or sooner the moment the average rate falls under the minimum.

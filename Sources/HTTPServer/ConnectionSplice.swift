@@ -65,7 +65,7 @@ extension Connection {
             parser.skipBody(Int64(moved))
             bodyReceived += UInt64(moved)
         }
-        if timer == .body { loop.setDeadline(self, after: bodyTimeout(now: Sys.monotonicNanos())) }
+        bodyProgressed()
         if left == 0 {
             _ = try? parser.parse([])  // the `.end`
             ex.bodyComplete = true
@@ -86,9 +86,9 @@ extension Connection {
                 pending -= n
             } catch where error.errno.rawValue == EINVAL {
                 // A filesystem that cannot take a splice: through the loop's buffer, then.
-                let buffer = loop.readBuffer
-                let n = Glibc.read(pipe.read, buffer.baseAddress, min(pending, buffer.count))
-                guard n > 0 else { return EIO }
+                let room = loop.readBuffer
+                let buffer = UnsafeMutableRawBufferPointer(rebasing: room[0..<min(pending, room.count)])
+                guard case .processed(let n)? = try? Sys.read(pipe.read, buffer), n > 0 else { return EIO }
                 if let code = writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: file) { return code }
                 pending -= n
             } catch {

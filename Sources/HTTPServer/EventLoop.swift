@@ -78,7 +78,7 @@ final class EventLoop: @unchecked Sendable {
     /// Discards what a failed splice left in the pipe, so the next body does not start with someone else's bytes.
     func emptySplicePipe() {
         guard let pipe = splicePipe else { return }
-        while Glibc.read(pipe.read, readBuffer.baseAddress, readBuffer.count) > 0 {}
+        while case .processed(let n)? = try? Sys.read(pipe.read, readBuffer), n > 0 {}
     }
 
     // MARK: From any thread
