@@ -34,13 +34,7 @@ attack() {
         --data-binary @"$UPLOAD_FILE" "$SERVICE_URL/hostile-$name") || fail "$name: the upload failed"
     [ "${upload%% *}" = 200 ] || fail "$name: the upload got ${upload%% *}: $(cat "$OUT/answer.mp4")"
     wait "$attacker" || true
-    local settled=""
-    for _ in $(seq 300); do
-        if curl -fsS "$SERVICE_URL/about" | grep -q '"running":0,"queued":0' && [ "$(service_fds)" -eq "$BASELINE_FDS" ]
-        then settled=1; break; fi
-        sleep 0.1
-    done
-    [ -n "$settled" ] || fail "$name: not back to baseline: $(service_fds) descriptors (baseline $BASELINE_FDS)"
+    service_settles 30 "$BASELINE_FDS" || fail "$name: not back to baseline: $(service_fds) descriptors (baseline $BASELINE_FDS)"
     local closed; closed=$(grep -a 'closed:' "$OUT/$name.log" | tail -1 | grep -o '[0-9]*$' || echo "?")
     printf '%-10s %s attack connections open at %2d s: %4d; /about %s s; upload %s s; closed by the service: %s;' \
         "$name" "$CONNECTIONS" "$after" "$open" "${about#* }" "${upload#* }" "$closed"

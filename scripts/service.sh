@@ -35,3 +35,14 @@ service_fd_baseline() {
     sleep 1
     service_fds
 }
+
+# True once, within SECONDS, /about shows nothing running or queued and the descriptors are back to BASELINE.
+service_settles() { # seconds baseline
+    for _ in $(seq $(( $1 * 10 ))); do
+        if curl -fsS "$SERVICE_URL/about" | grep -q '"running":0,"queued":0' && [ "$(service_fds)" -eq "$2" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}

@@ -26,12 +26,6 @@ PID=$SERVICE_PID
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$PID/status"; }
 fail() { echo "soak: FAILED: $*" >&2; exit 1; }
 
-# True once /about says nothing is running or queued and the descriptors are back to the baseline.
-settled() {
-    curl -fsS "$SERVICE_URL/about" | grep -q '"queued":0,.*"running":0\|"running":0,.*"queued":0' || return 1
-    [ "$(service_fds)" -eq "$BASELINE_FDS" ]
-}
-
 BASELINE_FDS=$(service_fd_baseline)
 args=(--url "$SERVICE_URL" --requests "$REQUESTS" --concurrency "$CONCURRENCY" --disconnect "$DISCONNECT" --timeout 300)
 [ -f "$SOAK_FILE" ] && args+=(--file "$SOAK_FILE")
@@ -41,12 +35,7 @@ echo "soak: $ROUNDS rounds of $REQUESTS requests at concurrency $CONCURRENCY, $D
 warm_rss=""
 for round in $(seq "$ROUNDS"); do
     report=$("$BIN/harness" "${args[@]}") || { echo "$report"; fail "round $round: not every kept request got a valid MP4"; }
-    ok=""
-    for _ in $(seq 200); do
-        if settled; then ok=1; break; fi
-        sleep 0.05
-    done
-    [ -n "$ok" ] || fail "round $round: not settled after 10 s: $(service_fds) descriptors (baseline $BASELINE_FDS): $(ls -l /proc/$PID/fd | tail -n +2 | awk '{ print $NF }' | tr '\n' ' ')"
+    service_settles 10 "$BASELINE_FDS" || fail "round $round: not settled after 10 s: $(service_fds) descriptors (baseline $BASELINE_FDS): $(ls -l /proc/$PID/fd | tail -n +2 | awk '{ print $NF }' | tr '\n' ' ')"
     [ -z "$(ls -A "$TMP")" ] || fail "round $round: files left in the temp folder: $(ls -A "$TMP")"
     if ls -l "/proc/$PID/fd" | grep -q "$TMP"; then fail "round $round: a descriptor still points into the temp folder"; fi
     rss=$(rss_kb)
