@@ -25,7 +25,7 @@ public final class TempFile: @unchecked Sendable {
         do {
             descriptor = try TempFile.openAnonymous(in: directory)
         } catch {
-            throw TempFile.error(error.errno.rawValue)
+            throw TempFileError(errno: error.errno.rawValue)
         }
     }
 
@@ -55,6 +55,4 @@ public final class TempFile: @unchecked Sendable {
 
     /// The descriptor, still owned by this object.
     public var borrowedDescriptor: Int32 { descriptor }
-
-    private static func error(_ code: Int32) -> TempFileError { TempFileError(errno: code) }
 }
