@@ -113,7 +113,7 @@ final class Connection: Selectable, @unchecked Sendable {
 
     override func deadlineReached() {
         let kind = timer
-        let tooSlow = kind == .body && bodyTooSlow(now: Sys.monotonicNanos())
+        let tooSlow = kind == .body && bodyTooSlow(now: loop.now)
         timer = .none
         switch kind {
         case .none: return

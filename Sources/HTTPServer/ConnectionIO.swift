@@ -117,8 +117,7 @@ extension Connection {
             loop.reusable.remove(self)
         }
         guard kind != timer else { return }
-        // The clock only for a body's pace: most changes (header → keep-alive and back) do not need it.
-        let now = timer == .body || kind == .body ? Sys.monotonicNanos() : 0
+        let now = loop.now
         if timer == .body { bodyWaited &+= now &- bodyWaitStart }
         if kind == .body { bodyWaitStart = now }
         timer = kind
@@ -150,7 +149,7 @@ extension Connection {
 
     /// Body bytes arrived: the body timer (if it runs) counts again from now, and from what the rate now allows.
     func bodyProgressed() {
-        if timer == .body { loop.setDeadline(self, after: bodyTimeout(now: Sys.monotonicNanos())) }
+        if timer == .body { loop.setDeadline(self, after: bodyTimeout(now: loop.now)) }
     }
 
     /// Until the next body deadline: the idle timeout, or sooner the moment the average rate falls under the minimum.

@@ -52,18 +52,18 @@ final class Epoll {
         _ = try syscallValue("epoll_ctl") { epoll_ctl(fd, op, descriptor, &event) }
     }
 
-    /// Waits up to `timeoutMillis` (-1: forever) and calls `body` with each ready token.
-    func wait(timeoutMillis: Int32, _ body: (UInt64, EpollEvents) -> Void) throws(IOError) {
+    /// Waits up to `timeoutMillis` (-1: forever) and returns how many events are ready; read them with `ready(_:)`.
+    func wait(timeoutMillis: Int32) throws(IOError) -> Int {
         let raw = events.assumingMemoryBound(to: epoll_event.self)
-        let count: Int32
         switch try syscall("epoll_wait", { epoll_wait(fd, raw, Int32(capacity), timeoutMillis) }) {
-        case .processed(let n): count = n
-        case .wouldBlock: return
+        case .processed(let n): return Int(n)
+        case .wouldBlock: return 0
         }
-        let stride = clinux_epoll_event_size()
-        for index in 0..<Int(count) {
-            let event = (events + index * stride).assumingMemoryBound(to: epoll_event.self)
-            body(clinux_epoll_event_data(event), EpollEvents(rawValue: clinux_epoll_event_events(event)))
-        }
+    }
+
+    /// The token and events of the `index`th ready event of the last `wait`.
+    func ready(_ index: Int) -> (token: UInt64, events: EpollEvents) {
+        let event = (events + index * clinux_epoll_event_size()).assumingMemoryBound(to: epoll_event.self)
+        return (clinux_epoll_event_data(event), EpollEvents(rawValue: clinux_epoll_event_events(event)))
     }
 }

@@ -30,6 +30,10 @@ final class EventLoop: @unchecked Sendable {
     private var timers = TimerHeap()
     private var running = true
     private var thread: pthread_t?
+    /// The monotonic clock as of this turn of the loop, read once after each `epoll_wait` rather than per request,
+    /// as nginx does: deadlines are seconds long, so a turn's few microseconds do not matter. Every deadline and
+    /// body pace on this loop counts in it.
+    private(set) var now = Sys.monotonicNanos()
 
     private struct Pending {
         var tasks: [() -> Void] = []
@@ -190,7 +194,7 @@ final class EventLoop: @unchecked Sendable {
     /// re-pushed when it comes due. Only an earlier deadline pushes a new entry.
     func setDeadline(_ selectable: Selectable, after nanos: UInt64?) {
         guard let nanos else { selectable.deadline = nil; return }
-        let due = Sys.monotonicNanos() &+ nanos
+        let due = now &+ nanos
         selectable.deadline = due
         if let scheduled = selectable.scheduledAt, scheduled <= due { return }
         selectable.scheduledAt = due
@@ -202,17 +206,21 @@ final class EventLoop: @unchecked Sendable {
     private func run() {
         while running {
             let timeout = nextTimeoutMillis()
+            let count: Int
             do {
-                try epoll.wait(timeoutMillis: timeout) { token, events in
-                    if token == 0 {
-                        drainWake()
-                    } else if let selectable = selectables[token] {
-                        selectable.handle(events)
-                    }
-                }
+                count = try epoll.wait(timeoutMillis: timeout)
             } catch {
                 // epoll_wait fails only on programming errors (EBADF/EINVAL); spinning would hide them.
                 fatalError("\(error)")
+            }
+            now = Sys.monotonicNanos()
+            for index in 0..<count {
+                let (token, events) = epoll.ready(index)
+                if token == 0 {
+                    drainWake()
+                } else if let selectable = selectables[token] {
+                    selectable.handle(events)
+                }
             }
             runPendingTasks()
             fireTimers()
@@ -251,7 +259,6 @@ final class EventLoop: @unchecked Sendable {
 
     private func fireTimers() {
         guard timers.first != nil else { return }
-        let now = Sys.monotonicNanos()
         while let entry = timers.first, entry.due <= now {
             timers.pop()
             guard let selectable = selectables[entry.token], selectable.scheduledAt == entry.due else { continue }
