@@ -12,7 +12,8 @@ let port = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 80
 let threads = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 1 : 1
 let about = ServerResponse(
     status: .ok, headerFields: [.contentType: "application/json"],
-    body: .bytes(Array(#"{"service":"ffmpeg-processor","message":"this is an experiment"}"#.utf8)))
+    body: .bytes(Array(#"{"service":"ffmpeg-processor","message":"this is an experiment"}"#.utf8))
+).prepared()
 
 // Block the stop signals before any thread exists, so the loop threads inherit the mask and sigwait sees them.
 var stopSignals = sigset_t()

@@ -74,7 +74,7 @@ final class Connection: Selectable, @unchecked Sendable {
             isHTTP10 = head.isHTTP10
             keepAlive = head.keepAlive
             expectContinue = head.expectContinue
-            isHEAD = head.request.method == .head
+            isHEAD = head.method == .head
             self.body = body
             self.bodyComplete = bodyComplete
         }
@@ -234,7 +234,7 @@ final class Connection: Selectable, @unchecked Sendable {
         default:
             bodyless = false
         }
-        if bodyless, let fastPath = context.fastPath, let response = fastPath(head.request) {
+        if bodyless, let fastPath = context.fastPath, let response = fastPath(head.requestLine) {
             let ex = Exchange(id: id, head: head, body: nil, bodyComplete: true)
             exchange = ex
             writeResponse(response, ex)

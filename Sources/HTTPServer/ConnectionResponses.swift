@@ -70,14 +70,13 @@ extension Connection {
 
     /// A handler cannot end an exchange with an interim (1xx) status: the client would wait for a final one.
     static func sanitized(_ response: ServerResponse) -> ServerResponse {
-        guard response.head.status.kind == .informational else { return response }
+        guard response.status.kind == .informational else { return response }
         dispose(response)
         return ServerResponse.problem(.internalServerError, detail: "the handler answered with an interim status")
     }
 
     func writeResponse(_ response: ServerResponse, _ ex: Exchange) {
-        // HTTPResponse.status is rebuilt from its pseudo field on every read: read it once.
-        let status = response.head.status
+        let status = response.status
         if case .stream = response.body {
             let id = ex.id
             ex.task = Task { [self] in await self.send(response, for: id) }
@@ -97,7 +96,16 @@ extension Connection {
             case .stream: break
             }
         }
-        queueHead(response.head, status: status, framing: framing, ex, forceClose: false)
+        if let prepared = response.preparedHead {
+            let close = closeAfterResponse(ex, forceClose: false) || prepared.asksClose
+            ex.responseStarted = true
+            outbound.append(contentsOf: prepared.bytes)
+            ex.closeAfter = ResponseWriter.serverFields(
+                framing: framing, close: close, keepAliveFor10: ex.isHTTP10, dateLine: loop.dateCache.current(),
+                serverLine: context.serverLine, into: &outbound)
+        } else {
+            queueHead(response.head, status: status, framing: framing, ex, forceClose: false)
+        }
         switch response.body {
         case .bytes(let bytes) where allowsBody && !ex.isHEAD:
             outbound.append(contentsOf: bytes)
@@ -116,12 +124,17 @@ extension Connection {
         _ head: HTTPResponse, status: HTTPResponse.Status, framing: ResponseWriter.BodyFraming, _ ex: Exchange,
         forceClose: Bool
     ) {
-        // A body left unread would be parsed as the next request: close instead.
-        let close = forceClose || !ex.keepAlive || !ex.bodyComplete || closing
         ex.responseStarted = true
         ex.closeAfter = ResponseWriter.head(
-            head, status: status, framing: framing, close: close, keepAliveFor10: ex.isHTTP10,
-            dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
+            head, status: status, framing: framing, close: closeAfterResponse(ex, forceClose: forceClose),
+            keepAliveFor10: ex.isHTTP10, dateLine: loop.dateCache.current(), serverLine: context.serverLine,
+            into: &outbound)
+    }
+
+    /// Whether the connection closes after this exchange's response, whatever the response itself asks.
+    private func closeAfterResponse(_ ex: Exchange, forceClose: Bool) -> Bool {
+        // A body left unread would be parsed as the next request: close instead.
+        forceClose || !ex.keepAlive || !ex.bodyComplete || closing
     }
 
     /// Releases what a response that will never be sent owns: its file descriptor.

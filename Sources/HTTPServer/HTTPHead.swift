@@ -81,11 +81,9 @@ extension HTTPParser {
         // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
         let (scheme, authority, path) =
             target.utf8.first == UInt8(ascii: "/") ? (nil, host, target) : Self.splitAbsoluteForm(target) ?? (nil, host, target)
-        let request = HTTPRequest(
-            method: method, scheme: scheme, authority: authority, path: path, headerFields: fields)
         return Head(
-            request: request, isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive,
-            expectContinue: expectContinue)
+            method: method, scheme: scheme, authority: authority, path: path, headerFields: fields,
+            isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive, expectContinue: expectContinue)
     }
 
     static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPRequestError) -> (HTTPRequest.Method, String, Bool) {

@@ -28,12 +28,24 @@ struct HTTPParser {
         case chunked
     }
 
+    /// A parsed, validated request head. The `HTTPRequest` is made only when asked for: the fast path never needs
+    /// it, and building one costs an allocation and a second validation of every pseudo-field.
     struct Head: Sendable {
-        var request: HTTPRequest
+        var method: HTTPRequest.Method
+        var scheme: String?
+        var authority: String?
+        var path: String
+        var headerFields: HTTPFields
         var isHTTP10: Bool
         var framing: Framing
         var keepAlive: Bool
         var expectContinue: Bool
+
+        var request: HTTPRequest {
+            HTTPRequest(method: method, scheme: scheme, authority: authority, path: path, headerFields: headerFields)
+        }
+
+        var requestLine: RequestLine { RequestLine(method: method, path: path) }
     }
 
     enum Event {

@@ -24,20 +24,26 @@ enum ResponseWriter {
         _ head: HTTPResponse, status: HTTPResponse.Status? = nil, framing: BodyFraming, close: Bool,
         keepAliveFor10: Bool, dateLine: [UInt8], serverLine: [UInt8], into out: inout [UInt8]
     ) -> Bool {
-        var close = close
-        let status = status ?? head.status
+        let asksClose = statusAndFields(head, status: status ?? head.status, into: &out)
+        return serverFields(
+            framing: framing, close: close || asksClose, keepAliveFor10: keepAliveFor10, dateLine: dateLine,
+            serverLine: serverLine, into: &out)
+    }
+
+    /// The status line and the handler's own fields, without those the server owns. Returns whether the handler
+    /// asked for `Connection: close`.
+    static func statusAndFields(_ head: HTTPResponse, status: HTTPResponse.Status, into out: inout [UInt8]) -> Bool {
+        var asksClose = false
         // Byte appends rather than string interpolation: this runs once per response on the loop thread.
         append("HTTP/1.1 ", to: &out)
         appendDecimal(status.code, into: &out)
         out.append(.space)
         out.append(contentsOf: status.reasonPhrase.utf8)
         append("\r\n", to: &out)
-        dateLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
-        serverLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
         for field in head.headerFields {
             switch ServerOwnedField(field.name.canonicalName) {
             case .connection:
-                close = close || HTTPParser.listElements([ArraySlice(field.value.utf8)]).contains {
+                asksClose = asksClose || HTTPParser.listElements([ArraySlice(field.value.utf8)]).contains {
                     HTTPParser.equalsIgnoringCase($0, "close")
                 }
             case .owned: continue
@@ -48,6 +54,18 @@ enum ResponseWriter {
                 append("\r\n", to: &out)
             }
         }
+        return asksClose
+    }
+
+    /// The fields the server owns (Date, Server, the framing, Connection) and the empty line that ends the head.
+    /// Returns `close`.
+    @discardableResult
+    static func serverFields(
+        framing: BodyFraming, close: Bool, keepAliveFor10: Bool, dateLine: [UInt8], serverLine: [UInt8],
+        into out: inout [UInt8]
+    ) -> Bool {
+        dateLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        serverLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
         switch framing {
         case .bodiless, .untilClose: break
         case .length(let n):
@@ -101,6 +119,21 @@ enum ResponseWriter {
 
     static let lastChunk = Array("0\r\n\r\n".utf8)
     static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+}
+
+/// A response's status line and own fields as wire bytes, made once (`ServerResponse.prepared()`) for a response
+/// sent again and again.
+struct PreparedHead: Sendable {
+    let bytes: [UInt8]
+    let status: HTTPResponse.Status
+    let asksClose: Bool
+
+    init(_ head: HTTPResponse) {
+        var bytes: [UInt8] = []
+        status = head.status
+        asksClose = ResponseWriter.statusAndFields(head, status: status, into: &bytes)
+        self.bytes = bytes
+    }
 }
 
 /// Response fields the server writes itself, told apart by length first: most fields need no string comparison.

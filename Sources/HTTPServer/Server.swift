@@ -6,7 +6,7 @@ import Synchronization
 final class ServerContext: Sendable {
     let configuration: ServerConfiguration
     let handler: HTTPHandler
-    let fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)?
+    let fastPath: FastPath?
     let serverLine: [UInt8]
     let headerTimeout: UInt64
     let bodyIdleTimeout: UInt64
@@ -19,7 +19,7 @@ final class ServerContext: Sendable {
     let splicedBytes = Atomic<Int64>(0)
 
     init(
-        configuration: ServerConfiguration, fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)?,
+        configuration: ServerConfiguration, fastPath: FastPath?,
         handler: @escaping HTTPHandler
     ) {
         self.configuration = configuration
@@ -81,7 +81,7 @@ public final class Server: Sendable {
     ///     directly, with no task hop. It must not block.
     ///   - handler: serves every other request, as a Swift task.
     public init(
-        configuration: ServerConfiguration, fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)? = nil,
+        configuration: ServerConfiguration, fastPath: FastPath? = nil,
         handler: @escaping HTTPHandler
     ) {
         context = ServerContext(configuration: configuration, fastPath: fastPath, handler: handler)

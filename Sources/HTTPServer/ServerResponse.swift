@@ -3,13 +3,29 @@ import HTTPTypes
 /// What a handler answers: a head and a body. The server sets `Content-Length` / `Transfer-Encoding`,
 /// `Date`, `Server` and `Connection` itself.
 public struct ServerResponse: Sendable {
-    public var head: HTTPResponse
+    public var head: HTTPResponse {
+        didSet { preparedHead = nil }
+    }
     public var body: ResponseBody
+    /// `head` as wire bytes, when `prepared()` made them; any change to `head` drops them.
+    private(set) var preparedHead: PreparedHead?
 
     public init(head: HTTPResponse, body: ResponseBody = .empty) {
         self.head = head
         self.body = body
     }
+
+    /// The same response with its status line and fields turned into bytes now, once, rather than each time it is
+    /// sent. For a response kept and answered many times (a fast-path answer); the body can still be replaced.
+    public func prepared() -> ServerResponse {
+        var copy = self
+        copy.preparedHead = PreparedHead(head)
+        return copy
+    }
+
+    /// The status, read from the prepared bytes' record when there is one (`HTTPResponse.status` parses its
+    /// pseudo-field on every read).
+    var status: HTTPResponse.Status { preparedHead?.status ?? head.status }
 
     public init(status: HTTPResponse.Status, headerFields: HTTPFields = [:], body: ResponseBody = .empty) {
         self.init(head: HTTPResponse(status: status, headerFields: headerFields), body: body)
@@ -62,3 +78,20 @@ public enum ResponseBody: Sendable {
 /// body to the end gets its response sent, and then the connection is closed (the remainder is not drained).
 /// The `Host` field of the request is in `request.authority`, not in `headerFields`.
 public typealias HTTPHandler = @Sendable (HTTPRequest, RequestBody) async -> ServerResponse
+
+/// What the fast path sees of a request: its method and its path (with the query, as sent). Nothing else is
+/// made for it, so answering on the fast path costs no `HTTPRequest`; an answer that depends on header fields
+/// belongs in the handler.
+public struct RequestLine: Sendable, Equatable {
+    public var method: HTTPRequest.Method
+    public var path: String
+
+    public init(method: HTTPRequest.Method, path: String) {
+        self.method = method
+        self.path = path
+    }
+}
+
+/// Called on the event loop for each request without a body; a non-nil response is written directly, with no
+/// task hop. It must not block.
+public typealias FastPath = @Sendable (RequestLine) -> ServerResponse?

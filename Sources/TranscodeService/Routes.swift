@@ -13,9 +13,9 @@ public struct Routes: Sendable {
     let logger: Logger
 
     /// Answers `/about` on the event loop itself: no task hop, so it stays fast while every worker is busy.
-    public func fastPath(_ request: HTTPRequest) -> ServerResponse? {
-        guard let path = request.path, path == "/about" || path.hasPrefix("/about?"),
-            request.method == .get || request.method == .head
+    public func fastPath(_ request: RequestLine) -> ServerResponse? {
+        let path = request.path
+        guard path == "/about" || path.hasPrefix("/about?"), request.method == .get || request.method == .head
         else { return nil }
         let response = about()
         metrics.requestFinished(route: "about", status: response.head.status.code, bytesIn: 0, bytesOut: 0)
@@ -129,10 +129,10 @@ public struct Routes: Sendable {
 
     private func about() -> ServerResponse {
         let counters = pool.counters
-        let versions = LibavVersions.all.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
-        let json = "{\"service\":\"ffmpeg-processor\",\"version\":\(jsonString(serviceVersion)),"
-            + "\"status\":\(jsonString(lifecycle.isDraining ? "draining" : "ok")),"
-            + "\"libav\":{\(versions.joined(separator: ","))},"
+        let draining = lifecycle.isDraining
+        let json = "{\"service\":\"ffmpeg-processor\",\"version\":\(Self.versionJSON),"
+            + "\"status\":\(draining ? "\"draining\"" : "\"ok\""),"
+            + Self.libavJSON
             + "\"workers\":\(counters.workers.load(ordering: .relaxed)),"
             + "\"running\":\(counters.running.load(ordering: .relaxed)),"
             + "\"queued\":\(counters.queued),"
@@ -141,11 +141,20 @@ public struct Routes: Sendable {
             + "\"failed\":\(counters.failed.load(ordering: .relaxed)),"
             + "\"rejected\":\(counters.rejected.load(ordering: .relaxed)),"
             + "\"uptime_seconds\":\(Int(lifecycle.uptime))}"
-        return ServerResponse(
-            status: lifecycle.isDraining ? .serviceUnavailable : .ok,
-            headerFields: [.contentType: "application/json", .cacheControl: "no-store"],
-            body: .bytes(Array(json.utf8)))
+        var response = draining ? Self.aboutDraining : Self.aboutOK
+        response.body = .bytes(Array(json.utf8))
+        return response
     }
+
+    /// What never changes in `/about`, made once: the head (prepared) and the constant parts of the JSON.
+    private static let aboutOK = ServerResponse(status: .ok, headerFields: aboutFields).prepared()
+    private static let aboutDraining = ServerResponse(status: .serviceUnavailable, headerFields: aboutFields).prepared()
+    private static let aboutFields: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
+    private static let versionJSON = jsonString(serviceVersion)
+    private static let libavJSON: String = {
+        let versions = LibavVersions.all.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
+        return "\"libav\":{\(versions.joined(separator: ","))},"
+    }()
 }
 
 public let serviceVersion = "0.1.0"

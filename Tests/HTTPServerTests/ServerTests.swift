@@ -15,7 +15,7 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 
 func withServer(
     _ configuration: ServerConfiguration = .init(),
-    fastPath: (@Sendable (HTTPRequest) -> ServerResponse?)? = nil,
+    fastPath: FastPath? = nil,
     handler: @escaping HTTPHandler = { request, _ in
         ServerResponse(status: .ok, body: .bytes(Array((request.path ?? "").utf8)))
     },
@@ -90,8 +90,8 @@ struct ServerTests {
 
     @Test("10 pipelined requests are answered in order", arguments: [false, true])
     func pipelined(fastPath: Bool) async throws {
-        let echo: @Sendable (HTTPRequest) -> ServerResponse? = { request in
-            ServerResponse(status: .ok, body: .bytes(Array((request.path ?? "").utf8)))
+        let echo: FastPath = { request in
+            ServerResponse(status: .ok, body: .bytes(Array(request.path.utf8)))
         }
         let fast = fastPath ? echo : nil
         try await withServer(fastPath: fast) { port, _ in
@@ -163,6 +163,55 @@ struct ServerTests {
                 #expect(response.header("X-Kept") == "1")
                 try client.send(Self.get)
                 #expect(try client.readResponse().text == "abc")
+            }
+        }
+    }
+
+    @Test("a prepared response goes out as its unprepared twin; a new body keeps it, a changed head drops it")
+    func preparedResponse() async throws {
+        let plain = ServerResponse(
+            status: .accepted, headerFields: [.contentType: "text/plain", .contentLength: "999", .init("X-Kept")!: "1"],
+            body: .bytes(Array("abc".utf8)))
+        let prepared = plain.prepared()
+        var newBody = prepared
+        newBody.body = .bytes(Array("longer body".utf8))
+        var newHead = prepared
+        newHead.head.status = .notFound
+        var closing = prepared
+        closing.head.headerFields[.connection] = "close"
+        let fast: FastPath = { [newBody, newHead, closing] request in
+            switch request.path {
+            case "/plain": plain
+            case "/prepared": prepared
+            case "/new-body": newBody
+            case "/new-head": newHead
+            case "/closing": closing.prepared()
+            default: nil
+            }
+        }
+        try await withServer(fastPath: fast) { port, _ in
+            try await blocking {
+                let client = try TestClient(port: port)
+                func get(_ path: String) throws -> TestClient.Response {
+                    try client.send("GET \(path) HTTP/1.1\r\nHost: t\r\n\r\n")
+                    return try client.readResponse()
+                }
+                func withoutDate(_ response: TestClient.Response) -> [String] {
+                    response.headers.filter { $0.0.lowercased() != "date" }.map { "\($0.0): \($0.1)" }
+                }
+                let a = try get("/plain")
+                let b = try get("/prepared")
+                #expect(b.status == 202 && b.text == "abc")
+                #expect(withoutDate(a) == withoutDate(b))
+                #expect(b.header("Content-Length") == "3")
+                let c = try get("/new-body")
+                #expect(c.text == "longer body")
+                #expect(c.header("Content-Length") == "11")
+                #expect(try get("/new-head").status == 404)
+                let d = try get("/closing")
+                #expect(d.status == 202)
+                #expect(d.headers.filter { $0.0.lowercased() == "connection" }.map(\.1) == ["close"])
+                #expect(client.isClosedByPeer())
             }
         }
     }
