@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # wrk against GET /about of http-bench-server (one event-loop thread) and of nginx (one worker) serving the same
 # bytes; prints both requests/second and the ratio. Needs: apt-get install wrk nginx-light.
-# Servers are pinned to CPU 0 and wrk to CPU 1 (when there are two), so each side gets one core.
+# Servers are pinned to CPU 0 and wrk to CPU 1 (when there are two), so each side gets one core. ROUNDS (5) runs of
+# DURATION (5s) each, alternating between the two servers; the figure to quote is the median ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-5}
 CONNECTIONS=${CONNECTIONS:-64}
 SWIFT_PORT=${SWIFT_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
@@ -85,14 +87,22 @@ run() {
 cpu() { awk '/^cpu / {printf "%s µs user + %s µs system per request", $2, $3}'; }
 
 NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
-echo "wrk -t1 -c$CONNECTIONS -d$DURATION GET /about"
-SWIFT_OUT=$(run "$SWIFT_PID" "$SWIFT_PORT")
-NGINX_OUT=$(run "$NGINX_WORKER" "$NGINX_PORT")
-echo "--- http-bench-server (1 loop thread)"; echo "$SWIFT_OUT"
-echo "--- nginx (1 worker)"; echo "$NGINX_OUT"
-SWIFT_RPS=$(echo "$SWIFT_OUT" | rps)
-NGINX_RPS=$(echo "$NGINX_OUT" | rps)
+# The machine is shared and noisy: ROUNDS alternating pairs, each pair's ratio taken side by side, and the median.
+echo "wrk -t1 -c$CONNECTIONS -d$DURATION GET /about, $ROUNDS alternating rounds"
+RATIOS=()
+for round in $(seq 1 "$ROUNDS"); do
+    SWIFT_OUT=$(run "$SWIFT_PID" "$SWIFT_PORT")
+    NGINX_OUT=$(run "$NGINX_WORKER" "$NGINX_PORT")
+    SWIFT_RPS=$(echo "$SWIFT_OUT" | rps)
+    NGINX_RPS=$(echo "$NGINX_OUT" | rps)
+    RATIO=$(awk -v a="$SWIFT_RPS" -v b="$NGINX_RPS" 'BEGIN { printf "%.2f", a / b }')
+    RATIOS+=("$RATIO")
+    printf 'round %d  http-bench-server: %s req/s (%s)  nginx: %s req/s (%s)  ratio %s\n' "$round" \
+        "$SWIFT_RPS" "$(echo "$SWIFT_OUT" | cpu)" "$NGINX_RPS" "$(echo "$NGINX_OUT" | cpu)" "$RATIO"
+done
+echo "--- last round, http-bench-server (1 loop thread)"; echo "$SWIFT_OUT"
+echo "--- last round, nginx (1 worker)"; echo "$NGINX_OUT"
 echo
-printf 'http-bench-server: %s req/s (%s)\nnginx:             %s req/s (%s)\nratio (ours/nginx): %s\n' \
-    "$SWIFT_RPS" "$(echo "$SWIFT_OUT" | cpu)" "$NGINX_RPS" "$(echo "$NGINX_OUT" | cpu)" \
-    "$(awk -v a="$SWIFT_RPS" -v b="$NGINX_RPS" 'BEGIN { printf "%.2f", a / b }')"
+printf 'ratio (ours/nginx), median of %d rounds: %s  (rounds: %s)\n' "$ROUNDS" \
+    "$(printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')" \
+    "${RATIOS[*]}"

@@ -18,8 +18,14 @@ final class Connection: Selectable, @unchecked Sendable {
     var outbound: [UInt8] = []
     var outboundStart = 0
     var pendingFile: (descriptor: Int32, offset: Int64, remaining: Int64)?
-    /// The task streaming a response, waiting for the socket to take more.
-    var streamWaiter: CheckedContinuation<Bool, Never>?
+    /// The task streaming a response, waiting for the socket to take more. Boxed, because checking an optional
+    /// `CheckedContinuation` (a resilient type) for nil is a runtime call, and it is checked on every flush.
+    var streamWaiter: StreamWaiter?
+
+    final class StreamWaiter {
+        let continuation: CheckedContinuation<Bool, Never>
+        init(_ continuation: CheckedContinuation<Bool, Never>) { self.continuation = continuation }
+    }
 
     var exchange: Exchange?
     var nextExchangeID: UInt64 = 0
@@ -305,7 +311,7 @@ final class Connection: Selectable, @unchecked Sendable {
             ex.task?.cancel()
             ex.body?.fail(.clientDisconnected)
         }
-        streamWaiter?.resume(returning: false)
+        streamWaiter?.continuation.resume(returning: false)
         streamWaiter = nil
         if let file = pendingFile {
             closeDescriptor(file.descriptor)

@@ -77,7 +77,7 @@ extension Connection {
         if progressed && timer == .write { loop.setDeadline(self, after: context.writeTimeout) }
         if let waiter = streamWaiter, pendingBytes <= Self.lowWater {
             streamWaiter = nil
-            waiter.resume(returning: true)
+            waiter.continuation.resume(returning: true)
         }
         if closing && !lingering && pendingBytes == 0 && pendingFile == nil {
             Sys.shutdownWrite(descriptor)

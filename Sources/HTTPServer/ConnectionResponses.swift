@@ -34,7 +34,7 @@ extension Connection {
         if ex.isHTTP10 { outbound.append(contentsOf: bytes) } else { ResponseWriter.chunk(bytes, into: &outbound) }
         flushOutput()
         if closed { done.resume(returning: false); return }
-        if pendingBytes <= Self.highWater { done.resume(returning: true) } else { streamWaiter = done }
+        if pendingBytes <= Self.highWater { done.resume(returning: true) } else { streamWaiter = StreamWaiter(done) }
         drive()
     }
 
@@ -51,7 +51,7 @@ extension Connection {
     /// Runs in the handler's task: hands a response to the loop, pulling a stream body at the socket's pace.
     func send(_ response: ServerResponse, for id: UInt64) async {
         let response = Self.sanitized(response)
-        guard case .stream(let stream) = response.body else {
+        guard case .streamed(let stream) = response.body else {
             loop.execute { self.responseReady(id, response) }
             return
         }
@@ -59,7 +59,7 @@ extension Connection {
             loop.execute { self.beginStream(id, response.head, done) }
         }
         guard wanted else { return }
-        for await chunk in stream where !chunk.isEmpty {
+        for await chunk in stream.chunks where !chunk.isEmpty {
             let more = await withCheckedContinuation { done in
                 loop.execute { self.streamChunk(id, chunk, done) }
             }
@@ -77,7 +77,7 @@ extension Connection {
 
     func writeResponse(_ response: ServerResponse, _ ex: Exchange) {
         let status = response.status
-        if case .stream = response.body {
+        if case .streamed = response.body {
             let id = ex.id
             ex.task = Task { [self] in await self.send(response, for: id) }
             return
@@ -93,7 +93,7 @@ extension Connection {
             case .empty: framing = .length(0)
             case .bytes(let bytes): framing = .length(Int64(bytes.count))
             case .file(_, let length): framing = .length(max(0, length))
-            case .stream: break
+            case .streamed: break
             }
         }
         if let prepared = response.preparedHead {

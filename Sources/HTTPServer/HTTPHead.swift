@@ -4,19 +4,36 @@ import HTTPTypes
 extension HTTPParser {
     /// Builds the head from its complete lines (`headBuffer` holds them without CRLF, `lineEnds` marks their ends).
     static func buildHead(_ headBuffer: [UInt8], lineEnds: [Int], limits: Limits) throws(HTTPRequestError) -> Head {
+        // Slices of a raw buffer rather than of the array: an ArraySlice retains and releases the array each time.
+        var result: Result<Head, HTTPRequestError>!
+        headBuffer.withUnsafeBufferPointer { buffer in
+            do throws(HTTPRequestError) {
+                result = .success(try buildHead(buffer, lineEnds: lineEnds, limits: limits))
+            } catch {
+                result = .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private static func buildHead(
+        _ headBuffer: UnsafeBufferPointer<UInt8>, lineEnds: [Int], limits: Limits
+    ) throws(HTTPRequestError) -> Head {
+        typealias Bytes = Slice<UnsafeBufferPointer<UInt8>>
         let requestLine = headBuffer[0..<lineEnds[0]]
         let (method, target, isHTTP10) = try Self.parseRequestLine(requestLine)
 
         var fields = HTTPFields()
         var host: String?
         var hostCount = 0
-        var contentLengths: [ArraySlice<UInt8>] = []
-        var transferCodings: [ArraySlice<UInt8>] = []
-        var connectionTokens: [ArraySlice<UInt8>] = []
-        var expectations: [ArraySlice<UInt8>] = []
+        var contentLengths: [Bytes] = []
+        var transferCodings: [Bytes] = []
+        var connectionTokens: [Bytes] = []
+        var expectations: [Bytes] = []
 
         var start = lineEnds[0]
-        for end in lineEnds.dropFirst() {
+        for index in 1..<lineEnds.count {
+            let end = lineEnds[index]
             let (name, value) = try Self.parseFieldLine(headBuffer[start..<end])
             start = end
             switch KnownField(name) {
@@ -86,7 +103,9 @@ extension HTTPParser {
             isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive, expectContinue: expectContinue)
     }
 
-    static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPRequestError) -> (HTTPRequest.Method, String, Bool) {
+    static func parseRequestLine(
+        _ line: Slice<UnsafeBufferPointer<UInt8>>
+    ) throws(HTTPRequestError) -> (HTTPRequest.Method, String, Bool) {
         guard let firstSpace = line.firstIndex(of: .space) else {
             throw HTTPRequestError(.badRequest, "malformed request line")
         }
@@ -125,7 +144,7 @@ extension HTTPParser {
     }
 
     /// The usual methods without building and validating a string.
-    static func commonMethod(_ bytes: ArraySlice<UInt8>) -> HTTPRequest.Method? {
+    static func commonMethod(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> HTTPRequest.Method? {
         switch bytes.count {
         case 3 where bytes.elementsEqual("GET".utf8): .get
         case 3 where bytes.elementsEqual("PUT".utf8): .put
@@ -153,7 +172,9 @@ extension HTTPParser {
     }
 
     /// `name ":" OWS value OWS`, strictly: no obs-fold, no space before the colon, no control characters.
-    static func parseFieldLine(_ line: ArraySlice<UInt8>) throws(HTTPRequestError) -> (ArraySlice<UInt8>, ArraySlice<UInt8>) {
+    static func parseFieldLine<Bytes: BidirectionalCollection<UInt8>>(
+        _ line: Bytes
+    ) throws(HTTPRequestError) -> (Bytes.SubSequence, Bytes.SubSequence) where Bytes.SubSequence == Bytes {
         guard let first = line.first else { throw HTTPRequestError(.badRequest, "empty field line") }
         if first == .space || first == .tab { throw HTTPRequestError(.badRequest, "obsolete line folding") }
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
@@ -165,7 +186,7 @@ extension HTTPParser {
             throw HTTPRequestError(.badRequest, "whitespace between field name and colon")
         }
         guard name.allSatisfy(isTokenByte) else { throw HTTPRequestError(.badRequest, "invalid character in field name") }
-        var value = line[(colon + 1)...]
+        var value = line[line.index(after: colon)...]
         while let b = value.first, b == .space || b == .tab { value = value.dropFirst() }
         while let b = value.last, b == .space || b == .tab { value = value.dropLast() }
         for b in value where (b < 0x20 && b != .tab) || b == 0x7F {
@@ -174,7 +195,9 @@ extension HTTPParser {
         return (name, value)
     }
 
-    static func parseContentLength(_ values: [ArraySlice<UInt8>]) throws(HTTPRequestError) -> Int64 {
+    static func parseContentLength<Bytes: BidirectionalCollection<UInt8>>(
+        _ values: [Bytes]
+    ) throws(HTTPRequestError) -> Int64 where Bytes.SubSequence == Bytes {
         var result: Int64?
         for element in listElements(values, keepEmpty: true) {
             guard !element.isEmpty, element.allSatisfy(isDigit) else {
@@ -195,8 +218,10 @@ extension HTTPParser {
     }
 
     /// Comma-separated list elements of all values, trimmed; empty elements dropped unless asked.
-    static func listElements(_ values: [ArraySlice<UInt8>], keepEmpty: Bool = false) -> [ArraySlice<UInt8>] {
-        var out: [ArraySlice<UInt8>] = []
+    static func listElements<Bytes: BidirectionalCollection<UInt8>>(
+        _ values: [Bytes], keepEmpty: Bool = false
+    ) -> [Bytes] where Bytes.SubSequence == Bytes {
+        var out: [Bytes] = []
         for value in values {
             for var element in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
                 while let b = element.first, b == .space || b == .tab { element = element.dropFirst() }
@@ -207,7 +232,7 @@ extension HTTPParser {
         return out
     }
 
-    static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ lowercase: StaticString) -> Bool {
+    static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
         return zip(bytes, expected).allSatisfy { lower($0) == $1 }
@@ -217,7 +242,7 @@ extension HTTPParser {
 private enum KnownField {
     case host, contentLength, transferEncoding, connection, expect, other
 
-    init(_ name: ArraySlice<UInt8>) {
+    init(_ name: Slice<UnsafeBufferPointer<UInt8>>) {
         switch name.count {
         case 4 where HTTPParser.equalsIgnoringCase(name, "host"): self = .host
         case 6 where HTTPParser.equalsIgnoringCase(name, "expect"): self = .expect

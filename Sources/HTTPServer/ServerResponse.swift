@@ -67,10 +67,21 @@ public enum ResponseBody: Sendable {
     /// Sent with sendfile(2) from the descriptor's current offset 0. The server owns the descriptor from here on
     /// and closes it when done or on any error, including when the response is never sent.
     case file(descriptor: Int32, length: Int64)
-    /// Sent with the chunked transfer coding (close-delimited to an HTTP/1.0 client). The server pulls the next
-    /// chunk only when the socket has taken the previous ones; a producer that must not run ahead of a slow client
-    /// should be pull-based (`AsyncStream(unfolding:)`), since `yield` on a continuation buffers without limit.
-    case stream(AsyncStream<[UInt8]>)
+    /// Sent with the chunked transfer coding (close-delimited to an HTTP/1.0 client); made by `stream(_:)`.
+    case streamed(ResponseStream)
+
+    /// The server pulls the next chunk only when the socket has taken the previous ones; a producer that must not
+    /// run ahead of a slow client should be pull-based (`AsyncStream(unfolding:)`), since `yield` on a continuation
+    /// buffers without limit.
+    public static func stream(_ chunks: AsyncStream<[UInt8]>) -> ResponseBody { .streamed(ResponseStream(chunks)) }
+}
+
+/// A stream body, boxed: `AsyncStream`'s layout is only known at run time (it lives in a resilient library), and as a
+/// bare payload it would make every copy of every `ResponseBody` and `ServerResponse` go through runtime calls.
+public final class ResponseStream: Sendable {
+    public let chunks: AsyncStream<[UInt8]>
+
+    public init(_ chunks: AsyncStream<[UInt8]>) { self.chunks = chunks }
 }
 
 /// The handler's `async` entry point: the request head and a lazily pulled body. It runs as a Swift task; when
