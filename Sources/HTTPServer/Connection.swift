@@ -15,7 +15,7 @@ final class Connection: Selectable, @unchecked Sendable {
 
     var inbound: [UInt8] = []
     var inboundStart = 0
-    var outbound: [UInt8] = []
+    var outbound = ByteBuffer()
     var outboundStart = 0
     var pendingFile: (descriptor: Int32, offset: Int64, remaining: Int64)?
     /// The task streaming a response, waiting for the socket to take more. Boxed, because checking an optional
@@ -141,7 +141,7 @@ final class Connection: Selectable, @unchecked Sendable {
         ex.bodyDemand = true
         if ex.expectContinue && !ex.continueSent && !ex.responseStarted {
             ex.continueSent = true
-            outbound.append(contentsOf: ResponseWriter.continueLine)
+            outbound.append(ResponseWriter.continueLine)
         }
         drive()
     }
@@ -293,7 +293,7 @@ final class Connection: Selectable, @unchecked Sendable {
         ResponseWriter.head(
             response.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,
             dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
-        outbound.append(contentsOf: body)
+        outbound.append(body)
         closing = true
         needsDrive = true
     }

@@ -34,8 +34,8 @@ extension Connection {
             if outboundStart < outbound.count {
                 let result: IOResult<Int>
                 do {
-                    result = try outbound.withUnsafeBytes { raw throws(IOError) in
-                        try Sys.send(descriptor, UnsafeRawBufferPointer(rebasing: raw[outboundStart...]))
+                    result = try outbound.withUnsafeBytes(from: outboundStart) { raw throws(IOError) in
+                        try Sys.send(descriptor, raw)
                     }
                 } catch {
                     abort()
@@ -69,7 +69,7 @@ extension Connection {
                     pendingFile = (file.descriptor, offset, remaining)
                 }
             } else {
-                outbound.removeAll(keepingCapacity: outbound.capacity <= 1 << 20)
+                outbound.removeAll(keepingCapacityUpTo: 1 << 20)
                 outboundStart = 0
                 break
             }

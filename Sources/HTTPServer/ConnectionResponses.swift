@@ -31,7 +31,7 @@ extension Connection {
             done.resume(returning: false)
             return
         }
-        if ex.isHTTP10 { outbound.append(contentsOf: bytes) } else { ResponseWriter.chunk(bytes, into: &outbound) }
+        if ex.isHTTP10 { outbound.append(bytes) } else { ResponseWriter.chunk(bytes, into: &outbound) }
         flushOutput()
         if closed { done.resume(returning: false); return }
         if pendingBytes <= Self.highWater { done.resume(returning: true) } else { streamWaiter = StreamWaiter(done) }
@@ -40,7 +40,7 @@ extension Connection {
 
     func endStream(_ id: UInt64) {
         guard let ex = exchange, ex.id == id, ex.responseStarted, !ex.responseEnded, !closed else { return }
-        if !ex.isHTTP10 { outbound.append(contentsOf: ResponseWriter.lastChunk) }
+        if !ex.isHTTP10 { outbound.append(ResponseWriter.lastChunk) }
         ex.responseEnded = true
         finishExchangeIfDone()
         drive()
@@ -99,7 +99,7 @@ extension Connection {
         if let prepared = response.preparedHead {
             let close = closeAfterResponse(ex, forceClose: false) || prepared.asksClose
             ex.responseStarted = true
-            outbound.append(contentsOf: prepared.bytes)
+            outbound.append(prepared.bytes)
             ex.closeAfter = ResponseWriter.serverFields(
                 framing: framing, close: close, keepAliveFor10: ex.isHTTP10, dateLine: loop.dateCache.current(),
                 serverLine: context.serverLine, into: &outbound)
@@ -108,7 +108,7 @@ extension Connection {
         }
         switch response.body {
         case .bytes(let bytes) where allowsBody && !ex.isHEAD:
-            outbound.append(contentsOf: bytes)
+            outbound.append(bytes)
         case .file(let fd, let length) where allowsBody && !ex.isHEAD && length > 0:
             pendingFile = (fd, 0, length)
         case .file(let fd, _):

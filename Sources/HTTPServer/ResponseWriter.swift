@@ -22,7 +22,7 @@ enum ResponseWriter {
     @discardableResult
     static func head(
         _ head: HTTPResponse, status: HTTPResponse.Status? = nil, framing: BodyFraming, close: Bool,
-        keepAliveFor10: Bool, dateLine: [UInt8], serverLine: [UInt8], into out: inout [UInt8]
+        keepAliveFor10: Bool, dateLine: [UInt8], serverLine: [UInt8], into out: inout ByteBuffer
     ) -> Bool {
         let asksClose = statusAndFields(head, status: status ?? head.status, into: &out)
         return serverFields(
@@ -32,14 +32,14 @@ enum ResponseWriter {
 
     /// The status line and the handler's own fields, without those the server owns. Returns whether the handler
     /// asked for `Connection: close`.
-    static func statusAndFields(_ head: HTTPResponse, status: HTTPResponse.Status, into out: inout [UInt8]) -> Bool {
+    static func statusAndFields(_ head: HTTPResponse, status: HTTPResponse.Status, into out: inout ByteBuffer) -> Bool {
         var asksClose = false
         // Byte appends rather than string interpolation: this runs once per response on the loop thread.
-        append("HTTP/1.1 ", to: &out)
+        out.append("HTTP/1.1 ")
         appendDecimal(status.code, into: &out)
         out.append(.space)
-        out.append(contentsOf: status.reasonPhrase.utf8)
-        append("\r\n", to: &out)
+        out.append(utf8: status.reasonPhrase)
+        out.append("\r\n")
         for field in head.headerFields {
             switch ServerOwnedField(field.name.canonicalName) {
             case .connection:
@@ -48,10 +48,10 @@ enum ResponseWriter {
                 }
             case .owned: continue
             case .other:
-                out.append(contentsOf: field.name.rawName.utf8)
-                append(": ", to: &out)
-                out.append(contentsOf: field.value.utf8)
-                append("\r\n", to: &out)
+                out.append(utf8: field.name.rawName)
+                out.append(": ")
+                out.append(utf8: field.value)
+                out.append("\r\n")
             }
         }
         return asksClose
@@ -62,34 +62,28 @@ enum ResponseWriter {
     @discardableResult
     static func serverFields(
         framing: BodyFraming, close: Bool, keepAliveFor10: Bool, dateLine: [UInt8], serverLine: [UInt8],
-        into out: inout [UInt8]
+        into out: inout ByteBuffer
     ) -> Bool {
-        dateLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
-        serverLine.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        out.append(dateLine)
+        out.append(serverLine)
         switch framing {
         case .bodiless, .untilClose: break
         case .length(let n):
-            append("Content-Length: ", to: &out)
+            out.append("Content-Length: ")
             appendDecimal(Int(n), into: &out)
-            append("\r\n", to: &out)
-        case .chunked: append("Transfer-Encoding: chunked\r\n", to: &out)
+            out.append("\r\n")
+        case .chunked: out.append("Transfer-Encoding: chunked\r\n")
         }
         if close {
-            append("Connection: close\r\n", to: &out)
+            out.append("Connection: close\r\n")
         } else if keepAliveFor10 {
-            append("Connection: keep-alive\r\n", to: &out)
+            out.append("Connection: keep-alive\r\n")
         }
-        append("\r\n", to: &out)
+        out.append("\r\n")
         return close
     }
 
-    /// Constant bytes straight from the binary: no array, so no reference counting per response.
-    @inline(__always)
-    static func append(_ text: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
-    }
-
-    static func appendDecimal(_ value: Int, into out: inout [UInt8]) {
+    static func appendDecimal(_ value: Int, into out: inout ByteBuffer) {
         guard value > 0 else {
             out.append(UInt8(ascii: "0"))
             return
@@ -105,16 +99,16 @@ enum ResponseWriter {
                 buffer[index] = UInt8(ascii: "0") + UInt8(n % 10)
                 n /= 10
             }
-            out.append(contentsOf: buffer[index...])
+            out.append(UnsafeRawBufferPointer(rebasing: buffer[index...]))
         }
     }
 
-    static func chunk(_ bytes: [UInt8], into out: inout [UInt8]) {
+    static func chunk(_ bytes: [UInt8], into out: inout ByteBuffer) {
         guard !bytes.isEmpty else { return }
-        out.append(contentsOf: String(bytes.count, radix: 16).utf8)
-        out.append(contentsOf: "\r\n".utf8)
-        out.append(contentsOf: bytes)
-        append("\r\n", to: &out)
+        out.append(utf8: String(bytes.count, radix: 16))
+        out.append("\r\n")
+        out.append(bytes)
+        out.append("\r\n")
     }
 
     static let lastChunk = Array("0\r\n\r\n".utf8)
@@ -129,10 +123,10 @@ struct PreparedHead: Sendable {
     let asksClose: Bool
 
     init(_ head: HTTPResponse) {
-        var bytes: [UInt8] = []
+        var buffer = ByteBuffer()
         status = head.status
-        asksClose = ResponseWriter.statusAndFields(head, status: status, into: &bytes)
-        self.bytes = bytes
+        asksClose = ResponseWriter.statusAndFields(head, status: status, into: &buffer)
+        bytes = buffer.bytes
     }
 }
 
