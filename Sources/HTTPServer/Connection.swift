@@ -241,6 +241,7 @@ final class Connection: Selectable, @unchecked Sendable {
             bodyless = false
         }
         if bodyless, let fastPath = context.fastPath, let response = fastPath(head.requestLine) {
+            if writeImmediately(response, to: head) { return }
             let ex = Exchange(id: id, head: head, body: nil, bodyComplete: true)
             exchange = ex
             writeResponse(response, ex)

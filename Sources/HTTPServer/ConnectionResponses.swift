@@ -86,6 +86,37 @@ extension Connection {
             writeResponse(Self.sanitized(response), ex)
             return
         }
+        ex.responseStarted = true
+        ex.closeAfter = queueWhole(
+            response, status: status, isHEAD: ex.isHEAD, isHTTP10: ex.isHTTP10,
+            close: closeAfterResponse(ex, forceClose: false))
+        ex.responseEnded = true
+        finishExchangeIfDone()
+    }
+
+    /// A fast-path answer to a bodyless request that needs no exchange object: a whole response in memory, queued
+    /// at once. Returns false, having done nothing, for any other response.
+    func writeImmediately(_ response: ServerResponse, to head: borrowing HTTPParser.Head) -> Bool {
+        switch response.body {
+        case .empty, .bytes: break
+        case .file, .streamed: return false
+        }
+        let status = response.status
+        guard status.kind != .informational else { return false }
+        let close = queueWhole(
+            response, status: status, isHEAD: head.method == .head, isHTTP10: head.isHTTP10,
+            close: !head.keepAlive || closing)
+        // What `finishExchangeIfDone` does at the end of an exchange.
+        timer = .none
+        if close { closing = true }
+        needsDrive = true
+        return true
+    }
+
+    /// Queues the head and body of a response that is not streamed; returns whether the connection closes after it.
+    private func queueWhole(
+        _ response: ServerResponse, status: HTTPResponse.Status, isHEAD: Bool, isHTTP10: Bool, close: Bool
+    ) -> Bool {
         let allowsBody = ResponseWriter.statusAllowsBody(status)
         var framing = ResponseWriter.BodyFraming.bodiless
         if allowsBody {
@@ -96,28 +127,28 @@ extension Connection {
             case .streamed: break
             }
         }
+        let closeAfter: Bool
         if let prepared = response.preparedHead {
-            let close = closeAfterResponse(ex, forceClose: false) || prepared.asksClose
-            ex.responseStarted = true
             outbound.append(prepared.bytes)
-            ex.closeAfter = ResponseWriter.serverFields(
-                framing: framing, close: close, keepAliveFor10: ex.isHTTP10, dateLine: loop.dateCache.current(),
-                serverLine: context.serverLine, into: &outbound)
+            closeAfter = ResponseWriter.serverFields(
+                framing: framing, close: close || prepared.asksClose, keepAliveFor10: isHTTP10,
+                dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
         } else {
-            queueHead(response.head, status: status, framing: framing, ex, forceClose: false)
+            closeAfter = ResponseWriter.head(
+                response.head, status: status, framing: framing, close: close, keepAliveFor10: isHTTP10,
+                dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
         }
         switch response.body {
-        case .bytes(let bytes) where allowsBody && !ex.isHEAD:
+        case .bytes(let bytes) where allowsBody && !isHEAD:
             outbound.append(bytes)
-        case .file(let fd, let length) where allowsBody && !ex.isHEAD && length > 0:
+        case .file(let fd, let length) where allowsBody && !isHEAD && length > 0:
             pendingFile = (fd, 0, length)
         case .file(let fd, _):
             closeDescriptor(fd)
         default:
             break
         }
-        ex.responseEnded = true
-        finishExchangeIfDone()
+        return closeAfter
     }
 
     func queueHead(

@@ -1,3 +1,4 @@
+import Glibc
 import HTTPTypes
 
 /// Parsing a complete request head into swift-http-types values, and the RFC 9110/9112 rules that judge it.
@@ -145,13 +146,17 @@ extension HTTPParser {
 
     /// The usual methods without building and validating a string.
     static func commonMethod(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> HTTPRequest.Method? {
+        // memcmp after the length: comparing with a String's UTF8View goes element by element through its index.
+        func equals(_ text: StaticString) -> Bool {
+            memcmp(bytes.base.baseAddress! + bytes.startIndex, text.utf8Start, text.utf8CodeUnitCount) == 0
+        }
         switch bytes.count {
-        case 3 where bytes.elementsEqual("GET".utf8): .get
-        case 3 where bytes.elementsEqual("PUT".utf8): .put
-        case 4 where bytes.elementsEqual("POST".utf8): .post
-        case 4 where bytes.elementsEqual("HEAD".utf8): .head
-        case 6 where bytes.elementsEqual("DELETE".utf8): .delete
-        default: nil
+        case 3 where equals("GET"): return .get
+        case 3 where equals("PUT"): return .put
+        case 4 where equals("POST"): return .post
+        case 4 where equals("HEAD"): return .head
+        case 6 where equals("DELETE"): return .delete
+        default: return nil
         }
     }
 

@@ -1,3 +1,4 @@
+import Glibc
 import HTTPTypes
 
 /// A request the server refuses itself. Every such error breaks or distrusts the framing, so the connection closes
@@ -181,7 +182,7 @@ struct HTTPParser {
             }
             // Copy the run of ordinary bytes up to the next CR or LF at once.
             let runStart = index
-            while index < input.count, input[index] != .cr, input[index] != .lf { index += 1 }
+            index = Self.firstLineBreak(in: input, from: index)
             if index > runStart {
                 headBuffer.append(contentsOf: UnsafeBufferPointer(rebasing: input[runStart..<index]))
                 lineLength += index - runStart
@@ -200,6 +201,16 @@ struct HTTPParser {
             sawCR = true
         }
         return (nil, input.count)
+    }
+
+    /// The index of the first CR or LF at or after `start`, or the end: memchr for the LF, then for a CR before it,
+    /// rather than a Swift loop over each byte.
+    private static func firstLineBreak(in input: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        let base = UnsafeRawPointer(input.baseAddress! + start)
+        let count = input.count - start
+        let lf = memchr(base, Int32(UInt8.lf), count).map { UnsafeRawPointer($0) - base } ?? count
+        let cr = memchr(base, Int32(UInt8.cr), lf).map { UnsafeRawPointer($0) - base } ?? lf
+        return start + cr
     }
 
     private mutating func resetHead() {
