@@ -11,7 +11,7 @@ extension Connection {
         let buffer = loop.readBuffer
         let result: IOResult<Int>
         do {
-            result = try Sys.read(descriptor, buffer)
+            result = try Sys.receive(descriptor, buffer)
         } catch {
             abort()
             return

@@ -68,6 +68,11 @@ enum Sys {
         try syscall("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
     }
 
+    /// recv(2) rather than read(2) on a socket: it skips the VFS layer (file position lock, access checks).
+    static func receive(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws(IOError) -> IOResult<Int> {
+        try syscall("recv") { Glibc.recv(fd, buffer.baseAddress, buffer.count, 0) }
+    }
+
     static func send(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(IOError) -> IOResult<Int> {
         try syscall("send") { Glibc.send(fd, buffer.baseAddress, buffer.count, clinux_msg_nosignal()) }
     }
