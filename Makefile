@@ -64,6 +64,7 @@ harness: release
 bench: bench-deps release
 	scripts/bench.sh
 	scripts/bench-service.sh
+	scripts/bench-http.sh
 	scripts/bench-about-busy.sh
 
 bench-engine: bench-deps release

@@ -25,7 +25,7 @@ public struct ServerResponse: Sendable {
 
     /// The status, read from the prepared bytes' record when there is one (`HTTPResponse.status` parses its
     /// pseudo-field on every read).
-    var status: HTTPResponse.Status { preparedHead?.status ?? head.status }
+    public var status: HTTPResponse.Status { preparedHead?.status ?? head.status }
 
     public init(status: HTTPResponse.Status, headerFields: HTTPFields = [:], body: ResponseBody = .empty) {
         self.init(head: HTTPResponse(status: status, headerFields: headerFields), body: body)

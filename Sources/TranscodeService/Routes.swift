@@ -18,7 +18,7 @@ public struct Routes: Sendable {
         guard path == "/about" || path.hasPrefix("/about?"), request.method == .get || request.method == .head
         else { return nil }
         let response = about()
-        metrics.requestFinished(route: "about", status: response.head.status.code, bytesIn: 0, bytesOut: 0)
+        metrics.requestFinished(route: "about", status: response.status.code, bytesIn: 0, bytesOut: 0)
         return response
     }
 
@@ -127,34 +127,44 @@ public struct Routes: Sendable {
         do { return try TempFile(directory: config.tmpDir) } catch { throw Problem(error) }
     }
 
+    /// Built as bytes from constant parts and the live figures: this runs on the event loop for every health check,
+    /// and a chain of String concatenations cost more than the rest of the request.
     private func about() -> ServerResponse {
         let counters = pool.counters
         let draining = lifecycle.isDraining
-        let json = "{\"service\":\"ffmpeg-processor\",\"version\":\(Self.versionJSON),"
-            + "\"status\":\(draining ? "\"draining\"" : "\"ok\""),"
-            + Self.libavJSON
-            + "\"workers\":\(counters.workers.load(ordering: .relaxed)),"
-            + "\"running\":\(counters.running.load(ordering: .relaxed)),"
-            + "\"queued\":\(counters.queued),"
-            + "\"capacity\":\(counters.capacity.load(ordering: .relaxed)),"
-            + "\"completed\":\(counters.completed.load(ordering: .relaxed)),"
-            + "\"failed\":\(counters.failed.load(ordering: .relaxed)),"
-            + "\"rejected\":\(counters.rejected.load(ordering: .relaxed)),"
-            + "\"uptime_seconds\":\(Int(lifecycle.uptime))}"
+        var json = draining ? Self.aboutDrainingJSON : Self.aboutOKJSON
+        json.reserveCapacity(json.count + 200)
+        func figure(_ name: StaticString, _ value: Int, last: Bool = false) {
+            json.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            json.append(contentsOf: String(value).utf8)
+            json.append(last ? UInt8(ascii: "}") : UInt8(ascii: ","))
+        }
+        figure("\"workers\":", counters.workers.load(ordering: .relaxed))
+        figure("\"running\":", counters.running.load(ordering: .relaxed))
+        figure("\"queued\":", counters.queued)
+        figure("\"capacity\":", counters.capacity.load(ordering: .relaxed))
+        figure("\"completed\":", counters.completed.load(ordering: .relaxed))
+        figure("\"failed\":", counters.failed.load(ordering: .relaxed))
+        figure("\"rejected\":", counters.rejected.load(ordering: .relaxed))
+        figure("\"uptime_seconds\":", Int(lifecycle.uptime), last: true)
         var response = draining ? Self.aboutDraining : Self.aboutOK
-        response.body = .bytes(Array(json.utf8))
+        response.body = .bytes(json)
         return response
     }
 
-    /// What never changes in `/about`, made once: the head (prepared) and the constant parts of the JSON.
+    /// What never changes in `/about`, made once: the head (prepared) and the JSON up to the live figures.
     private static let aboutOK = ServerResponse(status: .ok, headerFields: aboutFields).prepared()
     private static let aboutDraining = ServerResponse(status: .serviceUnavailable, headerFields: aboutFields).prepared()
     private static let aboutFields: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
-    private static let versionJSON = jsonString(serviceVersion)
-    private static let libavJSON: String = {
+    private static let aboutOKJSON = aboutJSONStart(status: "ok")
+    private static let aboutDrainingJSON = aboutJSONStart(status: "draining")
+
+    private static func aboutJSONStart(status: String) -> [UInt8] {
         let versions = LibavVersions.all.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
-        return "\"libav\":{\(versions.joined(separator: ","))},"
-    }()
+        let start = "{\"service\":\"ffmpeg-processor\",\"version\":\(jsonString(serviceVersion)),"
+            + "\"status\":\(jsonString(status)),\"libav\":{\(versions.joined(separator: ","))},"
+        return Array(start.utf8)
+    }
 }
 
 public let serviceVersion = "0.1.0"

@@ -7,7 +7,13 @@ import Prometheus
 public final class ServiceMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
-    private let requests = Locked<[String: CoreMetrics.Counter]>([:])
+    private let requests = Locked<[RequestKey: CoreMetrics.Counter]>([:])
+
+    /// A struct rather than an interpolated string: no allocation per request to find its counter.
+    private struct RequestKey: Hashable {
+        let route: String
+        let status: Int
+    }
     private let bytesIn: CoreMetrics.Counter
     private let bytesOut: CoreMetrics.Counter
     private let rejections: CoreMetrics.Counter
@@ -35,7 +41,7 @@ public final class ServiceMetrics: Sendable {
     }
 
     func requestFinished(route: String, status: Int, bytesIn: Int64, bytesOut: Int64) {
-        let key = "\(route) \(status)"
+        let key = RequestKey(route: route, status: status)
         let counter = requests.withLock { cache in
             if let counter = cache[key] { return counter }
             let counter = CoreMetrics.Counter(

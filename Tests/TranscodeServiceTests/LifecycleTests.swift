@@ -26,7 +26,20 @@ struct LifecycleTests {
                 if !running { usleep(20_000) }
             }
             #expect(running)
+            // A load balancer's health check on a connection it keeps: it must see the drain.
+            let health = try TestClient(port: port)
+            try health.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try health.readResponse().text.contains("\"status\":\"ok\""))
             kill(process.processIdentifier, SIGTERM)
+            var draining: TestClient.Response?
+            for _ in 0..<100 {
+                try health.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
+                let about = try health.readResponse()
+                if about.status == 503 { draining = about; break }
+                usleep(20_000)
+            }
+            #expect(draining?.text.contains("\"status\":\"draining\"") == true)
+            #expect(draining?.header("Cache-Control") == "no-store")
 
             let response = try client.readResponse()
             #expect(response.status == 200, "\(response.text)")
