@@ -2,8 +2,9 @@
 # GET /about while every worker transcodes (issue goal: p99 < 5 ms). The release service with its defaults gets a
 # stream of 720p uploads from the harness that keeps all its workers busy; meanwhile /about is measured twice: as a
 # health check would ask (one connection, requests one after another, curl's own timing) and flat out (wrk -t1 -c64
-# --latency). Fails if the workers were not all busy throughout. Runs with the workers at nice 0 and at the default
-# 10, side by side. PROBES (default 500), DURATION (wrk, default 10s), NICE_VALUES (default "0 10").
+# --latency). Fails if the workers were not all busy throughout. Runs with the workers at nice 0, at the default
+# nice 10 and under SCHED_IDLE (--worker-policy idle), side by side. PROBES (default 500), DURATION (wrk, default
+# 10s), POLICIES (default "nice:0 nice:10 idle").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROBES=${PROBES:-500}
@@ -17,9 +18,12 @@ command -v wrk >/dev/null || { echo "missing wrk: make bench-deps" >&2; exit 1; 
 source scripts/service.sh
 percentile() { sort -g "$OUT/probe.txt" | awk -v p="$1" '{ a[NR] = $1 } END { i = int(NR * p / 100 + 0.999); print a[i < 1 ? 1 : i] * 1000 }'; }
 
-# measure WORKER_NICE: one service, its workers kept busy, /about measured both ways.
+# measure POLICY (nice:N or idle): one service, its workers kept busy, /about measured both ways.
 measure() {
-    start_service --worker-nice "$1"
+    case "$1" in
+        nice:*) start_service --worker-policy nice --worker-nice "${1#nice:}" ;;
+        *) start_service --worker-policy "$1" ;;
+    esac
     local workers; workers=$(curl -fsS "$SERVICE_URL/about" | grep -o '"workers":[0-9]*' | cut -d: -f2)
     # Twice as many uploads in flight as workers, for longer than the measurements take.
     "$BIN/harness" --url "$SERVICE_URL" --file "$OUT/hd.mp4" --requests $((workers * 8)) \
@@ -45,5 +49,5 @@ measure() {
 
 echo "GET /about while every worker transcodes 720p ($(nproc) cores); sequential: $PROBES requests on one"
 echo "connection, ms; wrk: -t1 -c64 $DURATION"
-printf '%-12s %6s %6s %6s   %10s %8s %8s\n' "worker-nice" "p50" "p99" "max" "wrk req/s" "p50" "p99"
-for nice in ${NICE_VALUES:-0 10}; do measure "$nice"; done
+printf '%-12s %6s %6s %6s   %10s %8s %8s\n' "workers" "p50" "p99" "max" "wrk req/s" "p50" "p99"
+for policy in ${POLICIES:-nice:0 nice:10 idle}; do measure "$policy"; done

@@ -19,7 +19,7 @@ public final class Service: Sendable {
         }
         pool = WorkerPool(
             workers: config.workers, queueCapacity: config.queue, byteBudget: config.queueBytes,
-            niceness: Int32(config.workerNice))
+            niceness: Int32(config.workerNice), idlePolicy: config.workerPolicy == .idle)
         let routes = Routes(
             config: config, pool: pool, lifecycle: lifecycle, metrics: ServiceMetrics(counters: pool.counters),
             logger: logger)

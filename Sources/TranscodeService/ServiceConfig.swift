@@ -32,6 +32,9 @@ public struct ServiceConfig: Sendable {
     public var eventLoopThreads = 1
     /// The transcoding threads' nice value (0–19): above the event loop's 0, so a busy pool never delays a request.
     public var workerNice = 10
+    /// `.idle` puts the transcoding threads under SCHED_IDLE, for a machine (or container) that runs nothing else:
+    /// requests then preempt transcodes at once. The default `.nice` shares the CPU fairly with other programs.
+    public var workerPolicy = WorkerPolicy.nice
     public var maxConnections = 10_000
     /// Limits applied to every input.
     public var limits = TranscodeOptions.Limits()
@@ -60,6 +63,14 @@ public struct ServiceConfig: Sendable {
             + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s drain-timeout=\(drainTimeout)s log-level=\(logLevel) "
             + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections) header-timeout=\(headerTimeout)s "
             + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s "
-            + "worker-nice=\(workerNice)"
+            + "worker-policy=\(workerPolicy.rawValue) worker-nice=\(workerNice)"
     }
+}
+
+/// How the transcoding threads are scheduled against the event loop.
+public enum WorkerPolicy: String, Sendable, CaseIterable {
+    /// Normal scheduling at `workerNice`.
+    case nice
+    /// SCHED_IDLE.
+    case idle
 }

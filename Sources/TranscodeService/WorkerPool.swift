@@ -37,9 +37,12 @@ public actor WorkerPool {
     private var averageSeconds = 1.0
 
     /// `niceness`: the workers' nice value, inherited by the threads libav starts for them. Above the event loop's
-    /// 0, a transcode yields the core at once when a request comes in, so `/about` and uploads stay quick however
-    /// busy the pool; on an otherwise idle machine the jobs still get every cycle.
-    public init(workers: Int, queueCapacity: Int, byteBudget: Int64, niceness: Int32 = 0) {
+    /// 0, a transcode gets a tenth of the loop's share of a core when both want it, so `/about` and uploads stay
+    /// quick however busy the pool; on an otherwise idle machine the jobs still get every cycle. `idlePolicy`
+    /// (SCHED_IDLE, inherited the same way) goes further: a waking event loop preempts a transcode at once rather
+    /// than after the transcode's time slice, at the price of the jobs yielding to every other normal thread of
+    /// their scheduling group as well.
+    public init(workers: Int, queueCapacity: Int, byteBudget: Int64, niceness: Int32 = 0, idlePolicy: Bool = false) {
         precondition(workers >= 1 && queueCapacity >= 0 && byteBudget > 0)
         self.workers = workers
         self.queueCapacity = queueCapacity
@@ -53,6 +56,7 @@ public actor WorkerPool {
                 // Foundation keeps Thread.name to itself on Linux; this one shows in top -H and gdb.
                 _ = clinux_set_thread_name(pthread_self(), "transcode-\(index)")
                 if niceness != 0 { _ = clinux_nice_this_thread(niceness) }
+                if idlePolicy { _ = clinux_sched_idle_this_thread() }
                 WorkerPool.work(queue)
             }
             // x264 and the decoders use deep stacks; Foundation's default for secondary threads is small.

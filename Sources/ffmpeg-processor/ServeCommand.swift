@@ -24,6 +24,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Requests admitted beyond the running ones [QUEUE].") var queue: Int?
     @Option(help: "Nice value of the transcoding threads, 0-19, so they yield to the event loop [WORKER_NICE].")
     var workerNice: Int?
+    @Option(help: "nice (the default: normal scheduling at --worker-nice) or idle (SCHED_IDLE: requests preempt transcodes at once; for a machine or container that runs nothing else) [WORKER_POLICY].")
+    var workerPolicy: String?
     @Option(help: "Largest body in bytes [MAX_BODY].") var maxBody: Int64?
     @Option(help: "Declared upload bytes admitted at once [QUEUE_BYTES].") var queueBytes: Int64?
     @Option(help: "Folder for the anonymous temp files [TMP_DIR].") var tmpDir: String?
@@ -45,6 +47,12 @@ struct ServeCommand: AsyncParsableCommand {
         config.port = try port ?? env.number("PORT") ?? config.port
         config.workers = try workers ?? env.number("WORKERS") ?? config.workers
         config.workerNice = try workerNice ?? env.number("WORKER_NICE") ?? config.workerNice
+        if let policy = try workerPolicy ?? env.string("WORKER_POLICY") {
+            guard let parsed = WorkerPolicy(rawValue: policy) else {
+                throw ValidationError("worker-policy must be nice or idle, not \(policy)")
+            }
+            config.workerPolicy = parsed
+        }
         config.queue = try queue ?? env.number("QUEUE") ?? config.queue
         config.maxBody = try maxBody ?? env.number("MAX_BODY") ?? config.maxBody
         config.queueBytes = try queueBytes ?? env.number("QUEUE_BYTES") ?? config.queueBytes

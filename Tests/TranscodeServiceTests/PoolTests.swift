@@ -30,6 +30,23 @@ struct PoolTests {
         }
     }
 
+    @Test("--worker-policy idle: the workers and libav's threads run under SCHED_IDLE; the event loop does not")
+    func workerIdle() async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1, queue: 0) { $0.workerPolicy = .idle }
+            defer { running.stop() }
+            let busy = try startSlowJob(running)
+            #expect(try running.wait { $0["running"] as? Int == 1 })
+            usleep(300_000)  // x264 starts its own threads once the first frames reach it
+            let idle = 5  // SCHED_IDLE, a GNU-only constant the Swift Glibc module does not show
+            let threads = threadNices()
+            #expect(threads.contains { $0.name == "transcode-0" && $0.policy == idle }, "\(threads)")
+            #expect(threads.filter { $0.policy == idle }.count >= 2, "x264's threads inherit it: \(threads)")
+            #expect(threads.contains { $0.name.hasPrefix("http-loop") && $0.policy == 0 }, "\(threads)")
+            busy.reset()
+        }
+    }
+
     @Test("a full pool answers 503 with Retry-After and never reads the body")
     func full() async throws {
         try await onThread {
@@ -116,15 +133,15 @@ struct PoolTests {
 }
 
 /// This process's threads: name and nice value (field 19 of /proc/self/task/N/stat, after the parenthesised name).
-func threadNices() -> [(name: String, nice: Int)] {
+func threadNices() -> [(name: String, nice: Int, policy: Int)] {
     let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
     return tasks.compactMap { task in
         guard let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
             let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
         else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the name: state is field 3, so nice (field 19) is the 17th.
-        guard fields.count > 16, let nice = Int(fields[16]) else { return nil }
-        return (String(stat[stat.index(after: open)..<close]), nice)
+        // After the name: state is field 3, so nice (field 19) is the 17th and policy (field 41) the 39th.
+        guard fields.count > 38, let nice = Int(fields[16]), let policy = Int(fields[38]) else { return nil }
+        return (String(stat[stat.index(after: open)..<close]), nice, policy)
     }
 }

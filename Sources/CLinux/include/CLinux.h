@@ -57,6 +57,10 @@ int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 /* The calling thread's nice value (Linux keeps one per thread; threads it creates inherit it). */
 int clinux_nice_this_thread(int nice);
 
+/* The calling thread under SCHED_IDLE: it runs only on cycles no other thread of its group wants, and a waking
+   thread of normal policy preempts it at once (threads it creates inherit the policy). */
+int clinux_sched_idle_this_thread(void);
+
 /* pthread_setname_np is a GNU extension too; names show in top -H and gdb. */
 #include <pthread.h>
 int clinux_set_thread_name(pthread_t thread, const char *name);
