@@ -21,7 +21,8 @@ struct PoolTests {
             defer { running.stop() }
             let busy = try startSlowJob(running)
             #expect(try running.wait { $0["running"] as? Int == 1 })
-            usleep(300_000)  // x264 starts its own threads once the first frames reach it
+            // x264 starts its own threads once the first frames reach it, which can take a while on a busy machine.
+            _ = waitUntil(20) { threadNices().filter { $0.nice == 7 }.count >= 2 }
             let threads = threadNices()
             #expect(threads.contains { $0.name == "transcode-0" && $0.nice == 7 }, "\(threads)")
             #expect(threads.filter { $0.nice == 7 }.count >= 2, "x264's threads inherit it: \(threads)")
@@ -37,8 +38,10 @@ struct PoolTests {
             defer { running.stop() }
             let busy = try startSlowJob(running)
             #expect(try running.wait { $0["running"] as? Int == 1 })
-            usleep(300_000)  // x264 starts its own threads once the first frames reach it
             let idle = 5  // SCHED_IDLE, a GNU-only constant the Swift Glibc module does not show
+            // A SCHED_IDLE worker gets no cycle while the other tests of this process keep the cores busy, so x264
+            // may take long to start its threads.
+            _ = waitUntil(60) { threadNices().filter { $0.policy == idle }.count >= 2 }
             let threads = threadNices()
             #expect(threads.contains { $0.name == "transcode-0" && $0.policy == idle }, "\(threads)")
             #expect(threads.filter { $0.policy == idle }.count >= 2, "x264's threads inherit it: \(threads)")
