@@ -212,6 +212,12 @@ struct ServerTests {
                 #expect(d.status == 202)
                 #expect(d.headers.filter { $0.0.lowercased() == "connection" }.map(\.1) == ["close"])
                 #expect(client.isClosedByPeer())
+                // HTTP/1.0 without keep-alive: answered from the fast path, then closed; HEAD: the length, no body.
+                let old = try TestClient(port: port)
+                try old.send("HEAD /prepared HTTP/1.0\r\n\r\n")
+                let e = try old.readResponse(head: true)
+                #expect(e.status == 202 && e.header("Content-Length") == "3" && e.body.isEmpty)
+                #expect(old.isClosedByPeer())
             }
         }
     }
