@@ -6,9 +6,9 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 	pkg-config ffmpeg bc curl
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
-	bench-http bench-upload bench-about leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
+	bench-http bench-instructions bench-upload bench-about leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
 
-BENCH_PACKAGES := wrk nginx-light
+BENCH_PACKAGES := wrk nginx-light valgrind
 
 # Idempotent and quick when everything is present: only missing packages are installed.
 deps:
@@ -96,6 +96,10 @@ hostile: deps
 # GET /about while every worker transcodes, workers at nice 0 and at the default 10 (scripts/bench-about-busy.sh).
 bench-about: bench-deps release
 	scripts/bench-about-busy.sh
+
+# User-space instructions per GET /about under callgrind, this library's server against nginx: a noise-free figure.
+bench-instructions: bench-deps
+	scripts/bench-instructions.sh
 
 # A 1 GiB upload into a file, spliced against copied through the process, on one server (scripts/bench-upload.sh).
 bench-upload: deps
