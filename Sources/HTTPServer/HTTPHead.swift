@@ -6,15 +6,9 @@ extension HTTPParser {
     /// Builds the head from its complete lines (`headBuffer` holds them without CRLF, `lineEnds` marks their ends).
     static func buildHead(_ headBuffer: [UInt8], lineEnds: [Int], limits: Limits) throws(HTTPRequestError) -> Head {
         // Slices of a raw buffer rather than of the array: an ArraySlice retains and releases the array each time.
-        var result: Result<Head, HTTPRequestError>!
-        headBuffer.withUnsafeBufferPointer { buffer in
-            do throws(HTTPRequestError) {
-                result = .success(try buildHead(buffer, lineEnds: lineEnds, limits: limits))
-            } catch {
-                result = .failure(error)
-            }
+        try headBuffer.withUnsafeBufferPointer { buffer throws(HTTPRequestError) in
+            try buildHead(buffer, lineEnds: lineEnds, limits: limits)
         }
-        return try result.get()
     }
 
     private static func buildHead(

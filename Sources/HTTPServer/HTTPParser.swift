@@ -104,11 +104,9 @@ struct HTTPParser {
     mutating func parse(_ input: ArraySlice<UInt8>) throws(HTTPRequestError) -> (event: Event?, consumed: Int) {
         switch state {
         case .head:
-            var result: Result<(Head?, Int), HTTPRequestError> = .success((nil, 0))
-            input.withUnsafeBufferPointer { buffer in
-                do throws(HTTPRequestError) { result = .success(try parseHead(buffer)) } catch { result = .failure(error) }
+            let (head, consumed) = try input.withUnsafeBufferPointer { buffer throws(HTTPRequestError) in
+                try parseHead(buffer)
             }
-            let (head, consumed) = try result.get()
             guard let head else { return (nil, consumed) }
             beginBody(head.framing)
             return (.head(head), consumed)
