@@ -289,12 +289,9 @@ final class Connection: Selectable, @unchecked Sendable {
                 return
             }
         }
-        let response = ServerResponse.problem(error.status, detail: error.detail)
-        guard case .bytes(let body) = response.body else { return }
-        ResponseWriter.head(
-            response.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,
-            dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
-        outbound.append(body)
+        ResponseWriter.closingProblem(
+            error.status, detail: error.detail, dateLine: loop.dateCache.current(), serverLine: context.serverLine,
+            into: &outbound)
         closing = true
         needsDrive = true
     }

@@ -30,6 +30,20 @@ enum ResponseWriter {
             serverLine: serverLine, into: &out)
     }
 
+    /// An answer the server gives itself (an error, an overload): a problem document, after which the connection
+    /// closes.
+    static func closingProblem(
+        _ status: HTTPResponse.Status, detail: String, dateLine: [UInt8], serverLine: [UInt8],
+        into out: inout ByteBuffer
+    ) {
+        let problem = ServerResponse.problem(status, detail: detail)
+        guard case .bytes(let body) = problem.body else { return }
+        head(
+            problem.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,
+            dateLine: dateLine, serverLine: serverLine, into: &out)
+        out.append(body)
+    }
+
     /// The status line and the handler's own fields, without those the server owns. Returns whether the handler
     /// asked for `Connection: close`.
     static func statusAndFields(_ head: HTTPResponse, status: HTTPResponse.Status, into out: inout ByteBuffer) -> Bool {

@@ -40,14 +40,10 @@ final class ServerContext: Sendable {
 
     /// The 503 sent to a connection beyond `maxConnections`.
     func overloadResponse(dateLine: [UInt8]) -> [UInt8] {
-        let problem = ServerResponse.problem(.serviceUnavailable, detail: "too many connections")
         var bytes = ByteBuffer()
-        if case .bytes(let body) = problem.body {
-            ResponseWriter.head(
-                problem.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,
-                dateLine: dateLine, serverLine: serverLine, into: &bytes)
-            bytes.append(body)
-        }
+        ResponseWriter.closingProblem(
+            .serviceUnavailable, detail: "too many connections", dateLine: dateLine, serverLine: serverLine,
+            into: &bytes)
         return bytes.bytes
     }
 
