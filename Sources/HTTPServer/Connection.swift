@@ -269,11 +269,16 @@ final class Connection: Selectable, @unchecked Sendable {
         guard let ex = exchange, ex.responseEnded, pendingFile == nil else { return }
         exchange = nil
         dropSplice()
-        timer = .none  // re-arm: keep-alive idleness counts from the end of this exchange
-        if ex.closeAfter || !ex.bodyComplete {
-            closing = true
-            ex.body?.fail(.cancelled)
-        }
+        let close = ex.closeAfter || !ex.bodyComplete
+        if close { ex.body?.fail(.cancelled) }
+        exchangeEnded(closing: close)
+    }
+
+    /// A request is answered (its response fully queued): keep-alive idleness counts from now, and the connection
+    /// closes after the output if `close`.
+    func exchangeEnded(closing close: Bool) {
+        timer = .none  // re-arm
+        if close { closing = true }
         needsDrive = true
     }
 

@@ -106,10 +106,7 @@ extension Connection {
         let close = queueWhole(
             response, status: status, isHEAD: head.method == .head, isHTTP10: head.isHTTP10,
             close: !head.keepAlive || closing)
-        // What `finishExchangeIfDone` does at the end of an exchange.
-        timer = .none
-        if close { closing = true }
-        needsDrive = true
+        exchangeEnded(closing: close)
         return true
     }
 
