@@ -11,7 +11,7 @@ ROUNDS=${ROUNDS:-5}
 CONNECTIONS=${CONNECTIONS:-64}
 SWIFT_PORT=${SWIFT_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
-BODY='{"service":"ffmpeg-processor","message":"this is an experiment"}'
+source scripts/about-bench.sh
 
 for tool in wrk nginx; do
     command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install wrk nginx-light" >&2; exit 1; }
@@ -30,37 +30,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1;
-daemon on;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    client_body_temp_path $WORK;
-    proxy_temp_path $WORK;
-    fastcgi_temp_path $WORK;
-    uwsgi_temp_path $WORK;
-    scgi_temp_path $WORK;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location = /about {
-            default_type application/json;
-            return 200 '$BODY';
-        }
-    }
-}
-CONF
+nginx_about_conf "$WORK" "$NGINX_PORT" daemon
 
 wait_port() {
-    for _ in $(seq 1 100); do
-        curl -fsS "http://127.0.0.1:$1/about" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "server on port $1 did not come up" >&2
-    exit 1
+    wait_about "$1" 10 || { echo "server on port $1 did not come up" >&2; exit 1; }
 }
 
 rps() { awk '/Requests\/sec/ {print $2}'; }

@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-5s}
 PORT=${PORT:-18090}
-BODY='{"service":"ffmpeg-processor","message":"this is an experiment"}'
-for tool in valgrind callgrind_annotate wrk nginx; do
+source scripts/about-bench.sh
+for tool in valgrind wrk nginx; do
     command -v "$tool" >/dev/null || { echo "missing $tool: make bench-deps" >&2; exit 1; }
 done
 swift build -c release --product http-bench-server >/dev/null
@@ -17,42 +17,14 @@ BIN="$(swift build -c release --show-bin-path)/http-bench-server"
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    client_body_temp_path $WORK;
-    proxy_temp_path $WORK;
-    fastcgi_temp_path $WORK;
-    uwsgi_temp_path $WORK;
-    scgi_temp_path $WORK;
-    server {
-        listen 127.0.0.1:$PORT;
-        location = /about {
-            default_type application/json;
-            return 200 '$BODY';
-        }
-    }
-}
-CONF
+nginx_about_conf "$WORK" "$PORT" foreground
 
 # count LOAD COMMAND... → sets IR (instructions of the whole run) and REQUESTS (wrk's count, 0 without load).
 count() {
     local load=$1; shift
     valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" "$@" >"$WORK/server.log" 2>&1 &
     local pid=$!
-    local up=""
-    for _ in $(seq 100); do
-        curl -fsS "http://127.0.0.1:$PORT/about" >/dev/null 2>&1 && { up=1; break; }
-        sleep 0.2
-    done
-    [ -n "$up" ] || { echo "server did not come up: $*" >&2; cat "$WORK/server.log" >&2; exit 1; }
+    wait_about "$PORT" 20 || { echo "server did not come up: $*" >&2; cat "$WORK/server.log" >&2; exit 1; }
     REQUESTS=0
     if [ "$load" = wrk ]; then
         REQUESTS=$(wrk -t1 -c64 -d"$DURATION" "http://127.0.0.1:$PORT/about" | awk '/requests in/ { print $1 }')
