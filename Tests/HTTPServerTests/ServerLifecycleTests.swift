@@ -51,10 +51,7 @@ extension ServerTests {
     @Test("body idle timeout: the handler's body throws, the client gets 408, the connection closes")
     func bodyTimeout() async throws {
         let errors = Recorder<String>()
-        try await withServer(Self.shortTimeouts(), handler: { _, body in
-            do { _ = try await body.collect(upTo: 1000) } catch { errors.add("\(error)") }
-            return ServerResponse(status: .ok)
-        }) { port, server in
+        try await withServer(Self.shortTimeouts(), handler: collectingBody(errors, limit: 1000)) { port, server in
             try await blocking {
                 let client = try TestClient(port: port)
                 try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
@@ -89,10 +86,7 @@ extension ServerTests {
     @Test("a body trickled under minBodyRate gets 408 once the grace is over, long before the idle timeout")
     func bodyTooSlow() async throws {
         let errors = Recorder<String>()
-        try await withServer(Self.minimumRate(), handler: { _, body in
-            do { _ = try await body.collect(upTo: 1 << 20) } catch { errors.add("\(error)") }
-            return ServerResponse(status: .ok)
-        }) { port, server in
+        try await withServer(Self.minimumRate(), handler: collectingBody(errors)) { port, server in
             try await blocking {
                 let client = try TestClient(port: port)
                 try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
@@ -162,11 +156,7 @@ extension ServerTests {
         let errors = Recorder<String>()
         let started = Recorder<Bool>()
         let baseline = await stableDescriptorCount()
-        try await withServer(handler: { _, body in
-            started.add(true)
-            do { _ = try await body.collect(upTo: 1 << 20) } catch { errors.add("\(error)") }
-            return ServerResponse(status: .ok)
-        }) { port, server in
+        try await withServer(handler: collectingBody(errors, started: started)) { port, server in
             try await blocking {
                 let client = try TestClient(port: port)
                 try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")

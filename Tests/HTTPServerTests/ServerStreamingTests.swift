@@ -207,10 +207,7 @@ extension ServerTests {
         var configuration = ServerConfiguration()
         configuration.maxBodySize = 100
         let errors = Recorder<String>()
-        try await withServer(configuration, handler: { _, body in
-            do { _ = try await body.collect(upTo: 1 << 20) } catch { errors.add("\(error)") }
-            return ServerResponse(status: .ok)
-        }) { port, _ in
+        try await withServer(configuration, handler: collectingBody(errors)) { port, _ in
             try await blocking {
                 let client = try TestClient(port: port)
                 try client.send("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n\(String(repeating: "a", count: 80))\r\n50\r\n")

@@ -65,6 +65,16 @@ final class Recorder<Value: Sendable>: Sendable {
     var values: [Value] { storage.withLock { $0 } }
 }
 
+/// A handler that reads the whole body (up to `limit` bytes), records the error the body throws if it does, and
+/// answers 200; `started`, if given, learns of each call first.
+func collectingBody(_ errors: Recorder<String>, limit: Int = 1 << 20, started: Recorder<Bool>? = nil) -> HTTPHandler {
+    { _, body in
+        started?.add(true)
+        do { _ = try await body.collect(upTo: limit) } catch { errors.add("\(error)") }
+        return ServerResponse(status: .ok)
+    }
+}
+
 @Suite("Server over real sockets", .serialized)
 struct ServerTests {
     static let get = "GET /about HTTP/1.1\r\nHost: t\r\n\r\n"
