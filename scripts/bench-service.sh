@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BIN=$(swift build -c release --show-bin-path)
 OUT=bench-out/service
 rm -rf "$OUT" && mkdir -p "$OUT"
-TRIAL=${TRIAL:-../shared/media/trial_video.mp4}
+TRIAL=${TRIAL:-Tests/Media/trial_video.mp4}
 TRIAL_REQUESTS=${TRIAL_REQUESTS:-1000}
 HD_REQUESTS=${HD_REQUESTS:-20}
 HD_SECONDS=${HD_SECONDS:-10}

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 BIN=$(swift build -c release --show-bin-path)
 OUT=bench-out
 mkdir -p "$OUT"
-TRIAL=${TRIAL:-../shared/media/trial_video.mp4}
+TRIAL=${TRIAL:-Tests/Media/trial_video.mp4}
 TRIAL_COUNT=${TRIAL_COUNT:-50}
 HD_COUNT=${HD_COUNT:-3}
 

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-release}
 CONNECTIONS=${CONNECTIONS:-1000}
-UPLOAD_FILE=${UPLOAD_FILE:-../shared/media/trial_video.mp4}
+UPLOAD_FILE=${UPLOAD_FILE:-Tests/Media/trial_video.mp4}
 BIN=$(swift build -c "$BUILD" --show-bin-path)
 OUT=$(mktemp -d)
 TMP=$(mktemp -d)

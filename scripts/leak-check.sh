@@ -16,8 +16,8 @@ printf 'ffconcat version 1.0\nfile %s\n' "$WORK/good.mp4" > "$WORK/list.ffconcat
 python3 -c "import random,sys; random.seed(7); sys.stdout.buffer.write(random.randbytes(100000))" > "$WORK/noise.bin"
 : > "$WORK/empty.bin"
 failed=0
-for input in good.mp4 half.mp4 list.m3u8 list.ffconcat noise.bin empty.bin ../shared/media/trial_video.mp4; do
-    path=$input; [[ $input == ../* ]] || path=$WORK/$input
+for input in good.mp4 half.mp4 list.m3u8 list.ffconcat noise.bin empty.bin Tests/Media/trial_video.mp4; do
+    path=$input; [[ $input == */* ]] || path=$WORK/$input
     set +e
     ASAN_OPTIONS=detect_leaks=1:exitcode=99 "$BIN" transcode "$path" "$WORK/out.mp4" >"$WORK/log" 2>&1
     status=$?

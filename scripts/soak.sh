@@ -6,7 +6,7 @@
 # the rounds has warmed the allocator up (an arena per thread that ran a job, freed job memory kept for the next),
 # the last round's RSS may exceed the middle round's by at most RSS_SLACK_MB.
 # Settings (environment): ROUNDS, REQUESTS, CONCURRENCY, DISCONNECT (percent), BUILD (release or debug),
-# SOAK_FILE (the clip; default the shared trial video), RSS_SLACK_MB.
+# SOAK_FILE (the clip; default the trial clip in Tests/Media), RSS_SLACK_MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-10}
@@ -14,7 +14,7 @@ REQUESTS=${REQUESTS:-200}
 CONCURRENCY=${CONCURRENCY:-50}
 DISCONNECT=${DISCONNECT:-10}
 BUILD=${BUILD:-release}
-SOAK_FILE=${SOAK_FILE:-../shared/media/trial_video.mp4}
+SOAK_FILE=${SOAK_FILE:-Tests/Media/trial_video.mp4}
 RSS_SLACK_MB=${RSS_SLACK_MB:-16}
 BIN=$(swift build -c "$BUILD" --show-bin-path)
 
