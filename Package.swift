@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // What Glibc does not export to Swift: epoll, eventfd, timerfd, sendfile, signalfd, O_TMPFILE.
@@ -27,18 +28,26 @@ let package = Package(
                 "libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev",
             ])]
         ),
+        // The one syscall wrapper (EINTR, EAGAIN, named errnos), Locked, descriptor ownership, the monotonic clock:
+        // what every other Swift target builds on.
+        .target(
+            name: "SystemSupport",
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .target(
             name: "HTTPServer",
-            dependencies: ["CLinux", .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: ["SystemSupport", "CLinux", .product(name: "HTTPTypes", package: "swift-http-types")],
             // Connection state is confined to its loop thread; the runtime's dynamic exclusivity checks on it cost
             // a few percent of a small request. Static exclusivity checking still applies.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
-        .target(name: "Transcoding", dependencies: ["CFFmpeg", "CLinux"]),
+        .target(name: "Transcoding", dependencies: ["SystemSupport", "CFFmpeg", "CLinux"]),
+        // Generated clips for the tests, the harness and the fuzzers; never linked into the service.
+        .target(name: "MediaFixtures", dependencies: ["Transcoding", "CFFmpeg"], path: "Tests/MediaFixtures"),
         .target(
             name: "TranscodeService",
             dependencies: [
-                "Transcoding", "HTTPServer", "CLinux",
+                "Transcoding", "HTTPServer", "SystemSupport", "CLinux",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -48,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "ffmpeg-processor",
             dependencies: [
-                "Transcoding", "TranscodeService", "HTTPServer",
+                "Transcoding", "TranscodeService", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -57,7 +66,7 @@ let package = Package(
         .target(
             name: "HarnessCore",
             dependencies: [
-                "HTTPServer", "Transcoding", "CLinux",
+                "HTTPServer", "Transcoding", "MediaFixtures", "SystemSupport", "CLinux",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -66,33 +75,36 @@ let package = Package(
         .executableTarget(
             name: "harness",
             dependencies: [
-                "HarnessCore", "HTTPServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "HarnessCore", "SystemSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Harness",
             exclude: ["Core"]
         ),
         .executableTarget(
             name: "transcode-bench",
-            dependencies: ["Transcoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Transcoding", "MediaFixtures", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TranscodeBench"
         ),
         // Regressions/ holds inputs the tests read by path, not resources to bundle.
         .testTarget(
-            name: "TranscodingTests", dependencies: ["Transcoding", "CLinux", "TestSupport"], exclude: ["Regressions"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport"]),
+            name: "TranscodingTests", dependencies: ["Transcoding", "MediaFixtures", "SystemSupport", "CLinux", "TestSupport"],
+            exclude: ["Regressions"]),
+        .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
+        .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "TestSupport"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SystemSupport", "CLinux", "TestSupport"]),
         .testTarget(
             name: "TranscodeServiceTests",
-            dependencies: ["TranscodeService", "Transcoding", "HTTPServer", "TestSupport", "CLinux",
+            dependencies: ["TranscodeService", "Transcoding", "MediaFixtures", "HTTPServer", "SystemSupport", "TestSupport",
+                           "CLinux",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "HarnessTests",
-            dependencies: ["HarnessCore", "Transcoding", "TestSupport", "CLinux"]
+            dependencies: ["HarnessCore", "Transcoding", "MediaFixtures", "SystemSupport", "TestSupport", "CLinux"]
         ),
         .executableTarget(
             name: "media-fuzz",
-            dependencies: ["Transcoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Transcoding", "MediaFixtures", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Fuzz/MediaFuzz"
         ),
         // libFuzzer target (`make fuzz-http`). It reaches the internal parser with @testable, which only debug
@@ -104,7 +116,7 @@ let package = Package(
         // Fixed small JSON on GET /about for scripts/bench-http.sh (wrk against it and nginx).
         .executableTarget(
             name: "http-bench-server",
-            dependencies: ["HTTPServer", "CLinux", .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: ["HTTPServer", "SystemSupport", "CLinux", .product(name: "HTTPTypes", package: "swift-http-types")],
             path: "Benchmarks/http-bench-server"
         ),
     ],

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import HTTPServer
+import SystemSupport
 import HarnessCore
 
 /// Puts a deployment of the service on trial, as in the original experiment ("1000 requests at once, each with a

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import MediaFixtures
 import Transcoding
 
 /// `transcode-bench`: the in-process side of `make bench` (scripts/bench.sh runs the ffmpeg CLI side).

@@ -23,7 +23,8 @@ sigaddset(&stopSignals, SIGTERM)
 pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
 let server = Server(
-    configuration: ServerConfiguration(host: "127.0.0.1", port: port, eventLoopThreads: threads),
+    // Named, as nginx names itself: both answers carry a Server field.
+    configuration: ServerConfiguration(host: "127.0.0.1", port: port, eventLoopThreads: threads, serverName: "ffmpeg-processor"),
     fastPath: { request in
         guard request.path == "/about", request.method == .get || request.method == .head else { return nil }
         return about

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import MediaFixtures
 import Transcoding
 
 /// `media-fuzz`: mutants of real clips through `transcode`. Each must give a valid MP4 or a typed error, within the

@@ -1,4 +1,6 @@
 import Foundation
+import MediaFixtures
+import SystemSupport
 import Transcoding
 
 /// One video the harness uploads, opened once and read by every thread with pread.
@@ -23,8 +25,10 @@ public final class InputVideo: Sendable {
     }
 
     public init(path: String, expectation: Expectation?) throws(HarnessError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw HarnessError("cannot open \(path): \(errnoText())") }
+        let fd: Int32
+        do { fd = try syscallValue("open") { open(path, O_RDONLY | O_CLOEXEC) } } catch {
+            throw HarnessError("cannot open \(path): \(error.errno)")
+        }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
             close(fd)

@@ -1,6 +1,6 @@
 import Foundation
-import HTTPServer
 import Synchronization
+import SystemSupport
 
 /// Everything one run needs; `Harness/` main fills it from the command line, tests directly.
 public struct RunConfiguration: Sendable {

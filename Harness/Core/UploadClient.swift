@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import HTTPServer
 import HTTPTypes
+import SystemSupport
 
 /// Why a request did not produce a valid video. `httpStatus` and `invalidOutput` mean the service answered.
 public enum FailureCause: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -63,8 +64,14 @@ final class UploadClient {
     /// POSTs `size` bytes of `input` (read with pread, so threads share one descriptor per file) to `target`; with
     /// a `disconnect`, gives up at its moment instead of reading the answer.
     func post(target: String, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil) -> Outcome {
-        let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec(), 0)
-        guard fd >= 0 else { return .failed(Failure(cause: .connect, detail: "socket: \(errnoText())")) }
+        let fd: Int32
+        do {
+            fd = try syscallValue("socket") {
+                socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec(), 0)
+            }
+        } catch {
+            return .failed(Failure(cause: .connect, detail: "\(error)"))
+        }
         defer { close(fd) }
         do throws(Failure) {
             try connect(fd, deadline: deadline)
@@ -103,11 +110,16 @@ final class UploadClient {
     }
 
     private func connect(_ fd: Int32, deadline: UInt64) throws(Failure) {
-        let rc = endpoint.address.withUnsafeBytes {
-            Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
-        }
-        if rc != 0 && errno != EINPROGRESS && errno != EINTR {
-            throw Failure(cause: .connect, detail: "connect: \(errnoText())")
+        do {
+            _ = try syscallValue("connect") {
+                endpoint.address.withUnsafeBytes {
+                    Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+                }
+            }
+        } catch where [.nowInProgress, .alreadyInProcess, .socketIsConnected].contains(error.errno) {
+            // Non-blocking: the handshake goes on, and poll says when it is done.
+        } catch {
+            throw Failure(cause: .connect, detail: "\(error)")
         }
         _ = try wait(fd, for: Int16(POLLOUT), deadline: deadline, phase: "connecting")
         var error: Int32 = 0
@@ -126,10 +138,15 @@ final class UploadClient {
         while true {
             if start == end {
                 if offset == size { return nil }
-                let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, min($0.count, Int(size - offset)), off_t(offset)) }
-                guard n > 0 else {
-                    throw Failure(cause: .connectionLost, detail: "reading the input: \(n == 0 ? "file shrank" : errnoText())")
+                let n: Int
+                do {
+                    n = try syscallValue("pread") {
+                        buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, min($0.count, Int(size - offset)), off_t(offset)) }
+                    }
+                } catch {
+                    throw Failure(cause: .connectionLost, detail: "reading the input: \(error)")
                 }
+                guard n > 0 else { throw Failure(cause: .connectionLost, detail: "reading the input: file shrank") }
                 offset += Int64(n)
                 start = 0
                 end = n
@@ -222,18 +239,11 @@ final class UploadClient {
             guard now < deadline else { throw Failure(cause: .timeout, detail: "timed out \(phase)") }
             var entry = pollfd(fd: fd, events: events, revents: 0)
             let milliseconds = Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
-            let n = poll(&entry, 1, milliseconds)
+            let n: Int32
+            do { n = try syscallValue("poll") { poll(&entry, 1, milliseconds) } } catch {
+                throw Failure(cause: .connectionLost, detail: "\(error)")
+            }
             if n > 0 { return entry.revents }
-            if n < 0 && errno != EINTR { throw Failure(cause: .connectionLost, detail: "poll: \(errnoText())") }
         }
     }
-}
-
-func errnoText() -> String { String(cString: strerror(errno)) }
-
-/// Nanoseconds on the monotonic clock: deadlines and latencies must not jump with the wall clock.
-func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }

@@ -1,5 +1,6 @@
 import Glibc
 import HTTPTypes
+import SystemSupport
 
 /// One client socket. Loop-confined: handler tasks reach it only through `loop.execute`, which is why the
 /// `Sendable` conformance is unchecked. Its state is module-internal only so that its responses

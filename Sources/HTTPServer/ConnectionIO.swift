@@ -1,4 +1,5 @@
 import Glibc
+import SystemSupport
 
 /// Reading and writing the socket, and choosing what epoll should watch and which timeout runs.
 extension Connection {

@@ -1,4 +1,5 @@
 import HTTPTypes
+import SystemSupport
 
 /// Turning a handler's answer into queued bytes: whole responses, files, and streams pulled at the socket's pace.
 extension Connection {

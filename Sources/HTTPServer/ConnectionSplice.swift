@@ -1,4 +1,5 @@
 import Glibc
+import SystemSupport
 
 /// A request body on its way into the handler's file (`RequestBody.write(to:)`): socket → the loop's pipe → file by
 /// splice(2), so the bytes never enter user space. What arrived with the head is already in our buffer and is
@@ -76,23 +77,23 @@ extension Connection {
     }
 
     /// Moves `count` bytes from the pipe into the file; the errno of a failure, or nil.
-    private func pipeToFile(_ count: Int, pipe: EventLoop.SplicePipe, file: Int32) -> Int32? {
+    private func pipeToFile(_ count: Int, pipe: EventLoop.SplicePipe, file: Int32) -> Errno? {
         var pending = count
         while pending > 0 {
             do {
                 guard case .processed(let n) = try Sys.splice(from: pipe.read, to: file, count: pending), n > 0 else {
-                    return EIO
+                    return .ioError
                 }
                 pending -= n
-            } catch where error.errno.rawValue == EINVAL {
+            } catch where error.errno == .invalidArgument {
                 // A filesystem that cannot take a splice: through the loop's buffer, then.
                 let room = loop.readBuffer
                 let buffer = UnsafeMutableRawBufferPointer(rebasing: room[0..<min(pending, room.count)])
-                guard case .processed(let n)? = try? Sys.read(pipe.read, buffer), n > 0 else { return EIO }
+                guard case .processed(let n)? = try? Sys.read(pipe.read, buffer), n > 0 else { return .ioError }
                 if let code = writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: file) { return code }
                 pending -= n
             } catch {
-                return error.errno.rawValue
+                return error.errno
             }
         }
         return nil
@@ -111,10 +112,10 @@ extension Connection {
 
     /// The file refused the bytes (disk full…): the handler hears it, and since the rest of the body can no longer
     /// be followed, the connection closes after the handler's answer.
-    private func failSplice(_ code: Int32) {
+    private func failSplice(_ code: Errno) {
         dropSplice()
         exchange?.bodyDemand = false
-        exchange?.body?.fail(.writeFailed(errno: code))
+        exchange?.body?.fail(.writeFailed(code))
         needsDrive = true
     }
 

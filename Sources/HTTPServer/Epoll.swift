@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import SystemSupport
 
 /// epoll's bit flags, translated once so the loop speaks in `.read` / `.write` / `.readHangup`.
 struct EpollEvents: OptionSet, Hashable {

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import SystemSupport
 
 /// Something the loop watches: a descriptor with an interest set and at most one deadline.
 /// Only the loop thread touches it.
@@ -33,7 +34,7 @@ final class EventLoop: @unchecked Sendable {
     /// The monotonic clock as of this turn of the loop, read once after each `epoll_wait` rather than per request,
     /// as nginx does: deadlines are seconds long, so a turn's few microseconds do not matter. Every deadline and
     /// body pace on this loop counts in it.
-    private(set) var now = Sys.monotonicNanos()
+    private(set) var now = monotonicNanos()
 
     private struct Pending {
         var tasks: [() -> Void] = []
@@ -213,7 +214,7 @@ final class EventLoop: @unchecked Sendable {
                 // epoll_wait fails only on programming errors (EBADF/EINVAL); spinning would hide them.
                 fatalError("\(error)")
             }
-            now = Sys.monotonicNanos()
+            now = monotonicNanos()
             for index in 0..<count {
                 let (token, events) = epoll.ready(index)
                 if token == 0 {
@@ -251,7 +252,7 @@ final class EventLoop: @unchecked Sendable {
     private func nextTimeoutMillis() -> Int32 {
         if pending.withLock({ !$0.tasks.isEmpty }) { return 0 }
         guard let first = timers.first else { return -1 }
-        let now = Sys.monotonicNanos()
+        let now = monotonicNanos()
         if first.due <= now { return 0 }
         let millis = (first.due - now + 999_999) / 1_000_000
         return Int32(min(millis, 60_000))

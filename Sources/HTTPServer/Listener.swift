@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import Synchronization
+import SystemSupport
 
 /// The bound listening socket, shared by every loop; the last loop to let go closes it.
 final class ListeningSocket: Sendable {
@@ -115,7 +116,7 @@ final class Listener: Selectable, @unchecked Sendable {
                 case .processed(let fd): accepted = fd
                 }
             } catch {
-                if error.errno == .connectionAborted { continue }
+                if error.errno == .connectionAbort { continue }
                 // EMFILE, ENFILE, ENOBUFS, ENOMEM…: back off instead of spinning or giving up.
                 pause()
                 return

@@ -1,4 +1,5 @@
 import Glibc
+import SystemSupport
 
 /// Why a request body stopped before its end.
 public enum RequestBodyError: Error, Sendable, Equatable {
@@ -13,7 +14,7 @@ public enum RequestBodyError: Error, Sendable, Equatable {
     /// The handler's task was cancelled.
     case cancelled
     /// Writing the body to its file failed (`write(to:)`); ENOSPC and EDQUOT mean the disk is full.
-    case writeFailed(errno: Int32)
+    case writeFailed(Errno)
 }
 
 /// A request body, pulled lazily chunk by chunk. The event loop reads from the socket only when the handler asks
@@ -66,7 +67,7 @@ public struct RequestBody: AsyncSequence, Sendable {
         var written: Int64 = 0
         for try await chunk in self {
             if let code = chunk.withUnsafeBytes({ writeAll($0, to: descriptor) }) {
-                throw RequestBodyError.writeFailed(errno: code)
+                throw RequestBodyError.writeFailed(code)
             }
             written += Int64(chunk.count)
         }
@@ -85,13 +86,13 @@ public struct RequestBody: AsyncSequence, Sendable {
 }
 
 /// Writes all of `bytes` to `descriptor`; the errno of the failure, or nil.
-func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Int32? {
+func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Errno? {
     var done = 0
     while done < bytes.count {
         do {
             done += try syscallValue("write") { Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done) }
         } catch {
-            return error.errno.rawValue
+            return error.errno
         }
     }
     return nil
@@ -140,8 +141,12 @@ final class BodySource: Sendable {
         // the loop's descriptor stays valid (and the number cannot be reused under it).
         // Close-on-exec, or a child started meanwhile by anyone in the process would keep the file (and its disk
         // space) alive for as long as it runs.
-        let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
-        guard duplicate >= 0 else { throw RequestBodyError.writeFailed(errno: errno) }
+        let duplicate: Int32
+        do {
+            duplicate = try syscallValue("fcntl") { fcntl(descriptor, F_DUPFD_CLOEXEC, 0) }
+        } catch {
+            throw RequestBodyError.writeFailed(error.errno)
+        }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int64, any Error>) in
                 let failed = state.withLock { s -> RequestBodyError? in

@@ -1,6 +1,7 @@
 import Glibc
 import HTTPTypes
 import Synchronization
+import SystemSupport
 
 /// What every connection of one server shares; immutable but for the connection count.
 final class ServerContext: Sendable {
@@ -26,8 +27,9 @@ final class ServerContext: Sendable {
         self.handler = handler
         self.fastPath = fastPath
         // A configured name must not be able to inject lines into every response.
-        let name = configuration.serverName.utf8.filter { $0 >= 0x20 && $0 != 0x7F }
-        serverLine = Array("Server: ".utf8) + name + Array("\r\n".utf8)
+        serverLine = configuration.serverName.map { name in
+            Array("Server: ".utf8) + name.utf8.filter { $0 >= 0x20 && $0 != 0x7F } + Array("\r\n".utf8)
+        } ?? []
         headerTimeout = configuration.headerTimeout.nanoseconds
         bodyIdleTimeout = configuration.bodyIdleTimeout.nanoseconds
         minBodyRate = UInt64(max(configuration.minBodyRate, 0))

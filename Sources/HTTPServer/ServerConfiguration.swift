@@ -35,8 +35,8 @@ public struct ServerConfiguration: Sendable {
     public var keepAliveTimeout: Duration
     /// Longest time without write progress while the peer's receive window is full; the connection is closed.
     public var writeTimeout: Duration
-    /// The `Server` response field.
-    public var serverName: String
+    /// The `Server` response field; nil sends none. The application names itself here (RFC 9110 §10.2.4).
+    public var serverName: String?
 
     public init(
         host: String = "127.0.0.1",
@@ -54,7 +54,7 @@ public struct ServerConfiguration: Sendable {
         bodyRateGrace: Duration = .seconds(10),
         keepAliveTimeout: Duration = .seconds(60),
         writeTimeout: Duration = .seconds(30),
-        serverName: String = "ffmpeg-processor"
+        serverName: String? = nil
     ) {
         self.host = host
         self.port = port

@@ -92,7 +92,7 @@ public struct Routes: Sendable {
             // Spliced from the socket into the file where the framing allows: no copy through this process.
             input.appended(try await body.write(to: input.borrowedDescriptor))
         } catch RequestBodyError.writeFailed(let code) {
-            throw Problem(TempFileError(errno: code))
+            throw Problem(TempFileError(code))
         } catch RequestBodyError.tooLarge {
             throw Problem(.contentTooLarge, "the body is larger than \(config.maxBody) bytes")
         } catch {
@@ -166,61 +166,3 @@ public struct Routes: Sendable {
         return Array(start.utf8)
     }
 }
-
-public let serviceVersion = "0.1.0"
-
-/// Draining state and uptime, readable from the event loop.
-public final class Lifecycle: Sendable {
-    private let draining = Atomic<Bool>(false)
-    private let started = ContinuousClock.now
-
-    public init() {}
-
-    public var isDraining: Bool { draining.load(ordering: .relaxed) }
-    public func beginDraining() { draining.store(true, ordering: .relaxed) }
-    public var uptime: Double { (ContinuousClock.now - started).seconds }
-}
-
-extension Problem {
-    init(_ error: TempFileError) {
-        switch error {
-        case .diskFull: self.init(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the temp directory is full")
-        case .io(let code): self.init(.internalServerError, "temp file error (errno \(code))")
-        }
-    }
-
-    /// The one place a transcode failure becomes an HTTP status.
-    init(_ error: TranscodeError) {
-        switch error {
-        case .notAVideo: self.init(.unsupportedMediaType, "\(error)")
-        case .noVideoStream, .unsupportedCodec, .corruptInput: self.init(.unprocessableContent, "\(error)")
-        case .limitExceeded(.jobTime): self.init(.unprocessableContent, "the video takes too long to transcode (job time limit)")
-        case .limitExceeded: self.init(.contentTooLarge, "\(error)")
-        case .invalidOption: self.init(.badRequest, "\(error)")
-        case .cancelled: self.init(.serviceUnavailable, "the job was cancelled")
-        case .io(let code) where code == 28 || code == 122: self.init(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the temp directory is full")
-        case .io, .internal: self.init(.internalServerError, "\(error)")
-        }
-    }
-}
-
-/// The fields of the one log line each request gets.
-struct RequestRecord {
-    var method: String
-    var path: String
-    var route = "other"
-    var videoID = "-"
-    var status = 0
-    var bytesIn: Int64 = 0
-    var bytesOut: Int64 = 0
-    var queueMs = 0.0
-    var transcodeMs = 0.0
-    var totalMs = 0.0
-
-    var line: String {
-        "request id=\(videoID) method=\(method) path=\(path) status=\(status) bytes_in=\(bytesIn) bytes_out=\(bytesOut) "
-            + "queue_ms=\(Int(queueMs)) transcode_ms=\(Int(transcodeMs)) total_ms=\(Int(totalMs))"
-    }
-}
-
-func milliseconds(_ seconds: Double) -> String { String(Int((seconds * 1000).rounded())) }

@@ -28,7 +28,8 @@ public final class Service: Sendable {
                 host: config.host, port: config.port, eventLoopThreads: config.eventLoopThreads,
                 maxConnections: config.maxConnections, maxBodySize: config.maxBody,
                 headerTimeout: .milliseconds(Int64(config.headerTimeout * 1000)),
-                bodyIdleTimeout: .milliseconds(Int64(config.bodyIdleTimeout * 1000)), minBodyRate: config.minBodyRate),
+                bodyIdleTimeout: .milliseconds(Int64(config.bodyIdleTimeout * 1000)), minBodyRate: config.minBodyRate,
+                serverName: "ffmpeg-processor"),
             fastPath: { routes.fastPath($0) },
             handler: { await routes.handle($0, $1) })
     }

@@ -1,6 +1,7 @@
 import CoreMetrics
 import HTTPServer
 import Prometheus
+import SystemSupport
 
 /// The service's metrics, through swift-metrics with a Prometheus registry of its own (no global bootstrap, so
 /// several services can live in one test process). Exposed as text by `GET /metrics`.

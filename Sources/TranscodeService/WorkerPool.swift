@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import Synchronization
 import Transcoding
+import SystemSupport
 
 /// The transcoding workers: N dedicated threads (never Swift's cooperative pool, which libav would starve), a
 /// bounded admission count and a byte budget for uploads. Requests are admitted before their body is read, so a
@@ -257,12 +258,5 @@ final class JobQueue: @unchecked Sendable {
         closed = true
         condition.broadcast()
         condition.unlock()
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
     }
 }

@@ -1,12 +1,14 @@
 import CFFmpeg
 import Glibc
+import SystemSupport
 
 /// A read-only AVIOContext over a descriptor. libav never opens anything by name for input: no protocols, no
 /// nested files from playlists, only these bytes.
 final class InputIO {
     private(set) var context: UnsafeMutablePointer<AVIOContext>!
     private let fd: Int32
-    private let ownsDescriptor: Bool
+    /// Set when this object opened the file (from a path) and so must close it.
+    private let opened: OwnedDescriptor?
     private var offset: Int64 = 0
     private let control: JobControl
     /// Bytes handed to libav, for the report.
@@ -15,13 +17,17 @@ final class InputIO {
     init(_ location: MediaLocation, control: JobControl) throws(TranscodeError) {
         switch location {
         case .path(let path):
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw .io(errno: errno) }
-            self.fd = fd
-            ownsDescriptor = true
+            let file: OwnedDescriptor
+            do {
+                file = OwnedDescriptor(taking: try syscallValue("open") { open(path, O_RDONLY | O_CLOEXEC) })
+            } catch {
+                throw .io(error.errno)
+            }
+            fd = file.rawValue
+            opened = consume file
         case .fileDescriptor(let fd):
             self.fd = fd
-            ownsDescriptor = false
+            opened = nil
         }
         self.control = control
         // From here `self` is whole, so a throw runs deinit, which closes what was opened.
@@ -50,22 +56,20 @@ final class InputIO {
             var io: UnsafeMutablePointer<AVIOContext>? = context
             avio_context_free(&io)
         }
-        if ownsDescriptor { close(fd) }
     }
 
     private func read(_ buffer: UnsafeMutablePointer<UInt8>, _ size: Int) -> Int32 {
         if control.shouldStop() != nil { return shim_averror_exit() }
-        while true {
-            let n = pread(fd, buffer, size, off_t(offset))
-            if n > 0 {
-                offset += Int64(n)
-                bytesRead += Int64(n)
-                return Int32(n)
-            }
-            if n == 0 { return shim_averror_eof() }
-            if errno == EINTR { continue }
-            return shim_averror(errno)
+        let n: Int
+        do {
+            n = try syscallValue("pread") { pread(fd, buffer, size, off_t(offset)) }
+        } catch {
+            return shim_averror(error.errno.rawValue)
         }
+        if n == 0 { return shim_averror_eof() }
+        offset += Int64(n)
+        bytesRead += Int64(n)
+        return Int32(n)
     }
 
     private func seek(_ target: Int64, _ whence: Int32) -> Int64 {

@@ -1,5 +1,5 @@
 import CFFmpeg
-import Glibc
+import SystemSupport
 
 /// What libav's interrupt callback consults: the caller's cancellation and the job's deadline.
 final class JobControl {
@@ -10,13 +10,7 @@ final class JobControl {
 
     init(cancellation: TranscodeCancellation?, timeLimitSeconds: Double?) {
         self.cancellation = cancellation
-        self.deadline = timeLimitSeconds.map { JobControl.now() + UInt64($0 * 1e9) }
-    }
-
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+        self.deadline = timeLimitSeconds.map { monotonicNanos() + UInt64($0 * 1e9) }
     }
 
     /// Nil while the job may go on.
@@ -24,7 +18,7 @@ final class JobControl {
         if let reason = stopReason { return reason }
         if cancellation?.isCancelled == true {
             stopReason = .cancelled
-        } else if let deadline, JobControl.now() >= deadline {
+        } else if let deadline, monotonicNanos() >= deadline {
             stopReason = .limitExceeded(.jobTime)
         }
         return stopReason

@@ -1,11 +1,12 @@
 import CFFmpeg
 
 // One owning class per libav object: `deinit` frees it exactly once, so every error path is also a cleanup path.
+// Packet, Frame and CodecContext are `package`: the generated test clips (MediaFixtures) encode with them.
 
-final class Packet {
-    let pointer: UnsafeMutablePointer<AVPacket>
+package final class Packet {
+    package let pointer: UnsafeMutablePointer<AVPacket>
 
-    init() throws(TranscodeError) {
+    package init() throws(TranscodeError) {
         guard let packet = av_packet_alloc() else { throw .internal(averror: shim_averror(ENOMEM), message: "av_packet_alloc") }
         pointer = packet
     }
@@ -16,10 +17,10 @@ final class Packet {
     }
 }
 
-final class Frame {
-    let pointer: UnsafeMutablePointer<AVFrame>
+package final class Frame {
+    package let pointer: UnsafeMutablePointer<AVFrame>
 
-    init() throws(TranscodeError) {
+    package init() throws(TranscodeError) {
         guard let frame = av_frame_alloc() else { throw .internal(averror: shim_averror(ENOMEM), message: "av_frame_alloc") }
         pointer = frame
     }
@@ -30,11 +31,11 @@ final class Frame {
     }
 }
 
-final class CodecContext {
-    let pointer: UnsafeMutablePointer<AVCodecContext>
+package final class CodecContext {
+    package let pointer: UnsafeMutablePointer<AVCodecContext>
     let codec: UnsafePointer<AVCodec>
 
-    init(_ codec: UnsafePointer<AVCodec>) throws(TranscodeError) {
+    package init(_ codec: UnsafePointer<AVCodec>) throws(TranscodeError) {
         guard let context = avcodec_alloc_context3(codec) else {
             throw .internal(averror: shim_averror(ENOMEM), message: "avcodec_alloc_context3")
         }
@@ -48,7 +49,7 @@ final class CodecContext {
     }
 
     /// Opens the codec with private options (e.g. x264's preset and crf); options it did not take are an error.
-    func open(options: [String: String] = [:]) throws(TranscodeError) {
+    package func open(options: [String: String] = [:]) throws(TranscodeError) {
         var dictionary: OpaquePointer? = nil
         defer { av_dict_free(&dictionary) }
         for (key, value) in options { av_dict_set(&dictionary, key, value, 0) }

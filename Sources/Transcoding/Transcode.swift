@@ -1,5 +1,6 @@
 import CFFmpeg
 import Glibc
+import SystemSupport
 
 /// What one transcode did, for logs, headers and the CLI's one-line report.
 public struct TranscodeReport: Sendable, Equatable {
@@ -40,7 +41,7 @@ public func transcode(
 ) throws(TranscodeError) -> TranscodeReport {
     try options.validate()
     Libav.configureLogging()
-    let started = JobControl.now()
+    let started = monotonicNanos()
     let control = JobControl(cancellation: cancellation, timeLimitSeconds: options.limits.jobTimeLimitSeconds)
     try control.checkpoint()
 
@@ -97,7 +98,7 @@ public func transcode(
         outputDuration: Double(video.endPts - (video.firstPts ?? 0)) * av_q2d(video.timeBase),
         inputBytes: demuxer.io.bytesRead,
         outputBytes: fileSize(output) ?? 0,
-        seconds: Double(JobControl.now() - started) / 1e9
+        seconds: Double(monotonicNanos() - started) / 1e9
     )
 }
 
@@ -120,7 +121,7 @@ private func fileSize(_ location: MediaLocation) -> Int64? {
 /// Process-wide libav settings.
 public enum Libav {
     /// libav logs to stderr from every thread; a service keeps it to fatal errors unless told otherwise.
-    static func configureLogging() {
+    package static func configureLogging() {
         _ = once
     }
 

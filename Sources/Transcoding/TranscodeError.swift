@@ -1,5 +1,6 @@
 import CFFmpeg
 import Glibc
+import SystemSupport
 
 /// Why a transcode failed, in words safe to show a client: no paths, no pointers.
 public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -15,8 +16,8 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
     case limitExceeded(Limit)
     /// The job was cancelled by its owner.
     case cancelled
-    /// A system call failed with this errno (ENOSPC: the disk is full).
-    case io(errno: Int32)
+    /// A system call failed with this errno (`isDiskFull`: the service answers 507).
+    case io(Errno)
     /// libav failed where it should not have; the code and its text are kept for the logs.
     case `internal`(averror: Int32, message: String)
     /// An option value out of its range; nothing was done.
@@ -36,7 +37,7 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
         case .corruptInput(let detail): return "corrupt input: \(detail)"
         case .limitExceeded(let limit): return "limit exceeded: \(limit.rawValue)"
         case .cancelled: return "cancelled"
-        case .io(let code): return "I/O error: \(String(cString: strerror(code)))"
+        case .io(let errno): return "I/O error: \(errno)"
         case .internal(let code, let message): return "internal error \(code): \(message)"
         case .invalidOption(let detail): return "invalid option: \(detail)"
         }
@@ -59,15 +60,15 @@ func averrorText(_ code: Int32) -> String {
 }
 
 /// Maps a negative libav return value to a typed error; libav passes errno values through as AVERROR(errno).
-func libavError(_ code: Int32, _ what: String) -> TranscodeError {
+package func libavError(_ code: Int32, _ what: String) -> TranscodeError {
     if code == shim_averror_exit() { return .cancelled }
-    if code < 0 && code > -4096 { return .io(errno: -code) }
+    if code < 0 && code > -4096 { return .io(Errno(rawValue: -code)) }
     return .internal(averror: code, message: "\(what): \(averrorText(code))")
 }
 
 /// Throws the typed error for a negative libav return value, returns it otherwise.
 @discardableResult
-func check(_ code: Int32, _ what: @autoclosure () -> String) throws(TranscodeError) -> Int32 {
+package func check(_ code: Int32, _ what: @autoclosure () -> String) throws(TranscodeError) -> Int32 {
     if code < 0 { throw libavError(code, what()) }
     return code
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Glibc
-import HTTPServer
+import SystemSupport
 import Logging
 import TranscodeService
 import Transcoding

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import HTTPTypes
+import SystemSupport
 import TestSupport
 import Testing
 @testable import HTTPServer

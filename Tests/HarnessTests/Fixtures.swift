@@ -2,7 +2,9 @@ import CLinux
 import Foundation
 import Glibc
 import HarnessCore
+import MediaFixtures
 import TestSupport
+import SystemSupport
 import Testing
 import Transcoding
 
@@ -30,7 +32,7 @@ final class Child {
     /// The exit status, waiting for it; 128 + the signal's number for a process a signal ended, as a shell reports it.
     func wait() -> Int32 {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = try? syscallValue("waitpid") { waitpid(pid, &status, 0) }
         if status & 0x7F != 0 { return 128 + (status & 0x7F) }
         return (status >> 8) & 0xFF
     }
@@ -142,14 +144,15 @@ final class CannedServer: Sendable {
         let thread = Thread {
             var held: [Int32] = []
             while true {
-                let client = accept(fd, nil, nil)
-                if client < 0 {
-                    // Out of descriptors for a moment (a server test lowers the limit): wait; shut down: stop.
-                    if errno == EMFILE || errno == ENFILE || errno == EINTR || errno == ECONNABORTED {
-                        usleep(10_000)
-                        continue
-                    }
-                    break
+                let client: Int32
+                do throws(IOError) {
+                    client = try syscallValue("accept") { accept(fd, nil, nil) }
+                } catch where [.tooManyOpenFiles, .tooManyOpenFilesInSystem, .connectionAbort].contains(error.errno) {
+                    // Out of descriptors for a moment (a server test lowers the limit): wait.
+                    usleep(10_000)
+                    continue
+                } catch {
+                    break  // shut down by stop()
                 }
                 guard let answer else {
                     held.append(client)

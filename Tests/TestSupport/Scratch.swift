@@ -23,3 +23,14 @@ public func descriptors(under folder: String) -> [String] {
         return target.hasPrefix(folder) ? target : nil
     }
 }
+
+/// Media committed with the repository (Tests/Media), found from this file's place in the tree.
+public enum TestMedia {
+    /// The original experiment's clip: 480x300 VFR H.264, 11 frames over 9.6 s, no audio.
+    public static var trialClip: String { path("trial_video.mp4") }
+
+    public static func path(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../Media/\(name)").standardizedFileURL.path
+    }
+}

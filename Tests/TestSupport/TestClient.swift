@@ -1,4 +1,5 @@
 import Glibc
+import SystemSupport
 
 /// A blocking test client on a raw socket, so tests see exactly the bytes on the wire. Shared by the HTTP server's,
 /// the service's and the transcoding tests.
@@ -132,13 +133,12 @@ public final class TestClient {
     public func isClosedByPeer() -> Bool {
         if !buffer.isEmpty { return false }
         var byte: UInt8 = 0
-        let n = recv(fd, &byte, 1, 0)
-        if n > 0 {
-            buffer.append(byte)
-            return false
+        switch Result(catching: { () throws(IOError) in try syscall("recv") { recv(fd, &byte, 1, 0) } }) {
+        case .success(.processed(0)): return true
+        case .success(.processed): buffer.append(byte); return false
+        case .success(.wouldBlock): return false  // the receive timeout passed with the connection still open
+        case .failure: return true  // reset
         }
-        if n == 0 { return true }
-        return errno != EAGAIN && errno != EWOULDBLOCK
     }
 
     /// Shuts down both directions with a reset (SO_LINGER 0), like a client that crashed.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MediaFixtures
 import TestSupport
 import TranscodeService
 import Transcoding
@@ -97,9 +98,7 @@ enum Clips {
     static let audioOnly = generate("sound.m4a") { $0.videoCodec = nil }.bytes
 
     static func trial() throws -> [UInt8] {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../../shared/media/trial_video.mp4").standardizedFileURL
-        return Array(try Data(contentsOf: path))
+        Array(try Data(contentsOf: URL(fileURLWithPath: TestMedia.trialClip)))
     }
 
     /// Decodes an MP4 answer.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import MediaFixtures
 import TestSupport
 import Testing
 import Transcoding
@@ -142,7 +143,7 @@ struct BadInputTests {
     func missing() async throws {
         try await onThread {
             let scratch = try Scratch()
-            expect(.io(errno: ENOENT), from: scratch.path("missing.mp4"), in: scratch)
+            expect(.io(.noSuchFileOrDirectory), from: scratch.path("missing.mp4"), in: scratch)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MediaFixtures
 import TestSupport
 import Testing
 import Transcoding

@@ -1,7 +1,8 @@
 import Foundation
 import Glibc
-import Testing
+import MediaFixtures
 import TestSupport
+import Testing
 import Transcoding
 
 /// The clips the transcoder is checked against, generated in-process (a moving pattern and a tone).
@@ -32,25 +33,13 @@ struct Fixture: CustomTestStringConvertible, Sendable {
         Fixture(name: "the trial clip (480x300, VFR)", file: "trial_video.mp4", clip: nil),
     ]
 
-    /// Writes the fixture into `scratch` (or finds the shared trial clip); returns its path and, for generated
+    /// Writes the fixture into `scratch` (or finds the committed trial clip); returns its path and, for generated
     /// clips, how many frames were encoded into it.
     func materialise(in scratch: Scratch) throws -> (path: String, frames: Int?) {
-        guard let clip else { return (try Fixture.trialClip(), nil) }
+        guard let clip else { return (TestMedia.trialClip, nil) }
         let path = scratch.path(file)
         let info = try clip.write(to: path)
         return (path, info.videoFrames)
-    }
-
-    static func trialClip() throws -> String {
-        // Tests run from the package root; shared/ sits beside it.
-        let candidates = [
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/media/trial_video.mp4").path,
-            FileManager.default.currentDirectoryPath + "/../shared/media/trial_video.mp4",
-        ]
-        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw CocoaError(.fileNoSuchFile)
-        }
-        return found
     }
 }
 

@@ -1,6 +1,7 @@
-import Foundation
 import CLinux
+import Foundation
 import Glibc
+import MediaFixtures
 import TestSupport
 import Testing
 import Transcoding
@@ -57,7 +58,7 @@ struct TranscodeTests {
     func trialClip() async throws {
         try await onThread {
             let scratch = try Scratch()
-            let input = try Fixture.trialClip()
+            let input = TestMedia.trialClip
             #expect(try MediaProbe.probe(.path(input)).audio == nil)
             let report = try transcode(input: .path(input), output: .path(scratch.path("out.mp4")))
             #expect(report.videoFrames == 11)

@@ -1,5 +1,6 @@
 import CFFmpeg
 import Glibc
+import Transcoding
 
 /// A generated test clip: a moving pattern and a tone, encoded with libav. Tests use it for fixtures and the
 /// harness for its default upload, so that neither needs media files checked in.
