@@ -14,8 +14,11 @@ final class Demuxer {
     let io: InputIO
     /// libav's name for the container, e.g. "mov,mp4,m4a,3gp,3g2,mj2".
     let formatName: String
+    /// The opaque of the context's interrupt callback, kept alive for as long as the context (see `Muxer.control`).
+    private let control: JobControl
 
     init(_ location: MediaLocation, limits: TranscodeOptions.Limits, control: JobControl) throws(TranscodeError) {
+        self.control = control
         io = try InputIO(location, control: control)
         var format: UnsafePointer<AVInputFormat>? = nil
         let probed = av_probe_input_buffer2(io.context, &format, nil, nil, 0, UInt32(limits.probeSize))

@@ -34,7 +34,9 @@ final class JobControl {
         return libavError(code, what)
     }
 
-    /// The callback libav polls during blocking work; `opaque` is an unretained JobControl that outlives the job.
+    /// The callback libav polls during blocking work. `opaque` is this object, unretained: whoever installs the
+    /// callback on a libav context must keep the control for as long as that context lives (Muxer and Demuxer
+    /// hold it), since libav calls it up to the context's last close.
     var interruptCallback: AVIOInterruptCB {
         AVIOInterruptCB(
             callback: { opaque in

@@ -5,8 +5,12 @@ import Glibc
 final class Muxer {
     let context: UnsafeMutablePointer<AVFormatContext>
     private var closed = false
+    /// The opaque of the context's interrupt callback. libav calls it until the end, `avio_closep` in deinit included,
+    /// so the muxer keeps it alive rather than trusting the caller to outlive it.
+    private let control: JobControl
 
     init(_ location: MediaLocation, control: JobControl) throws(TranscodeError) {
+        self.control = control
         var allocated: UnsafeMutablePointer<AVFormatContext>? = nil
         let url = location.writableURL
         try check(avformat_alloc_output_context2(&allocated, nil, "mp4", url), "allocating the MP4 muxer")
