@@ -87,7 +87,8 @@ let package = Package(
         ),
         // Regressions/ holds inputs the tests read by path, not resources to bundle.
         .testTarget(
-            name: "TranscodingTests", dependencies: ["Transcoding", "MediaFixtures", "SystemSupport", "CLinux", "TestSupport"],
+            name: "TranscodingTests",
+            dependencies: ["Transcoding", "MediaFixtures", "SystemSupport", "CFFmpeg", "CLinux", "TestSupport"],
             exclude: ["Regressions"]),
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "TestSupport"]),

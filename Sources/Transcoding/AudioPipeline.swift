@@ -16,6 +16,8 @@ final class AudioPipeline {
     /// The next output sample's timestamp, in 1/sample_rate; set by the first decoded frame.
     private var nextPts: Int64?
     private(set) var samplesEncoded: Int64 = 0
+    /// Frames the decoder could not decode (skipped: a few milliseconds of silence beat losing the video).
+    private(set) var decodeErrors = 0
 
     var timeBase: AVRational { encoder.pointer.pointee.time_base }
 
@@ -56,10 +58,10 @@ final class AudioPipeline {
         let sent = avcodec_send_packet(decoder.pointer, input)
         // Damaged audio is skipped: losing a few milliseconds of sound is better than losing the video.
         if sent < 0 && sent != shim_averror_eof() { return }
-        while true {
-            let received = avcodec_receive_frame(decoder.pointer, decoded.pointer)
-            if received == shim_averror_eagain() || received == shim_averror_eof() { break }
-            if received < 0 { continue }
+        try DecodeLoop.drain(
+            receive: { avcodec_receive_frame(decoder.pointer, decoded.pointer) }, control: control,
+            errors: &decodeErrors, what: "decoding audio"
+        ) { () throws(TranscodeError) in
             defer { av_frame_unref(decoded.pointer) }
             try resample(decoded.pointer)
             try drain(minimum: encoder.pointer.pointee.frame_size, muxer: muxer, control: control)

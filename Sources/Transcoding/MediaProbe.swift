@@ -107,33 +107,35 @@ public struct MediaProbe: Sendable, Equatable {
         }
         let packet = try Packet()
         let frame = try Frame()
-        func drain(_ index: Int, _ input: UnsafeMutablePointer<AVPacket>?) {
+        func drain(_ index: Int, _ input: UnsafeMutablePointer<AVPacket>?) throws(TranscodeError) {
             guard var counter = counters[index] else { return }
-            if avcodec_send_packet(counter.decoder.pointer, input) < 0 && input != nil { counter.errors += 1 }
-            while true {
-                let status = avcodec_receive_frame(counter.decoder.pointer, frame.pointer)
-                if status == shim_averror_eagain() || status == shim_averror_eof() { break }
-                if status < 0 { counter.errors += 1; continue }
+            let decoder = counter.decoder
+            var errors = counter.errors
+            if avcodec_send_packet(decoder.pointer, input) < 0 && input != nil { errors += 1 }
+            try DecodeLoop.drain(
+                receive: { avcodec_receive_frame(decoder.pointer, frame.pointer) }, control: nil,
+                errors: &errors, what: "decoding stream \(index)"
+            ) { () throws(TranscodeError) in
+                defer { av_frame_unref(frame.pointer) }
                 counter.frames += 1
                 counter.samples += Int(frame.pointer.pointee.nb_samples)
-                if let pts = saneTimestamp(frame.pointer.pointee.best_effort_timestamp) {
-                    if counter.first == nil { counter.first = pts }
-                    let duration: Int64 =
-                        frame.pointer.pointee.nb_samples > 0 && counter.decoder.pointer.pointee.codec_type == AVMEDIA_TYPE_AUDIO
-                        ? av_rescale_q(Int64(frame.pointer.pointee.nb_samples),
-                                       AVRational(num: 1, den: frame.pointer.pointee.sample_rate), counter.timeBase)
-                        : frame.pointer.pointee.pkt_duration
-                    counter.end = max(counter.end, pts + saneDuration(duration))
-                }
-                av_frame_unref(frame.pointer)
+                guard let pts = saneTimestamp(frame.pointer.pointee.best_effort_timestamp) else { return }
+                if counter.first == nil { counter.first = pts }
+                let duration: Int64 =
+                    frame.pointer.pointee.nb_samples > 0 && decoder.pointer.pointee.codec_type == AVMEDIA_TYPE_AUDIO
+                    ? av_rescale_q(Int64(frame.pointer.pointee.nb_samples),
+                                   AVRational(num: 1, den: frame.pointer.pointee.sample_rate), counter.timeBase)
+                    : frame.pointer.pointee.pkt_duration
+                counter.end = max(counter.end, pts + saneDuration(duration))
             }
+            counter.errors = errors
             counters[index] = counter
         }
         while av_read_frame(demuxer.context, packet.pointer) >= 0 {
-            drain(Int(packet.pointer.pointee.stream_index), packet.pointer)
-            av_packet_unref(packet.pointer)
+            defer { av_packet_unref(packet.pointer) }
+            try drain(Int(packet.pointer.pointee.stream_index), packet.pointer)
         }
-        for index in counters.keys { drain(index, nil) }
+        for index in counters.keys { try drain(index, nil) }
         for (i, stream) in streams.enumerated() {
             guard let counter = counters[stream.index] else { continue }
             streams[i].frameCount = counter.frames

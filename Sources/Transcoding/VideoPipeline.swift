@@ -92,16 +92,11 @@ final class VideoPipeline {
             }
             return
         }
-        while true {
-            let received = avcodec_receive_frame(decoder.pointer, decoded.pointer)
-            if received == shim_averror_eagain() || received == shim_averror_eof() { break }
-            if received < 0 {
-                decodeErrors += 1
-                if received == shim_averror(ENOMEM) { throw control.error(received, "decoding video") }
-                continue
-            }
+        try DecodeLoop.drain(
+            receive: { avcodec_receive_frame(decoder.pointer, decoded.pointer) }, control: control,
+            errors: &decodeErrors, what: "decoding video"
+        ) { () throws(TranscodeError) in
             defer { av_frame_unref(decoded.pointer) }
-            try control.checkpoint()
             try encode(decoded.pointer, muxer: muxer, control: control)
         }
         if input == nil { try flushEncoder(muxer: muxer, control: control) }
