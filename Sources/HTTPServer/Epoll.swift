@@ -44,7 +44,8 @@ final class Epoll {
 
     func remove(_ descriptor: Int32) {
         var event = epoll_event()
-        _ = epoll_ctl(fd, EPOLL_CTL_DEL, descriptor, &event)
+        // ENOENT (never added, or already gone) is no failure: the caller only wants no more events from it.
+        _ = try? syscallValue("epoll_ctl") { epoll_ctl(fd, EPOLL_CTL_DEL, descriptor, &event) }
     }
 
     private func control(_ op: Int32, _ descriptor: Int32, _ interest: EpollEvents, _ token: UInt64) throws(IOError) {

@@ -74,10 +74,10 @@ final class EventLoop: @unchecked Sendable {
 
     private static func makeSplicePipe() -> SplicePipe? {
         var fds: [Int32] = [-1, -1]
-        guard clinux_pipe_nonblock(&fds) == 0 else { return nil }
+        guard (try? syscallValue("pipe2") { clinux_pipe_nonblock(&fds) }) != nil else { return nil }
         // 1 MiB (the unprivileged maximum by default) moves a large body in fewer calls than the 64 KiB default.
-        let size = clinux_set_pipe_size(fds[1], 1 << 20)
-        return SplicePipe(read: fds[0], write: fds[1], capacity: size > 0 ? Int(size) : 64 << 10)
+        let size = (try? syscallValue("fcntl") { clinux_set_pipe_size(fds[1], 1 << 20) }) ?? 64 << 10
+        return SplicePipe(read: fds[0], write: fds[1], capacity: Int(size))
     }
 
     /// Discards what a failed splice left in the pipe, so the next body does not start with someone else's bytes.
