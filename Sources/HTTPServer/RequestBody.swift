@@ -60,12 +60,21 @@ public struct RequestBody: AsyncSequence, Sendable {
     /// Content-Length body from a socket goes socket → pipe → file with splice(2), never through user space (but for
     /// what came with the head); a chunked body, whose framing must be decoded, is written chunk by chunk.
     public func write(to descriptor: Int32) async throws -> Int64 {
+        try await write(to: descriptor, admitting: { _ in })
+    }
+
+    /// `write(to:)`, asking `admit` before each chunk of a body whose length was not declared (chunked) whether its
+    /// bytes may come in: a size known in advance was admitted with the request, one that is not must be admitted as
+    /// it arrives (the service's byte budget). `admit` throws to refuse, and its error comes out of `write`, with
+    /// the rest of the body unread.
+    public func write(to descriptor: Int32, admitting admit: (Int) async throws -> Void) async throws -> Int64 {
         guard let source else { return 0 }
         if expectedLength != nil, source.canSplice {
             return try await source.splice(into: descriptor)
         }
         var written: Int64 = 0
         for try await chunk in self {
+            if expectedLength == nil { try await admit(chunk.count) }
             if let code = chunk.withUnsafeBytes({ writeAll($0, to: descriptor) }) {
                 throw RequestBodyError.writeFailed(code)
             }

@@ -88,9 +88,26 @@ public struct Routes: Sendable {
         defer { Task { [pool] in await pool.release(reservation) } }
 
         let input = try temporaryFile()
+        // A chunked body declared no size, so its bytes are admitted against the byte budget as they arrive, a step
+        // at a time (one actor hop per step, not per chunk).
+        var arrived: Int64 = 0
+        var admitted: Int64 = 0
+        func admitChunk(_ count: Int) async throws(Problem) {
+            arrived += Int64(count)
+            guard arrived > admitted else { return }
+            switch await pool.grow(reservation, needed: arrived - admitted, wanted: Self.chunkedAdmissionStep) {
+            case .granted(let bytes): admitted += bytes
+            case .refused(let seconds):
+                throw Problem(
+                    .serviceUnavailable, "the uploads in flight fill the service's byte budget",
+                    headers: [.retryAfter: String(seconds)])
+            }
+        }
         do {
             // Spliced from the socket into the file where the framing allows: no copy through this process.
-            input.appended(try await body.write(to: input.borrowedDescriptor))
+            input.appended(try await body.write(to: input.borrowedDescriptor, admitting: admitChunk))
+        } catch let problem as Problem {
+            throw problem
         } catch RequestBodyError.writeFailed(let code) {
             throw Problem(TempFileError(code))
         } catch RequestBodyError.tooLarge {
@@ -122,6 +139,9 @@ public struct Routes: Sendable {
             throw Problem(error)
         }
     }
+
+    /// How much of the byte budget a chunked upload takes at a time.
+    static let chunkedAdmissionStep: Int64 = 1 << 20
 
     private func temporaryFile() throws(Problem) -> TempFile {
         do { return try TempFile(directory: config.tmpDir) } catch { throw Problem(error) }

@@ -80,7 +80,26 @@ public actor WorkerPool {
         return .admitted(Reservation(id: nextID, bytes: bytes))
     }
 
-    /// Gives the place back; safe to call more than once.
+    public enum Growth: Sendable, Equatable {
+        case granted(Int64)
+        case refused(retryAfterSeconds: Int)
+    }
+
+    /// Adds bytes to the reservation of an upload whose size was not declared (chunked), as its bytes arrive:
+    /// `wanted` if the byte budget has room, else whatever it has left if that is at least `needed`.
+    public func grow(_ reservation: Reservation, needed: Int64, wanted: Int64) -> Growth {
+        let room = byteBudget - reservedBytes
+        guard let held = reservations[reservation.id], room >= needed else {
+            counters.rejected.add(1, ordering: .relaxed)
+            return .refused(retryAfterSeconds: retryAfter())
+        }
+        let granted = min(max(wanted, needed), room)
+        reservations[reservation.id] = held + granted
+        reservedBytes += granted
+        return .granted(granted)
+    }
+
+    /// Gives the place back, and every byte it held; safe to call more than once.
     public func release(_ reservation: Reservation) {
         guard let bytes = reservations.removeValue(forKey: reservation.id) else { return }
         reservedBytes -= bytes
