@@ -18,6 +18,10 @@ long clinux_splice_nonblock(int from, int to, size_t length) {
     return splice(from, NULL, to, NULL, length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 }
 
+long clinux_splice_move(int from, int to, size_t length) {
+    return splice(from, NULL, to, NULL, length, SPLICE_F_MOVE);
+}
+
 int clinux_pipe_nonblock(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 
 int clinux_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

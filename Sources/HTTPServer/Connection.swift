@@ -178,7 +178,7 @@ final class Connection: Selectable, @unchecked Sendable {
                     bodyProgressed()
                     if let splice = bodySplice {
                         // Demand stays on: the splice wants everything.
-                        guard spliceBuffered(bytes, splice) else { return }
+                        spliceBuffered(bytes, splice)
                     } else {
                         ex.bodyDemand = false
                         ex.body?.deliver(Array(bytes))
@@ -253,7 +253,8 @@ final class Connection: Selectable, @unchecked Sendable {
             ? nil
             : BodySource(
                 onDemand: { [loop, self] in loop.execute { self.bodyDemanded(id) } },
-                onSplice: { [loop, self] descriptor in loop.execute { self.spliceRequested(id, into: descriptor) } })
+                onSplice: { [loop, self] descriptor in loop.execute { self.spliceRequested(id, into: descriptor) } },
+                writer: loop.fileWriter)
         let expected: Int64? = if case .length(let n) = head.framing { n } else if bodyless { 0 } else { nil }
         let body = RequestBody(expectedLength: expected, source: source)
         let ex = Exchange(id: id, head: head, body: source, bodyComplete: bodyless)

@@ -86,12 +86,19 @@ extension Connection {
         }
     }
 
+    /// The handler wants body bytes the client has yet to send. Not while a splice waits for the file writer: that
+    /// wait is the disk's, and counts neither as the client's stall nor against its rate.
+    private var waitsForBody: Bool {
+        guard let ex = exchange, ex.bodyDemand, !ex.bodyComplete else { return false }
+        return bodySplice?.paused != true
+    }
+
     func updateInterest() {
         var interest: EpollEvents = [.readHangup]
         if lingering {
             interest.insert(.read)
-        } else if let ex = exchange {
-            if ex.bodyDemand && !ex.bodyComplete { interest.insert(.read) }
+        } else if exchange != nil {
+            if waitsForBody { interest.insert(.read) }
         } else if !closing && pendingBytes < Self.lowWater && pendingFile == nil {
             interest.insert(.read)
         }
@@ -105,8 +112,8 @@ extension Connection {
             kind = .linger
         } else if pendingBytes > 0 || pendingFile != nil {
             kind = .write
-        } else if let ex = exchange {
-            kind = ex.bodyDemand && !ex.bodyComplete ? .body : .none
+        } else if exchange != nil {
+            kind = waitsForBody ? .body : .none
         } else if closing {
             kind = .write
         } else {

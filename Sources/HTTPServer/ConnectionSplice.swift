@@ -1,15 +1,54 @@
+import CLinux
 import Glibc
 import SystemSupport
 
-/// A request body on its way into the handler's file (`RequestBody.write(to:)`): socket → the loop's pipe → file by
-/// splice(2), so the bytes never enter user space. What arrived with the head is already in our buffer and is
-/// written from there.
-final class BodySplice {
-    /// The loop's own duplicate of the handler's descriptor; closed by `dropSplice`.
-    let descriptor: Int32
+/// A request body on its way into the handler's file (`RequestBody.write(to:)`). The loop moves it from the socket
+/// into this body's own pipe by splice(2), so the bytes never enter user space; the loop's `FileWriter` moves it
+/// from the pipe into the file, so the loop never waits on the disk. What arrived with the head is already in our
+/// buffer, and the writer writes it from a copy.
+///
+/// The writer's jobs hold this object, so its descriptors stay open until the last job is done, however the
+/// exchange ends, and close with it.
+final class BodySplice: @unchecked Sendable {
+    // @unchecked: the descriptors never change, and the counts are read and written on the loop thread only.
+    /// The loop's own duplicate of the handler's descriptor.
+    let file: Int32
+    /// -1 when no pipe could be made, and the body is then copied from the read buffer. The loop's end (write) does
+    /// not block; the writer's end (read) does, so that splicing on into a destination that can block (a FIFO, a
+    /// socket) waits there instead of failing with EAGAIN.
+    let pipeRead: Int32
+    let pipeWrite: Int32
+    let pipeCapacity: Int
+    /// Bytes handed to the writer and not yet reported back, and how many of them wait in the pipe.
+    var inFlight: Int64 = 0
+    var inPipe = 0
+    /// Bytes the writer has put in the file.
     var written: Int64 = 0
+    /// The pipe is full (or was when the socket last said "would block"): reading waits for the writer's next report.
+    var paused = false
 
-    init(descriptor: Int32) { self.descriptor = descriptor }
+    init(file: Int32) {
+        self.file = file
+        var fds: [Int32] = [-1, -1]
+        if (try? syscallValue("pipe2") { clinux_pipe_nonblock(&fds) }) != nil {
+            _ = try? syscallValue("fcntl") { fcntl(fds[0], F_SETFL, 0) }
+            pipeRead = fds[0]
+            pipeWrite = fds[1]
+            // 256 KiB moves a large body in few calls; past the user's pipe allowance the kernel refuses and the pipe
+            // keeps its default 64 KiB.
+            pipeCapacity = Int((try? syscallValue("fcntl") { clinux_set_pipe_size(fds[1], 256 << 10) }) ?? 64 << 10)
+        } else {
+            (pipeRead, pipeWrite, pipeCapacity) = (-1, -1, 0)
+        }
+    }
+
+    deinit {
+        closeDescriptor(file)
+        if pipeRead >= 0 {
+            closeDescriptor(pipeRead)
+            closeDescriptor(pipeWrite)
+        }
+    }
 }
 
 extension Connection {
@@ -20,32 +59,41 @@ extension Connection {
             closeDescriptor(descriptor)
             return
         }
-        bodySplice = BodySplice(descriptor: descriptor)
+        bodySplice = BodySplice(file: descriptor)
         bodyDemanded(id)
     }
 
-    /// Body bytes that came through the parser (with the head, or before the splice began) go to the file too.
-    func spliceBuffered(_ bytes: ArraySlice<UInt8>, _ splice: BodySplice) -> Bool {
-        if let code = bytes.withUnsafeBytes({ writeAll($0, to: splice.descriptor) }) {
-            failSplice(code)
-            return false
+    /// Body bytes that came through the parser (with the head, or while no pipe was at hand) go to the file too.
+    func spliceBuffered(_ bytes: ArraySlice<UInt8>, _ splice: BodySplice) {
+        let copy = Array(bytes)
+        splice.inFlight += Int64(copy.count)
+        loop.fileWriter.submit { [loop, self] in
+            let failure = copy.withUnsafeBytes { writeAll($0, to: splice.file) }
+            loop.execute { self.spliceWritten(splice, copy.count, fromPipe: false, failure) }
         }
-        splice.written += Int64(bytes.count)
-        return true
     }
 
-    /// Reading for a splice: straight from the socket into the file. False when the plain read path must run
-    /// instead (bytes are still buffered, or the loop has no pipe).
+    /// Reading for a splice: straight from the socket into the pipe, and the writer told to empty it into the file.
+    /// False when the plain read path must run instead (bytes are still buffered, or there is no pipe).
     func spliceFromSocket() -> Bool {
-        guard let splice = bodySplice, let ex = exchange, inboundStart == inbound.count,
-            var left = parser.lengthBodyRemaining, left > 0, let pipe = loop.splicePipe
+        guard let splice = bodySplice, splice.pipeWrite >= 0, let ex = exchange, inboundStart == inbound.count,
+            var left = parser.lengthBodyRemaining, left > 0
         else { return false }
         // A bounded batch per wake-up, like every other reader on the loop.
-        for _ in 0..<16 where left > 0 {
+        batch: for _ in 0..<16 where left > 0 {
+            let room = splice.pipeCapacity - splice.inPipe
+            guard room > 0 else {
+                splice.paused = true
+                break
+            }
             let moved: Int
             do {
-                switch try Sys.splice(from: descriptor, to: pipe.write, count: Int(min(left, Int64(pipe.capacity)))) {
-                case .wouldBlock: return true
+                switch try Sys.splice(from: descriptor, to: splice.pipeWrite, count: Int(min(left, Int64(room)))) {
+                case .wouldBlock:
+                    // The socket is empty, or the pipe is full after all (partly filled pages count whole). With
+                    // bytes in the pipe the writer will report soon, and reading resumes then either way.
+                    if splice.inPipe > 0 { splice.paused = true }
+                    break batch
                 case .processed(0):
                     abort()  // the client closed mid-body
                     return true
@@ -55,12 +103,12 @@ extension Connection {
                 abort()
                 return true
             }
-            if let code = pipeToFile(moved, pipe: pipe, file: splice.descriptor) {
-                loop.emptySplicePipe()
-                failSplice(code)
-                return true
+            splice.inPipe += moved
+            splice.inFlight += Int64(moved)
+            loop.fileWriter.submit { [loop, self] in
+                let failure = FileWriter.drain(moved, from: splice.pipeRead, into: splice.file)
+                loop.execute { self.spliceWritten(splice, moved, fromPipe: true, failure) }
             }
-            splice.written += Int64(moved)
             context.splicedBytes.add(Int64(moved), ordering: .relaxed)
             left -= Int64(moved)
             parser.skipBody(Int64(moved))
@@ -76,32 +124,26 @@ extension Connection {
         return true
     }
 
-    /// Moves `count` bytes from the pipe into the file; the errno of a failure, or nil.
-    private func pipeToFile(_ count: Int, pipe: EventLoop.SplicePipe, file: Int32) -> Errno? {
-        var pending = count
-        while pending > 0 {
-            do {
-                guard case .processed(let n) = try Sys.splice(from: pipe.read, to: file, count: pending), n > 0 else {
-                    return .ioError
-                }
-                pending -= n
-            } catch where error.errno == .invalidArgument {
-                // A filesystem that cannot take a splice: through the loop's buffer, then.
-                let room = loop.readBuffer
-                let buffer = UnsafeMutableRawBufferPointer(rebasing: room[0..<min(pending, room.count)])
-                guard case .processed(let n)? = try? Sys.read(pipe.read, buffer), n > 0 else { return .ioError }
-                if let code = writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: file) { return code }
-                pending -= n
-            } catch {
-                return error.errno
-            }
+    /// The writer's report (on the loop): `count` bytes are in the file, or the file refused them.
+    func spliceWritten(_ splice: BodySplice, _ count: Int, fromPipe: Bool, _ failure: Errno?) {
+        splice.inFlight -= Int64(count)
+        if fromPipe { splice.inPipe -= count }
+        // A splice the exchange has dropped (it ended, failed or the client left) only waits for its last job.
+        guard splice === bodySplice, !closed else { return }
+        if let failure {
+            failSplice(failure)
+        } else {
+            splice.written += Int64(count)
+            splice.paused = false
+            if let ex = exchange, ex.bodyComplete, splice.inFlight == 0 { finishBody(ex) }
         }
-        return nil
+        drive()
     }
 
-    /// The body is complete: tell the handler (with what the splice wrote, when it was one).
+    /// The body has been read to its end: tell the handler, once its file holds every byte when it was spliced.
     func finishBody(_ ex: Exchange) {
         if let splice = bodySplice {
+            guard splice.inFlight == 0 else { return }  // the writer's last report comes back here
             ex.body?.finishSplice(splice.written)
             dropSplice()
         } else {
@@ -119,17 +161,8 @@ extension Connection {
         needsDrive = true
     }
 
+    /// Forgets the splice; its descriptors close once the writer has finished what it was given.
     func dropSplice() {
-        guard let splice = bodySplice else { return }
-        closeDescriptor(splice.descriptor)
         bodySplice = nil
-    }
-}
-
-extension EventLoop {
-    struct SplicePipe {
-        var read: Int32
-        var write: Int32
-        var capacity: Int
     }
 }

@@ -47,13 +47,12 @@ final class EventLoop: @unchecked Sendable {
     let dateCache = DateCache()
     /// This loop's idle connections, which the listener may close to stay under the connection limit.
     var reusable = ReusableConnections()
-    /// The pipe request bodies are spliced through (socket → pipe → file), shared by this loop's connections, each
-    /// of which leaves it empty before returning to the loop. Nil when none could be made: bodies are then copied.
-    let splicePipe: SplicePipe?
+    /// Where this loop's request bodies are written to their files, so that the loop itself never waits on a disk.
+    let fileWriter: FileWriter
 
     init() throws(IOError) {
         epoll = try Epoll()
-        splicePipe = Self.makeSplicePipe()
+        fileWriter = FileWriter(name: "http-file-writer")
         wakeFD = try syscallValue("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
         do {
             try epoll.add(wakeFD, .read, token: 0)
@@ -66,24 +65,7 @@ final class EventLoop: @unchecked Sendable {
     deinit {
         readBuffer.deallocate()
         closeDescriptor(wakeFD)
-        if let pipe = splicePipe {
-            closeDescriptor(pipe.read)
-            closeDescriptor(pipe.write)
-        }
-    }
-
-    private static func makeSplicePipe() -> SplicePipe? {
-        var fds: [Int32] = [-1, -1]
-        guard (try? syscallValue("pipe2") { clinux_pipe_nonblock(&fds) }) != nil else { return nil }
-        // 1 MiB (the unprivileged maximum by default) moves a large body in fewer calls than the 64 KiB default.
-        let size = (try? syscallValue("fcntl") { clinux_set_pipe_size(fds[1], 1 << 20) }) ?? 64 << 10
-        return SplicePipe(read: fds[0], write: fds[1], capacity: Int(size))
-    }
-
-    /// Discards what a failed splice left in the pipe, so the next body does not start with someone else's bytes.
-    func emptySplicePipe() {
-        guard let pipe = splicePipe else { return }
-        while case .processed(let n)? = try? Sys.read(pipe.read, readBuffer), n > 0 {}
+        fileWriter.close()
     }
 
     // MARK: From any thread

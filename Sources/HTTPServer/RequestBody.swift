@@ -75,7 +75,7 @@ public struct RequestBody: AsyncSequence, Sendable {
         var written: Int64 = 0
         for try await chunk in self {
             if expectedLength == nil { try await admit(chunk.count) }
-            if let code = chunk.withUnsafeBytes({ writeAll($0, to: descriptor) }) {
+            if let code = await source.write(chunk, to: descriptor) {
                 throw RequestBodyError.writeFailed(code)
             }
             written += Int64(chunk.count)
@@ -135,10 +135,22 @@ final class BodySource: Sendable {
     private let onDemand: @Sendable () -> Void
     /// Hands the loop a descriptor (its own duplicate, which it closes) to splice the rest of the body into.
     private let onSplice: (@Sendable (Int32) -> Void)?
+    /// The loop's file writer, for the bodies written chunk by chunk; without one, the handler's task writes.
+    private let writer: FileWriter?
 
-    init(onDemand: @escaping @Sendable () -> Void, onSplice: (@Sendable (Int32) -> Void)? = nil) {
+    init(
+        onDemand: @escaping @Sendable () -> Void, onSplice: (@Sendable (Int32) -> Void)? = nil, writer: FileWriter? = nil
+    ) {
         self.onDemand = onDemand
         self.onSplice = onSplice
+        self.writer = writer
+    }
+
+    /// Writes a chunk to the handler's file, off the cooperative pool where a writer exists: a slow disk then holds
+    /// only this upload. The errno of a failure, or nil.
+    func write(_ chunk: [UInt8], to descriptor: Int32) async -> Errno? {
+        if let writer { return await writer.write(chunk, to: descriptor) }
+        return chunk.withUnsafeBytes { writeAll($0, to: descriptor) }
     }
 
     var canSplice: Bool { onSplice != nil }

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import HTTPTypes
 import TestSupport
@@ -115,5 +116,71 @@ extension ServerTests {
             #expect(await eventually { server.openConnections == 0 })
         }
         #expect(await eventually { openDescriptorCount() == baseline })
+    }
+
+    @Test("the loop answers others while a body's file takes no bytes (a FIFO nobody reads), and the body arrives whole once it does")
+    func loopNeverWaitsOnTheFile() async throws {
+        let scratch = try Scratch()
+        let fifo = scratch.path("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let errors = Recorder<String>()
+        let body = Self.noise(1 << 20, seed: 11)
+        let handler: HTTPHandler = { _, requestBody in
+            // Read-write, so the open does not wait for a reader and the writes block (a full FIFO) rather than fail.
+            let fd = open(fifo, O_RDWR | O_CLOEXEC)
+            defer { close(fd) }
+            do {
+                return ServerResponse(status: .ok, body: .bytes(Array("\(try await requestBody.write(to: fd))".utf8)))
+            } catch {
+                errors.add("\(error)")
+                return ServerResponse(status: .internalServerError)
+            }
+        }
+        let about: FastPath = { _ in ServerResponse(status: .ok, body: .bytes(Array("ok".utf8))) }
+        try await withServer(fastPath: about, handler: handler) { port, _ in
+            try await blocking {
+                let upload = try TestClient(port: port, receiveTimeoutSeconds: 30)
+                // 200 KiB with the head (written from the read buffer), the rest from the socket (spliced): more than
+                // the FIFO's 64 KiB either way.
+                let head = Array("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+                try upload.send(head + body[0..<(200 << 10)])
+                // The rest from a thread of its own: with the file stuck, the server stops reading (backpressure),
+                // and this send blocks until the FIFO is drained below.
+                let (socket, rest) = (upload.fd, Array(body[(200 << 10)...]))
+                Thread {
+                    var sent = 0
+                    while sent < rest.count {
+                        let n = rest[sent...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                        guard n > 0 else { return }
+                        sent += n
+                    }
+                }.start()
+                usleep(300_000)  // the FIFO is full and the file side is stuck by now
+
+                let started = ContinuousClock.now
+                let other = try TestClient(port: port, receiveTimeoutSeconds: 5)
+                try other.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(try other.readResponse().text == "ok")
+                #expect(ContinuousClock.now - started < .seconds(2), "the loop was held by the file")
+                #expect(!upload.hasIncoming, "the upload was answered before its file took the body")
+
+                // A reader drains the FIFO: the stuck writes complete and the handler hears the whole count.
+                // Non-blocking, and each wait bounded, so a server that gave up on the file fails the test, not hangs it.
+                let reader = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+                defer { close(reader) }
+                var drained: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 1 << 16)
+                while drained.count < body.count {
+                    var entry = pollfd(fd: reader, events: Int16(POLLIN), revents: 0)
+                    guard poll(&entry, 1, 5000) > 0 else { break }
+                    let n = buffer.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+                    guard n > 0 else { break }
+                    drained += buffer[0..<n]
+                }
+                #expect(drained == body)
+                #expect(try upload.readResponse().text == "\(body.count)")
+            }
+        }
+        #expect(errors.values.isEmpty)
     }
 }

@@ -39,6 +39,8 @@ int clinux_accept4(int fd);
    kernel. splice moves up to `length` bytes between the current positions of `from` and `to` (SPLICE_F_MOVE |
    SPLICE_F_NONBLOCK); the pipe is non-blocking and close-on-exec at both ends. */
 long clinux_splice_nonblock(int from, int to, size_t length);
+/* The same without SPLICE_F_NONBLOCK, for the file writer's thread: it may block on the destination. */
+long clinux_splice_move(int from, int to, size_t length);
 int clinux_pipe_nonblock(int fds[2]);
 int clinux_set_pipe_size(int fd, int size);
 
