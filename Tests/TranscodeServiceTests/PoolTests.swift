@@ -57,14 +57,15 @@ struct PoolTests {
             defer { running.stop() }
             let busy = try startSlowJob(running)
             #expect(try running.wait { $0["running"] as? Int == 1 })
-            let client = try TestClient(port: running.port)
-            try client.send("POST /late HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.small.bytes.count)\r\nExpect: 100-continue\r\n\r\n")
-            let response = try client.readResponse()
+            let (client, response) = try running.postHeadOnly("/late", declaring: Clips.small.bytes.count)
             #expect(response.status == 503)
+            #expect(response.interim.isEmpty, "a 100 Continue asked for the body of a refused upload")
             #expect(Int(response.header("Retry-After") ?? "") ?? 0 >= 1)
             #expect(response.header("Content-Type") == "application/problem+json")
             #expect(client.isClosedByPeer(), "the unread body ends the connection")
             #expect(try running.about()["rejected"] as? Int == 1)
+            // The running job's upload is counted when it finishes; nothing else may have been read.
+            #expect(try running.metric("ffmpeg_processor_bytes_in_total") == 0)
             busy.reset()
         }
     }
