@@ -35,6 +35,61 @@ struct LifecycleTests {
             #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
         }
     }
+
+    @Test("a POST on a kept-alive connection during the drain gets 503 with Retry-After, its body unread")
+    func postDuringDrain() async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            let (process, port) = try launchService(tmpDir: scratch.url.path, arguments: ["--drain-timeout", "60"])
+            defer { if process.isRunning { process.terminate() } }
+            guard port > 0 else { return }
+            // A running job keeps the drain going while the late request comes in.
+            let job = try startSlowUpload(port: port)
+            #expect(try waitForAbout(port: port) { $0.contains("\"running\":1") })
+            let late = try keptAliveConnection(port: port)
+            kill(process.processIdentifier, SIGTERM)
+            #expect(try waitForDrain(late) != nil, "the service never said it was draining")
+
+            try late.send("POST /late HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.small.bytes.count)\r\nExpect: 100-continue\r\n\r\n")
+            let response = try late.readResponse()
+            #expect(response.status == 503, "\(response.text)")
+            #expect(response.interim.isEmpty, "a 100 Continue asked for the body of a request refused by the drain")
+            #expect(Int(response.header("Retry-After") ?? "") ?? 0 >= 1)
+            #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(late.isClosedByPeer(), "the unread body ends the connection")
+
+            // The client of the running job gives up: its job is cancelled and the drain ends at once.
+            job.reset()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+        }
+    }
+
+    @Test("a second signal during the drain exits at once with status 130 while a job still runs",
+          arguments: [SIGTERM, SIGINT])
+    func secondSignal(second: Int32) async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            // A drain timeout far beyond the test's patience: only the second signal can end the process in time.
+            let (process, port) = try launchService(tmpDir: scratch.url.path, arguments: ["--drain-timeout", "600"])
+            defer { if process.isRunning { process.terminate() } }
+            guard port > 0 else { return }
+            let job = try startSlowUpload(port: port)
+            #expect(try waitForAbout(port: port) { $0.contains("\"running\":1") })
+            let health = try keptAliveConnection(port: port)
+            kill(process.processIdentifier, SIGTERM)
+            let draining = try waitForDrain(health)
+            #expect(draining?.text.contains("\"running\":1") == true, "the job runs on into the drain")
+
+            kill(process.processIdentifier, second)
+            #expect(waitUntil(10) { !process.isRunning }, "still running 10 s after the second signal")
+            guard !process.isRunning else { return }
+            #expect(process.terminationReason == .exit)
+            #expect(process.terminationStatus == 130)
+            // The job never finished: its connection ends without an answer.
+            #expect((try? job.readResponse()) == nil)
+        }
+    }
 }
 
 /// Uploads the slow clip for a veryslow transcode, which keeps the binary's one worker busy for many seconds.
