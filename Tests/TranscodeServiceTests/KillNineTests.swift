@@ -48,8 +48,9 @@ struct KillNineTests {
             #expect(try folder.entries().isEmpty, "even while held, the files have no name")
 
             kill(pid, SIGKILL)
-            process.waitUntilExit()
-            #expect(process.terminationReason == .uncaughtSignal)
+            // Not Process.waitUntilExit(): it also waits for the end of the service's stderr, which a process that
+            // inherited it would hold open, and the check below would then come too late to see that process.
+            #expect(waitUntil(10) { hasExited(pid) }, "the service outlived kill -9")
             _ = (jobs, uploads)
 
             let left = descriptorsInto(folder.path)
@@ -60,6 +61,8 @@ struct KillNineTests {
             let back = try folder.freeBytes() - freeAtKill
             #expect(returned, "\(back) of the \(freeBefore - freeAtKill) bytes held came back")
             #expect(try folder.entries().isEmpty, "names left in the temp folder (the unlinked-name fallback?)")
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
         }
     }
 }
@@ -126,6 +129,8 @@ final class ServiceTempFolder {
             throw IOError(call: "fdopendir", errno: .badFileDescriptor)
         }
         defer { closedir(directory) }
+        // The copy shares the original's offset, which an earlier listing left at the end.
+        rewinddir(directory)
         var names: [String] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
@@ -148,4 +153,12 @@ func descriptorsInto(_ folder: String) -> [(pid: Int32, target: String)] {
             return (pid, target)
         }
     }
+}
+
+/// True once `pid` has ended: gone, or a zombie waiting to be reaped (its descriptors are closed by then).
+func hasExited(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return true }
+    return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
 }
