@@ -150,9 +150,10 @@ func keptAliveConnection(port: Int) throws -> TestClient {
     return client
 }
 
-/// Asks `/about` on `connection` until it answers 503 (draining), up to 2 s; that answer, or nil.
+/// Asks `/about` on `connection` until it answers 503 (draining), up to 10 s; that answer, or nil.
 func waitForDrain(_ connection: TestClient) throws -> TestClient.Response? {
-    for _ in 0..<100 {
+    let deadline = Date().addingTimeInterval(10)
+    while Date() < deadline {
         try connection.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
         let about = try connection.readResponse()
         if about.status == 503 { return about }
