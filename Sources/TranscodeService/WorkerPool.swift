@@ -37,6 +37,10 @@ public actor WorkerPool {
     /// Recent transcode times, for Retry-After.
     private var averageSeconds = 1.0
 
+    /// Jobs handed to the workers and not yet taken by one (a cancelled job counts until a worker skips it): what
+    /// `JobQueue.threads(waiting:)` sees, readable without an actor hop.
+    public nonisolated var waitingJobs: Int { queue.waiting }
+
     /// `niceness`: the workers' nice value, inherited by the threads libav starts for them. Above the event loop's
     /// 0, a transcode gets a tenth of the loop's share of a core when both want it, so `/about` and uploads stay
     /// quick however busy the pool; on an otherwise idle machine the jobs still get every cycle. `idlePolicy`
@@ -255,6 +259,12 @@ final class JobQueue: @unchecked Sendable {
         if busy == 0 && waiting == 0 { return 0 }
         let workers = max(counters.workers.load(ordering: .relaxed), 1)
         return max(ServiceConfig.cores / workers, 1)
+    }
+
+    var waiting: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return jobs.count - head
     }
 
     /// Blocks until a job is there; nil once closed and empty. Also says how many jobs still wait behind it.

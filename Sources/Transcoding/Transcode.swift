@@ -21,6 +21,8 @@ public struct TranscodeReport: Sendable, Equatable {
     public var inputBytes: Int64
     public var outputBytes: Int64
     public var seconds: Double
+    /// The libav thread count the video encoder was opened with (0: one per core): the service chooses it per job.
+    public var threads: Int
 
     public var summary: String {
         let input = inputDuration.map { "\(secondsText($0)) s" } ?? "unknown"
@@ -98,7 +100,8 @@ public func transcode(
         outputDuration: Double(video.endPts - (video.firstPts ?? 0)) * av_q2d(video.timeBase),
         inputBytes: demuxer.io.bytesRead,
         outputBytes: fileSize(output) ?? 0,
-        seconds: Double(monotonicNanos() - started) / 1e9
+        seconds: Double(monotonicNanos() - started) / 1e9,
+        threads: video.encoderThreads
     )
 }
 

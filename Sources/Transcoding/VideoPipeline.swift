@@ -27,6 +27,8 @@ final class VideoPipeline {
     var width: Int32 { encoder.pointer.pointee.width }
     var height: Int32 { encoder.pointer.pointee.height }
     var timeBase: AVRational { encoder.pointer.pointee.time_base }
+    /// The thread count libx264 was opened with (0: one per core, its own choice).
+    var encoderThreads: Int { Int(encoder.pointer.pointee.thread_count) }
 
     init(
         stream: UnsafeMutablePointer<AVStream>, demuxer: Demuxer, muxer: Muxer, options: TranscodeOptions,

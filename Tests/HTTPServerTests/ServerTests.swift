@@ -254,6 +254,7 @@ struct ServerTests {
                 try client.send(Self.get)
                 let response = try client.readResponse()
                 #expect(response.status == 500)
+                #expect(response.interim.isEmpty, "the handler's 100 never reaches the wire")
                 #expect(response.header("Content-Type") == "application/problem+json")
             }
         }

@@ -11,6 +11,9 @@ public final class TestClient {
         public var status: Int
         public var headers: [(String, String)]
         public var body: [UInt8]
+        /// The status codes of the interim (1xx) answers read before this one, in order: a test that claims no
+        /// `100 Continue` was sent, or that the body was never asked for, checks this is empty.
+        public var interim: [Int] = []
         public func header(_ name: String) -> String? {
             headers.first { $0.0.lowercased() == name.lowercased() }?.1
         }
@@ -85,10 +88,12 @@ public final class TestClient {
         return Array(buffer[..<count])
     }
 
-    /// Reads one response (skipping any `100 Continue`); `head` skips the body (for HEAD requests).
+    /// Reads one final response; the interim 1xx answers before it (`100 Continue`) are listed in its `interim`.
+    /// `head` skips the body (for HEAD requests).
     public func readResponse(head: Bool = false) throws -> Response {
+        var interim: [Int] = []
         var response: Response
-        repeat {
+        while true {
             let statusLine = try readLine()
             let parts = statusLine.split(separator: " ", maxSplits: 2)
             guard parts.count >= 2 else { throw Closed() }
@@ -100,7 +105,10 @@ public final class TestClient {
                 response.headers.append(
                     (String(line[..<colon]), String(line[line.index(after: colon)...].drop { $0 == " " })))
             }
-        } while response.status == 100
+            guard (100..<200).contains(response.status), response.status != 101 else { break }
+            interim.append(response.status)
+        }
+        response.interim = interim
         if head || response.status == 204 || response.status == 304 { return response }
         if let length = response.header("Content-Length").flatMap({ Int($0) }) {
             response.body = try readBytes(length)

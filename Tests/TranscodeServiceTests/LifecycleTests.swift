@@ -18,26 +18,11 @@ struct LifecycleTests {
             try client.send("POST /draining?preset=slow HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.count)\r\n\r\n")
             try client.send(body)
             // Wait until the job runs, then ask the service to stop.
-            var running = false
-            for _ in 0..<200 where !running {
-                let probe = try TestClient(port: port)
-                try probe.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
-                running = try probe.readResponse().text.contains("\"running\":1")
-                if !running { usleep(20_000) }
-            }
-            #expect(running)
+            #expect(try waitForAbout(port: port) { $0.contains("\"running\":1") })
             // A load balancer's health check on a connection it keeps: it must see the drain.
-            let health = try TestClient(port: port)
-            try health.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(try health.readResponse().text.contains("\"status\":\"ok\""))
+            let health = try keptAliveConnection(port: port)
             kill(process.processIdentifier, SIGTERM)
-            var draining: TestClient.Response?
-            for _ in 0..<100 {
-                try health.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
-                let about = try health.readResponse()
-                if about.status == 503 { draining = about; break }
-                usleep(20_000)
-            }
+            let draining = try waitForDrain(health)
             #expect(draining?.text.contains("\"status\":\"draining\"") == true)
             #expect(draining?.header("Cache-Control") == "no-store")
 
@@ -51,48 +36,79 @@ struct LifecycleTests {
         }
     }
 
-    @Test("kill -9 with uploads, queued and running jobs in flight: no file is left behind")
-    func killNine() async throws {
+    @Test("a POST on a kept-alive connection during the drain gets 503 with Retry-After, its body unread")
+    func postDuringDrain() async throws {
         try await onThread {
             let scratch = try Scratch()
-            let (process, port) = try launchService(tmpDir: scratch.url.path)
+            let (process, port) = try launchService(tmpDir: scratch.url.path, arguments: ["--drain-timeout", "60"])
             defer { if process.isRunning { process.terminate() } }
             guard port > 0 else { return }
-            // One job running, one queued, one half uploaded.
-            var clients: [TestClient] = []
-            for id in ["a", "b"] {
-                let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
-                try client.send("POST /\(id)?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
-                try client.send(Clips.slow)
-                clients.append(client)
-            }
-            let partial = try TestClient(port: port)
-            try partial.send("POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
-            try partial.send(Array(Clips.slow.prefix(100_000)))
-            var busy = false
-            for _ in 0..<500 where !busy {
-                let probe = try TestClient(port: port)
-                try probe.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
-                let about = try probe.readResponse().text
-                busy = about.contains("\"running\":1") && about.contains("\"queued\":2")
-                if !busy { usleep(20_000) }
-            }
-            #expect(busy, "one job running, one queued and one uploading before the kill")
-            kill(process.processIdentifier, SIGKILL)
+            // A running job keeps the drain going while the late request comes in.
+            let job = try startSlowUpload(port: port)
+            #expect(try waitForAbout(port: port) { $0.contains("\"running\":1") })
+            let late = try keptAliveConnection(port: port)
+            kill(process.processIdentifier, SIGTERM)
+            #expect(try waitForDrain(late) != nil, "the service never said it was draining")
+
+            try late.send("POST /late HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.small.bytes.count)\r\nExpect: 100-continue\r\n\r\n")
+            let response = try late.readResponse()
+            #expect(response.status == 503, "\(response.text)")
+            #expect(response.interim.isEmpty, "a 100 Continue asked for the body of a request refused by the drain")
+            #expect(Int(response.header("Retry-After") ?? "") ?? 0 >= 1)
+            #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(late.isClosedByPeer(), "the unread body ends the connection")
+
+            // The client of the running job gives up: its job is cancelled and the drain ends at once.
+            job.reset()
             process.waitUntilExit()
-            #expect(process.terminationReason == .uncaughtSignal)
-            // Anonymous temp files have no name to leave behind: the folder is as empty as before the service.
-            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
+            #expect(process.terminationStatus == 0)
+        }
+    }
+
+    @Test("a second signal during the drain exits at once with status 130 while a job still runs",
+          arguments: [SIGTERM, SIGINT])
+    func secondSignal(second: Int32) async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            // A drain timeout far beyond the test's patience: only the second signal can end the process in time.
+            let (process, port) = try launchService(tmpDir: scratch.url.path, arguments: ["--drain-timeout", "600"])
+            defer { if process.isRunning { process.terminate() } }
+            guard port > 0 else { return }
+            let job = try startSlowUpload(port: port)
+            #expect(try waitForAbout(port: port) { $0.contains("\"running\":1") })
+            let health = try keptAliveConnection(port: port)
+            kill(process.processIdentifier, SIGTERM)
+            let draining = try waitForDrain(health)
+            #expect(draining?.text.contains("\"running\":1") == true, "the job runs on into the drain")
+
+            kill(process.processIdentifier, second)
+            #expect(waitUntil(10) { !process.isRunning }, "still running 10 s after the second signal")
+            guard !process.isRunning else { return }
+            #expect(process.terminationReason == .exit)
+            #expect(process.terminationStatus == 130)
+            // The job never finished: its connection ends without an answer.
+            #expect((try? job.readResponse()) == nil)
         }
     }
 }
 
+/// Uploads the slow clip for a veryslow transcode, which keeps the binary's one worker busy for many seconds.
+func startSlowUpload(port: Int) throws -> TestClient {
+    let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
+    try client.send("POST /slow?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
+    try client.send(Clips.slow)
+    return client
+}
+
 /// Starts the built binary on an ephemeral port with one worker; the port is read from its start-up log line
-/// ("listening on 127.0.0.1:PORT"), 0 if it exited first.
-func launchService(tmpDir: String, arguments: [String] = []) throws -> (Process, Int) {
+/// ("listening on 127.0.0.1:PORT"), 0 if it exited first. `wrapper` is a command line that ends by exec'ing the
+/// service's own (so the process is the service), such as `unshare` giving it a mount namespace.
+func launchService(tmpDir: String, arguments: [String] = [], wrapper: [String] = []) throws -> (Process, Int) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: try builtExecutable("ffmpeg-processor"))
-    process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--tmp-dir", tmpDir] + arguments
+    let command = wrapper + [try builtExecutable("ffmpeg-processor")]
+        + ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--tmp-dir", tmpDir] + arguments
+    process.executableURL = URL(fileURLWithPath: command[0])
+    process.arguments = Array(command.dropFirst())
     let errors = Pipe()
     process.standardError = errors
     process.standardOutput = FileHandle.nullDevice
@@ -111,4 +127,37 @@ func launchService(tmpDir: String, arguments: [String] = []) throws -> (Process,
             return (process, port)
         }
     }
+}
+
+/// Polls `/about` on fresh connections until its body satisfies `condition` (up to `seconds`).
+func waitForAbout(port: Int, seconds: Double = 30, _ condition: (String) -> Bool) throws -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        let probe = try TestClient(port: port)
+        try probe.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
+        if condition(try probe.readResponse().text) { return true }
+        usleep(20_000)
+    }
+    return false
+}
+
+/// A connection that has been answered once and is kept alive: during the drain the listener is closed, so only a
+/// connection opened before the signal can still ask anything.
+func keptAliveConnection(port: Int) throws -> TestClient {
+    let client = try TestClient(port: port)
+    try client.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
+    #expect(try client.readResponse().text.contains("\"status\":\"ok\""))
+    return client
+}
+
+/// Asks `/about` on `connection` until it answers 503 (draining), up to 10 s; that answer, or nil.
+func waitForDrain(_ connection: TestClient) throws -> TestClient.Response? {
+    let deadline = Date().addingTimeInterval(10)
+    while Date() < deadline {
+        try connection.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
+        let about = try connection.readResponse()
+        if about.status == 503 { return about }
+        usleep(20_000)
+    }
+    return nil
 }

@@ -57,15 +57,46 @@ struct PoolTests {
             defer { running.stop() }
             let busy = try startSlowJob(running)
             #expect(try running.wait { $0["running"] as? Int == 1 })
-            let client = try TestClient(port: running.port)
-            try client.send("POST /late HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.small.bytes.count)\r\nExpect: 100-continue\r\n\r\n")
-            let response = try client.readResponse()
+            let (client, response) = try running.postHeadOnly("/late", declaring: Clips.small.bytes.count)
             #expect(response.status == 503)
+            #expect(response.interim.isEmpty, "a 100 Continue asked for the body of a refused upload")
             #expect(Int(response.header("Retry-After") ?? "") ?? 0 >= 1)
             #expect(response.header("Content-Type") == "application/problem+json")
             #expect(client.isClosedByPeer(), "the unread body ends the connection")
             #expect(try running.about()["rejected"] as? Int == 1)
+            // The running job's upload is counted when it finishes; nothing else may have been read.
+            #expect(try running.metric("ffmpeg_processor_bytes_in_total") == 0)
             busy.reset()
+        }
+    }
+
+    @Test("--queue-bytes: an upload whose declared bytes would pass the budget gets 503 + Retry-After unread; one that fits is admitted")
+    func byteBudget() async throws {
+        try await onThread {
+            // Places to spare (1 worker + 8 queued): only the byte budget can refuse.
+            let running = try RunningService(workers: 1, queue: 8) { $0.queueBytes = 3_000_000 }
+            defer { running.stop() }
+            let held = try TestClient(port: running.port)
+            try held.send("POST /held HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n")
+            try held.send([UInt8](repeating: 0, count: 10_000))
+            #expect(try running.wait { $0["queued"] as? Int == 1 }, "the first upload is admitted and uploading")
+
+            let (refused, response) = try running.postHeadOnly("/over", declaring: 1_500_000)
+            #expect(response.status == 503)
+            #expect(response.interim.isEmpty, "a 100 Continue asked for the body of a refused upload")
+            #expect(Int(response.header("Retry-After") ?? "") ?? 0 >= 1)
+            #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(refused.isClosedByPeer(), "the unread body ends the connection")
+            #expect(try running.about()["rejected"] as? Int == 1)
+
+            // 2,000,000 + 900,000 is within the budget: admitted, so the service asks for the body.
+            let fits = try TestClient(port: running.port)
+            try fits.send("POST /fits HTTP/1.1\r\nHost: t\r\nContent-Length: 900000\r\nExpect: 100-continue\r\n\r\n")
+            #expect(try fits.readInterim().hasPrefix("HTTP/1.1 100"))
+            #expect(try running.wait { $0["queued"] as? Int == 2 })
+            fits.reset()
+            held.reset()
+            #expect(try running.wait(seconds: 5) { $0["queued"] as? Int == 0 })
         }
     }
 

@@ -56,6 +56,20 @@ final class RunningService: Sendable {
         return false
     }
 
+    /// A metric from `/metrics`, summed over its label sets; nil when the exposition does not have it.
+    func metric(_ name: String) throws -> Double? {
+        try metricValue(name, in: get("/metrics").text)
+    }
+
+    /// Sends only the head of a POST that declares `length` body bytes and `Expect: 100-continue`, then reads the
+    /// answer. No body byte ever follows, so a service that asked for the body would send `100 Continue` and then
+    /// wait in vain: a final answer with an empty `interim` means the body was refused unread.
+    func postHeadOnly(_ target: String, declaring length: Int) throws -> (TestClient, TestClient.Response) {
+        let client = try TestClient(port: port)
+        try client.send("POST \(target) HTTP/1.1\r\nHost: t\r\nContent-Length: \(length)\r\nExpect: 100-continue\r\n\r\n")
+        return (client, try client.readResponse())
+    }
+
     /// Descriptors of this process that point into the service's temp folder (its anonymous files included).
     var openTempFiles: [String] { descriptors(under: scratch.url.path) }
 
@@ -72,6 +86,17 @@ func post(port: Int, _ target: String, body: [UInt8], extraHeaders: String = "")
     try client.send("POST \(target) HTTP/1.1\r\nHost: test\r\nContent-Length: \(body.count)\r\n\(extraHeaders)\r\n")
     try client.send(body)
     return try client.readResponse()
+}
+
+/// The sum of a metric's samples (every label set) in a Prometheus text exposition; nil when it has none.
+func metricValue(_ name: String, in exposition: String) -> Double? {
+    let samples = exposition.split(separator: "\n").compactMap { line -> Double? in
+        guard line.hasPrefix(name) else { return nil }
+        let rest = line.dropFirst(name.count)
+        guard rest.first == " " || rest.first == "{" else { return nil }
+        return line.split(separator: " ").last.flatMap { Double($0) }
+    }
+    return samples.isEmpty ? nil : samples.reduce(0, +)
 }
 
 /// Clips shared by the service tests, written once per process.

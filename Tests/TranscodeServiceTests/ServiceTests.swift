@@ -81,9 +81,12 @@ struct ServiceTests {
         try await onThread {
             let running = try RunningService()
             defer { running.stop() }
-            let response = try running.post(target, body: Clips.small.bytes)
+            let (client, response) = try running.postHeadOnly(target, declaring: Clips.small.bytes.count)
             #expect(response.status == 400, "\(target): \(response.text)")
+            #expect(response.interim.isEmpty, "\(target): a 100 Continue asked for the body")
             #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(client.isClosedByPeer(), "the unread body ends the connection")
+            #expect(try running.metric("ffmpeg_processor_bytes_in_total") == 0)
             #expect(try running.about()["completed"] as? Int == 0)
         }
     }
@@ -160,9 +163,10 @@ struct BodyLimitTests {
         try await onThread {
             let running = try RunningService { $0.maxBody = 10_000 }
             defer { running.stop() }
-            let client = try TestClient(port: running.port)
-            try client.send("POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 20000\r\nExpect: 100-continue\r\n\r\n")
-            #expect(try client.readResponse().status == 413)
+            let (client, response) = try running.postHeadOnly("/big", declaring: 20_000)
+            #expect(response.status == 413)
+            #expect(response.interim.isEmpty, "a 100 Continue asked for a body over the limit")
+            #expect(client.isClosedByPeer(), "the unread body ends the connection")
             let chunked = try TestClient(port: running.port)
             try chunked.send("POST /big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
             for _ in 0..<3 { try chunked.send("1000\r\n" + String(repeating: "x", count: 4096) + "\r\n") }
