@@ -6,7 +6,8 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 	pkg-config ffmpeg bc curl
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
-	bench-http bench-instructions bench-upload bench-about leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
+	bench-http bench-instructions bench-upload bench-about leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean \
+	check-openapi
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -43,6 +44,21 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip HTTPServerTests
 	$(SWIFT) test --skip-build --filter HTTPServerTests
+
+# The API document (docs/openapi.yaml) is valid OpenAPI 3.1. The validator and its dependencies are pinned in
+# scripts/requirements-openapi.txt and live in a virtualenv of this repository's own, made again when that list
+# changes. (Whether the document matches the server is APIDocumentTests' part, in `make test`.)
+TOOLS_VENV := .venv-tools
+$(TOOLS_VENV)/installed: scripts/requirements-openapi.txt
+	@$(MAKE) --no-print-directory apt-install PACKAGES="python3 python3-venv"
+	rm -rf $(TOOLS_VENV)
+	python3 -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r scripts/requirements-openapi.txt
+	$(TOOLS_VENV)/bin/pip check --disable-pip-version-check
+	touch $@
+
+check-openapi: $(TOOLS_VENV)/installed
+	$(TOOLS_VENV)/bin/openapi-spec-validator --schema 3.1 docs/openapi.yaml
 
 # Every test under ThreadSanitizer. A report makes the test process exit 66 when it ends (TSan's default), which fails
 # `swift test` even though each test passed; a service the harness tests start is built with TSan too, and its
@@ -106,7 +122,7 @@ bench-upload: deps
 	scripts/bench-upload.sh
 
 clean:
-	rm -rf .build .build-asan .build-fuzz .build-tsan bench-out
+	rm -rf .build .build-asan .build-fuzz .build-tsan bench-out $(TOOLS_VENV)
 
 # The CLI under AddressSanitizer/LeakSanitizer over good and hostile inputs.
 leak-check: deps
