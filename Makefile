@@ -2,11 +2,14 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 PORT ?= 3000
+# util-linux (unshare) and mount: APIDocumentTests runs a service in a user and mount namespace of its own over a
+# small tmpfs, for the 507 of a full temp directory. Both come with Debian; listed so that nothing assumes it.
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
-	pkg-config ffmpeg bc curl
+	pkg-config ffmpeg bc curl util-linux mount
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
-	bench-http bench-instructions bench-upload bench-about leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean
+	bench-http bench-instructions bench-upload bench-about leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean \
+	check-openapi
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -44,6 +47,21 @@ test: deps
 	$(SWIFT) test --skip-build --skip HTTPServerTests
 	$(SWIFT) test --skip-build --filter HTTPServerTests
 
+# The API document (docs/openapi.yaml) is valid OpenAPI 3.1. The validator and its dependencies are pinned in
+# scripts/requirements-openapi.txt and live in a virtualenv of this repository's own, made again when that list
+# changes. (Whether the document matches the server is APIDocumentTests' part, in `make test`.)
+TOOLS_VENV := .venv-tools
+$(TOOLS_VENV)/installed: scripts/requirements-openapi.txt
+	@$(MAKE) --no-print-directory apt-install PACKAGES="python3 python3-venv"
+	rm -rf $(TOOLS_VENV)
+	python3 -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r scripts/requirements-openapi.txt
+	$(TOOLS_VENV)/bin/pip check --disable-pip-version-check
+	touch $@
+
+check-openapi: $(TOOLS_VENV)/installed
+	$(TOOLS_VENV)/bin/openapi-spec-validator --schema 3.1 docs/openapi.yaml
+
 # Every test under ThreadSanitizer. A report makes the test process exit 66 when it ends (TSan's default), which fails
 # `swift test` even though each test passed; a service the harness tests start is built with TSan too, and its
 # exit status is checked when it stops. One process per test target: instrumented code runs several times slower,
@@ -55,6 +73,7 @@ test-tsan: deps
 	$(SWIFT) test --skip-build $(TSAN) --filter TranscodeServiceTests
 	$(SWIFT) test --skip-build $(TSAN) --filter TranscodingTests
 	$(SWIFT) test --skip-build $(TSAN) --filter HarnessTests
+	$(SWIFT) test --skip-build $(TSAN) --filter APIDocumentTests
 
 # The release service on a free port, the harness with its defaults against it, the report; HARNESS_ARGS adds options.
 harness: release
@@ -106,7 +125,7 @@ bench-upload: deps
 	scripts/bench-upload.sh
 
 clean:
-	rm -rf .build .build-asan .build-fuzz .build-tsan bench-out
+	rm -rf .build .build-asan .build-fuzz .build-tsan bench-out $(TOOLS_VENV)
 
 # The CLI under AddressSanitizer/LeakSanitizer over good and hostile inputs.
 leak-check: deps

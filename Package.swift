@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // Reads docs/openapi.yaml in APIDocumentTests; never linked into the service.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // What Glibc does not export to Swift: epoll, eventfd, timerfd, sendfile, signalfd, O_TMPFILE.
@@ -98,6 +100,13 @@ let package = Package(
             dependencies: ["TranscodeService", "Transcoding", "MediaFixtures", "HTTPServer", "SystemSupport", "TestSupport",
                            "CLinux",
                            .product(name: "Logging", package: "swift-log")]
+        ),
+        // docs/openapi.yaml against a running service, in both directions.
+        .testTarget(
+            name: "APIDocumentTests",
+            dependencies: ["TranscodeService", "Transcoding", "MediaFixtures", "TestSupport",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "HarnessTests",

@@ -42,27 +42,18 @@ public struct Routes: Sendable {
 
     private func route(_ request: HTTPRequest, _ body: RequestBody, _ record: inout RequestRecord) async throws(Problem) -> ServerResponse {
         let target = try RequestTarget(request.path ?? "")
-        switch (request.method, target.segments) {
-        case (.get, ["about"]), (.head, ["about"]):
-            record.route = "about"
+        let route = Routes.route(for: target.segments)
+        guard route.methods.contains(request.method) else { throw route.refusal(of: request.method, target.segments) }
+        record.route = route.kind.rawValue
+        switch route.kind {
+        case .about:
             return about()
-        case (.get, ["metrics"]):
-            record.route = "metrics"
+        case .metrics:
             return ServerResponse(
                 status: .ok, headerFields: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .bytes(Array(metrics.exposition().utf8)))
-        case (_, ["about"]), (_, ["metrics"]):
-            throw Problem(.methodNotAllowed, "\(request.method) is not allowed here", headers: [.allow: "GET, HEAD"])
-        case (.post, _):
-            record.route = "transcode"
+        case .transcode:
             return try await transcodeUpload(request, body, target, &record)
-        case (_, []):
-            throw Problem(.notFound, "POST a video to /<video_id>; GET /about for the service's state")
-        default:
-            if (try? validateVideoID(target.segments)) != nil {
-                throw Problem(.methodNotAllowed, "use POST to send a video", headers: [.allow: "POST"])
-            }
-            throw Problem(.notFound, "no such resource")
         }
     }
 
