@@ -59,10 +59,15 @@ final class Connection: Selectable, @unchecked Sendable {
     var bodyReceived: UInt64 = 0
     var bodyWaited: UInt64 = 0
     var bodyWaitStart: UInt64 = 0
+    /// When the current request's head began to arrive (the connection's accept until a byte came): what the
+    /// observer's `elapsed` counts from.
+    var exchangeStarted: UInt64
 
     /// The request being served: only what the connection needs of it (the request itself goes to the handler).
     final class Exchange {
         let id: UInt64
+        let method: HTTPRequest.Method
+        let target: String
         let isHTTP10: Bool
         let keepAlive: Bool
         let expectContinue: Bool
@@ -78,6 +83,8 @@ final class Connection: Selectable, @unchecked Sendable {
 
         init(id: UInt64, head: borrowing HTTPParser.Head, body: BodySource?, bodyComplete: Bool) {
             self.id = id
+            method = head.method
+            target = head.path
             isHTTP10 = head.isHTTP10
             keepAlive = head.keepAlive
             expectContinue = head.expectContinue
@@ -94,6 +101,7 @@ final class Connection: Selectable, @unchecked Sendable {
         self.loop = loop
         self.context = context
         parser = HTTPParser(limits: context.configuration.parserLimits)
+        exchangeStarted = loop.now
         super.init(descriptor: descriptor)
     }
 
@@ -125,7 +133,10 @@ final class Connection: Selectable, @unchecked Sendable {
         switch kind {
         case .none: return
         case .keepAlive, .write, .linger: abort()
-        case .header: respondError(HTTPRequestError(.requestTimeout, "request head not received in time"))
+        case .header:
+            respondError(
+                HTTPRequestError(.requestTimeout, "request head not received in time"),
+                requestLine: parser.partialRequestLine)
         case .body:
             exchange?.body?.fail(.timeout)
             respondError(HTTPRequestError(
@@ -199,6 +210,11 @@ final class Connection: Selectable, @unchecked Sendable {
                 }
             } else {
                 guard pendingBytes < Self.lowWater, pendingFile == nil, inboundStart < inbound.count else { return }
+                if parser.isIdle {
+                    // The first byte of a request: what it is observed from, and what its body counts from.
+                    exchangeStarted = loop.now
+                    bodyReceived = 0
+                }
                 guard let event = nextEvent() else { return }
                 guard case .head(let head) = event else { preconditionFailure("body outside a request") }
                 startExchange(head)
@@ -221,7 +237,7 @@ final class Connection: Selectable, @unchecked Sendable {
                 if let ex = exchange {
                     ex.body?.fail(error.status == .contentTooLarge ? .tooLarge : .malformed(error.detail))
                 }
-                respondError(error)
+                respondError(error, requestLine: exchange == nil ? parser.partialRequestLine : nil)
                 return nil
             }
         }
@@ -229,7 +245,6 @@ final class Connection: Selectable, @unchecked Sendable {
 
     func startExchange(_ head: HTTPParser.Head) {
         servedAny = true
-        bodyReceived = 0
         bodyWaited = 0
         nextExchangeID += 1
         let id = nextExchangeID
@@ -284,8 +299,10 @@ final class Connection: Selectable, @unchecked Sendable {
     }
 
     /// An error the server answers itself; the framing can no longer be trusted, so the connection closes after.
-    func respondError(_ error: HTTPRequestError) {
+    /// `requestLine` names a head refused before it became an exchange.
+    func respondError(_ error: HTTPRequestError, requestLine: RequestLine? = nil) {
         dropSplice()
+        var refused = requestLine
         if let ex = exchange {
             exchange = nil
             ex.task?.cancel()
@@ -294,10 +311,12 @@ final class Connection: Selectable, @unchecked Sendable {
                 abort()
                 return
             }
+            refused = RequestLine(method: ex.method, path: ex.target)
         }
-        ResponseWriter.closingProblem(
+        let bodyBytes = ResponseWriter.closingProblem(
             error.status, detail: error.detail, dateLine: loop.dateCache.current(), serverLine: context.serverLine,
             into: &outbound)
+        observe(refused?.method, refused?.path, error.status, bodyBytes: bodyBytes, annotation: nil)
         closing = true
         needsDrive = true
     }
