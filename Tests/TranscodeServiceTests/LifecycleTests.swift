@@ -13,8 +13,8 @@ struct LifecycleTests {
             defer { if process.isRunning { process.terminate() } }
             guard port > 0 else { return }
 
+            let body = Clips.medium  // before connecting: its first use generates it, which can outlast the header timeout
             let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
-            let body = Clips.medium
             try client.send("POST /draining?preset=slow HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.count)\r\n\r\n")
             try client.send(body)
             // Wait until the job runs, then ask the service to stop.
@@ -59,16 +59,17 @@ struct LifecycleTests {
             defer { if process.isRunning { process.terminate() } }
             guard port > 0 else { return }
             // One job running, one queued, one half uploaded.
+            let clip = Clips.slow  // before connecting: its first use generates it, which can outlast the header timeout
             var clients: [TestClient] = []
             for id in ["a", "b"] {
                 let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
-                try client.send("POST /\(id)?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
-                try client.send(Clips.slow)
+                try client.send("POST /\(id)?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(clip.count)\r\n\r\n")
+                try client.send(clip)
                 clients.append(client)
             }
             let partial = try TestClient(port: port)
-            try partial.send("POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
-            try partial.send(Array(Clips.slow.prefix(100_000)))
+            try partial.send("POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: \(clip.count)\r\n\r\n")
+            try partial.send(Array(clip.prefix(100_000)))
             var busy = false
             for _ in 0..<500 where !busy {
                 let probe = try TestClient(port: port)
