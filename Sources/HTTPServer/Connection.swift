@@ -60,14 +60,16 @@ final class Connection: Selectable, @unchecked Sendable {
     var bodyWaited: UInt64 = 0
     var bodyWaitStart: UInt64 = 0
     /// When the current request's head began to arrive (the connection's accept until a byte came): what the
-    /// observer's `elapsed` counts from.
+    /// observer's `elapsed` counts from; kept only when there is an observer. `headBegun` says the head being
+    /// parsed has had its first byte: a flag, because asking the parser whether it is idle costs more.
     var exchangeStarted: UInt64
+    var headBegun = false
 
     /// The request being served: only what the connection needs of it (the request itself goes to the handler).
     final class Exchange {
         let id: UInt64
-        let method: HTTPRequest.Method
-        let target: String
+        /// The method and target, for the observer.
+        let requestLine: RequestLine
         let isHTTP10: Bool
         let keepAlive: Bool
         let expectContinue: Bool
@@ -81,10 +83,11 @@ final class Connection: Selectable, @unchecked Sendable {
         var responseEnded = false
         var closeAfter = false
 
-        init(id: UInt64, head: borrowing HTTPParser.Head, body: BodySource?, bodyComplete: Bool) {
+        init(
+            id: UInt64, head: borrowing HTTPParser.Head, requestLine: RequestLine, body: BodySource?, bodyComplete: Bool
+        ) {
             self.id = id
-            method = head.method
-            target = head.path
+            self.requestLine = requestLine
             isHTTP10 = head.isHTTP10
             keepAlive = head.keepAlive
             expectContinue = head.expectContinue
@@ -210,10 +213,10 @@ final class Connection: Selectable, @unchecked Sendable {
                 }
             } else {
                 guard pendingBytes < Self.lowWater, pendingFile == nil, inboundStart < inbound.count else { return }
-                if parser.isIdle {
-                    // The first byte of a request: what it is observed from, and what its body counts from.
+                if !headBegun && context.observer != nil {
+                    // The first byte of a request: what the observer's `elapsed` counts from.
+                    headBegun = true
                     exchangeStarted = loop.now
-                    bodyReceived = 0
                 }
                 guard let event = nextEvent() else { return }
                 guard case .head(let head) = event else { preconditionFailure("body outside a request") }
@@ -245,6 +248,8 @@ final class Connection: Selectable, @unchecked Sendable {
 
     func startExchange(_ head: HTTPParser.Head) {
         servedAny = true
+        headBegun = false
+        bodyReceived = 0
         bodyWaited = 0
         nextExchangeID += 1
         let id = nextExchangeID
@@ -256,9 +261,10 @@ final class Connection: Selectable, @unchecked Sendable {
         default:
             bodyless = false
         }
-        if bodyless, let fastPath = context.fastPath, let response = fastPath(head.requestLine) {
+        let requestLine = head.requestLine
+        if bodyless, let fastPath = context.fastPath, let response = fastPath(requestLine) {
             if writeImmediately(response, to: head) { return }
-            let ex = Exchange(id: id, head: head, body: nil, bodyComplete: true)
+            let ex = Exchange(id: id, head: head, requestLine: requestLine, body: nil, bodyComplete: true)
             exchange = ex
             writeResponse(response, ex)
             return
@@ -271,7 +277,7 @@ final class Connection: Selectable, @unchecked Sendable {
                 onSplice: { [loop, self] descriptor in loop.execute { self.spliceRequested(id, into: descriptor) } })
         let expected: Int64? = if case .length(let n) = head.framing { n } else if bodyless { 0 } else { nil }
         let body = RequestBody(expectedLength: expected, source: source)
-        let ex = Exchange(id: id, head: head, body: source, bodyComplete: bodyless)
+        let ex = Exchange(id: id, head: head, requestLine: requestLine, body: source, bodyComplete: bodyless)
         exchange = ex
         let handler = context.handler
         ex.task = Task { [self] in
@@ -303,6 +309,7 @@ final class Connection: Selectable, @unchecked Sendable {
     func respondError(_ error: HTTPRequestError, requestLine: RequestLine? = nil) {
         dropSplice()
         var refused = requestLine
+        let hadExchange = exchange != nil
         if let ex = exchange {
             exchange = nil
             ex.task?.cancel()
@@ -311,12 +318,15 @@ final class Connection: Selectable, @unchecked Sendable {
                 abort()
                 return
             }
-            refused = RequestLine(method: ex.method, path: ex.target)
+            refused = ex.requestLine
         }
         let bodyBytes = ResponseWriter.closingProblem(
             error.status, detail: error.detail, dateLine: loop.dateCache.current(), serverLine: context.serverLine,
             into: &outbound)
-        observe(refused?.method, refused?.path, error.status, bodyBytes: bodyBytes, annotation: nil)
+        if let observer = context.observer {
+            if !hadExchange { bodyReceived = 0 }  // it still counts the previous request's body
+            observer(observation(refused, error.status, bodyBytes: bodyBytes, annotation: nil))
+        }
         closing = true
         needsDrive = true
     }

@@ -23,7 +23,9 @@ extension Connection {
         let framing: ResponseWriter.BodyFraming =
             !ResponseWriter.statusAllowsBody(head.status) ? .bodiless : ex.isHTTP10 ? .untilClose : .chunked
         queueHead(head, status: head.status, framing: framing, ex, forceClose: ex.isHTTP10)
-        observe(ex.method, ex.target, head.status, bodyBytes: allowsBody ? nil : 0, annotation: annotation)
+        if let observer = context.observer {
+            observer(observation(ex.requestLine, head.status, bodyBytes: allowsBody ? nil : 0, annotation: annotation))
+        }
         if !allowsBody { ex.responseEnded = true }
         done.resume(returning: allowsBody)
         finishExchangeIfDone()
@@ -98,7 +100,9 @@ extension Connection {
             response, status: status, isHEAD: ex.isHEAD, isHTTP10: ex.isHTTP10,
             close: closeAfterResponse(ex, forceClose: false))
         ex.closeAfter = queued.close
-        observe(ex.method, ex.target, status, bodyBytes: queued.bodyBytes, annotation: response.annotation)
+        if let observer = context.observer {
+            observer(observation(ex.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation))
+        }
         ex.responseEnded = true
         finishExchangeIfDone()
     }
@@ -115,7 +119,9 @@ extension Connection {
         let queued = queueWhole(
             response, status: status, isHEAD: head.method == .head, isHTTP10: head.isHTTP10,
             close: !head.keepAlive || closing)
-        observe(head.method, head.path, status, bodyBytes: queued.bodyBytes, annotation: response.annotation)
+        if let observer = context.observer {
+            observer(observation(head.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation))
+        }
         exchangeEnded(closing: queued.close)
         return true
     }

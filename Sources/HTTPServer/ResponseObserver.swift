@@ -39,17 +39,14 @@ public struct ObservedResponse: Sendable {
 public typealias ResponseObserver = @Sendable (ObservedResponse) -> Void
 
 extension Connection {
-    /// Tells the observer, if there is one, of a response just queued. Inlined so that with no observer the
-    /// arguments are never even copied.
-    @inline(__always)
-    func observe(
-        _ method: @autoclosure () -> HTTPRequest.Method?, _ target: @autoclosure () -> String?,
-        _ status: HTTPResponse.Status, bodyBytes: Int64?, annotation: @autoclosure () -> (any Sendable)?
-    ) {
-        guard let observer = context.observer else { return }
-        observer(ObservedResponse(
-            method: method(), target: target(), status: status, requestBodyBytes: Int64(bodyReceived),
+    /// What the observer is told of a response just queued. Callers build it only once they know there is an
+    /// observer (`if let observer = context.observer`): with none, not even the method and target are copied.
+    func observation(
+        _ request: RequestLine?, _ status: HTTPResponse.Status, bodyBytes: Int64?, annotation: (any Sendable)?
+    ) -> ObservedResponse {
+        ObservedResponse(
+            method: request?.method, target: request?.path, status: status, requestBodyBytes: Int64(bodyReceived),
             responseBodyBytes: bodyBytes, elapsed: .nanoseconds(Int64(loop.now &- exchangeStarted)),
-            annotation: annotation()))
+            annotation: annotation)
     }
 }
