@@ -325,7 +325,7 @@ final class Connection: Selectable, @unchecked Sendable {
             into: &outbound)
         if let observer = context.observer {
             if !hadExchange { bodyReceived = 0 }  // it still counts the previous request's body
-            observer(observation(refused, error.status, bodyBytes: bodyBytes, annotation: nil))
+            notify(observer, refused, error.status, bodyBytes: bodyBytes, annotation: nil)
         }
         closing = true
         needsDrive = true

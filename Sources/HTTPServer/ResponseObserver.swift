@@ -39,14 +39,17 @@ public struct ObservedResponse: Sendable {
 public typealias ResponseObserver = @Sendable (ObservedResponse) -> Void
 
 extension Connection {
-    /// What the observer is told of a response just queued. Callers build it only once they know there is an
-    /// observer (`if let observer = context.observer`): with none, not even the method and target are copied.
-    func observation(
-        _ request: RequestLine?, _ status: HTTPResponse.Status, bodyBytes: Int64?, annotation: (any Sendable)?
-    ) -> ObservedResponse {
-        ObservedResponse(
+    /// Tells `observer` of a response just queued. Callers make the call only once they know there is an observer
+    /// (`if let observer = context.observer`): with none, not even the method and target are copied. Never inlined,
+    /// so that it does not weigh on the code of the paths that call it.
+    @inline(never)
+    func notify(
+        _ observer: ResponseObserver, _ request: RequestLine?, _ status: HTTPResponse.Status, bodyBytes: Int64?,
+        annotation: (any Sendable)?
+    ) {
+        observer(ObservedResponse(
             method: request?.method, target: request?.path, status: status, requestBodyBytes: Int64(bodyReceived),
             responseBodyBytes: bodyBytes, elapsed: .nanoseconds(Int64(loop.now &- exchangeStarted)),
-            annotation: annotation)
+            annotation: annotation))
     }
 }
