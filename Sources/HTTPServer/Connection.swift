@@ -59,10 +59,17 @@ final class Connection: Selectable, @unchecked Sendable {
     var bodyReceived: UInt64 = 0
     var bodyWaited: UInt64 = 0
     var bodyWaitStart: UInt64 = 0
+    /// When the current request's head began to arrive (the connection's accept until a byte came): what the
+    /// observer's `elapsed` counts from; kept only when there is an observer. `headBegun` says the head being
+    /// parsed has had its first byte: a flag, because asking the parser whether it is idle costs more.
+    var exchangeStarted: UInt64
+    var headBegun = false
 
     /// The request being served: only what the connection needs of it (the request itself goes to the handler).
     final class Exchange {
         let id: UInt64
+        /// The method and target, for the observer.
+        let requestLine: RequestLine
         let isHTTP10: Bool
         let keepAlive: Bool
         let expectContinue: Bool
@@ -76,8 +83,11 @@ final class Connection: Selectable, @unchecked Sendable {
         var responseEnded = false
         var closeAfter = false
 
-        init(id: UInt64, head: borrowing HTTPParser.Head, body: BodySource?, bodyComplete: Bool) {
+        init(
+            id: UInt64, head: borrowing HTTPParser.Head, requestLine: RequestLine, body: BodySource?, bodyComplete: Bool
+        ) {
             self.id = id
+            self.requestLine = requestLine
             isHTTP10 = head.isHTTP10
             keepAlive = head.keepAlive
             expectContinue = head.expectContinue
@@ -94,6 +104,7 @@ final class Connection: Selectable, @unchecked Sendable {
         self.loop = loop
         self.context = context
         parser = HTTPParser(limits: context.configuration.parserLimits)
+        exchangeStarted = loop.now
         super.init(descriptor: descriptor)
     }
 
@@ -125,7 +136,10 @@ final class Connection: Selectable, @unchecked Sendable {
         switch kind {
         case .none: return
         case .keepAlive, .write, .linger: abort()
-        case .header: respondError(HTTPRequestError(.requestTimeout, "request head not received in time"))
+        case .header:
+            respondError(
+                HTTPRequestError(.requestTimeout, "request head not received in time"),
+                requestLine: parser.partialRequestLine)
         case .body:
             exchange?.body?.fail(.timeout)
             respondError(HTTPRequestError(
@@ -199,6 +213,11 @@ final class Connection: Selectable, @unchecked Sendable {
                 }
             } else {
                 guard pendingBytes < Self.lowWater, pendingFile == nil, inboundStart < inbound.count else { return }
+                if !headBegun && context.observer != nil {
+                    // The first byte of a request: what the observer's `elapsed` counts from.
+                    headBegun = true
+                    exchangeStarted = loop.now
+                }
                 guard let event = nextEvent() else { return }
                 guard case .head(let head) = event else { preconditionFailure("body outside a request") }
                 startExchange(head)
@@ -221,7 +240,7 @@ final class Connection: Selectable, @unchecked Sendable {
                 if let ex = exchange {
                     ex.body?.fail(error.status == .contentTooLarge ? .tooLarge : .malformed(error.detail))
                 }
-                respondError(error)
+                respondError(error, requestLine: exchange == nil ? parser.partialRequestLine : nil)
                 return nil
             }
         }
@@ -229,6 +248,7 @@ final class Connection: Selectable, @unchecked Sendable {
 
     func startExchange(_ head: HTTPParser.Head) {
         servedAny = true
+        headBegun = false
         bodyReceived = 0
         bodyWaited = 0
         nextExchangeID += 1
@@ -241,9 +261,10 @@ final class Connection: Selectable, @unchecked Sendable {
         default:
             bodyless = false
         }
-        if bodyless, let fastPath = context.fastPath, let response = fastPath(head.requestLine) {
+        let requestLine = head.requestLine
+        if bodyless, let fastPath = context.fastPath, let response = fastPath(requestLine) {
             if writeImmediately(response, to: head) { return }
-            let ex = Exchange(id: id, head: head, body: nil, bodyComplete: true)
+            let ex = Exchange(id: id, head: head, requestLine: requestLine, body: nil, bodyComplete: true)
             exchange = ex
             writeResponse(response, ex)
             return
@@ -257,7 +278,7 @@ final class Connection: Selectable, @unchecked Sendable {
                 writer: loop.fileWriter)
         let expected: Int64? = if case .length(let n) = head.framing { n } else if bodyless { 0 } else { nil }
         let body = RequestBody(expectedLength: expected, source: source)
-        let ex = Exchange(id: id, head: head, body: source, bodyComplete: bodyless)
+        let ex = Exchange(id: id, head: head, requestLine: requestLine, body: source, bodyComplete: bodyless)
         exchange = ex
         let handler = context.handler
         ex.task = Task { [self] in
@@ -285,8 +306,11 @@ final class Connection: Selectable, @unchecked Sendable {
     }
 
     /// An error the server answers itself; the framing can no longer be trusted, so the connection closes after.
-    func respondError(_ error: HTTPRequestError) {
+    /// `requestLine` names a head refused before it became an exchange.
+    func respondError(_ error: HTTPRequestError, requestLine: RequestLine? = nil) {
         dropSplice()
+        var refused = requestLine
+        let hadExchange = exchange != nil
         if let ex = exchange {
             exchange = nil
             ex.task?.cancel()
@@ -295,10 +319,15 @@ final class Connection: Selectable, @unchecked Sendable {
                 abort()
                 return
             }
+            refused = ex.requestLine
         }
-        ResponseWriter.closingProblem(
+        let bodyBytes = ResponseWriter.closingProblem(
             error.status, detail: error.detail, dateLine: loop.dateCache.current(), serverLine: context.serverLine,
             into: &outbound)
+        if let observer = context.observer {
+            if !hadExchange { bodyReceived = 0 }  // it still counts the previous request's body
+            notify(observer, refused, error.status, bodyBytes: bodyBytes, annotation: nil)
+        }
         closing = true
         needsDrive = true
     }

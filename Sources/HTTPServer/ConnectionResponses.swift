@@ -12,7 +12,9 @@ extension Connection {
         drive()
     }
 
-    func beginStream(_ id: UInt64, _ head: HTTPResponse, _ done: CheckedContinuation<Bool, Never>) {
+    func beginStream(
+        _ id: UInt64, _ head: HTTPResponse, _ annotation: (any Sendable)?, _ done: CheckedContinuation<Bool, Never>
+    ) {
         guard let ex = exchange, ex.id == id, !ex.responseStarted, !closed else {
             done.resume(returning: false)
             return
@@ -21,6 +23,9 @@ extension Connection {
         let framing: ResponseWriter.BodyFraming =
             !ResponseWriter.statusAllowsBody(head.status) ? .bodiless : ex.isHTTP10 ? .untilClose : .chunked
         queueHead(head, status: head.status, framing: framing, ex, forceClose: ex.isHTTP10)
+        if let observer = context.observer {
+            notify(observer, ex.requestLine, head.status, bodyBytes: allowsBody ? nil : 0, annotation: annotation)
+        }
         if !allowsBody { ex.responseEnded = true }
         done.resume(returning: allowsBody)
         finishExchangeIfDone()
@@ -57,7 +62,7 @@ extension Connection {
             return
         }
         let wanted = await withCheckedContinuation { done in
-            loop.execute { self.beginStream(id, response.head, done) }
+            loop.execute { self.beginStream(id, response.head, response.annotation, done) }
         }
         guard wanted else { return }
         for await chunk in stream.chunks where !chunk.isEmpty {
@@ -69,11 +74,14 @@ extension Connection {
         loop.execute { self.endStream(id) }
     }
 
-    /// A handler cannot end an exchange with an interim (1xx) status: the client would wait for a final one.
+    /// A handler cannot end an exchange with an interim (1xx) status: the client would wait for a final one. The
+    /// observer still gets the handler's annotation with the 500.
     static func sanitized(_ response: ServerResponse) -> ServerResponse {
         guard response.status.kind == .informational else { return response }
         dispose(response)
-        return ServerResponse.problem(.internalServerError, detail: "the handler answered with an interim status")
+        var problem = ServerResponse.problem(.internalServerError, detail: "the handler answered with an interim status")
+        problem.annotation = response.annotation
+        return problem
     }
 
     func writeResponse(_ response: ServerResponse, _ ex: Exchange) {
@@ -88,9 +96,13 @@ extension Connection {
             return
         }
         ex.responseStarted = true
-        ex.closeAfter = queueWhole(
+        let queued = queueWhole(
             response, status: status, isHEAD: ex.isHEAD, isHTTP10: ex.isHTTP10,
             close: closeAfterResponse(ex, forceClose: false))
+        ex.closeAfter = queued.close
+        if let observer = context.observer {
+            notify(observer, ex.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation)
+        }
         ex.responseEnded = true
         finishExchangeIfDone()
     }
@@ -104,17 +116,21 @@ extension Connection {
         }
         let status = response.status
         guard status.kind != .informational else { return false }
-        let close = queueWhole(
+        let queued = queueWhole(
             response, status: status, isHEAD: head.method == .head, isHTTP10: head.isHTTP10,
             close: !head.keepAlive || closing)
-        exchangeEnded(closing: close)
+        if let observer = context.observer {
+            notify(observer, head.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation)
+        }
+        exchangeEnded(closing: queued.close)
         return true
     }
 
-    /// Queues the head and body of a response that is not streamed; returns whether the connection closes after it.
+    /// Queues the head and body of a response that is not streamed; returns whether the connection closes after it,
+    /// and the body bytes that go out (none for HEAD).
     private func queueWhole(
         _ response: ServerResponse, status: HTTPResponse.Status, isHEAD: Bool, isHTTP10: Bool, close: Bool
-    ) -> Bool {
+    ) -> (close: Bool, bodyBytes: Int64) {
         let allowsBody = ResponseWriter.statusAllowsBody(status)
         var framing = ResponseWriter.BodyFraming.bodiless
         if allowsBody {
@@ -136,17 +152,20 @@ extension Connection {
                 response.head, status: status, framing: framing, close: close, keepAliveFor10: isHTTP10,
                 dateLine: loop.dateCache.current(), serverLine: context.serverLine, into: &outbound)
         }
+        var bodyBytes: Int64 = 0
         switch response.body {
         case .bytes(let bytes) where allowsBody && !isHEAD:
             outbound.append(bytes)
+            bodyBytes = Int64(bytes.count)
         case .file(let fd, let length) where allowsBody && !isHEAD && length > 0:
             pendingFile = (fd, 0, length)
+            bodyBytes = length
         case .file(let fd, _):
             closeDescriptor(fd)
         default:
             break
         }
-        return closeAfter
+        return (closeAfter, bodyBytes)
     }
 
     func queueHead(

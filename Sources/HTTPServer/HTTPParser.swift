@@ -93,6 +93,16 @@ struct HTTPParser {
         return false
     }
 
+    /// The method and target of a head cut short or refused after its request line was complete and valid (a
+    /// field too many, a Content-Length too large, the header timeout), so that the server's own answer can name
+    /// what it refused; nil otherwise.
+    var partialRequestLine: RequestLine? {
+        guard case .head = state, let end = lineEnds.first else { return nil }
+        return headBuffer.withUnsafeBufferPointer { buffer in
+            (try? Self.parseRequestLine(buffer[0..<end])).map { RequestLine(method: $0.0, path: $0.1) }
+        }
+    }
+
     /// The whole message is in and only its `.end` (which consumes nothing) remains to be taken.
     var isAtEndOfMessage: Bool {
         if case .endOfMessage = state { return true }

@@ -140,9 +140,13 @@ final class Listener: Selectable, @unchecked Sendable {
     private func admit(_ fd: Int32) {
         guard context.connectionOpened() || (evictIdleConnection() && context.connectionOpened()) else {
             // Best effort: one non-blocking send of a ready-made 503, then close.
-            context.overloadResponse(dateLine: loop.dateCache.current()).withUnsafeBytes { _ = try? Sys.send(fd, $0) }
+            let refusal = context.overloadResponse(dateLine: loop.dateCache.current())
+            refusal.wire.withUnsafeBytes { _ = try? Sys.send(fd, $0) }
             Sys.shutdownWrite(fd)
             closeDescriptor(fd)
+            context.observer?(ObservedResponse(
+                method: nil, target: nil, status: .serviceUnavailable, requestBodyBytes: 0,
+                responseBodyBytes: refusal.bodyBytes, elapsed: .zero, annotation: nil))
             return
         }
         try? Sys.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)

@@ -31,17 +31,19 @@ enum ResponseWriter {
     }
 
     /// An answer the server gives itself (an error, an overload): a problem document, after which the connection
-    /// closes.
+    /// closes. Returns the length of its body.
+    @discardableResult
     static func closingProblem(
         _ status: HTTPResponse.Status, detail: String, dateLine: [UInt8], serverLine: [UInt8],
         into out: inout ByteBuffer
-    ) {
+    ) -> Int64 {
         let problem = ServerResponse.problem(status, detail: detail)
-        guard case .bytes(let body) = problem.body else { return }
+        guard case .bytes(let body) = problem.body else { return 0 }
         head(
             problem.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,
             dateLine: dateLine, serverLine: serverLine, into: &out)
         out.append(body)
+        return Int64(body.count)
     }
 
     /// The status line and the handler's own fields, without those the server owns. Returns whether the handler

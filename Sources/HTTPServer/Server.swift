@@ -8,6 +8,7 @@ final class ServerContext: Sendable {
     let configuration: ServerConfiguration
     let handler: HTTPHandler
     let fastPath: FastPath?
+    let observer: ResponseObserver?
     let serverLine: [UInt8]
     let headerTimeout: UInt64
     let bodyIdleTimeout: UInt64
@@ -20,12 +21,13 @@ final class ServerContext: Sendable {
     let splicedBytes = Atomic<Int64>(0)
 
     init(
-        configuration: ServerConfiguration, fastPath: FastPath?,
+        configuration: ServerConfiguration, fastPath: FastPath?, observer: ResponseObserver?,
         handler: @escaping HTTPHandler
     ) {
         self.configuration = configuration
         self.handler = handler
         self.fastPath = fastPath
+        self.observer = observer
         // A configured name must not be able to inject lines into every response.
         serverLine = configuration.serverName.map { name in
             Array("Server: ".utf8) + name.utf8.filter { $0 >= 0x20 && $0 != 0x7F } + Array("\r\n".utf8)
@@ -40,13 +42,13 @@ final class ServerContext: Sendable {
 
     var openConnections: Int { open.load(ordering: .relaxed) }
 
-    /// The 503 sent to a connection beyond `maxConnections`.
-    func overloadResponse(dateLine: [UInt8]) -> [UInt8] {
+    /// The 503 sent to a connection beyond `maxConnections`, and the length of its body.
+    func overloadResponse(dateLine: [UInt8]) -> (wire: [UInt8], bodyBytes: Int64) {
         var bytes = ByteBuffer()
-        ResponseWriter.closingProblem(
+        let bodyBytes = ResponseWriter.closingProblem(
             .serviceUnavailable, detail: "too many connections", dateLine: dateLine, serverLine: serverLine,
             into: &bytes)
-        return bytes.bytes
+        return (bytes.bytes, bodyBytes)
     }
 
     /// Counts a new connection unless the limit is reached.
@@ -77,12 +79,13 @@ public final class Server: Sendable {
     /// - Parameters:
     ///   - fastPath: called on the event loop for each request without a body; a non-nil response is written
     ///     directly, with no task hop. It must not block.
+    ///   - observer: told of every response the server sends, whoever made it (logs, metrics). It must not block.
     ///   - handler: serves every other request, as a Swift task.
     public init(
-        configuration: ServerConfiguration, fastPath: FastPath? = nil,
+        configuration: ServerConfiguration, fastPath: FastPath? = nil, observer: ResponseObserver? = nil,
         handler: @escaping HTTPHandler
     ) {
-        context = ServerContext(configuration: configuration, fastPath: fastPath, handler: handler)
+        context = ServerContext(configuration: configuration, fastPath: fastPath, observer: observer, handler: handler)
     }
 
     /// Binds, starts the loop thread(s) and returns the bound port.

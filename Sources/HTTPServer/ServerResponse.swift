@@ -7,6 +7,9 @@ public struct ServerResponse: Sendable {
         didSet { preparedHead = nil }
     }
     public var body: ResponseBody
+    /// What the handler wants the `ResponseObserver` to know of this exchange (an id, timings): handed to it with
+    /// the response, never written to the wire.
+    public var annotation: (any Sendable)?
     /// `head` as wire bytes, when `prepared()` made them; any change to `head` drops them.
     private(set) var preparedHead: PreparedHead?
 

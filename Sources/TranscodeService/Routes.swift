@@ -1,6 +1,5 @@
 import HTTPServer
 import HTTPTypes
-import Logging
 import Synchronization
 import Transcoding
 
@@ -10,33 +9,26 @@ public struct Routes: Sendable {
     let pool: WorkerPool
     let lifecycle: Lifecycle
     let metrics: ServiceMetrics
-    let logger: Logger
 
     /// Answers `/about` on the event loop itself: no task hop, so it stays fast while every worker is busy.
     public func fastPath(_ request: RequestLine) -> ServerResponse? {
         let path = request.path
         guard path == "/about" || path.hasPrefix("/about?"), request.method == .get || request.method == .head
         else { return nil }
-        let response = about()
-        metrics.requestFinished(route: "about", status: response.status.code, bytesIn: 0, bytesOut: 0)
-        return response
+        return about()
     }
 
+    /// Logs and request metrics are the server's observer's (Observation.swift); the job's id and timings ride
+    /// along on the response for it.
     public func handle(_ request: HTTPRequest, _ body: RequestBody) async -> ServerResponse {
-        let started = ContinuousClock.now
-        var record = RequestRecord(method: request.method.rawValue, path: request.path ?? "")
-        let response: ServerResponse
+        var record = RequestRecord()
+        var response: ServerResponse
         do {
             response = try await route(request, body, &record)
         } catch {
             response = error.response
         }
-        record.status = response.head.status.code
-        if case .file(_, let length) = response.body { record.bytesOut = length }
-        if case .bytes(let bytes) = response.body { record.bytesOut = Int64(bytes.count) }
-        record.totalMs = (ContinuousClock.now - started).seconds * 1000
-        metrics.requestFinished(route: record.route, status: record.status, bytesIn: record.bytesIn, bytesOut: record.bytesOut)
-        logger.log(level: record.status >= 500 ? .warning : .info, "\(record.line)")
+        response.annotation = record
         return response
     }
 
@@ -44,7 +36,6 @@ public struct Routes: Sendable {
         let target = try RequestTarget(request.path ?? "")
         let route = Routes.route(for: target.segments)
         guard route.methods.contains(request.method) else { throw route.refusal(of: request.method, target.segments) }
-        record.route = route.kind.rawValue
         switch route.kind {
         case .about:
             return about()
@@ -107,7 +98,6 @@ public struct Routes: Sendable {
             // The client went away or stalled mid-body; nothing was queued and the temp file closes with `input`.
             throw Problem(.badRequest, "the upload did not complete (\(error))")
         }
-        record.bytesIn = input.size
         guard input.size > 0 else { throw Problem(.badRequest, "the body is empty: send the video as the body") }
         let output = try temporaryFile()
         switch await pool.run(reservation, input: input.borrowedDescriptor, output: output.borrowedDescriptor, options: options) {

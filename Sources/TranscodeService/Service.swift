@@ -20,9 +20,9 @@ public final class Service: Sendable {
         pool = WorkerPool(
             workers: config.workers, queueCapacity: config.queue, byteBudget: config.queueBytes,
             niceness: Int32(config.workerNice), idlePolicy: config.workerPolicy == .idle)
-        let routes = Routes(
-            config: config, pool: pool, lifecycle: lifecycle, metrics: ServiceMetrics(counters: pool.counters),
-            logger: logger)
+        let metrics = ServiceMetrics(counters: pool.counters)
+        let routes = Routes(config: config, pool: pool, lifecycle: lifecycle, metrics: metrics)
+        let observation = Observation(metrics: metrics, logger: logger)
         server = Server(
             configuration: ServerConfiguration(
                 host: config.host, port: config.port, eventLoopThreads: config.eventLoopThreads,
@@ -31,6 +31,7 @@ public final class Service: Sendable {
                 bodyIdleTimeout: .milliseconds(Int64(config.bodyIdleTimeout * 1000)), minBodyRate: config.minBodyRate,
                 serverName: "ffmpeg-processor"),
             fastPath: { routes.fastPath($0) },
+            observer: { observation.observe($0) },
             handler: { await routes.handle($0, $1) })
     }
 

@@ -17,12 +17,13 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 func withServer(
     _ configuration: ServerConfiguration = .init(),
     fastPath: FastPath? = nil,
+    observer: ResponseObserver? = nil,
     handler: @escaping HTTPHandler = { request, _ in
         ServerResponse(status: .ok, body: .bytes(Array((request.path ?? "").utf8)))
     },
     _ body: (Int, Server) async throws -> Void
 ) async throws {
-    let server = Server(configuration: configuration, fastPath: fastPath, handler: handler)
+    let server = Server(configuration: configuration, fastPath: fastPath, observer: observer, handler: handler)
     let port = try server.start()
     defer { server.shutdown() }
     try await body(port, server)

@@ -13,8 +13,8 @@ struct LifecycleTests {
             defer { if process.isRunning { process.terminate() } }
             guard port > 0 else { return }
 
+            let body = Clips.medium  // before connecting: its first use generates it, which can outlast the header timeout
             let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
-            let body = Clips.medium
             try client.send("POST /draining?preset=slow HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.count)\r\n\r\n")
             try client.send(body)
             // Wait until the job runs, then ask the service to stop.
@@ -94,9 +94,10 @@ struct LifecycleTests {
 
 /// Uploads the slow clip for a veryslow transcode, which keeps the binary's one worker busy for many seconds.
 func startSlowUpload(port: Int) throws -> TestClient {
+    let clip = Clips.slow  // before connecting: its first use generates it, which can outlast the header timeout
     let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
-    try client.send("POST /slow?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
-    try client.send(Clips.slow)
+    try client.send("POST /slow?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(clip.count)\r\n\r\n")
+    try client.send(clip)
     return client
 }
 

@@ -6,9 +6,11 @@ import Transcoding
 
 /// Starts a slow transcode on its own connection; the caller resets or reads it.
 func startSlowJob(_ running: RunningService, id: String = "slow") throws -> TestClient {
+    // The clip before the connection: its first use generates it, which on a busy machine outlasts the header timeout.
+    let clip = Clips.slow
     let client = try TestClient(port: running.port, receiveTimeoutSeconds: 120)
-    try client.send("POST /\(id)?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.slow.count)\r\n\r\n")
-    try client.send(Clips.slow)
+    try client.send("POST /\(id)?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(clip.count)\r\n\r\n")
+    try client.send(clip)
     return client
 }
 
@@ -154,9 +156,10 @@ struct PoolTests {
         try await onThread {
             let running = try RunningService(workers: 1, queue: 1)
             defer { running.stop() }
+            let clip = Clips.small.bytes
             let client = try TestClient(port: running.port)
-            try client.send("POST /partial HTTP/1.1\r\nHost: t\r\nContent-Length: \(Clips.small.bytes.count)\r\n\r\n")
-            try client.send(Array(Clips.small.bytes.prefix(5000)))
+            try client.send("POST /partial HTTP/1.1\r\nHost: t\r\nContent-Length: \(clip.count)\r\n\r\n")
+            try client.send(Array(clip.prefix(5000)))
             #expect(try running.wait { $0["queued"] as? Int == 1 })
             client.reset()
             #expect(try running.wait(seconds: 2) { $0["queued"] as? Int == 0 })

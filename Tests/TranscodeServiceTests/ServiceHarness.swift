@@ -11,7 +11,11 @@ final class RunningService: Sendable {
     let port: Int
     let scratch: Scratch
 
-    init(workers: Int = 2, queue: Int = 16, configure: (inout ServiceConfig) -> Void = { _ in }) throws {
+    /// `logger` defaults to one that writes only critical messages (none), so tests that do not look at the log
+    /// stay quiet.
+    init(
+        workers: Int = 2, queue: Int = 16, logger: Logger? = nil, configure: (inout ServiceConfig) -> Void = { _ in }
+    ) throws {
         scratch = try Scratch()
         var config = ServiceConfig()
         config.host = "127.0.0.1"
@@ -21,9 +25,9 @@ final class RunningService: Sendable {
         config.tmpDir = scratch.url.path
         config.drainTimeout = 10
         configure(&config)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        service = try Service(config: config, logger: logger)
+        var quiet = Logger(label: "test")
+        quiet.logLevel = .critical
+        service = try Service(config: config, logger: logger ?? quiet)
         port = try service.start()
     }
 

@@ -1,0 +1,55 @@
+import HTTPServer
+import HTTPTypes
+import Logging
+import SystemSupport
+
+/// The service's one observation point, installed as the server's `ResponseObserver`: every response the server
+/// sends, whether the routes, the `/about` fast path or the server itself made it (a malformed request, a timeout, a
+/// limit, the overload 503), is counted in `/metrics` and gets one log line. Health checks and scrapes log at debug,
+/// so that they do not flood the log; 5xx log at warning.
+struct Observation: Sendable {
+    let metrics: ServiceMetrics
+    let logger: Logger
+
+    /// The `route` label of `ffmpeg_processor_requests_total`, from the method and the path.
+    enum Route: String {
+        case about, metrics, transcode, other
+    }
+
+    func observe(_ response: ObservedResponse) {
+        let path = response.target.map(Self.pathOnly)
+        let route = Self.route(response.method, path)
+        let status = response.status.code
+        metrics.requestFinished(
+            route: route.rawValue, status: status, bytesIn: response.requestBodyBytes,
+            bytesOut: response.responseBodyBytes ?? 0)
+        let level: Logger.Level = path == "/about" || path == "/metrics" ? .debug : status >= 500 ? .warning : .info
+        logger.log(level: level, "\(Self.line(response))")
+    }
+
+    static func route(_ method: HTTPRequest.Method?, _ path: Substring?) -> Route {
+        switch (method, path) {
+        case (.get?, "/about"?), (.head?, "/about"?): .about
+        case (.get?, "/metrics"?): .metrics
+        case (.post?, let path?) where path != "/about" && path != "/metrics": .transcode
+        default: .other
+        }
+    }
+
+    /// The target without its query: what routing and the log level go by. No copy of the string is made.
+    static func pathOnly(_ target: String) -> Substring {
+        target[..<(target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex)]
+    }
+
+    /// `request id=… method=… path=… status=… bytes_in=… bytes_out=… queue_ms=… transcode_ms=… total_ms=…`, with `-`
+    /// for what is not known (no head was understood, no job ran, a streamed length).
+    static func line(_ response: ObservedResponse) -> String {
+        let record = response.annotation as? RequestRecord
+        func field(_ value: (some CustomStringConvertible)?) -> String { value.map(\.description) ?? "-" }
+        return "request id=\(field(record?.videoID)) method=\(field(response.method?.rawValue)) "
+            + "path=\(field(response.target)) status=\(response.status.code) bytes_in=\(response.requestBodyBytes) "
+            + "bytes_out=\(field(response.responseBodyBytes)) queue_ms=\(field(record?.queueMs.map { Int($0) })) "
+            + "transcode_ms=\(field(record?.transcodeMs.map { Int($0) })) "
+            + "total_ms=\(Int(response.elapsed.seconds * 1000))"
+    }
+}
