@@ -67,8 +67,23 @@ public struct Routes: Sendable {
         case .rejected(let seconds):
             throw Problem(.serviceUnavailable, "all workers are busy and the queue is full", headers: [.retryAfter: String(seconds)])
         }
-        defer { Task { [pool] in await pool.release(reservation) } }
+        // The place is given back before the answer goes out, so that the client's next request finds it free.
+        let response: ServerResponse
+        do {
+            response = try await transcodeAdmitted(body, id: id, options: options, reservation: reservation, &record)
+        } catch {
+            await pool.release(reservation)
+            throw error
+        }
+        await pool.release(reservation)
+        return response
+    }
 
+    /// The admitted part of an upload: the body into a temp file, the job, the answer.
+    private func transcodeAdmitted(
+        _ body: RequestBody, id: String, options: TranscodeOptions, reservation: WorkerPool.Reservation,
+        _ record: inout RequestRecord
+    ) async throws(Problem) -> ServerResponse {
         let input = try temporaryFile()
         // A chunked body declared no size, so its bytes are admitted against the byte budget as they arrive, a step
         // at a time (one actor hop per step, not per chunk).

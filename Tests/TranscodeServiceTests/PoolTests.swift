@@ -102,6 +102,23 @@ struct PoolTests {
         }
     }
 
+    @Test("an upload's place is free the moment its answer arrives: /about shows nothing queued, the next upload is admitted")
+    func placeFreeOnAnswer() async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1, queue: 0)
+            defer { running.stop() }
+            let clip = Clips.small.bytes
+            let client = try TestClient(port: running.port, receiveTimeoutSeconds: 60)
+            for index in 0..<8 {
+                try client.send("POST /next-\(index) HTTP/1.1\r\nHost: t\r\nContent-Length: \(clip.count)\r\n\r\n")
+                try client.send(clip)
+                let response = try client.readResponse()
+                #expect(response.status == 200, "upload \(index): \(response.status) \(response.text)")
+                #expect(try running.about()["queued"] as? Int == 0, "upload \(index)'s place was still held after its answer")
+            }
+        }
+    }
+
     @Test("/about answers at once while every worker is busy")
     func aboutWhileBusy() async throws {
         try await onThread {
