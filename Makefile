@@ -74,6 +74,7 @@ test-tsan: deps
 	$(SWIFT) test --skip-build $(TSAN) --filter TranscodingTests
 	$(SWIFT) test --skip-build $(TSAN) --filter HarnessTests
 	$(SWIFT) test --skip-build $(TSAN) --filter APIDocumentTests
+	$(SWIFT) test --skip-build $(TSAN) --filter SystemSupportTests
 
 # The release service on a free port, the harness with its defaults against it, the report; HARNESS_ARGS adds options.
 harness: release
