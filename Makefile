@@ -8,8 +8,8 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 	pkg-config ffmpeg bc curl util-linux mount
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
-	bench-http bench-instructions bench-upload bench-about leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean \
-	check-openapi
+	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean \
+	check-openapi check-deploy
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -48,19 +48,26 @@ test: deps
 	$(SWIFT) test --skip-build --filter HTTPServerTests
 
 # The API document (docs/openapi.yaml) is valid OpenAPI 3.1. The validator and its dependencies are pinned in
-# scripts/requirements-openapi.txt and live in a virtualenv of this repository's own, made again when that list
+# scripts/requirements-tools.txt and live in a virtualenv of this repository's own, made again when that list
 # changes. (Whether the document matches the server is APIDocumentTests' part, in `make test`.)
 TOOLS_VENV := .venv-tools
-$(TOOLS_VENV)/installed: scripts/requirements-openapi.txt
+$(TOOLS_VENV)/installed: scripts/requirements-tools.txt
 	@$(MAKE) --no-print-directory apt-install PACKAGES="python3 python3-venv"
 	rm -rf $(TOOLS_VENV)
 	python3 -m venv $(TOOLS_VENV)
-	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r scripts/requirements-openapi.txt
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r scripts/requirements-tools.txt
 	$(TOOLS_VENV)/bin/pip check --disable-pip-version-check
 	touch $@
 
 check-openapi: $(TOOLS_VENV)/installed
 	$(TOOLS_VENV)/bin/openapi-spec-validator --schema 3.1 docs/openapi.yaml
+
+# Every file in deploy/ through its own engine's checker: haproxy -c, nginx -t, promtool (config, rules and their
+# unit tests), kubernetes-validate --strict, systemd-analyze verify (scripts/check-deploy.sh).
+DEPLOY_PACKAGES := haproxy nginx-light prometheus gettext-base systemd
+check-deploy: $(TOOLS_VENV)/installed
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(DEPLOY_PACKAGES)"
+	TOOLS_VENV=$(TOOLS_VENV) scripts/check-deploy.sh
 
 # Every test under ThreadSanitizer. A report makes the test process exit 66 when it ends (TSan's default), which fails
 # `swift test` even though each test passed; a service the harness tests start is built with TSan too, and its
@@ -120,6 +127,11 @@ bench-about: bench-deps release
 # User-space instructions per GET /about under callgrind, this library's server against nginx: a noise-free figure.
 bench-instructions: bench-deps
 	scripts/bench-instructions.sh
+
+# GET /about while 4 uploads of 1 GiB stream to disk, this server against the one from before the file writer thread
+# (scripts/bench-about-uploads.sh; UPLOADS, SIZE_MB, BASELINE).
+bench-about-uploads: deps
+	scripts/bench-about-uploads.sh
 
 # A 1 GiB upload into a file, spliced against copied through the process, on one server (scripts/bench-upload.sh).
 bench-upload: deps

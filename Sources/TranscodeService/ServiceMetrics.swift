@@ -20,6 +20,7 @@ public final class ServiceMetrics: Sendable {
     private let rejections: CoreMetrics.Counter
     private let queueDepth: CoreMetrics.Gauge
     private let running: CoreMetrics.Gauge
+    private let capacity: CoreMetrics.Gauge
     private let queueWait: CoreMetrics.Timer
     private let transcodeTime: CoreMetrics.Timer
     private let counters: PoolCounters
@@ -37,6 +38,8 @@ public final class ServiceMetrics: Sendable {
         rejections = CoreMetrics.Counter(label: "ffmpeg_processor_rejections_total", factory: factory)
         queueDepth = CoreMetrics.Gauge(label: "ffmpeg_processor_queue_depth", factory: factory)
         running = CoreMetrics.Gauge(label: "ffmpeg_processor_running_jobs", factory: factory)
+        // Workers + queue: what queue depth and running jobs are measured against (deploy/prometheus/alerts.yml).
+        capacity = CoreMetrics.Gauge(label: "ffmpeg_processor_capacity", factory: factory)
         queueWait = CoreMetrics.Timer(label: "ffmpeg_processor_queue_wait_seconds", factory: factory)
         transcodeTime = CoreMetrics.Timer(label: "ffmpeg_processor_transcode_seconds", factory: factory)
     }
@@ -66,6 +69,7 @@ public final class ServiceMetrics: Sendable {
     func exposition() -> String {
         queueDepth.record(counters.queued)
         running.record(counters.running.load(ordering: .relaxed))
+        capacity.record(counters.capacity.load(ordering: .relaxed))
         return registry.emitToString()
     }
 }
