@@ -1,8 +1,8 @@
 # Sourced by the harness and bench scripts: starts the release service in the background on a free port and stops it
-# when the calling script exits. Sets SERVICE_URL and SERVICE_PID.
+# when the calling script exits (no lame-duck delay: no balancer is watching). Sets SERVICE_URL and SERVICE_PID.
 start_service() { # extra serve options...
     local log; log=$(mktemp)
-    "$BIN/ffmpeg-processor" serve --host 127.0.0.1 --port 0 "$@" 2>"$log" &
+    "$BIN/ffmpeg-processor" serve --host 127.0.0.1 --port 0 --shutdown-delay 0 "$@" 2>"$log" &
     SERVICE_PID=$!
     trap 'stop_service' EXIT
     local address=""

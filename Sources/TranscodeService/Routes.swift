@@ -147,7 +147,7 @@ public struct Routes: Sendable {
     /// and a chain of String concatenations cost more than the rest of the request.
     private func about() -> ServerResponse {
         let counters = pool.counters
-        let draining = lifecycle.isDraining
+        let draining = lifecycle.isUnready
         var json = draining ? Self.aboutDrainingJSON : Self.aboutOKJSON
         json.reserveCapacity(json.count + 200)
         func figure(_ name: StaticString, _ value: Int, last: Bool = false) {
@@ -162,6 +162,7 @@ public struct Routes: Sendable {
         figure("\"completed\":", counters.completed.load(ordering: .relaxed))
         figure("\"failed\":", counters.failed.load(ordering: .relaxed))
         figure("\"rejected\":", counters.rejected.load(ordering: .relaxed))
+        if draining, let seconds = lifecycle.secondsUntilStopped { figure("\"stops_in_seconds\":", seconds) }
         figure("\"uptime_seconds\":", Int(lifecycle.uptime), last: true)
         var response = draining ? Self.aboutDraining : Self.aboutOK
         response.body = .bytes(json)

@@ -1,6 +1,7 @@
 import Glibc
 import HTTPServer
 import Logging
+import SystemSupport
 
 /// The whole service: the HTTP server, the routes and the worker pool, with its drain-and-stop lifecycle.
 public final class Service: Sendable {
@@ -42,12 +43,20 @@ public final class Service: Sendable {
         return port
     }
 
-    /// Stops taking new connections, lets admitted jobs finish (up to `drainTimeout`), then closes everything.
+    /// The shutdown: lame duck for `shutdownDelay` (unready, still serving everything), then no new connections or
+    /// jobs while the admitted ones finish (up to `drainTimeout`), then everything closed.
     public func drainAndStop() async {
+        let delay = Duration.milliseconds(Int64(config.shutdownDelay * 1000))
+        let drain = Duration.milliseconds(Int64(config.drainTimeout * 1000))
+        lifecycle.beginLameDuck(endingBy: monotonicNanos() + (delay + drain).nanoseconds)
+        if config.shutdownDelay > 0 {
+            logger.info("lame duck: /about answers 503 draining; still serving for \(config.shutdownDelay) s")
+            try? await Task.sleep(for: delay)
+        }
         lifecycle.beginDraining()
         server.stopAccepting()
         logger.info("draining: \(pool.counters.admitted.load(ordering: .relaxed)) request(s) in flight")
-        let deadline = ContinuousClock.now + .milliseconds(Int64(config.drainTimeout * 1000))
+        let deadline = ContinuousClock.now + drain
         while pool.counters.admitted.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }

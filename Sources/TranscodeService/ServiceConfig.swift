@@ -21,6 +21,9 @@ public struct ServiceConfig: Sendable {
     public var jobTimeout = 600.0
     /// How long SIGTERM waits for running and queued jobs.
     public var drainTimeout = 60.0
+    /// Seconds between SIGTERM and the drain (lame duck): `/about` answers 503 at once so that load balancers stop
+    /// sending, while everything still arriving is served. Longer than a balancer's health-check interval × fall.
+    public var shutdownDelay = 5.0
     public var logLevel = "info"
     /// Seconds a client may take to send its request head (slowloris defence).
     public var headerTimeout = 10.0
@@ -60,7 +63,8 @@ public struct ServiceConfig: Sendable {
     /// One line for the start-up log.
     public var summary: String {
         "host=\(host) port=\(port) workers=\(workers) queue=\(queue) max-body=\(maxBody) queue-bytes=\(queueBytes) "
-            + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s drain-timeout=\(drainTimeout)s log-level=\(logLevel) "
+            + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s shutdown-delay=\(shutdownDelay)s drain-timeout=\(drainTimeout)s "
+            + "log-level=\(logLevel) "
             + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections) header-timeout=\(headerTimeout)s "
             + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s "
             + "worker-policy=\(workerPolicy.rawValue) worker-nice=\(workerNice)"

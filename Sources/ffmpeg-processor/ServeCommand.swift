@@ -13,8 +13,9 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve POST /<video_id>, GET /about and GET /metrics.",
         discussion: """
             Each option can also be set with the environment variable in brackets; a flag wins over the variable.
-            SIGTERM or SIGINT drains (no new connections, /about answers 503, admitted jobs finish up to the drain
-            timeout) and exits 0; a second signal exits at once.
+            SIGTERM or SIGINT first makes the service a lame duck for the shutdown delay (/about answers 503 so that
+            load balancers stop sending, but every request is still served), then drains (no new connections or
+            jobs, admitted jobs finish up to the drain timeout) and exits 0; a second signal exits at once.
             """
     )
 
@@ -30,7 +31,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Declared upload bytes admitted at once [QUEUE_BYTES].") var queueBytes: Int64?
     @Option(help: "Folder for the anonymous temp files [TMP_DIR].") var tmpDir: String?
     @Option(help: "Time limit of one transcode, seconds [JOB_TIMEOUT].") var jobTimeout: Double?
-    @Option(help: "Time SIGTERM waits for jobs, seconds [DRAIN_TIMEOUT].") var drainTimeout: Double?
+    @Option(help: "Seconds after SIGTERM during which /about answers 503 but everything is still served, so load balancers take the replica out first [SHUTDOWN_DELAY].")
+    var shutdownDelay: Double?
+    @Option(help: "Time SIGTERM waits for jobs after the shutdown delay, seconds [DRAIN_TIMEOUT].") var drainTimeout: Double?
     @Option(help: "Open connections; at the limit the oldest idle one makes room [MAX_CONNECTIONS].")
     var maxConnections: Int?
     @Option(help: "Seconds a client may take to send its request head [HEADER_TIMEOUT].") var headerTimeout: Double?
@@ -59,6 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
         config.tmpDir = try tmpDir ?? env.string("TMP_DIR") ?? config.tmpDir
         config.jobTimeout = try jobTimeout ?? env.number("JOB_TIMEOUT") ?? config.jobTimeout
         config.drainTimeout = try drainTimeout ?? env.number("DRAIN_TIMEOUT") ?? config.drainTimeout
+        config.shutdownDelay = try shutdownDelay ?? env.number("SHUTDOWN_DELAY") ?? config.shutdownDelay
         config.maxConnections = try maxConnections ?? env.number("MAX_CONNECTIONS") ?? config.maxConnections
         config.headerTimeout = try headerTimeout ?? env.number("HEADER_TIMEOUT") ?? config.headerTimeout
         config.bodyIdleTimeout = try bodyIdleTimeout ?? env.number("BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
@@ -69,12 +73,13 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (0...65535).contains(config.port) else { throw ValidationError("port must be 0...65535") }
         guard config.workers >= 1, config.queue >= 0, config.maxConnections >= 1, config.maxBody > 0,
-            config.queueBytes > 0, config.jobTimeout > 0, config.drainTimeout >= 0, config.headerTimeout > 0,
-            config.bodyIdleTimeout > 0, config.minBodyRate >= 0, (0...19).contains(config.workerNice)
+            config.queueBytes > 0, config.jobTimeout > 0, config.drainTimeout >= 0, config.shutdownDelay >= 0,
+            config.headerTimeout > 0, config.bodyIdleTimeout > 0, config.minBodyRate >= 0,
+            (0...19).contains(config.workerNice)
         else {
             throw ValidationError(
-                "workers ≥ 1, queue ≥ 0, min-body-rate ≥ 0, worker-nice 0...19, and connections, sizes and timeouts "
-                    + "must be positive")
+                "workers ≥ 1, queue ≥ 0, min-body-rate ≥ 0, shutdown-delay ≥ 0, worker-nice 0...19, and connections, "
+                    + "sizes and timeouts must be positive")
         }
 
         LoggingSystem.bootstrap { label in

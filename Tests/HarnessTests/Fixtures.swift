@@ -68,7 +68,7 @@ final class ServiceProcess {
             try builtExecutable("ffmpeg-processor"),
             [
                 "serve", "--host", "127.0.0.1", "--port", "0", "--tmp-dir", scratch.url.path, "--drain-timeout", "1",
-                "--log-level", "info",
+                "--shutdown-delay", "0", "--log-level", "info",
             ] + options, stdout: "/dev/null", stderr: log)
         let deadline = Date().addingTimeInterval(30)
         while true {

@@ -104,10 +104,14 @@ func startSlowUpload(port: Int) throws -> TestClient {
 /// Starts the built binary on an ephemeral port with one worker; the port is read from its start-up log line
 /// ("listening on 127.0.0.1:PORT"), 0 if it exited first. `wrapper` is a command line that ends by exec'ing the
 /// service's own (so the process is the service), such as `unshare` giving it a mount namespace.
-func launchService(tmpDir: String, arguments: [String] = [], wrapper: [String] = []) throws -> (Process, Int) {
+/// `shutdownDelay` is 0 unless a test is about the lame-duck phase itself.
+func launchService(
+    tmpDir: String, arguments: [String] = [], wrapper: [String] = [], shutdownDelay: Double = 0
+) throws -> (Process, Int) {
     let process = Process()
     let command = wrapper + [try builtExecutable("ffmpeg-processor")]
-        + ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--tmp-dir", tmpDir] + arguments
+        + ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--tmp-dir", tmpDir,
+           "--shutdown-delay", "\(shutdownDelay)"] + arguments
     process.executableURL = URL(fileURLWithPath: command[0])
     process.arguments = Array(command.dropFirst())
     let errors = Pipe()
