@@ -64,12 +64,16 @@ final class Connection: Selectable, @unchecked Sendable {
     /// parsed has had its first byte: a flag, because asking the parser whether it is idle costs more.
     var exchangeStarted: UInt64
     var headBegun = false
+    /// The client's address, as accept gave it.
+    let peer: PeerAddress?
 
     /// The request being served: only what the connection needs of it (the request itself goes to the handler).
     final class Exchange {
         let id: UInt64
         /// The method and target, for the observer.
         let requestLine: RequestLine
+        /// The request's X-Forwarded-For, for the observer, when the configuration asks for it.
+        var forwardedFor: String?
         let isHTTP10: Bool
         let keepAlive: Bool
         let expectContinue: Bool
@@ -100,9 +104,10 @@ final class Connection: Selectable, @unchecked Sendable {
     static let highWater = 256 * 1024
     static let lowWater = 64 * 1024
 
-    init(descriptor: Int32, loop: EventLoop, context: ServerContext) {
+    init(descriptor: Int32, loop: EventLoop, context: ServerContext, peer: PeerAddress? = nil) {
         self.loop = loop
         self.context = context
+        self.peer = peer
         parser = HTTPParser(limits: context.configuration.parserLimits)
         exchangeStarted = loop.now
         super.init(descriptor: descriptor)
@@ -265,6 +270,7 @@ final class Connection: Selectable, @unchecked Sendable {
         if bodyless, let fastPath = context.fastPath, let response = fastPath(requestLine) {
             if writeImmediately(response, to: head) { return }
             let ex = Exchange(id: id, head: head, requestLine: requestLine, body: nil, bodyComplete: true)
+            ex.forwardedFor = forwardedFor(head)
             exchange = ex
             writeResponse(response, ex)
             return
@@ -279,6 +285,7 @@ final class Connection: Selectable, @unchecked Sendable {
         let expected: Int64? = if case .length(let n) = head.framing { n } else if bodyless { 0 } else { nil }
         let body = RequestBody(expectedLength: expected, source: source)
         let ex = Exchange(id: id, head: head, requestLine: requestLine, body: source, bodyComplete: bodyless)
+        ex.forwardedFor = forwardedFor(head)
         exchange = ex
         let handler = context.handler
         ex.task = Task { [self] in
@@ -286,6 +293,15 @@ final class Connection: Selectable, @unchecked Sendable {
             await self.send(response, for: id)
         }
     }
+
+    /// The request's X-Forwarded-For for the observer, only when the configuration asks for it (and there is an
+    /// observer): a lookup among the fields no other request pays for.
+    func forwardedFor(_ head: borrowing HTTPParser.Head) -> String? {
+        guard context.observesForwardedFor else { return nil }
+        return head.headerFields[Self.forwardedForField]
+    }
+
+    static let forwardedForField = HTTPField.Name("X-Forwarded-For")!
 
     /// Once a response is fully queued (a file fully sent), the exchange is over; queued bytes keep their order.
     func finishExchangeIfDone() {
@@ -310,6 +326,7 @@ final class Connection: Selectable, @unchecked Sendable {
     func respondError(_ error: HTTPRequestError, requestLine: RequestLine? = nil) {
         dropSplice()
         var refused = requestLine
+        var forwardedFor: String?
         let hadExchange = exchange != nil
         if let ex = exchange {
             exchange = nil
@@ -320,13 +337,14 @@ final class Connection: Selectable, @unchecked Sendable {
                 return
             }
             refused = ex.requestLine
+            forwardedFor = ex.forwardedFor
         }
         let bodyBytes = ResponseWriter.closingProblem(
             error.status, detail: error.detail, dateLine: loop.dateCache.current(), serverLine: context.serverLine,
             into: &outbound)
         if let observer = context.observer {
             if !hadExchange { bodyReceived = 0 }  // it still counts the previous request's body
-            notify(observer, refused, error.status, bodyBytes: bodyBytes, annotation: nil)
+            notify(observer, refused, error.status, bodyBytes: bodyBytes, annotation: nil, forwardedFor: forwardedFor)
         }
         closing = true
         needsDrive = true

@@ -24,7 +24,9 @@ extension Connection {
             !ResponseWriter.statusAllowsBody(head.status) ? .bodiless : ex.isHTTP10 ? .untilClose : .chunked
         queueHead(head, status: head.status, framing: framing, ex, forceClose: ex.isHTTP10)
         if let observer = context.observer {
-            notify(observer, ex.requestLine, head.status, bodyBytes: allowsBody ? nil : 0, annotation: annotation)
+            notify(
+                observer, ex.requestLine, head.status, bodyBytes: allowsBody ? nil : 0, annotation: annotation,
+                forwardedFor: ex.forwardedFor)
         }
         if !allowsBody { ex.responseEnded = true }
         done.resume(returning: allowsBody)
@@ -101,7 +103,9 @@ extension Connection {
             close: closeAfterResponse(ex, forceClose: false))
         ex.closeAfter = queued.close
         if let observer = context.observer {
-            notify(observer, ex.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation)
+            notify(
+                observer, ex.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation,
+                forwardedFor: ex.forwardedFor)
         }
         ex.responseEnded = true
         finishExchangeIfDone()
@@ -120,7 +124,9 @@ extension Connection {
             response, status: status, isHEAD: head.method == .head, isHTTP10: head.isHTTP10,
             close: !head.keepAlive || closing)
         if let observer = context.observer {
-            notify(observer, head.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation)
+            notify(
+                observer, head.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation,
+                forwardedFor: forwardedFor(head))
         }
         exchangeEnded(closing: queued.close)
         return true

@@ -109,11 +109,11 @@ final class Listener: Selectable, @unchecked Sendable {
     override func handle(_ events: EpollEvents) {
         // A bounded batch keeps one busy listener from starving the connections on this loop.
         for _ in 0..<64 {
-            let accepted: Int32
+            let accepted: (Int32, PeerAddress?)
             do {
                 switch try Sys.accept(descriptor) {
                 case .wouldBlock: return
-                case .processed(let fd): accepted = fd
+                case .processed(let connection): accepted = connection
                 }
             } catch {
                 if error.errno == .connectionAbort { continue }
@@ -121,7 +121,7 @@ final class Listener: Selectable, @unchecked Sendable {
                 pause()
                 return
             }
-            admit(accepted)
+            admit(accepted.0, peer: accepted.1)
         }
     }
 
@@ -137,7 +137,7 @@ final class Listener: Selectable, @unchecked Sendable {
         loop.setDeadline(self, after: Self.backoff)
     }
 
-    private func admit(_ fd: Int32) {
+    private func admit(_ fd: Int32, peer: PeerAddress?) {
         guard context.connectionOpened() || (evictIdleConnection() && context.connectionOpened()) else {
             // Best effort: one non-blocking send of a ready-made 503, then close.
             let refusal = context.overloadResponse(dateLine: loop.dateCache.current())
@@ -146,11 +146,11 @@ final class Listener: Selectable, @unchecked Sendable {
             closeDescriptor(fd)
             context.observer?(ObservedResponse(
                 method: nil, target: nil, status: .serviceUnavailable, requestBodyBytes: 0,
-                responseBodyBytes: refusal.bodyBytes, elapsed: .zero, annotation: nil))
+                responseBodyBytes: refusal.bodyBytes, elapsed: .zero, annotation: nil, peer: peer))
             return
         }
         try? Sys.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
-        let connection = Connection(descriptor: fd, loop: loop, context: context)
+        let connection = Connection(descriptor: fd, loop: loop, context: context, peer: peer)
         do {
             try loop.register(connection, interest: [.read, .readHangup])
         } catch {

@@ -17,10 +17,16 @@ public struct ObservedResponse: Sendable {
     public var elapsed: Duration
     /// The handler's `ServerResponse.annotation`; nil for the answers the server gives itself.
     public var annotation: (any Sendable)?
+    /// The client's address as the socket gives it (a proxy's, behind one).
+    public var peer: PeerAddress?
+    /// The request's X-Forwarded-For field as it came, when `ServerConfiguration.observesForwardedFor` asks for it.
+    /// Anyone can send one: only a peer the application trusts as a proxy makes it worth believing.
+    public var forwardedFor: String?
 
     public init(
         method: HTTPRequest.Method?, target: String?, status: HTTPResponse.Status, requestBodyBytes: Int64,
-        responseBodyBytes: Int64?, elapsed: Duration, annotation: (any Sendable)?
+        responseBodyBytes: Int64?, elapsed: Duration, annotation: (any Sendable)?, peer: PeerAddress? = nil,
+        forwardedFor: String? = nil
     ) {
         self.method = method
         self.target = target
@@ -29,6 +35,8 @@ public struct ObservedResponse: Sendable {
         self.responseBodyBytes = responseBodyBytes
         self.elapsed = elapsed
         self.annotation = annotation
+        self.peer = peer
+        self.forwardedFor = forwardedFor
     }
 }
 
@@ -45,11 +53,11 @@ extension Connection {
     @inline(never)
     func notify(
         _ observer: ResponseObserver, _ request: RequestLine?, _ status: HTTPResponse.Status, bodyBytes: Int64?,
-        annotation: (any Sendable)?
+        annotation: (any Sendable)?, forwardedFor: String?
     ) {
         observer(ObservedResponse(
             method: request?.method, target: request?.path, status: status, requestBodyBytes: Int64(bodyReceived),
             responseBodyBytes: bodyBytes, elapsed: .nanoseconds(Int64(loop.now &- exchangeStarted)),
-            annotation: annotation))
+            annotation: annotation, peer: peer, forwardedFor: forwardedFor))
     }
 }

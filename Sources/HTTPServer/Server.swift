@@ -9,6 +9,8 @@ final class ServerContext: Sendable {
     let handler: HTTPHandler
     let fastPath: FastPath?
     let observer: ResponseObserver?
+    /// The configuration's `observesForwardedFor`, and an observer to hand the field to.
+    let observesForwardedFor: Bool
     let serverLine: [UInt8]
     let headerTimeout: UInt64
     let bodyIdleTimeout: UInt64
@@ -28,6 +30,7 @@ final class ServerContext: Sendable {
         self.handler = handler
         self.fastPath = fastPath
         self.observer = observer
+        observesForwardedFor = configuration.observesForwardedFor && observer != nil
         // A configured name must not be able to inject lines into every response.
         serverLine = configuration.serverName.map { name in
             Array("Server: ".utf8) + name.utf8.filter { $0 >= 0x20 && $0 != 0x7F } + Array("\r\n".utf8)

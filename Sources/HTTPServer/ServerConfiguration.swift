@@ -37,6 +37,9 @@ public struct ServerConfiguration: Sendable {
     public var writeTimeout: Duration
     /// The `Server` response field; nil sends none. The application names itself here (RFC 9110 §10.2.4).
     public var serverName: String?
+    /// Hand each request's X-Forwarded-For to the observer (`ObservedResponse.forwardedFor`): for an application
+    /// behind proxies it trusts. Off, no request pays for the lookup.
+    public var observesForwardedFor: Bool
 
     public init(
         host: String = "127.0.0.1",
@@ -54,7 +57,8 @@ public struct ServerConfiguration: Sendable {
         bodyRateGrace: Duration = .seconds(10),
         keepAliveTimeout: Duration = .seconds(60),
         writeTimeout: Duration = .seconds(30),
-        serverName: String? = nil
+        serverName: String? = nil,
+        observesForwardedFor: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -72,6 +76,7 @@ public struct ServerConfiguration: Sendable {
         self.keepAliveTimeout = keepAliveTimeout
         self.writeTimeout = writeTimeout
         self.serverName = serverName
+        self.observesForwardedFor = observesForwardedFor
     }
 
     var parserLimits: HTTPParser.Limits {

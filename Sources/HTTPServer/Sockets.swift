@@ -25,8 +25,13 @@ enum Sys {
     }
 
     /// Accepted sockets are non-blocking and close-on-exec from birth: no window where they leak into a child.
-    static func accept(_ fd: Int32) throws(IOError) -> IOResult<Int32> {
-        try syscall("accept4") { clinux_accept4(fd) }
+    static func accept(_ fd: Int32) throws(IOError) -> IOResult<(Int32, PeerAddress?)> {
+        var storage = sockaddr_storage()
+        var length = UInt32(MemoryLayout<sockaddr_storage>.size)
+        switch try syscall("accept4", { clinux_accept4_peer(fd, &storage, &length) }) {
+        case .wouldBlock: return .wouldBlock
+        case .processed(let accepted): return .processed((accepted, PeerAddress(storage)))
+        }
     }
 
     /// Moves up to `count` bytes from `from` to `to` inside the kernel; one end must be a pipe.

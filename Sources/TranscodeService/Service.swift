@@ -23,14 +23,14 @@ public final class Service: Sendable {
             niceness: Int32(config.workerNice), idlePolicy: config.workerPolicy == .idle)
         let metrics = ServiceMetrics(counters: pool.counters)
         let routes = Routes(config: config, pool: pool, lifecycle: lifecycle, metrics: metrics)
-        let observation = Observation(metrics: metrics, logger: logger)
+        let observation = Observation(metrics: metrics, logger: logger, trustedProxies: config.trustedProxies)
         server = Server(
             configuration: ServerConfiguration(
                 host: config.host, port: config.port, eventLoopThreads: config.eventLoopThreads,
                 maxConnections: config.maxConnections, maxBodySize: config.maxBody,
                 headerTimeout: .milliseconds(Int64(config.headerTimeout * 1000)),
                 bodyIdleTimeout: .milliseconds(Int64(config.bodyIdleTimeout * 1000)), minBodyRate: config.minBodyRate,
-                serverName: "ffmpeg-processor"),
+                serverName: "ffmpeg-processor", observesForwardedFor: !config.trustedProxies.isEmpty),
             fastPath: { routes.fastPath($0) },
             observer: { observation.observe($0) },
             handler: { await routes.handle($0, $1) })

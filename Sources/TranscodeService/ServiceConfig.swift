@@ -1,4 +1,5 @@
 import Glibc
+import HTTPServer
 import Transcoding
 
 /// Everything `serve` can be told, with its defaults in one place. Each field has a flag and an environment
@@ -39,10 +40,23 @@ public struct ServiceConfig: Sendable {
     /// requests then preempt transcodes at once. The default `.nice` shares the CPU fairly with other programs.
     public var workerPolicy = WorkerPolicy.nice
     public var maxConnections = 10_000
+    /// Proxies (addresses or CIDR networks) whose X-Forwarded-For names the client in the log; empty: the peer is
+    /// the client, whatever the field says.
+    public var trustedProxies: [AddressRange] = []
     /// Limits applied to every input.
     public var limits = TranscodeOptions.Limits()
 
     public init() {}
+
+    /// "127.0.0.1,10.0.0.0/8" as address ranges; nil if any entry is neither an address nor a CIDR network.
+    public static func trustedProxies(parsing list: String) -> [AddressRange]? {
+        var ranges: [AddressRange] = []
+        for entry in list.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let range = AddressRange(entry.drop { $0 == " " }) else { return nil }
+            ranges.append(range)
+        }
+        return ranges
+    }
 
     public static var cores: Int { max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1) }
 
@@ -67,7 +81,8 @@ public struct ServiceConfig: Sendable {
             + "log-level=\(logLevel) "
             + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections) header-timeout=\(headerTimeout)s "
             + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s "
-            + "worker-policy=\(workerPolicy.rawValue) worker-nice=\(workerNice)"
+            + "worker-policy=\(workerPolicy.rawValue) worker-nice=\(workerNice) "
+            + "trusted-proxies=\(trustedProxies.isEmpty ? "none" : trustedProxies.map(\.description).joined(separator: ","))"
     }
 }
 

@@ -42,6 +42,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Slowest upload accepted after a 10 s grace, bytes/s; 0 disables [MIN_BODY_RATE].")
     var minBodyRate: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical [LOG_LEVEL].") var logLevel: String?
+    @Option(help: "Proxies whose X-Forwarded-For names the client in the log: addresses or CIDR networks, comma-separated, e.g. 127.0.0.1,10.0.0.0/8; none by default [TRUSTED_PROXY].")
+    var trustedProxy: String?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -68,6 +70,12 @@ struct ServeCommand: AsyncParsableCommand {
         config.bodyIdleTimeout = try bodyIdleTimeout ?? env.number("BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
         config.minBodyRate = try minBodyRate ?? env.number("MIN_BODY_RATE") ?? config.minBodyRate
         config.logLevel = try logLevel ?? env.string("LOG_LEVEL") ?? config.logLevel
+        if let proxies = try trustedProxy ?? env.string("TRUSTED_PROXY") {
+            guard let parsed = ServiceConfig.trustedProxies(parsing: proxies) else {
+                throw ValidationError("trusted-proxy must be addresses or CIDR networks, comma-separated, not \(proxies)")
+            }
+            config.trustedProxies = parsed
+        }
         guard let level = Logger.Level(rawValue: config.logLevel) else {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")
         }

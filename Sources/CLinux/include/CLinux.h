@@ -34,6 +34,8 @@ static inline int clinux_msg_nosignal(void) { return MSG_NOSIGNAL; }
 /* accept4 is a GNU extension the Glibc module does not export; accepted sockets are non-blocking and
    close-on-exec from birth. */
 int clinux_accept4(int fd);
+/* The same, with the peer's address written to `address` (room for `*length` bytes; a sockaddr_storage). */
+int clinux_accept4_peer(int fd, void *address, unsigned int *length);
 
 /* splice, pipe2 and F_SETPIPE_SZ are GNU extensions as well: a request body goes socket → pipe → file in the
    kernel. splice moves up to `length` bytes between the current positions of `from` and `to` (SPLICE_F_MOVE |
