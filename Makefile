@@ -9,7 +9,7 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
 	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean \
-	check-openapi check-deploy
+	check-openapi check-deploy cluster-test
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -112,6 +112,16 @@ soak: deps
 	$(SWIFT) build -c $(BUILD) --product ffmpeg-processor
 	$(SWIFT) build -c $(BUILD) --product harness
 	BUILD=$(BUILD) scripts/soak.sh
+
+# Replicas behind the shipped HAProxy configuration, then nginx's: a harness run, a rolling restart and a kill -9
+# under load (scripts/cluster-test.sh; REPLICAS, REQUESTS, CONCURRENCY, ROLLING_REQUESTS, KILL_REQUESTS). BUILD as
+# for soak.
+CLUSTER_PACKAGES := haproxy nginx-light gettext-base curl bc
+cluster-test: deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_PACKAGES)"
+	$(SWIFT) build -c $(BUILD) --product ffmpeg-processor
+	$(SWIFT) build -c $(BUILD) --product harness
+	BUILD=$(BUILD) scripts/cluster-test.sh
 
 # slowhttptest's slowloris and slow-body attacks, 1000 connections each: /about and a real upload are served while
 # they run, and the service's descriptors are back to baseline after (scripts/hostile.sh). BUILD as for soak.

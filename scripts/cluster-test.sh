@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# `make cluster-test`: REPLICAS (default 3) replicas on loopback, --workers 1 each, behind the shipped HAProxy
+# configuration, then the shipped nginx configuration; the harness uploads the trial clip through them.
+#   1. REQUESTS (300) at CONCURRENCY (100) through HAProxy: every answer a valid MP4.
+#   2. A rolling restart while the harness runs: each replica in turn gets SIGTERM, exits after its lame-duck delay
+#      and drain, is started again on its port and waits to be healthy. Not one request may fail.
+#   3. kill -9 of one replica mid-run: only the requests it held may fail (HAProxy's log of each is printed, and
+#      each must name that replica); HAProxy takes it out within its check interval × fall, and once restarted it
+#      gets traffic again.
+#   4. Step 1 through nginx.
+# BUILD (release, or debug for CI's reduced run), ROLLING_REQUESTS (1500), KILL_REQUESTS (1000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-release}
+REPLICA_COUNT=${REPLICAS:-3}
+unset REPLICAS  # the render scripts' variable
+REQUESTS=${REQUESTS:-300}
+CONCURRENCY=${CONCURRENCY:-100}
+ROLLING_REQUESTS=${ROLLING_REQUESTS:-1500}
+KILL_REQUESTS=${KILL_REQUESTS:-1000}
+CLIP=Tests/Media/trial_video.mp4
+BIN=$(swift build -c "$BUILD" --show-bin-path)
+WORK=$(mktemp -d)
+source scripts/cluster.sh
+trap 'stop_cluster; rm -rf "$WORK"' EXIT
+failed=0
+fail() { echo "FAIL: $*" >&2; failed=1; }
+
+harness() { # REPORT REQUESTS CONCURRENCY
+    "$BIN/harness" --url "http://127.0.0.1:$BALANCER_PORT" --file "$CLIP" --requests "$2" --concurrency "$3" \
+        --timeout 120 --min-success 0 --json "$1" >"$1.txt" 2>&1
+}
+
+for i in $(seq "$REPLICA_COUNT"); do start_replica "r$i"; done
+start_haproxy "$(free_port)"
+echo "replicas: $(replica_list)behind HAProxy on $BALANCER_PORT"
+
+echo "== 1. $REQUESTS uploads at concurrency $CONCURRENCY through HAProxy"
+harness "$WORK/step1.json" "$REQUESTS" "$CONCURRENCY"
+succeeded=$(report_field "$WORK/step1.json" succeeded)
+echo "$succeeded of $REQUESTS valid"
+[ "$succeeded" = "$REQUESTS" ] || { fail "step 1: $succeeded of $REQUESTS valid"; cat "$WORK/step1.json.txt"; }
+
+echo "== 2. rolling restart while $ROLLING_REQUESTS uploads run"
+harness "$WORK/step2.json" "$ROLLING_REQUESTS" 30 &
+load=$!
+sleep 1
+for name in $(printf '%s\n' "${!REPLICA_PORT[@]}" | sort); do
+    started=$SECONDS
+    kill -TERM "${REPLICA_PID[$name]}"
+    wait "${REPLICA_PID[$name]}" || fail "step 2: $name exited with $?"
+    start_replica "$name" "${REPLICA_PORT[$name]}"
+    # Back in rotation: HAProxy's rise (2 checks, 1 s apart) after the replica answers /about.
+    for _ in $(seq 100); do grep -q "replicas/replica${name#r} is UP" <(tail -n 5 "$WORK/haproxy.log") && break; sleep 0.1; done
+    echo "$name: restarted and back in rotation in $((SECONDS - started)) s"
+    kill -0 "$load" 2>/dev/null || { fail "step 2: the harness ended before the restarts did; raise ROLLING_REQUESTS"; break; }
+done
+wait "$load" || true
+succeeded=$(report_field "$WORK/step2.json" succeeded)
+failed_requests=$(report_field "$WORK/step2.json" failed)
+echo "$succeeded valid, $failed_requests failed"
+[ "$failed_requests" = 0 ] && [ "$succeeded" = "$ROLLING_REQUESTS" ] \
+    || { fail "step 2: $failed_requests failed during the rolling restart"; cat "$WORK/step2.json.txt"; }
+
+echo "== 3. kill -9 of one replica while $KILL_REQUESTS uploads run"
+victim=r2
+log_start=$(($(wc -l <"$WORK/haproxy.log") + 1))
+harness "$WORK/step3.json" "$KILL_REQUESTS" 30 &
+load=$!
+sleep 1
+lines_before=$(wc -l <"$WORK/haproxy.log")
+killed=$(date +%s.%N)
+kill -9 "${REPLICA_PID[$victim]}"
+wait "${REPLICA_PID[$victim]}" 2>/dev/null || true
+down=""
+for _ in $(seq 100); do
+    if tail -n "+$((lines_before + 1))" "$WORK/haproxy.log" | grep -q "replicas/replica${victim#r} is DOWN"; then
+        down=$(date +%s.%N)
+        break
+    fi
+    sleep 0.05
+done
+if [ -n "$down" ]; then
+    detection=$(echo "$down - $killed" | bc -l)
+    printf 'HAProxy took %s out after %.1f s (a refused connection marks it down; checks every 1 s, fall 2)\n' \
+        "$victim" "$detection"
+    [ "$(echo "$detection <= 3" | bc -l)" = 1 ] || fail "step 3: $victim taken out only after $detection s"
+else
+    fail "step 3: HAProxy never marked $victim down"
+fi
+start_replica "$victim" "${REPLICA_PORT[$victim]}"
+for _ in $(seq 100); do [ "$(replica_transcodes "$victim")" -gt 0 ] && break; sleep 0.1; done
+served=$(replica_transcodes "$victim")
+echo "$victim restarted: $served uploads served since"
+[ "$served" -gt 0 ] || fail "step 3: the restarted $victim got no traffic"
+kill -0 "$load" 2>/dev/null || fail "step 3: the harness ended before the restarted replica was checked; raise KILL_REQUESTS"
+wait "$load" || true
+failed_requests=$(report_field "$WORK/step3.json" failed)
+# HAProxy's log of this run's requests that did not end in 200: each must have been on the killed replica.
+tail -n "+$log_start" "$WORK/haproxy.log" | grep -E '"POST ' | grep -vE ' 200 [0-9]+ ' >"$WORK/step3-failed.log" || true
+echo "$failed_requests failed; HAProxy's log of them:"
+sed 's/^/  /' "$WORK/step3-failed.log"
+logged=$(wc -l <"$WORK/step3-failed.log")
+elsewhere=$(grep -vc "replicas/replica${victim#r} " "$WORK/step3-failed.log" || true)
+[ "$logged" = "$failed_requests" ] || fail "step 3: the harness counted $failed_requests failures, HAProxy logged $logged"
+[ "$elsewhere" = 0 ] || fail "step 3: $elsewhere failed requests were not on $victim"
+
+echo "== 4. $REQUESTS uploads at concurrency $CONCURRENCY through nginx"
+stop_balancer
+start_nginx "$(free_port)"
+harness "$WORK/step4.json" "$REQUESTS" "$CONCURRENCY"
+succeeded=$(report_field "$WORK/step4.json" succeeded)
+echo "$succeeded of $REQUESTS valid"
+[ "$succeeded" = "$REQUESTS" ] || { fail "step 4: $succeeded of $REQUESTS valid"; cat "$WORK/step4.json.txt"; }
+
+[ "$failed" = 0 ] && echo "cluster test: passed" || { echo "cluster test: FAILED"; exit 1; }
