@@ -9,7 +9,7 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
 	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean \
-	check-openapi check-deploy cluster-test
+	check-openapi check-deploy cluster-test bench-cluster
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -122,6 +122,14 @@ cluster-test: deps
 	$(SWIFT) build -c $(BUILD) --product ffmpeg-processor
 	$(SWIFT) build -c $(BUILD) --product harness
 	BUILD=$(BUILD) scripts/cluster-test.sh
+
+# Throughput of a 720p clip through HAProxy: 2 replicas pinned to a core each against 1 (scripts/bench-cluster.sh).
+bench-cluster: bench-deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_PACKAGES) util-linux"
+	$(SWIFT) build -c release --product ffmpeg-processor
+	$(SWIFT) build -c release --product harness
+	$(SWIFT) build -c release --product transcode-bench
+	scripts/bench-cluster.sh
 
 # slowhttptest's slowloris and slow-body attacks, 1000 connections each: /about and a real upload are served while
 # they run, and the service's descriptors are back to baseline after (scripts/hostile.sh). BUILD as for soak.
