@@ -9,7 +9,7 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
 	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean \
-	check-openapi check-deploy cluster-test bench-cluster
+	check-openapi check-deploy cluster-test bench-cluster image-check
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -130,6 +130,12 @@ bench-cluster: bench-deps
 	$(SWIFT) build -c release --product harness
 	$(SWIFT) build -c release --product transcode-bench
 	scripts/bench-cluster.sh
+
+# The container image's runtime stage without a Docker engine: a bookworm root filesystem with exactly the Dockerfile's
+# runtime packages, the static-stdlib release binary in it, a transcode and /about inside (scripts/image-check.sh).
+image-check: deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="mmdebstrap curl"
+	scripts/image-check.sh
 
 # slowhttptest's slowloris and slow-body attacks, 1000 connections each: /about and a real upload are served while
 # they run, and the service's descriptors are back to baseline after (scripts/hostile.sh). BUILD as for soak.
