@@ -53,6 +53,11 @@ final class FilterGraph {
         try check(avfilter_graph_config(graph, nil), "configuring the filter graph '\(description)'")
     }
 
+    /// A graph that cannot be built or fed is not an I/O failure, whatever errno libav borrowed for it.
+    private func check(_ code: Int32, _ what: @autoclosure () -> String) throws(TranscodeError) {
+        if code < 0 { throw .internal(averror: code, message: "\(what()): \(averrorText(code))") }
+    }
+
     deinit {
         var freeing: UnsafeMutablePointer<AVFilterGraph>? = graph
         avfilter_graph_free(&freeing)

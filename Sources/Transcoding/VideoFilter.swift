@@ -39,7 +39,7 @@ final class VideoFilter {
             if graph != nil { try drain(emit: emit) }
             try build(for: next)
         }
-        try graph!.push(frame)
+        try inputsFault { () throws(TranscodeError) in try graph!.push(frame) }
         try pull(emit: emit)
     }
 
@@ -53,13 +53,8 @@ final class VideoFilter {
             for: next, streamFieldOrder: streamFieldOrder, target: target, options: options,
             keepDeinterlacing: plan?.deinterlaces ?? false)
         graph = nil
-        do {
+        try inputsFault(picture: next) { () throws(TranscodeError) in
             graph = try FilterGraph(made.description, input: next, timeBase: timeBase, threads: options.threads)
-        } catch {
-            if case .internal(let code, _) = error, code == shim_averror(ENOMEM) { throw error }
-            // A picture the filters cannot take (a damaged size or format) is the input's fault, not ours.
-            throw .corruptInput(
-                "a decoded \(next.width)x\(next.height) \(next.formatName) picture cannot be converted (\(error))")
         }
         plan = made
         shape = next
@@ -67,17 +62,36 @@ final class VideoFilter {
         for name in made.names where !stagesRun.contains(name) { stagesRun.append(name) }
     }
 
+    /// Runs `body`, blaming its failure on the input: the chains are fixed text that every shape of picture they are
+    /// built for goes through, so a picture they cannot take (a damaged size or format, colour tags zscale has no path
+    /// from) is the input's fault. Running out of memory is not.
+    private func inputsFault(picture: PictureShape? = nil, _ body: () throws(TranscodeError) -> Void) throws(TranscodeError) {
+        do {
+            try body()
+        } catch {
+            if case .internal(let code, _) = error, code == shim_averror(ENOMEM) { throw error }
+            let what = (picture ?? shape).map { "a decoded \($0.width)x\($0.height) \($0.formatName) picture" } ?? "a picture"
+            throw .corruptInput("\(what) cannot be converted (\(error))")
+        }
+    }
+
     private func drain(emit: (UnsafeMutablePointer<AVFrame>) throws(TranscodeError) -> Void) throws(TranscodeError) {
-        try graph!.push(nil)
+        try inputsFault { () throws(TranscodeError) in try graph!.push(nil) }
         try pull(emit: emit)
         graph = nil
+    }
+
+    private func pulled(_ graph: FilterGraph) throws(TranscodeError) -> Bool {
+        var got = false
+        try inputsFault { () throws(TranscodeError) in got = try graph.pull(into: filtered.pointer) }
+        return got
     }
 
     private func pull(emit: (UnsafeMutablePointer<AVFrame>) throws(TranscodeError) -> Void) throws(TranscodeError) {
         let graph = graph!
         let outputBase = graph.outputTimeBase
         let rescale = av_cmp_q(outputBase, timeBase) != 0
-        while try graph.pull(into: filtered.pointer) {
+        while try pulled(graph) {
             defer { av_frame_unref(filtered.pointer) }
             if rescale, let pts = saneTimestamp(filtered.pointer.pointee.pts) {
                 filtered.pointer.pointee.pts = av_rescale_q(pts, outputBase, timeBase)

@@ -58,7 +58,12 @@ struct PictureShape {
         descriptor.map { $0.pointee.flags & UInt64(AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL) != 0 } ?? false
     }
     /// Full ("PC", JPEG) range YUV: said by the frame, or by a yuvj format.
-    var isFullRange: Bool { !isRGB && (range == AVCOL_RANGE_JPEG || formatName.hasPrefix("yuvj")) }
+    var isFullRange: Bool {
+        switch format {
+        case AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ411P: true
+        default: range == AVCOL_RANGE_JPEG && !isRGB
+        }
+    }
 }
 
 /// The HDR transfers the tone mapper handles, named as the report names them.

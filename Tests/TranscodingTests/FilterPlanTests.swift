@@ -126,4 +126,18 @@ struct FilterPlanTests {
         #expect(try TranscodeOptions.parse("hdr", "keep") == TranscodeOptions.HDR.keep)
         #expect(try TranscodeOptions.parse("deinterlace", "off") == TranscodeOptions.Deinterlace.off)
     }
+
+    @Test("a chain libavfilter cannot parse or configure is a typed error, and the graph frees what it had made")
+    func refusedChain() {
+        let shape = PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P)
+        for chain in ["no_such_filter", "crop=w=9999:h=9999,format=yuv420p", "format=yuv420p[dangling]"] {
+            #expect {
+                _ = try FilterGraph(chain, input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1)
+            } throws: { error in
+                guard case .internal(_, let message) = error as? TranscodeError else { return false }
+                return message.contains(chain)
+            }
+        }
+        #expect((try? FilterGraph("format=yuv420p", input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1)) != nil)
+    }
 }
