@@ -39,47 +39,65 @@ ours=$(ours_loop "$OUT/hd.mp4" "$HD_COUNT")
 cli_hd=$(cli_loop "$OUT/hd.mp4" "$HD_COUNT")
 row "720p 5 s clip x$HD_COUNT" "$ours" "$cli_hd"
 
-# What the filter stages cost: the same 1080p clip with the stage on and off, alternated, FILTER_ROUNDS each.
+# What the filter stages cost: the same 1080p clip with the stage on and off, alternated, FILTER_ROUNDS each. Wall time
+# on a shared machine drifts with everyone else's load; the CPU time (user + system) of each run drifts far less.
 FILTER_ROUNDS=${FILTER_ROUNDS:-5}
-FILTER_COUNT=${FILTER_COUNT:-1}
 "$BIN/transcode-bench" generate "$OUT/hlg1080.mov" --width 1920 --height 1080 --seconds 2 --frame-rate 25 \
     --signal hlg --codec libx265 --container mov >/dev/null
 "$BIN/transcode-bench" generate "$OUT/int1080.ts" --width 1920 --height 1080 --seconds 2 --frame-rate 25 \
     --interlaced --container mpegts >/dev/null
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# The stage's cost per frame in ms: median seconds with it, less without, over the frames of one run.
+# "wall cpu frames" of one transcode-bench run: BINARY INPUT COUNT EXTRA-ARGS...
+timed() {
+    local bin=$1 input=$2 count=$3 result; shift 3
+    local TIMEFORMAT='%R %U %S'
+    { time "$bin/transcode-bench" run "$input" --count "$count" --output-directory "$OUT" "$@" > "$OUT/run.txt"; } \
+        2> "$OUT/time.txt"
+    read -r result < <(awk '{ printf "%s %.3f", $1, $2 + $3 }' "$OUT/time.txt")
+    echo "$result $(cut -d' ' -f2 "$OUT/run.txt")"
+}
+# The stage's cost per frame in ms, wall and CPU: medians with it, less without.
 stage_cost() { # label input on-args off-args
-    local on=() off=() frames
+    local on_wall=() on_cpu=() off_wall=() off_cpu=() wall cpu frames
     for _ in $(seq "$FILTER_ROUNDS"); do
-        on+=("$("$BIN/transcode-bench" run "$2" --count "$FILTER_COUNT" --output-directory "$OUT" $3 | cut -d' ' -f1)")
-        read -r t frames < <("$BIN/transcode-bench" run "$2" --count "$FILTER_COUNT" --output-directory "$OUT" $4)
-        off+=("$t")
+        read -r wall cpu frames < <(timed "$BIN" "$2" 1 $3); on_wall+=("$wall"); on_cpu+=("$cpu")
+        read -r wall cpu frames < <(timed "$BIN" "$2" 1 $4); off_wall+=("$wall"); off_cpu+=("$cpu")
     done
-    local a b
-    a=$(printf '%s\n' "${on[@]}" | median); b=$(printf '%s\n' "${off[@]}" | median)
-    printf '%-44s %10.2f %10.2f %8.1f ms/frame\n' "$1" "$a" "$b" "$(echo "($a - $b) * 1000 / $frames" | bc -l)"
+    local a b c d
+    a=$(printf '%s\n' "${on_wall[@]}" | median); b=$(printf '%s\n' "${off_wall[@]}" | median)
+    c=$(printf '%s\n' "${on_cpu[@]}" | median); d=$(printf '%s\n' "${off_cpu[@]}" | median)
+    printf '%-36s %7.2f %7.2f %7.2f %7.2f %9.1f %9.1f\n' "$1" "$a" "$b" "$c" "$d" \
+        "$(echo "($a - $b) * 1000 / $frames" | bc -l)" "$(echo "($c - $d) * 1000 / $frames" | bc -l)"
 }
 echo
-printf '%-44s %10s %10s %8s\n' "1080p stage cost (x$FILTER_COUNT, median of $FILTER_ROUNDS)" "on (s)" "off (s)" "per frame"
+echo "1080p, 50 frames: a stage on vs off, median of $FILTER_ROUNDS alternated runs (seconds; cost in ms per frame)"
+printf '%-36s %7s %7s %7s %7s %9s %9s\n' "stage" "on" "off" "on cpu" "off cpu" "wall/fr" "cpu/fr"
 stage_cost "tonemap(hlg->bt709) vs hdr=keep" "$OUT/hlg1080.mov" "--hdr tonemap" "--hdr keep"
 stage_cost "bwdif vs deinterlace=off" "$OUT/int1080.ts" "--deinterlace auto" "--deinterlace off"
 
-# This engine against BASELINE's, alternated on the 720p SDR progressive clip (the common path).
+# This engine against BASELINE's, alternated on the 720p SDR progressive clip (the common path): each round runs the
+# old then the new, and the comparison is the median of the rounds' new/old ratios, which cancels slow drifts in the
+# machine's load.
 if [[ -n ${BASELINE:-} ]]; then
     OLD_SRC=.build-old/src
     rm -rf "$OLD_SRC" && mkdir -p "$OLD_SRC"
     git archive "$BASELINE" | tar -x -C "$OLD_SRC"
     swift build -c release --package-path "$OLD_SRC" --scratch-path .build-old/build --product transcode-bench >/dev/null
     OLD_BIN=$(swift build -c release --package-path "$OLD_SRC" --scratch-path .build-old/build --show-bin-path)
-    ROUNDS=${ROUNDS:-7}
-    old=() new=()
-    for _ in $(seq "$ROUNDS"); do
-        old+=("$("$OLD_BIN/transcode-bench" run "$OUT/hd.mp4" --count "$HD_COUNT" --output-directory "$OUT" | cut -d' ' -f1)")
-        new+=("$(ours_loop "$OUT/hd.mp4" "$HD_COUNT")")
-    done
-    a=$(printf '%s\n' "${old[@]}" | median); b=$(printf '%s\n' "${new[@]}" | median)
+    ROUNDS=${ROUNDS:-9}
+    wall_ratios=() cpu_ratios=() old_cpu=() new_cpu=()
     echo
-    echo "720p SDR x$HD_COUNT, $ROUNDS alternated rounds: $BASELINE (swscale): ${old[*]}"
-    echo "720p SDR x$HD_COUNT, $ROUNDS alternated rounds: this tree (graph): ${new[*]}"
-    printf 'median %s %.3f s, this tree %.3f s: %+.2f %%\n' "$BASELINE" "$a" "$b" "$(echo "($b - $a) * 100 / $a" | bc -l)"
+    echo "720p SDR progressive x$HD_COUNT, $BASELINE (swscale) vs this tree (graph), $ROUNDS alternated rounds:"
+    printf '%6s %9s %9s %9s %9s\n' "round" "old wall" "new wall" "old cpu" "new cpu"
+    for round in $(seq "$ROUNDS"); do
+        read -r ow oc _ < <(timed "$OLD_BIN" "$OUT/hd.mp4" "$HD_COUNT")
+        read -r nw nc _ < <(timed "$BIN" "$OUT/hd.mp4" "$HD_COUNT")
+        printf '%6s %9.2f %9.2f %9.2f %9.2f\n' "$round" "$ow" "$nw" "$oc" "$nc"
+        wall_ratios+=("$(echo "$nw / $ow" | bc -l)"); cpu_ratios+=("$(echo "$nc / $oc" | bc -l)")
+        old_cpu+=("$oc"); new_cpu+=("$nc")
+    done
+    printf 'median new/old: wall %+.2f %%, cpu %+.2f %% (median cpu: old %.2f s, new %.2f s)\n' \
+        "$(echo "($(printf '%s\n' "${wall_ratios[@]}" | median) - 1) * 100" | bc -l)" \
+        "$(echo "($(printf '%s\n' "${cpu_ratios[@]}" | median) - 1) * 100" | bc -l)" \
+        "$(printf '%s\n' "${old_cpu[@]}" | median)" "$(printf '%s\n' "${new_cpu[@]}" | median)"
 fi

@@ -27,7 +27,7 @@ struct FilterPlanTests {
     }
 
     static let toneMap =
-        "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv:d=error_diffusion"
+        "zscale=t=linear:npl=100:p=bt709,format=gbrpf32le,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv:d=error_diffusion"
 
     static let cases: [Case] = [
         Case(name: "8-bit SDR 4:2:0, progressive: nothing", shape: PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P),
@@ -43,7 +43,7 @@ struct FilterPlanTests {
              chain: "scale=w=1280:h=720," + toneMap + ",format=yuv420p"),
         Case(name: "PQ without primaries or matrix tags", shape: PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P10LE, transfer: AVCOL_TRC_SMPTE2084, primaries: AVCOL_PRI_UNSPECIFIED, matrix: AVCOL_SPC_UNSPECIFIED),
              stages: ["tonemap(pq->bt709)"],
-             chain: toneMap.replacingOccurrences(of: "npl=100", with: "npl=100:pin=2020:p=2020:min=2020_ncl") + ",format=yuv420p"),
+             chain: toneMap.replacingOccurrences(of: "p=bt709,", with: "p=bt709:pin=2020:min=2020_ncl,") + ",format=yuv420p"),
         Case(name: "HLG, hdr=keep", shape: PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P10LE, transfer: AVCOL_TRC_ARIB_STD_B67, primaries: AVCOL_PRI_BT2020, matrix: AVCOL_SPC_BT2020_NCL),
              hdr: .keep, stages: ["dither(10->8)"], chain: "zscale=d=error_diffusion,format=yuv420p"),
         Case(name: "10-bit full range 4:2:2", shape: PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV422P10LE, range: AVCOL_RANGE_JPEG),
