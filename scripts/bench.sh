@@ -46,6 +46,7 @@ FILTER_ROUNDS=${FILTER_ROUNDS:-5}
     --signal hlg --codec libx265 --container mov >/dev/null
 "$BIN/transcode-bench" generate "$OUT/int1080.ts" --width 1920 --height 1080 --seconds 2 --frame-rate 25 \
     --interlaced --container mpegts >/dev/null
+FRAMES_1080=50  # 2 s at 25 fps, as generated
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # "wall cpu frames" of one transcode-bench run: BINARY INPUT COUNT EXTRA-ARGS...
 timed() {
@@ -74,6 +75,28 @@ echo "1080p, 50 frames: a stage on vs off, median of $FILTER_ROUNDS alternated r
 printf '%-36s %7s %7s %7s %7s %9s %9s\n' "stage" "on" "off" "on cpu" "off cpu" "wall/fr" "cpu/fr"
 stage_cost "tonemap(hlg->bt709) vs hdr=keep" "$OUT/hlg1080.mov" "--hdr tonemap" "--hdr keep"
 stage_cost "bwdif vs deinterlace=off" "$OUT/int1080.ts" "--deinterlace auto" "--deinterlace off"
+
+# The chains alone, as the engine built them for those clips, through the CLI's libavfilter on one thread: CPU ms per
+# frame beyond decoding (`-vf null`), median of FILTER_ROUNDS.
+chain_cpu() { # input chain
+    local TIMEFORMAT='%U %S' runs=()
+    for _ in $(seq "$FILTER_ROUNDS"); do
+        runs+=("$({ time ffmpeg -nostdin -v error -threads 1 -filter_threads 1 -i "$1" -vf "$2" -an -f null - ; } 2>&1 \
+            | awk '{ print $1 + $2 }')")
+    done
+    printf '%s\n' "${runs[@]}" | median
+}
+chain_cost() { # label input engine-args
+    local chain null with
+    chain=$("$BIN/transcode-bench" run "$2" --output-directory "$OUT" --print-graph $3)
+    null=$(chain_cpu "$2" null); with=$(chain_cpu "$2" "$chain")
+    printf '%-36s %9.1f  %s\n' "$1" "$(echo "($with - $null) * 1000 / $FRAMES_1080" | bc -l)" "$chain"
+}
+echo
+echo "1080p, the chain alone on one thread (CPU ms per frame, beyond decoding)"
+chain_cost "tonemap(hlg->bt709)" "$OUT/hlg1080.mov" "--hdr tonemap"
+chain_cost "dither(10->8) (hdr=keep)" "$OUT/hlg1080.mov" "--hdr keep"
+chain_cost "bwdif" "$OUT/int1080.ts" "--deinterlace auto"
 
 # This engine against BASELINE's, alternated on the 720p SDR progressive clip (the common path): each round runs the
 # old then the new, and the comparison is the median of the rounds' new/old ratios, which cancels slow drifts in the

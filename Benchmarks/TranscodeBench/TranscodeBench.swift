@@ -64,6 +64,8 @@ struct TranscodeBench: ParsableCommand {
         var returnFreedMemory = false
         @Option(help: "tonemap or keep.") var hdr = "tonemap"
         @Option(help: "auto or off.") var deinterlace = "auto"
+        @Flag(help: "Print the video filter chain of the last run (as ffmpeg -vf takes it) instead of the timing.")
+        var printGraph = false
 
         func run() throws {
             if !returnFreedMemory { JobMemory.keepFreedMemoryForNextJob() }
@@ -75,8 +77,15 @@ struct TranscodeBench: ParsableCommand {
             clock_gettime(CLOCK_MONOTONIC, &ts)
             let start = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
             var frames = 0
+            var graph = ""
             for _ in 0..<count {
-                frames += try transcode(input: .path(input), output: .path(outputDirectory + "/bench-out.mp4"), options: options).videoFrames
+                let report = try transcode(input: .path(input), output: .path(outputDirectory + "/bench-out.mp4"), options: options)
+                frames += report.videoFrames
+                graph = report.videoFilterGraph
+            }
+            if printGraph {
+                print(graph)
+                return
             }
             clock_gettime(CLOCK_MONOTONIC, &ts)
             let seconds = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 - start

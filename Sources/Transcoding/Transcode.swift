@@ -26,6 +26,9 @@ public struct TranscodeReport: Sendable, Equatable {
     /// The video filter stages that ran, in order, e.g. `["bwdif", "tonemap(hlg->bt709)"]`; empty when the decoded
     /// pictures were already what the encoder takes.
     public var videoFilters: [String]
+    /// The filter chain the video went through, as `ffmpeg -vf` takes it, to reproduce the conversion with the CLI
+    /// (chains joined by " | " when the pictures changed mid-stream and the graph was built again).
+    public var videoFilterGraph: String
 
     /// `videoFilters` as one token: the names joined by commas, or `none`.
     public var videoFiltersText: String { videoFilters.isEmpty ? "none" : videoFilters.joined(separator: ",") }
@@ -110,7 +113,8 @@ public func transcode(
         outputBytes: fileSize(output) ?? 0,
         seconds: Double(monotonicNanos() - started) / 1e9,
         threads: video.encoderThreads,
-        videoFilters: video.filterStages
+        videoFilters: video.filterStages,
+        videoFilterGraph: video.filterGraphs.joined(separator: " | ")
     )
 }
 

@@ -88,6 +88,8 @@ struct DeinterlaceTests {
 
             #expect(report.videoFrames == a.videoFrames + b.videoFrames)
             #expect(report.videoFilters == ["bwdif", "scale(256x192->320x240)"])
+            #expect(report.videoFilterGraph
+                    == "format=yuv420p | bwdif=mode=send_frame:parity=auto:deint=interlaced,scale=w=320:h=240,format=yuv420p")
             let video = try #require(try MediaProbe.probe(.path(scratch.path("out.mp4")), decode: true).video)
             #expect(video.width == 320 && video.height == 240)
             #expect(video.frameCount == a.videoFrames + b.videoFrames && video.decodeErrors == 0)
