@@ -54,7 +54,7 @@ timed() {
     local TIMEFORMAT='%R %U %S'
     { time "$bin/transcode-bench" run "$input" --count "$count" --output-directory "$OUT" "$@" > "$OUT/run.txt"; } \
         2> "$OUT/time.txt"
-    read -r result < <(awk '{ printf "%s %.3f", $1, $2 + $3 }' "$OUT/time.txt")
+    read -r result < <(awk '{ printf "%s %.3f\n", $1, $2 + $3 }' "$OUT/time.txt")
     echo "$result $(cut -d' ' -f2 "$OUT/run.txt")"
 }
 # The stage's cost per frame in ms, wall and CPU: medians with it, less without.
