@@ -123,4 +123,24 @@ if [[ -n ${BASELINE:-} ]]; then
         "$(echo "($(printf '%s\n' "${wall_ratios[@]}" | median) - 1) * 100" | bc -l)" \
         "$(echo "($(printf '%s\n' "${cpu_ratios[@]}" | median) - 1) * 100" | bc -l)" \
         "$(printf '%s\n' "${old_cpu[@]}" | median)" "$(printf '%s\n' "${new_cpu[@]}" | median)"
+
+    # Instructions, which the machine's load cannot move: one thread, under callgrind, two clip lengths, so that what
+    # each frame costs and what each run costs once are told apart. Copies without debug info: valgrind 3.19's DWARF
+    # reader gives up on what Swift 6.3 writes.
+    if command -v valgrind >/dev/null; then
+        objcopy --strip-debug "$OLD_BIN/transcode-bench" "$OUT/tb-old"
+        objcopy --strip-debug "$BIN/transcode-bench" "$OUT/tb-new"
+        instructions() { # binary input
+            valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" "$1" run "$2" --threads 1 \
+                --output-directory "$OUT" 2>&1 | awk '/Collected/ { print $NF }'
+        }
+        echo
+        printf '%-28s %16s %16s %14s\n' "720p SDR, 1 thread" "old instructions" "new instructions" "new - old"
+        for seconds in 0.5 1.5; do
+            "$BIN/transcode-bench" generate "$OUT/hd-$seconds.mp4" --width 1280 --height 720 --seconds "$seconds" >/dev/null
+            a=$(instructions "$OUT/tb-old" "$OUT/hd-$seconds.mp4"); b=$(instructions "$OUT/tb-new" "$OUT/hd-$seconds.mp4")
+            printf '%-28s %16s %16s %14s (%+.2f %%)\n' "$seconds s ($(echo "$seconds * 30" | bc | cut -d. -f1) frames)" "$a" "$b" \
+                "$((b - a))" "$(echo "($b - $a) * 100 / $a" | bc -l)"
+        done
+    fi
 fi
