@@ -97,11 +97,11 @@ final class VideoPipeline {
     func decode(_ input: UnsafeMutablePointer<AVPacket>?, muxer: Muxer, control: JobControl) throws(TranscodeError) {
         let sent = avcodec_send_packet(decoder.pointer, input)
         if sent < 0 && sent != shim_averror_eof() {
-            // A damaged packet is skipped, as the ffmpeg CLI does; a file with no good frame fails at the end.
+            // A damaged packet is skipped, as the ffmpeg CLI does; a file with no good frame fails at the end. Decoders
+            // say "damaged" with errno-like codes too (GIF's LZW with -1, EPERM), so only running out of memory ends
+            // the job here.
             decodeErrors += 1
-            if sent != shim_averror_invaliddata() && sent != shim_averror_eagain() && sent > -4096 {
-                throw control.error(sent, "decoding video")
-            }
+            if sent == shim_averror(ENOMEM) { throw control.error(sent, "decoding video") }
             return
         }
         try DecodeLoop.drain(
