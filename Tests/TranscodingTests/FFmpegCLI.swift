@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// The ffmpeg CLI as a measuring instrument, where its filters are the reference: idet, psnr, signalstats, and raw
-/// picture samples. Installed by `make deps`.
+/// picture samples. Installed by `make deps`. Each run uses one thread: the rest of the test run shares the machine.
 enum FFmpegCLI {
     static let path = which("ffmpeg")
     static var available: Bool { path != nil }
@@ -14,7 +14,7 @@ enum FFmpegCLI {
 
     /// stderr of `ffmpeg -i input… -lavfi graph -f null -`, which is where the measuring filters report.
     static func measure(_ inputs: [String], _ graph: String) throws -> String {
-        var arguments = ["-nostdin", "-v", "info"]
+        var arguments = ["-nostdin", "-v", "info", "-threads", "1", "-filter_complex_threads", "1"]
         for input in inputs { arguments += ["-i", input] }
         let result = try run(path!, arguments + ["-lavfi", graph, "-an", "-f", "null", "-"])
         guard result.status == 0 else { throw CLIError(description: "ffmpeg failed: \(result.err.suffix(600))") }
@@ -54,7 +54,8 @@ enum FFmpegCLI {
     static func signalStats(_ file: String, through chain: String? = nil) throws -> (luma: Double, saturation: Double) {
         let graph = "[0:v]" + (chain.map { $0 + "," } ?? "") + "signalstats,metadata=print:file=-"
         guard let path else { throw CLIError(description: "no ffmpeg") }
-        let result = try run(path, ["-nostdin", "-v", "error", "-i", file, "-lavfi", graph, "-an", "-f", "null", "-"])
+        let result = try run(path, ["-nostdin", "-v", "error", "-threads", "1", "-filter_complex_threads", "1", "-i", file,
+                                    "-lavfi", graph, "-an", "-f", "null", "-"])
         guard result.status == 0 else { throw CLIError(description: "ffmpeg failed: \(result.err.suffix(600))") }
         func mean(_ key: String) -> Double {
             let values = result.out.split(separator: "\n").compactMap { line -> Double? in

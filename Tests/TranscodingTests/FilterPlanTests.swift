@@ -38,9 +38,9 @@ struct FilterPlanTests {
              fieldOrder: AV_FIELD_BB, stages: ["bwdif"], chain: "bwdif=mode=send_frame:parity=bff:deint=all,format=yuv420p"),
         Case(name: "interlaced, deinterlace=off", shape: PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P, interlaced: true),
              fieldOrder: AV_FIELD_TT, deinterlace: .off, stages: [], chain: "format=yuv420p"),
-        Case(name: "HLG 1080p to 720p", shape: PictureShape(width: 1920, height: 1080, format: AV_PIX_FMT_YUV420P10LE, transfer: AVCOL_TRC_ARIB_STD_B67, primaries: AVCOL_PRI_BT2020, matrix: AVCOL_SPC_BT2020_NCL),
-             target: (1280, 720), stages: ["scale(1920x1080->1280x720)", "tonemap(hlg->bt709)"],
-             chain: "scale=w=1280:h=720," + toneMap + ",format=yuv420p"),
+        Case(name: "HLG scaled down", shape: PictureShape(width: 640, height: 360, format: AV_PIX_FMT_YUV420P10LE, transfer: AVCOL_TRC_ARIB_STD_B67, primaries: AVCOL_PRI_BT2020, matrix: AVCOL_SPC_BT2020_NCL),
+             target: (320, 180), stages: ["scale(640x360->320x180)", "tonemap(hlg->bt709)"],
+             chain: "scale=w=320:h=180," + toneMap + ",format=yuv420p"),
         Case(name: "PQ without primaries or matrix tags", shape: PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P10LE, transfer: AVCOL_TRC_SMPTE2084, primaries: AVCOL_PRI_UNSPECIFIED, matrix: AVCOL_SPC_UNSPECIFIED),
              stages: ["tonemap(pq->bt709)"],
              chain: toneMap.replacingOccurrences(of: "p=bt709,", with: "p=bt709:pin=2020:min=2020_ncl,") + ",format=yuv420p"),
@@ -79,12 +79,14 @@ struct FilterPlanTests {
             + ":colorspace=\(name(av_color_space_name(shape.matrix)))"
     }
 
+    /// One case at a time, one thread each: the rest of the test run shares the machine.
     @Test("ffmpeg -vf takes every chain as it is and makes yuv420p at the target size", .enabled(if: FFmpegCLI.available),
-          arguments: cases)
+          .serialized, arguments: cases)
     func pastesIntoTheCLI(_ example: Case) throws {
         let target = example.target ?? (example.shape.width, example.shape.height)
         let result = try run(FFmpegCLI.path!, [
-            "-nostdin", "-v", "error", "-filter_complex", Self.source(example.shape) + "," + example.plan.description,
+            "-nostdin", "-v", "error", "-filter_complex_threads", "1",
+            "-filter_complex", Self.source(example.shape) + "," + example.plan.description,
             "-f", "framecrc", "-",
         ])
         #expect(result.status == 0, "\(result.err)")

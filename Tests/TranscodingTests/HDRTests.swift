@@ -4,7 +4,9 @@ import TestSupport
 import Testing
 import Transcoding
 
-@Suite("HDR and 10-bit input becomes 8-bit SDR that describes itself", .enabled(if: FFmpegCLI.available, "the ffmpeg CLI is the reference"))
+/// Serialized: each test encodes HEVC and runs the CLI, and the rest of the test run shares the machine.
+@Suite("HDR and 10-bit input becomes 8-bit SDR that describes itself", .serialized,
+       .enabled(if: FFmpegCLI.available, "the ffmpeg CLI is the reference"))
 struct HDRTests {
     /// The tone-mapping recipe people paste into `ffmpeg -vf`, written out here independently of the engine's plan:
     /// linear light at 100 nits, BT.709 primaries, hable, BT.709 transfer and matrix in TV range.
