@@ -4,7 +4,7 @@ SWIFT ?= swift
 PORT ?= 3000
 # util-linux (unshare) and mount: APIDocumentTests runs a service in a user and mount namespace of its own over a
 # small tmpfs, for the 507 of a full temp directory. Both come with Debian; listed so that nothing assumes it.
-APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
+APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libx264-dev \
 	pkg-config ffmpeg bc curl util-linux mount
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \

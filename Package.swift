@@ -25,9 +25,10 @@ let package = Package(
         // FFmpeg's C libraries through pkg-config; shim.h wraps the macros Swift cannot import.
         .systemLibrary(
             name: "CFFmpeg",
-            pkgConfig: "libavformat libavcodec libavutil libswscale libswresample",
+            pkgConfig: "libavformat libavcodec libavutil libswscale libswresample libavfilter",
             providers: [.apt([
                 "libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev",
+                "libavfilter-dev",
             ])]
         ),
         // The one syscall wrapper (EINTR, EAGAIN, named errnos), Locked, descriptor ownership, the monotonic clock:

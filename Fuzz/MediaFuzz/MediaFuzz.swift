@@ -74,7 +74,7 @@ struct MediaFuzz: ParsableCommand {
             // ADTS-framed AAC, which takes the copy path's header checks and aac_adtstoasc.
             ("aac.ts", "mpegts", "libx264", "aac"),
         ]
-        return try shapes.map { shape in
+        let clips = try shapes.map { shape in
             var clip = SyntheticClip()
             clip.container = shape.1
             clip.videoCodec = shape.2
@@ -86,6 +86,27 @@ struct MediaFuzz: ParsableCommand {
             try clip.write(to: path)
             return try readFile(path)
         }
+        // The filter graph's inputs: 10-bit HLG HEVC (tone mapping), interlaced H.264 (bwdif), and an animated GIF
+        // (its demuxer and decoder, compositing).
+        var filtered: [[UInt8]] = []
+        for (name, configure) in [
+            ("hlg.mov", { (clip: inout SyntheticClip) in
+                clip.container = "mov"; clip.videoCodec = "libx265"; clip.signal = .hlg; clip.audioCodec = nil }),
+            ("interlaced.ts", { $0.container = "mpegts"; $0.interlaced = true; $0.audioCodec = "mp2" }),
+        ] as [(String, (inout SyntheticClip) -> Void)] {
+            var clip = SyntheticClip()
+            clip.width = 160
+            clip.height = 120
+            clip.seconds = 1
+            configure(&clip)
+            let path = workDirectory + "/seed." + name
+            try clip.write(to: path)
+            filtered.append(try readFile(path))
+        }
+        var gif = AnimatedGIF()
+        gif.width = 48
+        gif.height = 32
+        return clips + filtered + [gif.bytes()]
     }
 }
 

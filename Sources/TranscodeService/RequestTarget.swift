@@ -43,7 +43,8 @@ func validateVideoID(_ segments: [String]) throws(Problem) -> String {
     return id
 }
 
-/// Applies `?height=&width=&crf=&preset=&audio=` to `base`; unknown, repeated or out-of-range values are refused.
+/// Applies `?height=&width=&crf=&preset=&audio=&hdr=&deinterlace=` to `base`; unknown, repeated or out-of-range
+/// values are refused.
 func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(Problem) -> TranscodeOptions {
     var options = base
     var seen: Set<String> = []
@@ -66,8 +67,13 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
             case "0", "false", "no", "off": options.audio = false
             default: throw Problem(.badRequest, "audio must be true or false, not '\(value)'")
             }
+        case "hdr":
+            do { options.hdr = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
+        case "deinterlace":
+            do { options.deinterlace = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
         default:
-            throw Problem(.badRequest, "unknown query parameter '\(key)' (known: height, width, crf, preset, audio)")
+            throw Problem(
+                .badRequest, "unknown query parameter '\(key)' (known: height, width, crf, preset, audio, hdr, deinterlace)")
         }
     }
     do {

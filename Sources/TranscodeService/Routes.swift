@@ -128,6 +128,7 @@ public struct Routes: Sendable {
                     HTTPField.Name("X-Video-Id")!: id,
                     HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
                     HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
+                    HTTPField.Name("X-Video-Filters")!: outcome.report.videoFiltersText,
                 ],
                 // libav wrote the file through its own descriptor; its size is in the report, not in `output.size`.
                 body: .file(descriptor: output.take(), length: outcome.report.outputBytes))

@@ -4,16 +4,30 @@ import Glibc
 /// An opened input container: probed against the whitelist, read only through `InputIO`, with limits checked
 /// before any decoder touches the data.
 final class Demuxer {
-    /// Real containers only: no playlists (hls, concat, dash), no image sequences, no raw or device formats.
+    /// Real containers only: no playlists (hls, concat, dash), no image sequences, no raw or device formats. GIF is
+    /// here for animations; a GIF of one picture is refused as a still image once decoded (see `isImageFormat`).
     static let allowedFormats: Set<String> = [
         "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "ogg", "asf",
-        "mxf", "ivf",
+        "mxf", "ivf", "gif",
     ]
+
+    /// Formats that hold still images as often as animations: one decoded picture from them is not a video.
+    static let imageFormats: Set<String> = ["gif"]
+
+    /// The GIF demuxer's timing, pinned rather than left to libav's defaults. A frame delay under 2 centiseconds
+    /// (0 or 10 ms) becomes 10 centiseconds, as every browser plays it: Firefox normalises 0–10 ms to 100 ms
+    /// (image/FrameTimeout.h, bug 890743), and WebKit and Chromium show any frame under 11 ms for 100 ms
+    /// ("we follow Firefox's behavior", ScalableImageDecoder::frameDurationAtIndex, webkit.org/b/36082). A looping
+    /// GIF is played once, not forever.
+    static let gifOptions = ["min_delay": "2", "default_delay": "10", "ignore_loop": "1"]
 
     let context: UnsafeMutablePointer<AVFormatContext>
     let io: InputIO
     /// libav's name for the container, e.g. "mov,mp4,m4a,3gp,3g2,mj2".
     let formatName: String
+    /// Its first name, e.g. "mov".
+    var shortName: String { formatName.split(separator: ",").first.map(String.init) ?? formatName }
+    var isImageFormat: Bool { Demuxer.imageFormats.contains(shortName) }
     /// The opaque of the context's interrupt callback, kept alive for as long as the context (see `Muxer.control`).
     private let control: JobControl
 
@@ -45,6 +59,7 @@ final class Demuxer {
         defer { av_dict_free(&options) }
         av_dict_set(&options, "probesize", String(limits.probeSize), 0)
         av_dict_set(&options, "format_whitelist", Demuxer.allowedFormats.sorted().joined(separator: ","), 0)
+        if name == "gif" { for (key, value) in Demuxer.gifOptions { av_dict_set(&options, key, value, 0) } }
         var opened: UnsafeMutablePointer<AVFormatContext>? = allocated
         let status = avformat_open_input(&opened, nil, format, &options)
         guard status >= 0, let opened else {
@@ -59,6 +74,10 @@ final class Demuxer {
         try checkPixels(limits)
         try findStreamInfo(limits, control: control)
         try checkPixels(limits)
+        for stream in streams where stream.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_VIDEO {
+            // A container that counts its frames (MP4's sample table) is refused before any is decoded.
+            if stream.pointee.nb_frames > Int64(limits.maxFrames) { throw .limitExceeded(.frames) }
+        }
         if context.pointee.duration != shim_nopts_value(),
             Double(context.pointee.duration) / Double(AV_TIME_BASE) > limits.maxDurationSeconds
         {

@@ -80,27 +80,6 @@ final class BitstreamFilter {
     }
 }
 
-final class Scaler {
-    let pointer: OpaquePointer
-
-    init(source: (Int32, Int32, AVPixelFormat), fullRange: Bool, target: (Int32, Int32)) throws(TranscodeError) {
-        // Bicubic, as the ffmpeg CLI uses by default.
-        guard let context = sws_getContext(
-            source.0, source.1, source.2, target.0, target.1, AV_PIX_FMT_YUV420P, SWS_BICUBIC, nil, nil, nil
-        ) else {
-            throw .internal(averror: shim_averror(EINVAL), message: "sws_getContext")
-        }
-        pointer = context
-        if fullRange {
-            // JPEG-range input (MJPEG's yuvj420p) is squeezed into the TV range that every player expects.
-            let coefficients = sws_getCoefficients(SWS_CS_DEFAULT)
-            sws_setColorspaceDetails(context, coefficients, 1, coefficients, 0, 0, 1 << 16, 1 << 16)
-        }
-    }
-
-    deinit { sws_freeContext(pointer) }
-}
-
 final class Resampler {
     let pointer: OpaquePointer
 

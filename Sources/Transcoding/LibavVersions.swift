@@ -9,6 +9,7 @@ public enum LibavVersions {
             "libavutil": render(avutil_version()),
             "libswscale": render(swscale_version()),
             "libswresample": render(swresample_version()),
+            "libavfilter": render(avfilter_version()),
         ]
     }
 

@@ -19,6 +19,15 @@ public struct MediaProbe: Sendable, Equatable {
         public var channelLayout: String?
         /// Display rotation in degrees, counter-clockwise as libav reports it; 0 when none is set.
         public var rotation: Double
+        /// Video colour as the stream is tagged, in libav's names ("bt709", "smpte2084", "arib-std-b67", "bt2020nc",
+        /// "tv"); nil when unspecified.
+        public var colorTransfer: String? = nil
+        public var colorPrimaries: String? = nil
+        public var colorMatrix: String? = nil
+        public var colorRange: String? = nil
+        /// "progressive", or the interlaced order ("tt": top field first, coded first; "bb", "tb", "bt"); nil when
+        /// the stream does not say.
+        public var fieldOrder: String? = nil
         /// Decoded frames, when asked to decode.
         public var frameCount: Int?
         /// Decoded audio samples per channel, when asked to decode.
@@ -27,6 +36,8 @@ public struct MediaProbe: Sendable, Equatable {
         public var decodedDuration: Double?
         /// Frames or packets that failed to decode, when asked to decode.
         public var decodeErrors: Int?
+        /// Decoded video frames that say they hold two fields, when asked to decode.
+        public var interlacedFrames: Int?
     }
 
     /// libav's first name for the container ("mov" for MP4).
@@ -74,12 +85,35 @@ public struct MediaProbe: Sendable, Equatable {
         }
         let pixelFormat: String? =
             kind == .video ? av_get_pix_fmt_name(AVPixelFormat(rawValue: parameters.format)).map { String(cString: $0) } : nil
-        return Stream(
+        var described = Stream(
             index: Int(stream.pointee.index), kind: kind, codec: String(cString: avcodec_get_name(parameters.codec_id)),
             profile: avcodec_profile_name(parameters.codec_id, parameters.profile).map { String(cString: $0) },
             pixelFormat: pixelFormat, width: Int(parameters.width), height: Int(parameters.height),
             sampleRate: Int(parameters.sample_rate), channels: Int(parameters.ch_layout.nb_channels),
             channelLayout: layout, rotation: rotation)
+        if kind == .video {
+            func name(_ text: UnsafePointer<CChar>?, unless unspecified: Bool) -> String? {
+                unspecified ? nil : text.map { String(cString: $0) }
+            }
+            described.colorTransfer = name(av_color_transfer_name(parameters.color_trc),
+                                           unless: parameters.color_trc == AVCOL_TRC_UNSPECIFIED)
+            described.colorPrimaries = name(av_color_primaries_name(parameters.color_primaries),
+                                            unless: parameters.color_primaries == AVCOL_PRI_UNSPECIFIED)
+            described.colorMatrix = name(av_color_space_name(parameters.color_space),
+                                         unless: parameters.color_space == AVCOL_SPC_UNSPECIFIED)
+            described.colorRange = name(av_color_range_name(parameters.color_range),
+                                        unless: parameters.color_range == AVCOL_RANGE_UNSPECIFIED)
+            described.fieldOrder =
+                switch parameters.field_order {
+                case AV_FIELD_PROGRESSIVE: "progressive"
+                case AV_FIELD_TT: "tt"
+                case AV_FIELD_BB: "bb"
+                case AV_FIELD_TB: "tb"
+                case AV_FIELD_BT: "bt"
+                default: nil
+                }
+        }
+        return described
     }
 
     private struct Counter {
@@ -88,6 +122,7 @@ public struct MediaProbe: Sendable, Equatable {
         var frames = 0
         var samples = 0
         var errors = 0
+        var interlaced = 0
         var first: Int64?
         var end: Int64 = 0
     }
@@ -119,6 +154,7 @@ public struct MediaProbe: Sendable, Equatable {
                 defer { av_frame_unref(frame.pointer) }
                 counter.frames += 1
                 counter.samples += Int(frame.pointer.pointee.nb_samples)
+                if frame.pointer.pointee.interlaced_frame != 0 { counter.interlaced += 1 }
                 guard let pts = saneTimestamp(frame.pointer.pointee.best_effort_timestamp) else { return }
                 if counter.first == nil { counter.first = pts }
                 let duration: Int64 =
@@ -140,6 +176,7 @@ public struct MediaProbe: Sendable, Equatable {
             guard let counter = counters[stream.index] else { continue }
             streams[i].frameCount = counter.frames
             if stream.kind == .audio { streams[i].sampleCount = counter.samples }
+            if stream.kind == .video { streams[i].interlacedFrames = counter.interlaced }
             streams[i].decodeErrors = counter.errors
             streams[i].decodedDuration = counter.first.map { Double(counter.end - $0) * av_q2d(counter.timeBase) }
         }

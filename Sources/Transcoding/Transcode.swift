@@ -23,11 +23,20 @@ public struct TranscodeReport: Sendable, Equatable {
     public var seconds: Double
     /// The libav thread count the video encoder was opened with (0: one per core): the service chooses it per job.
     public var threads: Int
+    /// The video filter stages that ran, in order, e.g. `["bwdif", "tonemap(hlg->bt709)"]`; empty when the decoded
+    /// pictures were already what the encoder takes.
+    public var videoFilters: [String]
+    /// The filter chain the video went through, as `ffmpeg -vf` takes it, to reproduce the conversion with the CLI
+    /// (chains joined by " | " when the pictures changed mid-stream and the graph was built again).
+    public var videoFilterGraph: String
+
+    /// `videoFilters` as one token: the names joined by commas, or `none`.
+    public var videoFiltersText: String { videoFilters.isEmpty ? "none" : videoFilters.joined(separator: ",") }
 
     public var summary: String {
         let input = inputDuration.map { "\(secondsText($0)) s" } ?? "unknown"
         let audio = !hasAudio ? "none" : audioCopied ? "aac(copy)" : "aac(encoded)"
-        return "frames=\(videoFrames) size=\(width)x\(height) audio=\(audio) "
+        return "frames=\(videoFrames) size=\(width)x\(height) audio=\(audio) filters=\(videoFiltersText) "
             + "duration=\(secondsText(outputDuration)) s (input \(input)) "
             + "bytes=\(inputBytes)->\(outputBytes) time=\(secondsText(seconds)) s"
     }
@@ -84,12 +93,14 @@ public func transcode(
     try video.decode(nil, muxer: muxer, control: control)
     try audio?.process(nil, muxer: muxer, control: control)
     guard video.framesEncoded > 0 else { throw .corruptInput("no video frame could be decoded") }
+    // One picture is a still image, whatever its container; an animated GIF is a video.
+    if demuxer.isImageFormat && video.framesEncoded < 2 { throw .notAVideo(detected: "single-frame \(demuxer.shortName)") }
     try muxer.finish(control: control)
 
     let parameters = video.input.pointee.codecpar.pointee
     let duration = demuxer.context.pointee.duration
     return TranscodeReport(
-        inputFormat: demuxer.formatName.split(separator: ",").first.map(String.init) ?? demuxer.formatName,
+        inputFormat: demuxer.shortName,
         inputVideoCodec: String(cString: avcodec_get_name(parameters.codec_id)),
         width: Int(video.width), height: Int(video.height),
         videoFrames: video.framesEncoded,
@@ -101,7 +112,9 @@ public func transcode(
         inputBytes: demuxer.io.bytesRead,
         outputBytes: fileSize(output) ?? 0,
         seconds: Double(monotonicNanos() - started) / 1e9,
-        threads: video.encoderThreads
+        threads: video.encoderThreads,
+        videoFilters: video.filterStages,
+        videoFilterGraph: video.filterGraphs.joined(separator: " | ")
     )
 }
 

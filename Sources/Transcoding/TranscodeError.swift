@@ -24,7 +24,7 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
     case invalidOption(String)
 
     public enum Limit: String, Sendable, Equatable {
-        case pixels, duration, streams, jobTime = "job time"
+        case pixels, duration, frames, streams, jobTime = "job time"
     }
 
     public var description: String {

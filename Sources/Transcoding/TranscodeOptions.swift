@@ -12,6 +12,10 @@ public struct TranscodeOptions: Sendable, Equatable {
     public var audio: Bool = true
     /// Encoder and decoder threads; 0 lets libav pick one per core.
     public var threads: Int = 0
+    /// What becomes of HDR (PQ or HLG) video: tone-mapped to BT.709 SDR, or kept as it is.
+    public var hdr: HDR = .tonemap
+    /// Whether interlaced video is deinterlaced.
+    public var deinterlace: Deinterlace = .auto
     public var limits: Limits = Limits()
 
     public struct Limits: Sendable, Equatable {
@@ -23,10 +27,31 @@ public struct TranscodeOptions: Sendable, Equatable {
         public var maxStreams: Int = 32
         /// Bytes libav may read to recognise the container and its streams.
         public var probeSize: Int = 5_000_000
+        /// Most video frames an input may hold (declared by the container, or decoded): 4 hours at 120 fps. The
+        /// duration limit alone does not bound them, since timestamps may be as close as one tick.
+        public var maxFrames: Int = 4 * 3600 * 120
         /// Wall-clock limit of one job, in seconds; `nil`: none.
         public var jobTimeLimitSeconds: Double? = nil
 
         public init() {}
+    }
+
+    /// HDR (PQ or HLG transfer) input: `tonemap` makes BT.709 SDR that every player shows as meant; `keep` keeps the
+    /// HDR signal and its tags (8-bit), as the ffmpeg CLI does, for players that handle HLG or PQ in H.264.
+    public enum HDR: String, Sendable, CaseIterable { case tonemap, keep }
+
+    /// Interlaced input (the stream or its frames say so): `auto` deinterlaces it, one frame per frame; `off` encodes
+    /// the fields as they are, combing and all.
+    public enum Deinterlace: String, Sendable, CaseIterable { case auto, off }
+
+    /// `text` as a value of `Choice`, or an `invalidOption` naming `name` and the values it takes.
+    public static func parse<Choice: RawRepresentable & CaseIterable>(
+        _ name: String, _ text: String, as _: Choice.Type = Choice.self
+    ) throws(TranscodeError) -> Choice where Choice.RawValue == String {
+        if let choice = Choice(rawValue: text) { return choice }
+        let values = Choice.allCases.map(\.rawValue)
+        throw .invalidOption(
+            "\(name) must be \(values.dropLast().joined(separator: ", ")) or \(values.last!), not '\(text)'")
     }
 
     public static let presets = [
@@ -49,6 +74,7 @@ public struct TranscodeOptions: Sendable, Equatable {
         guard (0...64).contains(threads) else { throw .invalidOption("threads must be 0...64, not \(threads)") }
         guard limits.maxPixels >= 256 else { throw .invalidOption("max pixels must be at least 256") }
         guard limits.maxDurationSeconds > 0 else { throw .invalidOption("max duration must be positive") }
+        guard limits.maxFrames >= 1 else { throw .invalidOption("max frames must be at least 1") }
         guard limits.maxStreams >= 1 else { throw .invalidOption("max streams must be at least 1") }
         guard limits.probeSize >= 32 * 1024 else { throw .invalidOption("probe size must be at least 32 KiB") }
         if let limit = limits.jobTimeLimitSeconds, limit <= 0 {

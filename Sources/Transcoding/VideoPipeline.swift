@@ -1,6 +1,7 @@
 import CFFmpeg
 
-/// Decode → scale to yuv420p (resized if asked, even dimensions) → libx264, keeping every frame and its timestamp.
+/// Decode → filter graph (deinterlace, tone-map, dither, scale: only what the pictures need) → yuv420p at even
+/// dimensions → libx264, keeping every frame and its timestamp.
 final class VideoPipeline {
     let input: UnsafeMutablePointer<AVStream>
     let output: UnsafeMutablePointer<AVStream>
@@ -9,11 +10,12 @@ final class VideoPipeline {
     private let limits: TranscodeOptions.Limits
     private let startOffset: Int64
     private let decoded: Frame
-    private let scaled: Frame
     private let packet: Packet
-    private var scaler: Scaler?
-    private var scalerKey: (Int32, Int32, Int32) = (0, 0, -1)
+    private let filter: VideoFilter
     private var lastPts: Int64?
+    /// The last timestamp given to the encoder, which needs them strictly increasing.
+    private var lastSentPts: Int64?
+    private var framesDecoded = 0
     private var lastDuration: Int64 = 0
     /// Each frame's duration by its timestamp: x264 does not pass durations on, and without them the MP4's last
     /// sample would have none and the video would end one frame early.
@@ -29,6 +31,10 @@ final class VideoPipeline {
     var timeBase: AVRational { encoder.pointer.pointee.time_base }
     /// The thread count libx264 was opened with (0: one per core, its own choice).
     var encoderThreads: Int { Int(encoder.pointer.pointee.thread_count) }
+    /// The filter stages that ran, e.g. `["bwdif", "tonemap(hlg->bt709)"]`; empty when the pictures went as they were.
+    var filterStages: [String] { filter.stagesRun }
+    /// The filter chains built, as `ffmpeg -vf` takes them.
+    var filterGraphs: [String] { filter.descriptions }
 
     init(
         stream: UnsafeMutablePointer<AVStream>, demuxer: Demuxer, muxer: Muxer, options: TranscodeOptions,
@@ -64,10 +70,12 @@ final class VideoPipeline {
         enc.pointee.time_base = stream.pointee.time_base
         enc.pointee.framerate = av_guess_frame_rate(demuxer.context, stream, nil)
         enc.pointee.sample_aspect_ratio = parameters.pointee.sample_aspect_ratio
+        // The tags describe the pixels the graph makes: BT.709 after tone mapping, the input's own otherwise.
+        let colour = VideoFilterPlan.outputColour(parameters, options: options)
         enc.pointee.color_range = AVCOL_RANGE_MPEG
-        enc.pointee.color_primaries = parameters.pointee.color_primaries
-        enc.pointee.color_trc = parameters.pointee.color_trc
-        enc.pointee.colorspace = parameters.pointee.color_space
+        enc.pointee.color_primaries = colour.primaries
+        enc.pointee.color_trc = colour.transfer
+        enc.pointee.colorspace = colour.matrix
         enc.pointee.thread_count = Int32(options.threads)
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
         try encoder.open(options: ["preset": options.preset, "crf": String(options.crf)])
@@ -79,19 +87,21 @@ final class VideoPipeline {
             saneTimestamp(av_rescale_q($0, shim_time_base_q(), stream.pointee.time_base)) ?? 0
         } ?? 0
         decoded = try Frame()
-        scaled = try Frame()
         packet = try Packet()
+        filter = try VideoFilter(
+            target: (enc.pointee.width, enc.pointee.height), timeBase: stream.pointee.time_base,
+            streamFieldOrder: parameters.pointee.field_order, options: options)
     }
 
     /// Feeds one demuxed packet (or nil to flush) and encodes every frame it yields.
     func decode(_ input: UnsafeMutablePointer<AVPacket>?, muxer: Muxer, control: JobControl) throws(TranscodeError) {
         let sent = avcodec_send_packet(decoder.pointer, input)
         if sent < 0 && sent != shim_averror_eof() {
-            // A damaged packet is skipped, as the ffmpeg CLI does; a file with no good frame fails at the end.
+            // A damaged packet is skipped, as the ffmpeg CLI does; a file with no good frame fails at the end. Decoders
+            // say "damaged" with errno-like codes too (GIF's LZW with -1, EPERM), so only running out of memory ends
+            // the job here.
             decodeErrors += 1
-            if sent != shim_averror_invaliddata() && sent != shim_averror_eagain() && sent > -4096 {
-                throw control.error(sent, "decoding video")
-            }
+            if sent == shim_averror(ENOMEM) { throw control.error(sent, "decoding video") }
             return
         }
         try DecodeLoop.drain(
@@ -101,13 +111,18 @@ final class VideoPipeline {
             defer { av_frame_unref(decoded.pointer) }
             try encode(decoded.pointer, muxer: muxer, control: control)
         }
-        if input == nil { try flushEncoder(muxer: muxer, control: control) }
+        if input == nil {
+            try filter.finish { (frame) throws(TranscodeError) in try send(filtered: frame, muxer: muxer, control: control) }
+            try flushEncoder(muxer: muxer, control: control)
+        }
     }
 
     private func encode(_ frame: UnsafeMutablePointer<AVFrame>, muxer: Muxer, control: JobControl) throws(TranscodeError) {
         guard Int(frame.pointee.width) * Int(frame.pointee.height) <= limits.maxPixels else {
             throw .limitExceeded(.pixels)
         }
+        framesDecoded += 1
+        guard framesDecoded <= limits.maxFrames else { throw .limitExceeded(.frames) }
         var pts: Int64
         if let given = saneTimestamp(frame.pointee.best_effort_timestamp) {
             pts = given - startOffset
@@ -126,57 +141,20 @@ final class VideoPipeline {
         endPts = pts + frameDuration
         durations[pts] = frameDuration
 
-        let toEncode: UnsafeMutablePointer<AVFrame>
-        if frame.pointee.format == AV_PIX_FMT_YUV420P.rawValue, frame.pointee.width == width,
-            frame.pointee.height == height, frame.pointee.color_range != AVCOL_RANGE_JPEG
-        {
-            toEncode = frame
-        } else {
-            toEncode = try scale(frame)
+        frame.pointee.pts = pts
+        try filter.convert(frame) { (filtered) throws(TranscodeError) in
+            try send(filtered: filtered, muxer: muxer, control: control)
         }
-        toEncode.pointee.pts = pts
-        toEncode.pointee.pict_type = AV_PICTURE_TYPE_NONE
-        try send(toEncode, muxer: muxer, control: control)
-        framesEncoded += 1
     }
 
-    private func scale(_ frame: UnsafeMutablePointer<AVFrame>) throws(TranscodeError) -> UnsafeMutablePointer<AVFrame> {
-        let key = (frame.pointee.width, frame.pointee.height, frame.pointee.format)
-        if scaler == nil || scalerKey != key {
-            // Inputs may change size or format mid-stream; the output keeps its own.
-            let format = AVPixelFormat(rawValue: frame.pointee.format)
-            let fullRange = frame.pointee.color_range == AVCOL_RANGE_JPEG || [
-                AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUVJ440P,
-            ].contains(format)
-            // A picture swscale cannot take (damaged size or format) is the input's fault, not ours.
-            guard key.0 > 0, key.1 > 0, let made = try? Scaler(source: (key.0, key.1, format), fullRange: fullRange,
-                                                               target: (width, height))
-            else { throw .corruptInput("a decoded picture has an unusable size or format") }
-            scaler = made
-            scalerKey = key
-        }
-        let target = scaled.pointer
-        if target.pointee.data.0 == nil {
-            target.pointee.format = AV_PIX_FMT_YUV420P.rawValue
-            target.pointee.width = width
-            target.pointee.height = height
-            try check(av_frame_get_buffer(target, 0), "allocating a picture")
-        }
-        // The encoder may still hold the previous picture; this copies on write only then.
-        try check(av_frame_make_writable(target), "allocating a picture")
-        av_frame_copy_props(target, frame)
-        target.pointee.color_range = AVCOL_RANGE_MPEG
-        let source = UnsafeRawPointer(frame.pointee.extended_data!).assumingMemoryBound(to: UnsafePointer<UInt8>?.self)
-        let destination = UnsafeMutableRawPointer(target.pointee.extended_data!)
-            .assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self)
-        withUnsafePointer(to: frame.pointee.linesize) { sourceStrides in
-            withUnsafePointer(to: target.pointee.linesize) { targetStrides in
-                _ = sws_scale(
-                    scaler!.pointer, source, UnsafeRawPointer(sourceStrides).assumingMemoryBound(to: Int32.self), 0,
-                    frame.pointee.height, destination, UnsafeRawPointer(targetStrides).assumingMemoryBound(to: Int32.self))
-            }
-        }
-        return target
+    private func send(filtered frame: UnsafeMutablePointer<AVFrame>, muxer: Muxer, control: JobControl) throws(TranscodeError) {
+        // Filters keep each frame's timestamp; one that came out without one, or out of order, goes just after the last.
+        let pts = saneTimestamp(frame.pointee.pts).map { max($0, (lastSentPts ?? -1) + 1) } ?? (lastSentPts ?? -1) + 1
+        lastSentPts = pts
+        frame.pointee.pts = pts
+        frame.pointee.pict_type = AV_PICTURE_TYPE_NONE
+        try send(frame, muxer: muxer, control: control)
+        framesEncoded += 1
     }
 
     private func send(_ frame: UnsafeMutablePointer<AVFrame>?, muxer: Muxer, control: JobControl) throws(TranscodeError) {

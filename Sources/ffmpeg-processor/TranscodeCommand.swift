@@ -18,6 +18,8 @@ struct TranscodeCommand: ParsableCommand {
     @Option(help: "Largest output height; aspect ratio kept.") var height: Int?
     @Flag(help: "Drop the audio.") var noAudio = false
     @Option(help: "Encoder and decoder threads (0: one per core).") var threads: Int = 0
+    @Option(help: "HDR (PQ or HLG) input: tonemap (to BT.709 SDR) or keep.") var hdr: String = "tonemap"
+    @Option(help: "Interlaced input: auto (deinterlace with bwdif) or off.") var deinterlace: String = "auto"
 
     func run() throws {
         var options = TranscodeOptions()
@@ -28,6 +30,9 @@ struct TranscodeCommand: ParsableCommand {
         options.audio = !noAudio
         options.threads = threads
         do {
+            // Parsed here rather than by ArgumentParser, so that a bad value is reported as every other bad option is.
+            options.hdr = try TranscodeOptions.parse("hdr", hdr)
+            options.deinterlace = try TranscodeOptions.parse("deinterlace", deinterlace)
             let report = try transcode(input: .path(input), output: .path(output), options: options)
             print(report.summary)
         } catch {

@@ -111,6 +111,8 @@ struct APIDocumentTests {
         "crf": { String($0.crf) },
         "preset": { $0.preset },
         "audio": { String($0.audio) },
+        "hdr": { $0.hdr.rawValue },
+        "deinterlace": { $0.deinterlace.rawValue },
     ]
 
     @Test("each documented query parameter's range, values and default are what the service accepts and assumes")

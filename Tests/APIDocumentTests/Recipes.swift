@@ -99,8 +99,15 @@ enum RecipeBook {
             let clip = Media.trial
             return head($0, ["Content-Length: \(clip.count)"]) + clip
         },
+        Recipe(status: 200, endpoints: [upload], setting: .standard, name: "the trial clip scaled, hdr kept, not deinterlaced") {
+            let clip = Media.trial
+            return head($0, target: path($0) + "?height=150&hdr=keep&deinterlace=off", ["Content-Length: \(clip.count)"]) + clip
+        },
         Recipe(status: 400, endpoints: [upload], setting: .standard, name: "crf out of range") {
             head($0, target: path($0) + "?crf=52")
+        },
+        Recipe(status: 400, endpoints: [upload], setting: .standard, name: "an hdr mode that is none of the documented") {
+            head($0, target: path($0) + "?hdr=bright")
         },
         Recipe(status: 400, endpoints: [upload], setting: .standard, name: "the id ..") {
             head($0, target: "/..")

@@ -23,6 +23,22 @@ public struct SyntheticClip: Sendable {
     public var channels = 2
     /// libav's name for the audio encoder's profile ("aac_main"), or nil for its default (AAC-LC for "aac").
     public var audioProfile: String? = nil
+    /// What the pictures are and how they are tagged.
+    public var signal = Signal.sdr
+    /// Each frame holds two fields half a frame apart, top field first, coded as interlaced (`AV_CODEC_FLAG_INTERLACED_DCT`
+    /// and `_ME`; MBAFF with libx264).
+    public var interlaced = false
+
+    /// - sdr: 8-bit 4:2:0, untagged.
+    /// - sdr10: 10-bit 4:2:0, BT.709.
+    /// - hlg: 10-bit 4:2:0, BT.2020 with the HLG transfer (arib-std-b67), as phones record it.
+    /// - pq: 10-bit 4:2:0, BT.2020 with the PQ transfer (smpte2084) and HDR10 metadata: mastering display P3-D65 at
+    ///   0.005–1000 nits, MaxCLL 1000, MaxFALL 400 (in the HEVC SEI when the codec is libx265).
+    /// - rgba: 8-bit RGB with alpha (for "png" or "qtrle" in MOV): see `SyntheticPicture.fillRGBA`.
+    public enum Signal: Sendable { case sdr, sdr10, hlg, pq, rgba }
+    /// With a 10-bit signal: every luma sample at this code and the chroma neutral, instead of the moving pattern (a
+    /// flat field between two 8-bit levels shows whether a conversion dithers or truncates).
+    public var flatLevel: Int? = nil
 
     public struct Info: Sendable, Equatable {
         public var videoFrames: Int
@@ -73,7 +89,18 @@ public struct SyntheticClip: Sendable {
             if videoDone && audioDone { break }
             let videoSeconds = Double(videoPts) / (variableFrameRate ? 1000 : Double(frameRate))
             if !videoDone, let video, audioDone || videoSeconds <= Double(audioPts) / Double(sampleRate) {
-                try fillPicture(picture.pointer, encoder: video.encoder.pointer, index: videoIndex)
+                try SyntheticPicture.prepare(picture.pointer, for: video.encoder.pointer)
+                if signal == .rgba {
+                    SyntheticPicture.fillRGBA(picture.pointer, index: videoIndex)
+                } else if signal != .sdr {
+                    SyntheticPicture.fill10(picture.pointer, index: videoIndex, flatLevel: flatLevel)
+                } else if interlaced {
+                    SyntheticPicture.fillFields8(picture.pointer, index: videoIndex)
+                    picture.pointer.pointee.interlaced_frame = 1
+                    picture.pointer.pointee.top_field_first = 1
+                } else {
+                    SyntheticPicture.fill8(picture.pointer, index: videoIndex)
+                }
                 picture.pointer.pointee.pts = videoPts
                 let interval = variableFrameRate ? Self.variableIntervals[videoIndex % Self.variableIntervals.count] : 1
                 durations[videoPts] = interval
@@ -123,7 +150,23 @@ public struct SyntheticClip: Sendable {
         let enc = encoder.pointer
         enc.pointee.width = Int32(width)
         enc.pointee.height = Int32(height)
-        enc.pointee.pix_fmt = codec.pointee.pix_fmts?.pointee ?? AV_PIX_FMT_YUV420P
+        enc.pointee.pix_fmt =
+            switch signal {
+            case .sdr: codec.pointee.pix_fmts?.pointee ?? AV_PIX_FMT_YUV420P
+            case .rgba: AV_PIX_FMT_RGBA
+            case .sdr10, .hlg, .pq: AV_PIX_FMT_YUV420P10LE
+            }
+        switch signal {
+        case .sdr, .rgba: break
+        case .sdr10: (enc.pointee.color_primaries, enc.pointee.color_trc, enc.pointee.colorspace) = (AVCOL_PRI_BT709, AVCOL_TRC_BT709, AVCOL_SPC_BT709)
+        case .hlg: (enc.pointee.color_primaries, enc.pointee.color_trc, enc.pointee.colorspace) = (AVCOL_PRI_BT2020, AVCOL_TRC_ARIB_STD_B67, AVCOL_SPC_BT2020_NCL)
+        case .pq: (enc.pointee.color_primaries, enc.pointee.color_trc, enc.pointee.colorspace) = (AVCOL_PRI_BT2020, AVCOL_TRC_SMPTE2084, AVCOL_SPC_BT2020_NCL)
+        }
+        if signal != .sdr && signal != .rgba { enc.pointee.color_range = AVCOL_RANGE_MPEG }
+        if interlaced {
+            enc.pointee.flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME
+            enc.pointee.field_order = AV_FIELD_TT
+        }
         enc.pointee.time_base = variableFrameRate ? AVRational(num: 1, den: 1000) : AVRational(num: 1, den: Int32(frameRate))
         enc.pointee.framerate = AVRational(num: Int32(frameRate), den: 1)
         enc.pointee.gop_size = 12
@@ -131,6 +174,16 @@ public struct SyntheticClip: Sendable {
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
         var options: [String: String] = [:]
         if name == "libx264" { options = ["preset": "ultrafast"] }
+        if name == "libx265" {
+            // x265 logs to stderr by itself unless told not to.
+            var parameters = "log-level=none"
+            if signal == .pq {
+                // SMPTE ST 2086 in x265's units: chromaticities in 0.00002, luminance in 0.0001 nits.
+                parameters += ":master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
+                    + ":max-cll=1000,400"
+            }
+            options = ["preset": "ultrafast", "x265-params": parameters]
+        }
         if name.hasPrefix("libvpx") { options = ["deadline": "realtime", "cpu-used": "8"] }
         try encoder.open(options: options)
         guard let stream = avformat_new_stream(muxer.context, nil) else { throw .internal(averror: shim_averror(ENOMEM), message: "stream") }
@@ -157,37 +210,6 @@ public struct SyntheticClip: Sendable {
         try check(avcodec_parameters_from_context(stream.pointee.codecpar, enc), "parameters")
         stream.pointee.time_base = enc.pointee.time_base
         return (encoder, stream)
-    }
-
-    private func fillPicture(_ frame: UnsafeMutablePointer<AVFrame>, encoder: UnsafeMutablePointer<AVCodecContext>, index: Int) throws(TranscodeError) {
-        if frame.pointee.data.0 == nil {
-            frame.pointee.format = encoder.pointee.pix_fmt.rawValue
-            frame.pointee.width = encoder.pointee.width
-            frame.pointee.height = encoder.pointee.height
-            try check(av_frame_get_buffer(frame, 0), "picture")
-        }
-        try check(av_frame_make_writable(frame), "picture")
-        let w = Int(frame.pointee.width), h = Int(frame.pointee.height)
-        // A diagonal gradient scrolling right, with a bright square bouncing across it. Rows are copied from a
-        // ramp rather than computed per pixel: fixtures are made in debug builds, where per-pixel loops crawl.
-        let ramp = (0..<(w + 256)).map { UInt8(truncatingIfNeeded: $0) }
-        let luma = frame.pointee.data.0!, lumaStride = Int(frame.pointee.linesize.0)
-        let boxX = (index * 7) % max(w - 32, 1), boxY = (index * 3) % max(h - 32, 1)
-        ramp.withUnsafeBufferPointer { source in
-            for y in 0..<h {
-                let row = luma + y * lumaStride
-                row.update(from: source.baseAddress! + ((y * 2 + index * 5) & 255), count: w)
-                if y >= boxY && y < boxY + 32 { (row + boxX).update(repeating: 235, count: min(32, w - boxX)) }
-            }
-        }
-        let chromaRamp = (0..<(w / 2 + 65)).map { UInt8(128 + $0 % 64) }
-        chromaRamp.withUnsafeBufferPointer { source in
-            for (plane, stride) in [(frame.pointee.data.1!, Int(frame.pointee.linesize.1)), (frame.pointee.data.2!, Int(frame.pointee.linesize.2))] {
-                for y in 0..<((h + 1) / 2) {
-                    (plane + y * stride).update(from: source.baseAddress! + ((index - y) & 63), count: (w + 1) / 2)
-                }
-            }
-        }
     }
 
     private func fillSound(_ frame: UnsafeMutablePointer<AVFrame>, encoder: UnsafeMutablePointer<AVCodecContext>, samples: Int32, start: Int64) throws(TranscodeError) {
@@ -217,24 +239,4 @@ public struct SyntheticClip: Sendable {
             }
         }
     }
-}
-
-/// A plain muxer on a path, for generated files (the transcoder's own `Muxer` is MP4 and faststart only).
-private final class RawMuxer {
-    let context: UnsafeMutablePointer<AVFormatContext>
-
-    init(path: String, format: String) throws(TranscodeError) {
-        var allocated: UnsafeMutablePointer<AVFormatContext>? = nil
-        try check(avformat_alloc_output_context2(&allocated, nil, format, path), "allocating the \(format) muxer")
-        context = allocated!
-        let status = avio_open(&context.pointee.pb, path, AVIO_FLAG_WRITE)
-        if status < 0 { throw libavError(status, "opening \(path)") }
-    }
-
-    deinit {
-        if context.pointee.pb != nil { avio_closep(&context.pointee.pb) }
-        avformat_free_context(context)
-    }
-
-    var needsGlobalHeader: Bool { context.pointee.oformat.pointee.flags & AVFMT_GLOBALHEADER != 0 }
 }

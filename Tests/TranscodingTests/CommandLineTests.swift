@@ -18,6 +18,7 @@ struct CommandLineTests {
             #expect(result.status == 0, "\(result.err)")
             #expect(result.out.hasPrefix("frames=\(info.videoFrames) size=160x120 audio=aac"), "\(result.out)")
             #expect(result.out.split(separator: "\n").count == 1)
+            #expect(result.out.contains(" filters=scale(320x240->160x120) "), "\(result.out)")
             #expect(try MediaProbe.probe(.path(scratch.path("out.mp4"))).video?.height == 120)
         }
     }
@@ -26,6 +27,8 @@ struct CommandLineTests {
         (["transcode", "NOISE", "OUT"], "not a video"),
         (["transcode", "NOISE", "OUT", "--crf", "60"], "crf must be 0...51"),
         (["transcode", "NOISE", "OUT", "--preset", "warp"], "preset must be one of"),
+        (["transcode", "NOISE", "OUT", "--hdr", "bright"], "hdr must be tonemap or keep, not 'bright'"),
+        (["transcode", "NOISE", "OUT", "--deinterlace", "yes"], "deinterlace must be auto or off, not 'yes'"),
     ])
     func badInput(arguments: [String], reason: String) throws {
         let scratch = try Scratch()
