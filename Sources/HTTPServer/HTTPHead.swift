@@ -34,6 +34,10 @@ extension HTTPParser {
             switch KnownField(name) {
             case .host:
                 hostCount += 1
+                // RFC 9112 §3.2: a Host that is no `uri-host [":" port]` is a 400, like a missing one.
+                guard URIHost.isValidHostField(UnsafeBufferPointer(rebasing: value)) else {
+                    throw HTTPRequestError(.badRequest, "invalid Host")
+                }
                 host = String(decoding: value, as: UTF8.self)
                 continue
             case .contentLength: contentLengths.append(value)
@@ -91,8 +95,14 @@ extension HTTPParser {
         }
 
         // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
-        let (scheme, authority, path) =
-            target.utf8.first == UInt8(ascii: "/") ? (nil, host, target) : Self.splitAbsoluteForm(target) ?? (nil, host, target)
+        var (scheme, authority, path) = (String?.none, host, target)
+        if target.utf8.first != UInt8(ascii: "/"), let absolute = Self.splitAbsoluteForm(target) {
+            // RFC 9110 §4.2.1, §4.2.4: an http(s) URI's host is never empty, and userinfo in one is an error.
+            guard URIHost.isValidHostField(absolute.1, requiringHost: true) else {
+                throw HTTPRequestError(.badRequest, "invalid authority in the request target")
+            }
+            (scheme, authority, path) = absolute
+        }
         return Head(
             method: method, scheme: scheme, authority: authority, path: path, headerFields: fields,
             isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive, expectContinue: expectContinue)
