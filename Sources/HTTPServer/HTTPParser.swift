@@ -103,6 +103,13 @@ struct HTTPParser {
         }
     }
 
+    /// The head being parsed (or refused) began with the HEAD method: the server's own answer to it, an error,
+    /// must have no body (RFC 9110 §9.3.2), even when the rest of the head is garbled or cut short.
+    var partialRequestIsHEAD: Bool {
+        guard case .head = state, headBuffer.count > 5 else { return false }
+        return headBuffer.withUnsafeBufferPointer { memcmp($0.baseAddress!, "HEAD ", 5) == 0 }
+    }
+
     /// The whole message is in and only its `.end` (which consumes nothing) remains to be taken.
     var isAtEndOfMessage: Bool {
         if case .endOfMessage = state { return true }

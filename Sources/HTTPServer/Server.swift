@@ -77,8 +77,8 @@ public final class Server: Sendable {
     private let state = Locked(State())
 
     /// - Parameters:
-    ///   - fastPath: called on the event loop for each request without a body; a non-nil response is written
-    ///     directly, with no task hop. It must not block.
+    ///   - fastPath: called on the event loop for each request; a non-nil response is written directly, with no
+    ///     task hop, once any body has been read and dropped. It must not block.
     ///   - observer: told of every response the server sends, whoever made it (logs, metrics). It must not block.
     ///   - handler: serves every other request, as a Swift task.
     public init(

@@ -37,6 +37,15 @@ public struct ServerConfiguration: Sendable {
     public var writeTimeout: Duration
     /// The `Server` response field; nil sends none. The application names itself here (RFC 9110 §10.2.4).
     public var serverName: String?
+    /// The most bytes of a request body nobody reads (a fast-path answer, a handler that answered before reading
+    /// its body to the end) that the server reads and drops, framing included, so that the connection and the
+    /// requests pipelined behind it go on (RFC 9112 §6, §9.3). The answer waits until the body is in, and a body
+    /// with broken framing gets 400 instead. Past the bound the answer goes out at once with `Connection: close`.
+    /// 256 KiB by default: any small body sent where it is not read (a form, a JSON document, a probe) fits, while
+    /// a video sent to the wrong route is not read for nothing; Go's net/http reads the same 256 KiB after a
+    /// handler (`maxPostHandlerReadBytes`). nginx bounds its discard by time instead (`lingering_time` 30 s);
+    /// here the body timeouts bound the time. 0 never discards: every unread body closes the connection.
+    public var maxDiscardBytes: Int64
 
     public init(
         host: String = "127.0.0.1",
@@ -54,7 +63,8 @@ public struct ServerConfiguration: Sendable {
         bodyRateGrace: Duration = .seconds(10),
         keepAliveTimeout: Duration = .seconds(60),
         writeTimeout: Duration = .seconds(30),
-        serverName: String? = nil
+        serverName: String? = nil,
+        maxDiscardBytes: Int64 = 256 << 10
     ) {
         self.host = host
         self.port = port
@@ -72,6 +82,7 @@ public struct ServerConfiguration: Sendable {
         self.keepAliveTimeout = keepAliveTimeout
         self.writeTimeout = writeTimeout
         self.serverName = serverName
+        self.maxDiscardBytes = maxDiscardBytes
     }
 
     var parserLimits: HTTPParser.Limits {

@@ -136,7 +136,7 @@ extension ServerTests {
                 return ServerResponse(status: .internalServerError)
             }
         }
-        let about: FastPath = { _ in ServerResponse(status: .ok, body: .bytes(Array("ok".utf8))) }
+        let about: FastPath = { $0.path == "/about" ? ServerResponse(status: .ok, body: .bytes(Array("ok".utf8))) : nil }
         try await withServer(fastPath: about, handler: handler) { port, _ in
             try await blocking {
                 let upload = try TestClient(port: port, receiveTimeoutSeconds: 30)
