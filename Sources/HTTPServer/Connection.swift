@@ -278,9 +278,9 @@ final class Connection: Selectable, @unchecked Sendable {
             bodyless = false
         }
         let requestLine = head.requestLine
-        // The fast path's answer; one to a request with a body is held until the body has been read and dropped
-        // (`writeResponse`).
-        if let response = context.fastPath?(requestLine) {
+        // The server's own `OPTIONS *`, or the fast path's answer; one to a request with a body is held until the
+        // body has been read and dropped (`writeResponse`).
+        if let response = head.isAsteriskForm ? context.optionsAsterisk : context.fastPath?(requestLine) {
             if bodyless && writeImmediately(response, to: head) { return }
             let ex = Exchange(id: id, head: head, requestLine: requestLine, body: nil, bodyComplete: bodyless)
             exchange = ex

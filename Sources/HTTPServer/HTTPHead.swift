@@ -94,6 +94,11 @@ extension HTTPParser {
             keepAlive = !close && (!isHTTP10 || keepAliveAsked)
         }
 
+        // RFC 9112 §3.2.4: the asterisk form asks about the server as a whole, and only OPTIONS can ask that.
+        let isAsteriskForm = target.utf8.count == 1 && target.utf8.first == UInt8(ascii: "*")
+        if isAsteriskForm && method != .options {
+            throw HTTPRequestError(.badRequest, "the asterisk-form target is for OPTIONS only")
+        }
         // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
         var (scheme, authority, path) = (String?.none, host, target)
         if target.utf8.first != UInt8(ascii: "/"), let absolute = Self.splitAbsoluteForm(target) {
@@ -105,7 +110,8 @@ extension HTTPParser {
         }
         return Head(
             method: method, scheme: scheme, authority: authority, path: path, headerFields: fields,
-            isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive, expectContinue: expectContinue)
+            isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive, expectContinue: expectContinue,
+            isAsteriskForm: isAsteriskForm)
     }
 
     static func parseRequestLine(

@@ -41,6 +41,8 @@ struct HTTPParser {
         var framing: Framing
         var keepAlive: Bool
         var expectContinue: Bool
+        /// `OPTIONS *`: the server's to answer, never a route's.
+        var isAsteriskForm = false
 
         var request: HTTPRequest {
             HTTPRequest(method: method, scheme: scheme, authority: authority, path: path, headerFields: headerFields)

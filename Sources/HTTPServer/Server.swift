@@ -10,6 +10,8 @@ final class ServerContext: Sendable {
     let fastPath: FastPath?
     let observer: ResponseObserver?
     let serverLine: [UInt8]
+    /// The server's own answer to `OPTIONS *`: 204 with the application's methods (`allowedMethods`) in `Allow`.
+    let optionsAsterisk: ServerResponse
     let headerTimeout: UInt64
     let bodyIdleTimeout: UInt64
     let minBodyRate: UInt64
@@ -32,6 +34,11 @@ final class ServerContext: Sendable {
         serverLine = configuration.serverName.map { name in
             Array("Server: ".utf8) + name.utf8.filter { $0 >= 0x20 && $0 != 0x7F } + Array("\r\n".utf8)
         } ?? []
+        var methods: [HTTPRequest.Method] = []
+        for method in configuration.allowedMethods + [.options] where !methods.contains(method) { methods.append(method) }
+        optionsAsterisk = ServerResponse(
+            status: .noContent, headerFields: [.allow: methods.map(\.rawValue).joined(separator: ", ")]
+        ).prepared()
         headerTimeout = configuration.headerTimeout.nanoseconds
         bodyIdleTimeout = configuration.bodyIdleTimeout.nanoseconds
         minBodyRate = UInt64(max(configuration.minBodyRate, 0))

@@ -1,3 +1,5 @@
+import HTTPTypes
+
 /// Everything the server can be tuned by, with the defaults in this one initializer.
 public struct ServerConfiguration: Sendable {
     /// Address to bind (IPv4 or IPv6 literal).
@@ -46,6 +48,10 @@ public struct ServerConfiguration: Sendable {
     /// handler (`maxPostHandlerReadBytes`). nginx bounds its discard by time instead (`lingering_time` 30 s);
     /// here the body timeouts bound the time. 0 never discards: every unread body closes the connection.
     public var maxDiscardBytes: Int64
+    /// The methods the application serves on some resource: the `Allow` of the server's own 204 to `OPTIONS *`
+    /// (RFC 9110 §9.3.7), with OPTIONS added. The asterisk form names no resource, so no route sees it; only the
+    /// application knows its methods, and it declares them here.
+    public var allowedMethods: [HTTPRequest.Method]
 
     public init(
         host: String = "127.0.0.1",
@@ -64,7 +70,8 @@ public struct ServerConfiguration: Sendable {
         keepAliveTimeout: Duration = .seconds(60),
         writeTimeout: Duration = .seconds(30),
         serverName: String? = nil,
-        maxDiscardBytes: Int64 = 256 << 10
+        maxDiscardBytes: Int64 = 256 << 10,
+        allowedMethods: [HTTPRequest.Method] = []
     ) {
         self.host = host
         self.port = port
@@ -83,6 +90,7 @@ public struct ServerConfiguration: Sendable {
         self.writeTimeout = writeTimeout
         self.serverName = serverName
         self.maxDiscardBytes = maxDiscardBytes
+        self.allowedMethods = allowedMethods
     }
 
     var parserLimits: HTTPParser.Limits {
