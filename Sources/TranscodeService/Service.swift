@@ -29,7 +29,7 @@ public final class Service: Sendable {
                 maxConnections: config.maxConnections, maxBodySize: config.maxBody,
                 headerTimeout: .milliseconds(Int64(config.headerTimeout * 1000)),
                 bodyIdleTimeout: .milliseconds(Int64(config.bodyIdleTimeout * 1000)), minBodyRate: config.minBodyRate,
-                serverName: "ffmpeg-processor"),
+                serverName: "ffmpeg-processor", allowedMethods: Routes.serverWideMethods),
             fastPath: { routes.fastPath($0) },
             observer: { observation.observe($0) },
             handler: { await routes.handle($0, $1) })
