@@ -16,7 +16,7 @@ extension HTTPParser {
     ) throws(HTTPRequestError) -> Head {
         typealias Bytes = Slice<UnsafeBufferPointer<UInt8>>
         let requestLine = headBuffer[0..<lineEnds[0]]
-        let (method, target, isHTTP10) = try Self.parseRequestLine(requestLine)
+        let (method, target, isHTTP10, isAsteriskForm) = try Self.parseRequestLine(requestLine)
 
         var fields = HTTPFields()
         var host: String?
@@ -95,28 +95,25 @@ extension HTTPParser {
         }
 
         // RFC 9112 §3.2.4: the asterisk form asks about the server as a whole, and only OPTIONS can ask that.
-        let isAsteriskForm = target.utf8.count == 1 && target.utf8.first == UInt8(ascii: "*")
         if isAsteriskForm && method != .options {
             throw HTTPRequestError(.badRequest, "the asterisk-form target is for OPTIONS only")
         }
-        // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
-        var (scheme, authority, path) = (String?.none, host, target)
-        if target.utf8.first != UInt8(ascii: "/"), let absolute = Self.splitAbsoluteForm(target) {
-            // RFC 9110 §4.2.1, §4.2.4: an http(s) URI's host is never empty, and userinfo in one is an error.
-            guard URIHost.isValidHostField(absolute.1, requiringHost: true) else {
-                throw HTTPRequestError(.badRequest, "invalid authority in the request target")
-            }
-            (scheme, authority, path) = absolute
+        // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host. RFC 9110 §4.2.1, §4.2.4: an http(s)
+        // URI's host is never empty, and userinfo in one is an error.
+        let absolute = target.utf8.first == UInt8(ascii: "/") ? nil : Self.splitAbsoluteForm(target)
+        if let absolute, !URIHost.isValidHostField(absolute.1, requiringHost: true) {
+            throw HTTPRequestError(.badRequest, "invalid authority in the request target")
         }
         return Head(
-            method: method, scheme: scheme, authority: authority, path: path, headerFields: fields,
-            isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive, expectContinue: expectContinue,
-            isAsteriskForm: isAsteriskForm)
+            method: method, scheme: absolute?.0, authority: absolute?.1 ?? host, path: absolute?.2 ?? target,
+            headerFields: fields, isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive,
+            expectContinue: expectContinue, isAsteriskForm: isAsteriskForm)
     }
 
+    /// The method, the target, whether the version is 1.0, and whether the target is the asterisk form.
     static func parseRequestLine(
         _ line: Slice<UnsafeBufferPointer<UInt8>>
-    ) throws(HTTPRequestError) -> (HTTPRequest.Method, String, Bool) {
+    ) throws(HTTPRequestError) -> (HTTPRequest.Method, String, Bool, Bool) {
         guard let firstSpace = line.firstIndex(of: .space) else {
             throw HTTPRequestError(.badRequest, "malformed request line")
         }
@@ -151,7 +148,8 @@ extension HTTPParser {
         else {
             throw HTTPRequestError(.badRequest, "invalid method")
         }
-        return (method, String(decoding: targetBytes, as: UTF8.self), isHTTP10)
+        let isAsteriskForm = targetBytes.count == 1 && targetBytes.first == UInt8(ascii: "*")
+        return (method, String(decoding: targetBytes, as: UTF8.self), isHTTP10, isAsteriskForm)
     }
 
     /// The usual methods without building and validating a string.

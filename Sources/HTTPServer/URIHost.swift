@@ -21,10 +21,19 @@ enum URIHost {
             else { return false }
             hostEnd = close + 1
         } else {
-            hostEnd = value.firstIndex(of: UInt8(ascii: ":")) ?? count
-            guard hostEnd > 0 || !requiringHost, isRegName(UnsafeBufferPointer(rebasing: value[0..<hostEnd])) else {
-                return false
+            // reg-name, in one pass up to the first byte that is not its: the port's colon, or an error.
+            hostEnd = 0
+            while hostEnd < count {
+                let byte = value[hostEnd]
+                if isRegNameByte(byte) {
+                    hostEnd += 1
+                } else if byte == UInt8(ascii: "%"), isPercentEncoded(value, at: hostEnd) {
+                    hostEnd += 3
+                } else {
+                    break
+                }
             }
+            guard hostEnd > 0 || !requiringHost else { return false }
         }
         if hostEnd == count { return true }
         guard value[hostEnd] == UInt8(ascii: ":") else { return false }
@@ -36,33 +45,18 @@ enum URIHost {
         return value.withUTF8 { isValidHostField($0, requiringHost: requiringHost) }
     }
 
-    /// `*( unreserved / pct-encoded / sub-delims )`
-    static func isRegName(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.count, HTTPParser.hexValue(bytes[index + 1]) != nil,
-                    HTTPParser.hexValue(bytes[index + 2]) != nil
-                else { return false }
-                index += 3
-                continue
-            }
-            guard isRegNameByte(byte) else { return false }
-            index += 1
-        }
-        return true
+    /// `"%" HEXDIG HEXDIG` at `index`.
+    static func isPercentEncoded(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Bool {
+        index + 2 < bytes.count && HTTPParser.hexValue(bytes[index + 1]) != nil
+            && HTTPParser.hexValue(bytes[index + 2]) != nil
     }
 
-    /// `unreserved / sub-delims` as two bit masks over ASCII, one per half: one shift and test per byte, since
-    /// every request's Host goes through here.
+    /// `unreserved / sub-delims` as two bit masks over ASCII, one per half: a select, a shift and a test per byte,
+    /// since every request's Host goes through here.
     @inline(__always)
     static func isRegNameByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0..<64: (0x2bff_7fd2_0000_0000 as UInt64) >> byte & 1 == 1
-        case 64..<128: (0x47ff_fffe_87ff_fffe as UInt64) >> (byte - 64) & 1 == 1
-        default: false
-        }
+        let mask: UInt64 = byte < 64 ? 0x2bff_7fd2_0000_0000 : 0x47ff_fffe_87ff_fffe
+        return byte < 128 && mask >> (byte & 63) & 1 == 1
     }
 
     /// Empty, or 1–5 digits up to 65535.
