@@ -152,7 +152,7 @@ struct ServerDiscardTests {
     func malformedBodyIsRefused(route: Route, body: Body) async throws {
         try await withServer(fastPath: Self.fastPath, handler: Self.handler) { port, _ in
             let seen = try await blocking {
-                let client = try TestClient(port: port, receiveTimeoutSeconds: 3)
+                let client = try TestClient(port: port)
                 try client.send(Self.request(route, body) + Self.next)
                 return Seen(responses: [try client.readResponse()], closed: client.isClosedByPeer())
             }
@@ -243,7 +243,7 @@ struct ServerDiscardTests {
     func errorToHeadHasNoBody(request: String, status: Int) async throws {
         try await withServer(fastPath: Self.fastPath, handler: Self.handler) { port, _ in
             let seen = try await blocking {
-                let client = try TestClient(port: port, receiveTimeoutSeconds: 3)
+                let client = try TestClient(port: port)
                 try client.send(request)
                 return Seen(responses: [try client.readResponse(head: true)], closed: client.isClosedByPeer())
             }

@@ -97,7 +97,7 @@ struct ServerHostTests {
     /// One request on a new connection: the answer, and whether the server then closed.
     static func exchange(_ request: String, port: Int) async throws -> (TestClient.Response, closed: Bool) {
         try await blocking {
-            let client = try TestClient(port: port, receiveTimeoutSeconds: 3)
+            let client = try TestClient(port: port)
             try client.send(request)
             let response = try client.readResponse()
             return (response, response.header("Connection") == "close" && client.isClosedByPeer())

@@ -55,7 +55,7 @@ struct ServerOptionsTests {
     func asteriskWithOtherMethods(_ method: String) async throws {
         try await withServer(handler: Self.handler) { port, _ in
             let (response, closed) = try await blocking {
-                let client = try TestClient(port: port, receiveTimeoutSeconds: 3)
+                let client = try TestClient(port: port)
                 try client.send("\(method) * HTTP/1.1\r\nHost: t\r\n\r\n")
                 return (try client.readResponse(head: method == "HEAD"), client.isClosedByPeer())
             }

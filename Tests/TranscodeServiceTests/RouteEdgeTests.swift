@@ -40,7 +40,7 @@ struct RouteEdgeTests {
         let (first, next, completed) = try await onThread {
             let running = try RunningService()
             defer { running.stop() }
-            let client = try TestClient(port: running.port)
+            let client = try TestClient(port: running.port, receiveTimeoutSeconds: 30)
             try client.send("\(c.method) \(c.target) HTTP/1.1\r\nHost: t\r\n\(body)GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
             let first = try client.readResponse(head: c.method == "HEAD")
             return (first, try client.readResponse(), try running.about()["completed"] as? Int)
@@ -58,7 +58,7 @@ struct RouteEdgeTests {
         let (response, closed) = try await onThread {
             let running = try RunningService()
             defer { running.stop() }
-            let client = try TestClient(port: running.port, receiveTimeoutSeconds: 3)
+            let client = try TestClient(port: running.port, receiveTimeoutSeconds: 30)
             try client.send("\(requestLine) HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\(chunks)"
                 + "GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
             let response = try client.readResponse()
@@ -85,7 +85,7 @@ struct RouteEdgeTests {
         try await onThread {
             let running = try RunningService()
             defer { running.stop() }
-            let client = try TestClient(port: running.port)
+            let client = try TestClient(port: running.port, receiveTimeoutSeconds: 30)
             return try requests.map { request in
                 try client.send(request)
                 return try client.readResponse()
