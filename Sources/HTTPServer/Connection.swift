@@ -7,8 +7,9 @@ import SystemSupport
 /// (ConnectionResponses.swift) and socket I/O (ConnectionIO.swift) can live in files of their own.
 ///
 /// Requests are served one at a time, in order: the next head is parsed only once the current response is queued,
-/// so pipelined responses can never overtake each other. A handler that returns before its body was read to the
-/// end gets its response sent, and then the connection closes (the unread remainder is never drained).
+/// so pipelined responses can never overtake each other. A body nobody reads (the fast path answered, or a handler
+/// returned before reading it to its end) is read and dropped before the answer goes out, up to
+/// `maxDiscardBytes` (BodyDiscard.swift, ConnectionDiscard.swift); past that the answer closes the connection.
 final class Connection: Selectable, @unchecked Sendable {
     let loop: EventLoop
     let context: ServerContext
@@ -86,6 +87,11 @@ final class Connection: Selectable, @unchecked Sendable {
         var responseStarted = false
         var responseEnded = false
         var closeAfter = false
+        /// The answer held back while the body nobody reads is read and dropped, and that reading's progress.
+        var held: ServerResponse?
+        var discard: BodyDiscard?
+        /// Discarding was considered: a second answer (the held one, sent) must not consider it again.
+        var discardTried = false
 
         init(
             id: UInt64, head: borrowing HTTPParser.Head, requestLine: RequestLine, body: BodySource?, bodyComplete: Bool
@@ -189,6 +195,10 @@ final class Connection: Selectable, @unchecked Sendable {
     func parseInbound() {
         while !closed && !closing {
             if let ex = exchange {
+                if ex.discard != nil {
+                    guard discardInbound(ex) else { return }
+                    continue
+                }
                 guard !ex.bodyComplete, ex.bodyDemand, inboundStart < inbound.count else { return }
                 guard let event = nextEvent() else { return }
                 switch event {
@@ -234,11 +244,7 @@ final class Connection: Selectable, @unchecked Sendable {
         while true {
             do throws(HTTPRequestError) {
                 let (event, consumed) = try parser.parse(inbound[inboundStart...])
-                inboundStart += consumed
-                if inboundStart == inbound.count {
-                    inbound.removeAll(keepingCapacity: true)
-                    inboundStart = 0
-                }
+                consumeInbound(consumed)
                 if let event { return event }
                 if inboundStart >= inbound.count { return nil }
             } catch {
@@ -248,6 +254,16 @@ final class Connection: Selectable, @unchecked Sendable {
                 respondError(error, requestLine: exchange == nil ? parser.partialRequestLine : nil)
                 return nil
             }
+        }
+    }
+
+    /// Drops `count` parsed bytes from the front of the inbound buffer.
+    @inline(__always)
+    func consumeInbound(_ count: Int) {
+        inboundStart += count
+        if inboundStart == inbound.count {
+            inbound.removeAll(keepingCapacity: true)
+            inboundStart = 0
         }
     }
 
@@ -267,9 +283,11 @@ final class Connection: Selectable, @unchecked Sendable {
             bodyless = false
         }
         let requestLine = head.requestLine
-        if bodyless, let fastPath = context.fastPath, let response = fastPath(requestLine) {
-            if writeImmediately(response, to: head) { return }
-            let ex = Exchange(id: id, head: head, requestLine: requestLine, body: nil, bodyComplete: true)
+        // The server's own `OPTIONS *`, or the fast path's answer; one to a request with a body is held until the
+        // body has been read and dropped (`writeResponse`).
+        if let response = head.isAsteriskForm ? context.optionsAsterisk : context.fastPath?(requestLine) {
+            if bodyless && writeImmediately(response, to: head) { return }
+            let ex = Exchange(id: id, head: head, requestLine: requestLine, body: nil, bodyComplete: bodyless)
             ex.forwardedFor = forwardedFor(head)
             exchange = ex
             writeResponse(response, ex)
@@ -328,10 +346,13 @@ final class Connection: Selectable, @unchecked Sendable {
         var refused = requestLine
         var forwardedFor: String?
         let hadExchange = exchange != nil
+        var isHEAD = parser.partialRequestIsHEAD
         if let ex = exchange {
             exchange = nil
             ex.task?.cancel()
             ex.body?.fail(.cancelled)
+            ex.dropHeld()
+            isHEAD = ex.isHEAD
             if ex.responseStarted {
                 abort()
                 return
@@ -340,8 +361,8 @@ final class Connection: Selectable, @unchecked Sendable {
             forwardedFor = ex.forwardedFor
         }
         let bodyBytes = ResponseWriter.closingProblem(
-            error.status, detail: error.detail, dateLine: loop.dateCache.current(), serverLine: context.serverLine,
-            into: &outbound)
+            error.status, detail: error.detail, isHEAD: isHEAD, dateLine: loop.dateCache.current(),
+            serverLine: context.serverLine, into: &outbound)
         if let observer = context.observer {
             if !hadExchange { bodyReceived = 0 }  // it still counts the previous request's body
             notify(observer, refused, error.status, bodyBytes: bodyBytes, annotation: nil, forwardedFor: forwardedFor)
@@ -362,6 +383,7 @@ final class Connection: Selectable, @unchecked Sendable {
             exchange = nil
             ex.task?.cancel()
             ex.body?.fail(.clientDisconnected)
+            ex.dropHeld()
         }
         streamWaiter?.continuation.resume(returning: false)
         streamWaiter = nil

@@ -97,6 +97,7 @@ extension Connection {
             writeResponse(Self.sanitized(response), ex)
             return
         }
+        if !ex.bodyComplete && holdWhileDiscarding(response, ex) { return }
         ex.responseStarted = true
         let queued = queueWhole(
             response, status: status, isHEAD: ex.isHEAD, isHTTP10: ex.isHTTP10,
@@ -187,7 +188,8 @@ extension Connection {
 
     /// Whether the connection closes after this exchange's response, whatever the response itself asks.
     private func closeAfterResponse(_ ex: Exchange, forceClose: Bool) -> Bool {
-        // A body left unread would be parsed as the next request: close instead.
+        // A body left unread (past the discard bound, or under a streamed answer) would be parsed as the next
+        // request: close instead.
         forceClose || !ex.keepAlive || !ex.bodyComplete || closing
     }
 

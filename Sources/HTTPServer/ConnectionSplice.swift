@@ -54,7 +54,8 @@ final class BodySplice: @unchecked Sendable {
 extension Connection {
     /// From the handler (hopped onto the loop): put the rest of body `id` into `descriptor`, which is ours to close.
     func spliceRequested(_ id: UInt64, into descriptor: Int32) {
-        guard let ex = exchange, ex.id == id, !ex.bodyComplete, !closed, !closing, bodySplice == nil else {
+        guard let ex = exchange, ex.id == id, !ex.bodyComplete, !ex.discardTried, !closed, !closing, bodySplice == nil
+        else {
             // The exchange is over: its body has already failed or finished, and the handler has been told.
             closeDescriptor(descriptor)
             return

@@ -16,7 +16,7 @@ extension HTTPParser {
     ) throws(HTTPRequestError) -> Head {
         typealias Bytes = Slice<UnsafeBufferPointer<UInt8>>
         let requestLine = headBuffer[0..<lineEnds[0]]
-        let (method, target, isHTTP10) = try Self.parseRequestLine(requestLine)
+        let (method, target, isHTTP10, isAsteriskForm) = try Self.parseRequestLine(requestLine)
 
         var fields = HTTPFields()
         var host: String?
@@ -34,6 +34,10 @@ extension HTTPParser {
             switch KnownField(name) {
             case .host:
                 hostCount += 1
+                // RFC 9112 §3.2: a Host that is no `uri-host [":" port]` is a 400, like a missing one.
+                guard URIHost.isValidHostField(UnsafeBufferPointer(rebasing: value)) else {
+                    throw HTTPRequestError(.badRequest, "invalid Host")
+                }
                 host = String(decoding: value, as: UTF8.self)
                 continue
             case .contentLength: contentLengths.append(value)
@@ -90,17 +94,26 @@ extension HTTPParser {
             keepAlive = !close && (!isHTTP10 || keepAliveAsked)
         }
 
-        // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
-        let (scheme, authority, path) =
-            target.utf8.first == UInt8(ascii: "/") ? (nil, host, target) : Self.splitAbsoluteForm(target) ?? (nil, host, target)
+        // RFC 9112 §3.2.4: the asterisk form asks about the server as a whole, and only OPTIONS can ask that.
+        if isAsteriskForm && method != .options {
+            throw HTTPRequestError(.badRequest, "the asterisk-form target is for OPTIONS only")
+        }
+        // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host. RFC 9110 §4.2.1, §4.2.4: an http(s)
+        // URI's host is never empty, and userinfo in one is an error.
+        let absolute = target.utf8.first == UInt8(ascii: "/") ? nil : Self.splitAbsoluteForm(target)
+        if let absolute, !URIHost.isValidHostField(absolute.1, requiringHost: true) {
+            throw HTTPRequestError(.badRequest, "invalid authority in the request target")
+        }
         return Head(
-            method: method, scheme: scheme, authority: authority, path: path, headerFields: fields,
-            isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive, expectContinue: expectContinue)
+            method: method, scheme: absolute?.0, authority: absolute?.1 ?? host, path: absolute?.2 ?? target,
+            headerFields: fields, isHTTP10: isHTTP10, framing: framing, keepAlive: keepAlive,
+            expectContinue: expectContinue, isAsteriskForm: isAsteriskForm)
     }
 
+    /// The method, the target, whether the version is 1.0, and whether the target is the asterisk form.
     static func parseRequestLine(
         _ line: Slice<UnsafeBufferPointer<UInt8>>
-    ) throws(HTTPRequestError) -> (HTTPRequest.Method, String, Bool) {
+    ) throws(HTTPRequestError) -> (HTTPRequest.Method, String, Bool, Bool) {
         guard let firstSpace = line.firstIndex(of: .space) else {
             throw HTTPRequestError(.badRequest, "malformed request line")
         }
@@ -135,7 +148,8 @@ extension HTTPParser {
         else {
             throw HTTPRequestError(.badRequest, "invalid method")
         }
-        return (method, String(decoding: targetBytes, as: UTF8.self), isHTTP10)
+        let isAsteriskForm = targetBytes.count == 1 && targetBytes.first == UInt8(ascii: "*")
+        return (method, String(decoding: targetBytes, as: UTF8.self), isHTTP10, isAsteriskForm)
     }
 
     /// The usual methods without building and validating a string.

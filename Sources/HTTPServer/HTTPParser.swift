@@ -41,6 +41,8 @@ struct HTTPParser {
         var framing: Framing
         var keepAlive: Bool
         var expectContinue: Bool
+        /// `OPTIONS *`: the server's to answer, never a route's.
+        var isAsteriskForm = false
 
         var request: HTTPRequest {
             HTTPRequest(method: method, scheme: scheme, authority: authority, path: path, headerFields: headerFields)
@@ -101,6 +103,13 @@ struct HTTPParser {
         return headBuffer.withUnsafeBufferPointer { buffer in
             (try? Self.parseRequestLine(buffer[0..<end])).map { RequestLine(method: $0.0, path: $0.1) }
         }
+    }
+
+    /// The head being parsed (or refused) began with the HEAD method: the server's own answer to it, an error,
+    /// must have no body (RFC 9110 §9.3.2), even when the rest of the head is garbled or cut short.
+    var partialRequestIsHEAD: Bool {
+        guard case .head = state, headBuffer.count > 5 else { return false }
+        return headBuffer.withUnsafeBufferPointer { memcmp($0.baseAddress!, "HEAD ", 5) == 0 }
     }
 
     /// The whole message is in and only its `.end` (which consumes nothing) remains to be taken.

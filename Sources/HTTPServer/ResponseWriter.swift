@@ -31,10 +31,11 @@ enum ResponseWriter {
     }
 
     /// An answer the server gives itself (an error, an overload): a problem document, after which the connection
-    /// closes. Returns the length of its body.
+    /// closes. To HEAD, the head alone, with the length the body would have (RFC 9110 §9.3.2). Returns the length
+    /// of the body sent.
     @discardableResult
     static func closingProblem(
-        _ status: HTTPResponse.Status, detail: String, dateLine: [UInt8], serverLine: [UInt8],
+        _ status: HTTPResponse.Status, detail: String, isHEAD: Bool = false, dateLine: [UInt8], serverLine: [UInt8],
         into out: inout ByteBuffer
     ) -> Int64 {
         let problem = ServerResponse.problem(status, detail: detail)
@@ -42,6 +43,7 @@ enum ResponseWriter {
         head(
             problem.head, framing: .length(Int64(body.count)), close: true, keepAliveFor10: false,
             dateLine: dateLine, serverLine: serverLine, into: &out)
+        if isHEAD { return 0 }
         out.append(body)
         return Int64(body.count)
     }

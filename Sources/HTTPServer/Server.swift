@@ -12,6 +12,8 @@ final class ServerContext: Sendable {
     /// The configuration's `observesForwardedFor`, and an observer to hand the field to.
     let observesForwardedFor: Bool
     let serverLine: [UInt8]
+    /// The server's own answer to `OPTIONS *`: 204 with the application's methods (`allowedMethods`) in `Allow`.
+    let optionsAsterisk: ServerResponse
     let headerTimeout: UInt64
     let bodyIdleTimeout: UInt64
     let minBodyRate: UInt64
@@ -35,6 +37,11 @@ final class ServerContext: Sendable {
         serverLine = configuration.serverName.map { name in
             Array("Server: ".utf8) + name.utf8.filter { $0 >= 0x20 && $0 != 0x7F } + Array("\r\n".utf8)
         } ?? []
+        var methods: [HTTPRequest.Method] = []
+        for method in configuration.allowedMethods + [.options] where !methods.contains(method) { methods.append(method) }
+        optionsAsterisk = ServerResponse(
+            status: .noContent, headerFields: [.allow: methods.map(\.rawValue).joined(separator: ", ")]
+        ).prepared()
         headerTimeout = configuration.headerTimeout.nanoseconds
         bodyIdleTimeout = configuration.bodyIdleTimeout.nanoseconds
         minBodyRate = UInt64(max(configuration.minBodyRate, 0))
@@ -80,8 +87,8 @@ public final class Server: Sendable {
     private let state = Locked(State())
 
     /// - Parameters:
-    ///   - fastPath: called on the event loop for each request without a body; a non-nil response is written
-    ///     directly, with no task hop. It must not block.
+    ///   - fastPath: called on the event loop for each request; a non-nil response is written directly, with no
+    ///     task hop, once any body has been read and dropped. It must not block.
     ///   - observer: told of every response the server sends, whoever made it (logs, metrics). It must not block.
     ///   - handler: serves every other request, as a Swift task.
     public init(

@@ -1,3 +1,5 @@
+import HTTPTypes
+
 /// Everything the server can be tuned by, with the defaults in this one initializer.
 public struct ServerConfiguration: Sendable {
     /// Address to bind (IPv4 or IPv6 literal).
@@ -40,6 +42,19 @@ public struct ServerConfiguration: Sendable {
     /// Hand each request's X-Forwarded-For to the observer (`ObservedResponse.forwardedFor`): for an application
     /// behind proxies it trusts. Off, no request pays for the lookup.
     public var observesForwardedFor: Bool
+    /// The most bytes of a request body nobody reads (a fast-path answer, a handler that answered before reading
+    /// its body to the end) that the server reads and drops, framing included, so that the connection and the
+    /// requests pipelined behind it go on (RFC 9112 §6, §9.3). The answer waits until the body is in, and a body
+    /// with broken framing gets 400 instead. Past the bound the answer goes out at once with `Connection: close`.
+    /// 256 KiB by default: any small body sent where it is not read (a form, a JSON document, a probe) fits, while
+    /// a video sent to the wrong route is not read for nothing; Go's net/http reads the same 256 KiB after a
+    /// handler (`maxPostHandlerReadBytes`). nginx bounds its discard by time instead (`lingering_time` 30 s);
+    /// here the body timeouts bound the time. 0 never discards: every unread body closes the connection.
+    public var maxDiscardBytes: Int64
+    /// The methods the application serves on some resource: the `Allow` of the server's own 204 to `OPTIONS *`
+    /// (RFC 9110 §9.3.7), with OPTIONS added. The asterisk form names no resource, so no route sees it; only the
+    /// application knows its methods, and it declares them here.
+    public var allowedMethods: [HTTPRequest.Method]
 
     public init(
         host: String = "127.0.0.1",
@@ -58,7 +73,9 @@ public struct ServerConfiguration: Sendable {
         keepAliveTimeout: Duration = .seconds(60),
         writeTimeout: Duration = .seconds(30),
         serverName: String? = nil,
-        observesForwardedFor: Bool = false
+        observesForwardedFor: Bool = false,
+        maxDiscardBytes: Int64 = 256 << 10,
+        allowedMethods: [HTTPRequest.Method] = []
     ) {
         self.host = host
         self.port = port
@@ -77,6 +94,8 @@ public struct ServerConfiguration: Sendable {
         self.writeTimeout = writeTimeout
         self.serverName = serverName
         self.observesForwardedFor = observesForwardedFor
+        self.maxDiscardBytes = maxDiscardBytes
+        self.allowedMethods = allowedMethods
     }
 
     var parserLimits: HTTPParser.Limits {

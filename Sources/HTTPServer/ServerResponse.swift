@@ -89,7 +89,9 @@ public final class ResponseStream: Sendable {
 
 /// The handler's `async` entry point: the request head and a lazily pulled body. It runs as a Swift task; when
 /// the client goes away the task is cancelled and the body throws. A handler that returns without reading its
-/// body to the end gets its response sent, and then the connection is closed (the remainder is not drained).
+/// body to the end has the rest read and dropped by the server before its response goes out (up to
+/// `ServerConfiguration.maxDiscardBytes`; past that, or when the client still waits for `100 Continue`, the
+/// response goes out at once and the connection closes after it).
 /// The `Host` field of the request is in `request.authority`, not in `headerFields`.
 public typealias HTTPHandler = @Sendable (HTTPRequest, RequestBody) async -> ServerResponse
 
@@ -106,6 +108,7 @@ public struct RequestLine: Sendable, Equatable {
     }
 }
 
-/// Called on the event loop for each request without a body; a non-nil response is written directly, with no
-/// task hop. It must not block.
+/// Called on the event loop for each request; a non-nil response is written directly, with no task hop. It must
+/// not block. A request with a body has the body read and dropped first (`ServerConfiguration.maxDiscardBytes`),
+/// so an answer here is for requests whose body does not matter: return nil for those the handler must read.
 public typealias FastPath = @Sendable (RequestLine) -> ServerResponse?

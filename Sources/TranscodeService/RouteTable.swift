@@ -12,10 +12,14 @@ public struct Route: Sendable, Hashable {
     public let kind: Kind
     /// The path as OpenAPI writes it: a literal (`/about`) or the one templated segment `/{video_id}`.
     public let template: String
+    /// The methods that do the route's work. OPTIONS, which every route answers, is not among them.
     public let methods: [HTTPRequest.Method]
 
-    /// The `Allow` field of a 405 on this route.
-    public var allow: String { methods.map(\.rawValue).joined(separator: ", ") }
+    /// Every method the route answers with a success: its methods, and OPTIONS.
+    public var allowed: [HTTPRequest.Method] { methods + [.options] }
+
+    /// The route's `Allow` field, in a 405 and in the answer to OPTIONS.
+    public var allow: String { allowed.map(\.rawValue).joined(separator: ", ") }
 }
 
 extension Routes {
@@ -29,6 +33,13 @@ extension Routes {
 
     private static let upload = table.first { $0.kind == .transcode }!
 
+    /// Every method some route serves, and OPTIONS: what the server answers `OPTIONS *` with (RFC 9110 §9.3.7).
+    public static let serverWideMethods: [HTTPRequest.Method] = {
+        var methods: [HTTPRequest.Method] = []
+        for method in table.flatMap(\.methods) + [.options] where !methods.contains(method) { methods.append(method) }
+        return methods
+    }()
+
     /// The route a request target's path segments belong to.
     static func route(for segments: [String]) -> Route {
         table.first { segments.count == 1 && "/" + segments[0] == $0.template } ?? upload
@@ -39,15 +50,24 @@ extension Route {
     /// The answer to a method this route does not serve: 405 with `Allow`, except that a path that is no video id
     /// (the root, several segments, a bad id) names no resource at all, and gets 404.
     func refusal(of method: HTTPRequest.Method, _ segments: [String]) -> Problem {
-        guard kind == .transcode else {
-            return Problem(.methodNotAllowed, "\(method) is not allowed here", headers: [.allow: allow])
-        }
+        if let missing = missingResource(segments) { return missing }
+        let detail = kind == .transcode ? "use POST to send a video" : "\(method) is not allowed here"
+        return Problem(.methodNotAllowed, detail, headers: [.allow: allow])
+    }
+
+    /// The answer to OPTIONS on this route's path (RFC 9110 §9.3.7): 204 with the route's `Allow`, or the 404 of a
+    /// path that names no resource.
+    func options(_ segments: [String]) throws(Problem) -> ServerResponse {
+        if let missing = missingResource(segments) { throw missing }
+        return ServerResponse(status: .noContent, headerFields: [.allow: allow])
+    }
+
+    /// The 404 of a path routed to `/{video_id}` that is no video id; nil for a path that names this route.
+    private func missingResource(_ segments: [String]) -> Problem? {
+        guard kind == .transcode else { return nil }
         if segments.isEmpty {
             return Problem(.notFound, "POST a video to /<video_id>; GET /about for the service's state")
         }
-        if (try? validateVideoID(segments)) != nil {
-            return Problem(.methodNotAllowed, "use POST to send a video", headers: [.allow: allow])
-        }
-        return Problem(.notFound, "no such resource")
+        return (try? validateVideoID(segments)) == nil ? Problem(.notFound, "no such resource") : nil
     }
 }

@@ -3,7 +3,8 @@ import HTTPTypes
 import Synchronization
 import Transcoding
 
-/// The service's HTTP surface: `POST /<video_id>`, `GET|HEAD /about`, `GET /metrics`. Errors are problem+json.
+/// The service's HTTP surface: `POST /<video_id>`, `GET|HEAD /about`, `GET /metrics`, and OPTIONS on each (the
+/// server answers `OPTIONS *` from `Routes.serverWideMethods`). Errors are problem+json.
 public struct Routes: Sendable {
     let config: ServiceConfig
     let pool: WorkerPool
@@ -35,6 +36,7 @@ public struct Routes: Sendable {
     private func route(_ request: HTTPRequest, _ body: RequestBody, _ record: inout RequestRecord) async throws(Problem) -> ServerResponse {
         let target = try RequestTarget(request.path ?? "")
         let route = Routes.route(for: target.segments)
+        if request.method == .options { return try route.options(target.segments) }
         guard route.methods.contains(request.method) else { throw route.refusal(of: request.method, target.segments) }
         switch route.kind {
         case .about:

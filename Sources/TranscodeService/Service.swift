@@ -30,7 +30,8 @@ public final class Service: Sendable {
                 maxConnections: config.maxConnections, maxBodySize: config.maxBody,
                 headerTimeout: .milliseconds(Int64(config.headerTimeout * 1000)),
                 bodyIdleTimeout: .milliseconds(Int64(config.bodyIdleTimeout * 1000)), minBodyRate: config.minBodyRate,
-                serverName: "ffmpeg-processor", observesForwardedFor: !config.trustedProxies.isEmpty),
+                serverName: "ffmpeg-processor", observesForwardedFor: !config.trustedProxies.isEmpty,
+                allowedMethods: Routes.serverWideMethods),
             fastPath: { routes.fastPath($0) },
             observer: { observation.observe($0) },
             handler: { await routes.handle($0, $1) })

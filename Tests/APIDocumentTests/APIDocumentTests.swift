@@ -80,6 +80,20 @@ struct APIDocumentTests {
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
     }
 
+    @Test("OPTIONS * gets the status and the Allow that the document's x-options-asterisk states, the route table's methods")
+    func optionsAsterisk() async throws {
+        let document = try APIDocument.load()
+        let stated = try #require(document.root["x-options-asterisk"])
+        let response = try await onThread { () throws -> TestClient.Response in
+            let live = try Setting.standard.start()
+            defer { live.stop() }
+            return try Self.exchange(Array("OPTIONS * HTTP/1.1\r\nHost: test\r\n\r\n".utf8), Endpoint("OPTIONS", "*"), port: live.port)
+        }
+        #expect(stated["status"] == .int(response.status))
+        #expect(stated["allow"] == response.header("Allow").map(JSONValue.string))
+        #expect(stated["allow"] == .string(Routes.serverWideMethods.map(\.rawValue).joined(separator: ", ")))
+    }
+
     @Test("GET /about has every member the About schema requires, each of its type; the check reports one missing or mistyped")
     func aboutMatchesItsSchema() async throws {
         let document = try APIDocument.load()

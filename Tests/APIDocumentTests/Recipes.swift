@@ -28,14 +28,16 @@ struct Exemption: Sendable {
 }
 
 enum RecipeBook {
-    /// The endpoints the route table serves, and the methods of its paths it refuses.
-    static let served: [Endpoint] = Routes.table.flatMap { route in route.methods.map { Endpoint($0.rawValue, route.template) } }
+    /// The endpoints the route table serves (OPTIONS on every path among them), and the methods of its paths it
+    /// refuses.
+    static let served: [Endpoint] = Routes.table.flatMap { route in route.allowed.map { Endpoint($0.rawValue, route.template) } }
     static let refused: [Endpoint] = Routes.table.flatMap { route in
         APIDocument.methods.map { Endpoint($0, route.template) }.filter { !served.contains($0) }
     }
     static let upload = Endpoint("POST", "/{video_id}")
     static let about = [Endpoint("GET", "/about"), Endpoint("HEAD", "/about")]
     static let metrics = Endpoint("GET", "/metrics")
+    static let options = Routes.table.map { Endpoint("OPTIONS", $0.template) }
 
     /// Empty: every documented status is produced. 500 has a recipe (the temp directory vanishes under the
     /// service); 507 runs the service in a namespace of its own with a small tmpfs.
@@ -61,8 +63,10 @@ enum RecipeBook {
             Recipe(status: 200, endpoints: [metrics], setting: .standard, name: "metrics") { head($0) },
             Recipe(status: 405, endpoints: refused, setting: .standard, name: "a method the path does not serve",
                    expectedHeaders: ["Allow"]) { head($0) },
-            Recipe(status: 404, endpoints: refused.filter { $0.path == upload.path }, setting: .standard,
-                   name: "a path that is no video id") { head($0, target: "/no%20such") },
+            Recipe(status: 404, endpoints: refused.filter { $0.path == upload.path } + [Endpoint("OPTIONS", upload.path)],
+                   setting: .standard, name: "a path that is no video id") { head($0, target: "/no%20such") },
+            Recipe(status: 204, endpoints: options, setting: .standard, name: "the path's methods",
+                   expectedHeaders: ["Allow"]) { head($0) },
         ]
     }
 

@@ -75,6 +75,7 @@ struct HTTPParserTests {
         "PUT /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
         "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nPOST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nokGET /4 HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nX-Tab:\tvalue with\ttabs \t\r\nX-Obs: caf\u{e9}\r\nX-Empty:\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\n\r\n",
     ]
 
     @Test("a request split at every byte boundary parses the same as whole", arguments: validRequests)
@@ -163,6 +164,11 @@ struct HTTPParserTests {
         .init(name: "too many fields", request: "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n", status: 431),
         .init(name: "HTTP/1.1 without Host", request: "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", status: 400),
         .init(name: "several Host fields", request: "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", status: 400),
+        .init(name: "a space in Host", request: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", status: 400),
+        .init(name: "a bad port in Host", request: "GET / HTTP/1.1\r\nHost: a:8o\r\n\r\n", status: 400),
+        .init(name: "a bad IPv6 literal in Host", request: "GET / HTTP/1.1\r\nHost: [1::2::3]\r\n\r\n", status: 400),
+        .init(name: "userinfo in an absolute-form target", request: "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
+        .init(name: "the asterisk form with GET", request: "GET * HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
         .init(name: "whitespace before colon", request: "GET / HTTP/1.1\r\nHost : a\r\n\r\n", status: 400),
         .init(name: "obs-fold", request: "GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n", status: 400),
         .init(name: "control character in value", request: "GET / HTTP/1.1\r\nHost: a\r\nX: b\u{01}c\r\n\r\n", status: 400),

@@ -121,9 +121,9 @@ struct ServiceTests {
             defer { running.stop() }
             #expect(try running.get("/").status == 404)
             let wrongMethod = try running.get("/some-video")
-            #expect(wrongMethod.status == 405 && wrongMethod.header("Allow") == "POST")
+            #expect(wrongMethod.status == 405 && wrongMethod.header("Allow") == "POST, OPTIONS")
             let postAbout = try running.post("/about", body: [1])
-            #expect(postAbout.status == 405 && postAbout.header("Allow") == "GET, HEAD")
+            #expect(postAbout.status == 405 && postAbout.header("Allow") == "GET, HEAD, OPTIONS")
             let client = try TestClient(port: running.port)
             try client.send("POST /video HTTP/1.1\r\nHost: t\r\n\r\n")
             #expect(try client.readResponse().status == 411)

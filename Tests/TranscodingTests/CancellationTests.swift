@@ -16,7 +16,7 @@ struct CancellationTests {
         return scratch.path("long.mp4")
     }
 
-    @Test("cancelling stops a running job within one second")
+    @Test("cancelling stops a running job within two seconds")
     func cancel() async throws {
         let scratch = try Scratch()
         let input = try Self.longClip(in: scratch)
@@ -42,7 +42,7 @@ struct CancellationTests {
         let latency = Double(endedAt - cancelledAt) / 1e6
         // The job stops between two frames, tens of milliseconds on an idle machine; the bound leaves room for a
         // loaded, shared one, and a job that ran on to its end (seconds) still fails it.
-        #expect(latency < 1000, "stopped \(latency) ms after cancel")
+        #expect(latency < 2000, "stopped \(latency) ms after cancel")
         #expect(descriptors(under: scratch.url.path).isEmpty)
     }
 
@@ -58,7 +58,9 @@ struct CancellationTests {
             #expect(throws: TranscodeError.limitExceeded(.jobTime)) {
                 try transcode(input: .path(input), output: .path(scratch.path("out.mp4")), options: options)
             }
-            #expect(Date().timeIntervalSince(started) < 5)
+            // Unlimited, this veryslow job runs for tens of seconds; x264's lookahead can hold one frame's checkpoint
+            // for seconds on a loaded machine (7.5 s seen), hence the room.
+            #expect(Date().timeIntervalSince(started) < 15)
         }
     }
 
