@@ -4,12 +4,13 @@ SWIFT ?= swift
 PORT ?= 3000
 # util-linux (unshare) and mount: APIDocumentTests runs a service in a user and mount namespace of its own over a
 # small tmpfs, for the 507 of a full temp directory. Both come with Debian; listed so that nothing assumes it.
+# libseccomp-dev: the worker processes' system-call filter (Sources/CSeccomp).
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libx264-dev \
-	pkg-config ffmpeg bc curl util-linux mount
+	pkg-config ffmpeg bc curl util-linux mount libseccomp-dev
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
 	bench-http bench-instructions bench-upload bench-about leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean \
-	check-openapi
+	check-openapi seccomp-measure
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -127,6 +128,13 @@ bench-upload: deps
 
 clean:
 	rm -rf .build .build-asan .build-fuzz .build-tsan bench-out $(TOOLS_VENV)
+
+# The worker's seccomp allow-list, measured: strace -f -c over real jobs in unconfined debug workers (the trial clip,
+# every fixture format, MUTANTS fuzz mutants, bad inputs, a cancelled and a timed-out job). Its table is what
+# Sources/TranscodeService/SeccompPolicy.swift allows (scripts/seccomp-measure.sh).
+seccomp-measure: deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="strace"
+	scripts/seccomp-measure.sh
 
 # The CLI under AddressSanitizer/LeakSanitizer over good and hostile inputs.
 leak-check: deps

@@ -38,6 +38,17 @@ public struct ServiceConfig: Sendable {
     public var maxConnections = 10_000
     /// Limits applied to every input.
     public var limits = TranscodeOptions.Limits()
+    /// Where transcodes run: `.process` (the default) in one sandboxed worker process per worker thread, so that a
+    /// crash, a hang or a memory blow-up in libav costs one job; `.thread` on the worker threads themselves, for
+    /// comparison and for systems without seccomp.
+    public var isolation = Isolation.process
+    /// The worker processes' settings (`jobMemory` is `--job-memory`).
+    public var worker = WorkerSettings()
+
+    /// The default `--job-memory`: the address space of one worker process, libraries and thread stacks included
+    /// (RLIMIT_AS counts reservations, not resident pages). A 1080p job peaks near 1 GiB of it on 2 cores; 8K
+    /// inputs, which the default pixel limit allows, need more than this and get 413 unless it is raised.
+    public static let defaultJobMemory: Int64 = 4 << 30
 
     public init() {}
 
@@ -63,7 +74,8 @@ public struct ServiceConfig: Sendable {
             + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s drain-timeout=\(drainTimeout)s log-level=\(logLevel) "
             + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections) header-timeout=\(headerTimeout)s "
             + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s "
-            + "worker-policy=\(workerPolicy.rawValue) worker-nice=\(workerNice)"
+            + "worker-policy=\(workerPolicy.rawValue) worker-nice=\(workerNice) isolation=\(isolation.rawValue)"
+            + (isolation == .process ? " job-memory=\(worker.jobMemory)" : "")
     }
 }
 
@@ -73,4 +85,10 @@ public enum WorkerPolicy: String, Sendable, CaseIterable {
     case nice
     /// SCHED_IDLE.
     case idle
+}
+
+/// Where the transcodes run (`--isolation`).
+public enum Isolation: String, Sendable, CaseIterable {
+    case process
+    case thread
 }

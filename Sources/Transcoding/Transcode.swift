@@ -24,6 +24,27 @@ public struct TranscodeReport: Sendable, Equatable {
     /// The libav thread count the video encoder was opened with (0: one per core): the service chooses it per job.
     public var threads: Int
 
+    public init(
+        inputFormat: String, inputVideoCodec: String, width: Int, height: Int, videoFrames: Int, audioSamples: Int64,
+        hasAudio: Bool, audioCopied: Bool, inputDuration: Double?, outputDuration: Double, inputBytes: Int64,
+        outputBytes: Int64, seconds: Double, threads: Int
+    ) {
+        self.inputFormat = inputFormat
+        self.inputVideoCodec = inputVideoCodec
+        self.width = width
+        self.height = height
+        self.videoFrames = videoFrames
+        self.audioSamples = audioSamples
+        self.hasAudio = hasAudio
+        self.audioCopied = audioCopied
+        self.inputDuration = inputDuration
+        self.outputDuration = outputDuration
+        self.inputBytes = inputBytes
+        self.outputBytes = outputBytes
+        self.seconds = seconds
+        self.threads = threads
+    }
+
     public var summary: String {
         let input = inputDuration.map { "\(secondsText($0)) s" } ?? "unknown"
         let audio = !hasAudio ? "none" : audioCopied ? "aac(copy)" : "aac(encoded)"

@@ -39,6 +39,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Slowest upload accepted after a 10 s grace, bytes/s; 0 disables [MIN_BODY_RATE].")
     var minBodyRate: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical [LOG_LEVEL].") var logLevel: String?
+    @Option(help: "process (the default: each transcode in a sandboxed worker process, so a crash costs one job) or thread (in this process, as before) [ISOLATION].")
+    var isolation: String?
+    @Option(help: "Address space of one worker process, bytes; a job that needs more gets 413 [JOB_MEMORY]. Default \(ServiceConfig.defaultJobMemory >> 30) GiB.")
+    var jobMemory: Int64?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -64,6 +68,14 @@ struct ServeCommand: AsyncParsableCommand {
         config.bodyIdleTimeout = try bodyIdleTimeout ?? env.number("BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
         config.minBodyRate = try minBodyRate ?? env.number("MIN_BODY_RATE") ?? config.minBodyRate
         config.logLevel = try logLevel ?? env.string("LOG_LEVEL") ?? config.logLevel
+        if let isolation = try isolation ?? env.string("ISOLATION") {
+            guard let parsed = Isolation(rawValue: isolation) else {
+                throw ValidationError("isolation must be process or thread, not \(isolation)")
+            }
+            config.isolation = parsed
+        }
+        config.worker.jobMemory = try jobMemory ?? env.number("JOB_MEMORY") ?? config.worker.jobMemory
+        guard config.worker.jobMemory >= 256 << 20 else { throw ValidationError("job-memory must be at least 256 MiB") }
         guard let level = Logger.Level(rawValue: config.logLevel) else {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")
         }

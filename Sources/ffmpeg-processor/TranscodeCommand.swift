@@ -1,5 +1,7 @@
 import ArgumentParser
 import Glibc
+import SystemSupport
+import TranscodeService
 import Transcoding
 
 /// `ffmpeg-processor transcode IN OUT`: one file, the same engine as the service.
@@ -18,6 +20,9 @@ struct TranscodeCommand: ParsableCommand {
     @Option(help: "Largest output height; aspect ratio kept.") var height: Int?
     @Flag(help: "Drop the audio.") var noAudio = false
     @Option(help: "Encoder and decoder threads (0: one per core).") var threads: Int = 0
+    @Flag(help: "Open both files, then confine this process as the service's workers are (seccomp allow-list, no new privileges, no core file) before reading the input.")
+    var sandbox = false
+    @Option(help: "With --sandbox: the process's address space, bytes (RLIMIT_AS).") var jobMemory: Int64?
 
     func run() throws {
         var options = TranscodeOptions()
@@ -27,12 +32,43 @@ struct TranscodeCommand: ParsableCommand {
         options.maxHeight = height
         options.audio = !noAudio
         options.threads = threads
+        guard sandbox else {
+            return try report { () throws(TranscodeError) in
+                try transcode(input: .path(input), output: .path(output), options: options)
+            }
+        }
+        // Both files opened, then the sandbox: from here the process can only read and write what it holds.
+        let inputFile = try openFile(input, O_RDONLY)
+        // Read back as well as written: `+faststart` moves the moov box through the same descriptor.
+        let outputFile = try openFile(output, O_RDWR | O_CREAT | O_TRUNC)
         do {
-            let report = try transcode(input: .path(input), output: .path(output), options: options)
-            print(report.summary)
+            try Sandbox.confine(Sandbox.Limits(addressSpace: jobMemory))
+        } catch {
+            printToStandardError("ffmpeg-processor: \(error)")
+            throw ExitCode(1)
+        }
+        try report { () throws(TranscodeError) in
+            try transcode(input: .fileDescriptor(inputFile.rawValue), output: .fileDescriptor(outputFile.rawValue),
+                          options: options)
+        }
+    }
+
+    /// Prints the report, or the error with the exit status for its kind.
+    private func report(_ body: () throws(TranscodeError) -> TranscodeReport) throws {
+        do {
+            print(try body().summary)
         } catch {
             printToStandardError("ffmpeg-processor: \(error)")
             throw ExitCode(error.isInputError ? 2 : 1)
+        }
+    }
+
+    private func openFile(_ path: String, _ flags: Int32) throws -> OwnedDescriptor {
+        do {
+            return OwnedDescriptor(taking: try syscallValue("open") { open(path, flags | O_CLOEXEC, 0o644) })
+        } catch {
+            printToStandardError("ffmpeg-processor: \(path): \(error.errno)")
+            throw ExitCode(1)
         }
     }
 }
