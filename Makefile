@@ -67,15 +67,20 @@ check-openapi: $(TOOLS_VENV)/installed
 # `swift test` even though each test passed; a service the harness tests start is built with TSan too, and its
 # exit status is checked when it stops. One process per test target: instrumented code runs several times slower,
 # and all of it at once on two cores pushes the service's timeout-bound tests past their limits.
+# The worker processes are a plain debug build (FFMPEG_PROCESSOR_WORKER_EXECUTABLE): TSan reserves terabytes of
+# shadow address space, which no worker's RLIMIT_AS allows. The pool, its threads and the parent's side of every
+# worker run under TSan in the test process and in the instrumented service.
 TSAN := --sanitize=thread --scratch-path .build-tsan
+TSAN_ENV := FFMPEG_PROCESSOR_WORKER_EXECUTABLE=$(CURDIR)/.build/debug/ffmpeg-processor
 test-tsan: deps
+	$(SWIFT) build --product ffmpeg-processor
 	$(SWIFT) build --build-tests $(TSAN)
-	$(SWIFT) test --skip-build $(TSAN) --filter HTTPServerTests
-	$(SWIFT) test --skip-build $(TSAN) --filter TranscodeServiceTests
-	$(SWIFT) test --skip-build $(TSAN) --filter TranscodingTests
-	$(SWIFT) test --skip-build $(TSAN) --filter HarnessTests
-	$(SWIFT) test --skip-build $(TSAN) --filter APIDocumentTests
-	$(SWIFT) test --skip-build $(TSAN) --filter SystemSupportTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter HTTPServerTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter TranscodeServiceTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter TranscodingTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter HarnessTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter APIDocumentTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter SystemSupportTests
 
 # The release service on a free port, the harness with its defaults against it, the report; HARNESS_ARGS adds options.
 harness: release

@@ -39,6 +39,9 @@ enum SeccompPolicy {
          ["recvmsg", "sendmsg"]),
         ("threads: libav's frame and slice threads and x264's, their locks, per-thread registration",
          ["futex", "set_robust_list", "rseq", "sched_getaffinity", "rt_sigprocmask"]),
+        ("transcode --sandbox, measured the same way: glibc installs its thread-cancellation handler when the "
+            + "process makes its first thread, which a worker has done before its filter, the CLI after it",
+         ["rt_sigaction"]),
         ("ends: of a thread, and of the process (neither returns, so strace -c cannot count them)",
          ["exit", "exit_group"]),
         ("by reading glibc: realloc of a block above the mmap threshold moves it with mremap; abort() (libav's "

@@ -2,16 +2,22 @@ import ArgumentParser
 import Dispatch
 import Glibc
 
-/// The entry point. `worker` is parsed and run here, synchronously, on the process's first thread: an async main
-/// would run it on a Dispatch thread while the first thread sleeps unconfined in `dispatch_main`, and a sandbox
-/// should hold for every thread the process has, starting with the one `/proc/<pid>/status` reports.
+/// The entry point. `worker` and `transcode` are parsed and run here, synchronously, on the process's first
+/// thread and with no Dispatch thread beside it: both may confine themselves (the worker always, `transcode` with
+/// `--sandbox`), and Dispatch's threads make calls of their own (timers, epoll) that no allow-list for a transcode
+/// should grant. Only `serve` needs the async runtime.
 @main
 enum Entry {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        if arguments.first == WorkerCommand.configuration.commandName {
+        switch arguments.first {
+        case WorkerCommand.configuration.commandName:
             WorkerCommand.main(Array(arguments.dropFirst()))
             exit(0)
+        case TranscodeCommand.configuration.commandName:
+            TranscodeCommand.main(Array(arguments.dropFirst()))
+            exit(0)
+        default: break
         }
         Task {
             await FFmpegProcessor.main(arguments)

@@ -75,6 +75,9 @@ struct ServeCommand: AsyncParsableCommand {
             config.isolation = parsed
         }
         config.worker.jobMemory = try jobMemory ?? env.number("JOB_MEMORY") ?? config.worker.jobMemory
+        // The binary started as `worker` is this one, unless a test run says otherwise: `make test-tsan` has
+        // ThreadSanitizer's service start a plain build, since TSan's shadow memory cannot live under RLIMIT_AS.
+        config.worker.executable = try env.string("FFMPEG_PROCESSOR_WORKER_EXECUTABLE") ?? config.worker.executable
         guard config.worker.jobMemory >= 256 << 20 else { throw ValidationError("job-memory must be at least 256 MiB") }
         guard let level = Logger.Level(rawValue: config.logLevel) else {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")

@@ -108,7 +108,9 @@ final class LiveService: @unchecked Sendable {
         config.drainTimeout = 1
         // The worker processes are the built binary's: this one is the test runner.
         config.isolation = ProcessInfo.processInfo.environment["ISOLATION"].flatMap(Isolation.init) ?? .process
-        config.worker.executable = try builtExecutable("ffmpeg-processor")
+        // Under `make test-tsan`, a plain build: TSan's shadow memory cannot live under the worker's RLIMIT_AS.
+        config.worker.executable = try ProcessInfo.processInfo.environment["FFMPEG_PROCESSOR_WORKER_EXECUTABLE"]
+            ?? builtExecutable("ffmpeg-processor")
         configure(&config)
         var logger = Logger(label: "api-document")
         logger.logLevel = .critical

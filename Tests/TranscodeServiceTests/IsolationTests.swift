@@ -168,7 +168,7 @@ struct IsolationTests {
     func crashLoop() async throws {
         try await onThread {
             let scratch = try Scratch()
-            let real = try builtExecutable("ffmpeg-processor")
+            let real = try workerSettings().executable
             let allowed = scratch.path("allowed")
             let wrapper = scratch.path("worker.sh")
             // Fails until the test creates `allowed`, then is the real worker.

@@ -93,7 +93,9 @@ let testIsolation: Isolation = ProcessInfo.processInfo.environment["ISOLATION"].
 /// Worker processes as the service starts them, from the built `ffmpeg-processor` (this binary is the test runner).
 func workerSettings() throws -> WorkerSettings {
     var settings = WorkerSettings()
-    settings.executable = try builtExecutable("ffmpeg-processor")
+    // Under `make test-tsan`, a plain build: TSan's shadow memory cannot live under the worker's RLIMIT_AS.
+    settings.executable = try ProcessInfo.processInfo.environment["FFMPEG_PROCESSOR_WORKER_EXECUTABLE"]
+        ?? builtExecutable("ffmpeg-processor")
     // Debug builds under a loaded machine start slowly.
     settings.startTimeout = 60
     return settings
