@@ -90,14 +90,17 @@ harness: release
 bench: bench-deps release
 	scripts/bench.sh
 	scripts/bench-service.sh
+	scripts/bench-isolation.sh
 	scripts/bench-http.sh
 	scripts/bench-about-busy.sh
 
 bench-engine: bench-deps release
 	scripts/bench.sh
 
+# The service against the CLI, then --isolation process against --isolation thread (scripts/bench-isolation.sh).
 bench-service: bench-deps release
 	scripts/bench-service.sh
+	scripts/bench-isolation.sh
 
 # GET /about of a server on this library against nginx (1 worker), wrk at 64 connections.
 bench-http: bench-deps

@@ -124,7 +124,9 @@ public struct Routes: Sendable {
         case .success(let outcome):
             record.queueMs = outcome.queueWait * 1000
             record.transcodeMs = outcome.transcodeSeconds * 1000
-            metrics.jobFinished(queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds)
+            metrics.jobFinished(
+                queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
+                handoff: outcome.transcodeSeconds - outcome.report.seconds)
             return ServerResponse(
                 status: .ok,
                 headerFields: [

@@ -22,6 +22,7 @@ public final class ServiceMetrics: Sendable {
     private let running: CoreMetrics.Gauge
     private let queueWait: CoreMetrics.Timer
     private let transcodeTime: CoreMetrics.Timer
+    private let handoffTime: CoreMetrics.Timer
     private let readyWorkers: CoreMetrics.Gauge
     private let restarts: CoreMetrics.Counter
     private let crashes = Locked<[Int32: CoreMetrics.Counter]>([:])
@@ -41,6 +42,7 @@ public final class ServiceMetrics: Sendable {
         running = CoreMetrics.Gauge(label: "ffmpeg_processor_running_jobs", factory: factory)
         queueWait = CoreMetrics.Timer(label: "ffmpeg_processor_queue_wait_seconds", factory: factory)
         transcodeTime = CoreMetrics.Timer(label: "ffmpeg_processor_transcode_seconds", factory: factory)
+        handoffTime = CoreMetrics.Timer(label: "ffmpeg_processor_handoff_seconds", factory: factory)
         readyWorkers = CoreMetrics.Gauge(label: "ffmpeg_processor_workers_ready", factory: factory)
         restarts = CoreMetrics.Counter(label: "ffmpeg_processor_worker_restarts_total", factory: factory)
     }
@@ -82,9 +84,12 @@ public final class ServiceMetrics: Sendable {
         if status == 503 { rejections.increment() }
     }
 
-    func jobFinished(queueWait: Double, transcode: Double) {
+    /// `handoff`: the worker thread's time for the job less the engine's own, i.e. what running it elsewhere
+    /// (in a worker process: the message, the descriptors, the answer, the wake-ups) added to it.
+    func jobFinished(queueWait: Double, transcode: Double, handoff: Double) {
         self.queueWait.recordNanoseconds(Int64(queueWait * 1e9))
         transcodeTime.recordNanoseconds(Int64(transcode * 1e9))
+        handoffTime.recordNanoseconds(Int64(max(handoff, 0) * 1e9))
     }
 
     /// The Prometheus text exposition, with the pool's gauges read at this moment.

@@ -90,12 +90,7 @@ final class WorkerProcess {
     func ensureReady(pause: (Double) -> Bool) -> Bool {
         while child == nil {
             do {
-                child = try spawn()
-                counters.readyWorkers.add(1, ordering: .relaxed)
-                observe(.started(worker: index, pid: child!.pid, replacing: started > 0))
-                started += 1
-                if startFailures > 0 { counters.failingWorkers.subtract(1, ordering: .relaxed) }
-                startFailures = 0
+                adopt(try spawn())
             } catch {
                 if startFailures == 0 { counters.failingWorkers.add(1, ordering: .relaxed) }
                 let delay = min(0.1 * Double(1 << min(startFailures, 20)), settings.maxBackoff)
@@ -107,20 +102,40 @@ final class WorkerProcess {
         return true
     }
 
+    private func adopt(_ spawned: Child) {
+        child = spawned
+        counters.readyWorkers.add(1, ordering: .relaxed)
+        observe(.started(worker: index, pid: spawned.pid, replacing: started > 0))
+        started += 1
+        if startFailures > 0 { counters.failingWorkers.subtract(1, ordering: .relaxed) }
+        startFailures = 0
+    }
+
     /// Runs one job in the process. Cancellation is passed on as a `cancel` message; a process that has not
     /// answered `killGrace` seconds after it, or after the job's time limit, is killed.
     func run(
         options: TranscodeOptions, input: Int32, output: Int32, cancellation: TranscodeCancellation
     ) -> Result<TranscodeReport, JobFailure> {
-        guard let child else { return .failure(.workerLost("no worker process")) }
         jobID += 1
         let id = jobID
-        child.jobs += 1
-        do {
-            try child.channel.send(.job(id: id, options: options), descriptors: [input, output])
-        } catch {
-            return .failure(lose(child, because: nil, "it was gone before the job (\(error))"))
+        var child: Child
+        var retried = false
+        // A process that died while idle (killed from outside, say) is noticed here; the job then gets one fresh
+        // process rather than an error it did nothing to earn.
+        while true {
+            guard let current = self.child else { return .failure(.workerLost("no worker process")) }
+            child = current
+            do {
+                try child.channel.send(.job(id: id, options: options), descriptors: [input, output])
+                break
+            } catch {
+                let failure = lose(child, because: nil, "it was gone before the job (\(error))")
+                guard !retried, let fresh = try? spawn() else { return .failure(failure) }
+                retried = true
+                adopt(fresh)
+            }
         }
+        child.jobs += 1
         let started = monotonicNanos()
         let grace = UInt64(settings.killGrace * 1e9)
         let deadline = options.limits.jobTimeLimitSeconds.map { started + UInt64($0 * 1e9) + grace }

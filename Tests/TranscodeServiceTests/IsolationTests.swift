@@ -132,6 +132,20 @@ struct IsolationTests {
         }
     }
 
+    @Test("a worker killed while idle: the next job gets a fresh process and its MP4, not an error")
+    func killedWhileIdle() async throws {
+        try await onThread {
+            let running = try Self.service(workers: 1)
+            defer { running.stop() }
+            let pid = try #require(running.service.pool.counters.workerProcessIDs.first)
+            kill(pid, SIGKILL)
+            #expect(waitUntil(10) { hasExited(pid) })
+            let answer = try running.post("/after-kill", body: Clips.small.bytes)
+            #expect(answer.status == 200, "\(answer.status) \(answer.text)")
+            #expect(running.service.pool.counters.workerProcessIDs.first.map { $0 != pid } ?? false)
+        }
+    }
+
     @Test("a worker retires after its maximum of jobs (2 here): three jobs make exactly one restart")
     func recycledAfterJobs() async throws {
         try await onThread {
