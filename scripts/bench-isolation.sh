@@ -29,7 +29,7 @@ field() { sed -n "s/.*\"$2\" : \\([0-9.e+-]*\\).*/\\1/p" "$OUT/$1.json" | head -
 metric() { curl -fsS "$SERVICE_URL/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
 
 printf '%-8s %14s %14s %14s %16s %16s\n' mode "trial jobs/s" "harness valid" "hand-off us" "service peak MB" "worker peak MB"
-for mode in thread process; do
+for mode in ${MODES:-thread process}; do
     start_service --isolation "$mode"
     harness "$mode-handoff" "$HANDOFF_REQUESTS" 1 --no-verify
     handoff_us=$(echo "$(metric ffmpeg_processor_handoff_seconds_sum) / $(metric ffmpeg_processor_handoff_seconds_count) * 1000000" | bc -l)

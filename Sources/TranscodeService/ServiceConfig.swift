@@ -46,8 +46,9 @@ public struct ServiceConfig: Sendable {
     public var worker = WorkerSettings()
 
     /// The default `--job-memory`: the address space of one worker process, libraries and thread stacks included
-    /// (RLIMIT_AS counts reservations, not resident pages). A 1080p job peaks near 1 GiB of it on 2 cores; 8K
-    /// inputs, which the default pixel limit allows, need more than this and get 413 unless it is raised.
+    /// (RLIMIT_AS counts reservations, not resident pages). An idle worker holds 0.4 GiB of it; a 2 s 1080p job
+    /// peaked at 1.1 GiB (1.5 GiB at preset veryslow) on 2 cores. More cores mean more libav threads, and inputs
+    /// near the default 8K pixel limit need several times a 1080p job's frames: raise it for those.
     public static let defaultJobMemory: Int64 = 4 << 30
 
     public init() {}
