@@ -76,7 +76,9 @@ public struct ServiceConfig: Sendable {
             + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections) header-timeout=\(headerTimeout)s "
             + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s "
             + "worker-policy=\(workerPolicy.rawValue) worker-nice=\(workerNice) isolation=\(isolation.rawValue)"
-            + (isolation == .process ? " job-memory=\(worker.jobMemory)" : "")
+            + (isolation == .process
+                ? " job-memory=\(worker.jobMemory) worker-max-jobs=\(worker.maxJobs) worker-max-rss=\(worker.maxResidentBytes)"
+                : "")
     }
 }
 

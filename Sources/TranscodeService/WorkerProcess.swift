@@ -126,6 +126,8 @@ final class WorkerProcess {
             guard let current = self.child else { return .failure(.workerLost("no worker process")) }
             child = current
             do {
+                // An idle process never speaks: anything to read (its end of the socket, most likely) means it died.
+                if try child.channel.waitReadable(milliseconds: 0) { throw IOError(call: "poll", errno: .brokenPipe) }
                 try child.channel.send(.job(id: id, options: options), descriptors: [input, output])
                 break
             } catch {
