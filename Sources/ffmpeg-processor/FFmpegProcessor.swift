@@ -10,14 +10,16 @@ import Glibc
 enum Entry {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        switch arguments.first {
-        case WorkerCommand.configuration.commandName:
-            WorkerCommand.main(Array(arguments.dropFirst()))
-            exit(0)
-        case TranscodeCommand.configuration.commandName:
-            TranscodeCommand.main(Array(arguments.dropFirst()))
-            exit(0)
-        default: break
+        let synchronous = [WorkerCommand.configuration.commandName, TranscodeCommand.configuration.commandName]
+        if let first = arguments.first, synchronous.contains(first) {
+            // Parsed from the root, so that usage and help name the whole command.
+            do {
+                var command = try FFmpegProcessor.parseAsRoot(arguments)
+                try command.run()
+                exit(0)
+            } catch {
+                FFmpegProcessor.exit(withError: error)
+            }
         }
         Task {
             await FFmpegProcessor.main(arguments)
