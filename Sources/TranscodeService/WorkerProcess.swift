@@ -147,14 +147,22 @@ final class WorkerProcess {
             do {
                 // A tenth of a second at a time: the cancellation flag and the deadline are looked at in between.
                 if try child.channel.waitReadable(milliseconds: 100) {
-                    guard let (message, descriptors) = try child.channel.receive() else { break }
+                    guard let (message, descriptors) = try receiveUnlessDead(child) else { break }
                     for fd in descriptors { closeDescriptor(fd) }
                     guard case .finished(id, let outcome) = message else {
                         signalProcess(child.pid, SIGKILL)
                         return .failure(lose(child, because: nil, "it sent \(message) during job \(id)"))
                     }
                     switch outcome {
-                    case .report(let report): return .success(report)
+                    case .report(var report):
+                        // The answer's length comes from the file itself, not from a process that parsed the input:
+                        // a lying worker could otherwise make the response promise bytes the file does not have.
+                        var info = stat()
+                        guard (try? syscallValue("fstat", { fstat(output, &info) })) != nil else {
+                            return .failure(.workerLost("the output cannot be measured"))
+                        }
+                        report.outputBytes = Int64(info.st_size)
+                        return .success(report)
                     case .failed(let error): return .failure(.transcode(error))
                     case .outOfMemory:
                         retire = "its job ran out of memory"
@@ -180,6 +188,17 @@ final class WorkerProcess {
             }
         }
         return .failure(lose(child, because: killedFor, nil))
+    }
+
+    /// The next message; nil once the process is gone: its end closed, or reset because it died with the job
+    /// still unread in its socket (a death like any other).
+    private func receiveUnlessDead(_ child: Child) throws(WorkerChannel.Failure) -> (WorkerMessage, [Int32])? {
+        do {
+            return try child.channel.receive()
+        } catch {
+            if case .io(let failure) = error, failure.errno == .connectionReset { return nil }
+            throw error
+        }
     }
 
     /// After each job: retires the process if it has done its share, grown too large, or run out of memory. The
