@@ -55,6 +55,9 @@ struct KillNineTests {
             #expect(waitUntil(10) { hasExited(pid) }, "the service outlived kill -9")
             _ = (jobs, uploads)
 
+            // A worker process dies of the service's death too (PR_SET_PDEATHSIG), a moment after it: the signal
+            // comes when the kernel tears down the pool thread that started it.
+            _ = waitUntil(10) { descriptorsInto(folder.path).isEmpty }
             let left = descriptorsInto(folder.path)
             #expect(left.isEmpty, "descriptors into the temp folder after the kill: \(left)")
             // On the service's own tmpfs all of it comes back; on a shared filesystem, at least the large uploads.
