@@ -13,8 +13,9 @@ public struct WorkerSettings: Sendable {
     /// How long a worker told to stop (a cancelled job, a recycled process) has before SIGKILL, seconds; and how far
     /// past the job time limit a job may run before its process is killed.
     public var killGrace = 2.0
-    /// How long a new process has to confine itself and say ready, seconds.
-    public var startTimeout = 10.0
+    /// How long a new process has to confine itself and say ready, seconds. It needs a fraction of a second; a
+    /// loaded machine (a debug build under a full test run) has taken over 10.
+    public var startTimeout = 30.0
     /// A process is replaced after this many jobs, as gunicorn's `max_requests`, so that heap fragmentation in a
     /// long-lived decoder process cannot grow for ever.
     public var maxJobs = 500
