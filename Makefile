@@ -4,12 +4,13 @@ SWIFT ?= swift
 PORT ?= 3000
 # util-linux (unshare) and mount: APIDocumentTests runs a service in a user and mount namespace of its own over a
 # small tmpfs, for the 507 of a full temp directory. Both come with Debian; listed so that nothing assumes it.
+# libseccomp-dev: the worker processes' system-call filter (Sources/CSeccomp).
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libx264-dev \
-	pkg-config ffmpeg bc curl util-linux mount
+	pkg-config ffmpeg bc curl util-linux mount libseccomp-dev
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
-	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan fuzz-http soak hostile clean \
-	check-openapi check-deploy cluster-test bench-cluster image-check
+	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan \
+	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -42,10 +43,14 @@ run: release
 
 # The HTTP server's socket tests compare this process's descriptor count with a baseline, so they run in a process
 # of their own, after everything else.
+# At most TEST_WIDTH tests at once: each service a test starts spawns its sandboxed worker processes, and with every
+# test of a target at once (200 workers starting) two cores fell so far behind that simple requests timed out. Swift
+# Testing's own knob, experimental in 6.3.
+TEST_WIDTH ?= 6
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip HTTPServerTests
-	$(SWIFT) test --skip-build --filter HTTPServerTests
+	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) $(SWIFT) test --skip-build --skip HTTPServerTests
+	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) $(SWIFT) test --skip-build --filter HTTPServerTests
 
 # The API document (docs/openapi.yaml) is valid OpenAPI 3.1. The validator and its dependencies are pinned in
 # scripts/requirements-tools.txt and live in a virtualenv of this repository's own, made again when that list
@@ -73,15 +78,21 @@ check-deploy: $(TOOLS_VENV)/installed
 # `swift test` even though each test passed; a service the harness tests start is built with TSan too, and its
 # exit status is checked when it stops. One process per test target: instrumented code runs several times slower,
 # and all of it at once on two cores pushes the service's timeout-bound tests past their limits.
+# The worker processes are a plain debug build (FFMPEG_PROCESSOR_WORKER_EXECUTABLE): TSan reserves terabytes of
+# shadow address space, which no worker's RLIMIT_AS allows. The pool, its threads and the parent's side of every
+# worker run under TSan in the test process and in the instrumented service.
 TSAN := --sanitize=thread --scratch-path .build-tsan
+TSAN_ENV := FFMPEG_PROCESSOR_WORKER_EXECUTABLE=$(CURDIR)/.build/debug/ffmpeg-processor \
+	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH)
 test-tsan: deps
+	$(SWIFT) build --product ffmpeg-processor
 	$(SWIFT) build --build-tests $(TSAN)
-	$(SWIFT) test --skip-build $(TSAN) --filter HTTPServerTests
-	$(SWIFT) test --skip-build $(TSAN) --filter TranscodeServiceTests
-	$(SWIFT) test --skip-build $(TSAN) --filter TranscodingTests
-	$(SWIFT) test --skip-build $(TSAN) --filter HarnessTests
-	$(SWIFT) test --skip-build $(TSAN) --filter APIDocumentTests
-	$(SWIFT) test --skip-build $(TSAN) --filter SystemSupportTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter HTTPServerTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter TranscodeServiceTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter TranscodingTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter HarnessTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter APIDocumentTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter SystemSupportTests
 
 # The release service on a free port, the harness with its defaults against it, the report; HARNESS_ARGS adds options.
 harness: release
@@ -91,14 +102,17 @@ harness: release
 bench: bench-deps release
 	scripts/bench.sh
 	scripts/bench-service.sh
+	scripts/bench-isolation.sh
 	scripts/bench-http.sh
 	scripts/bench-about-busy.sh
 
 bench-engine: bench-deps release
 	scripts/bench.sh
 
+# The service against the CLI, then --isolation process against --isolation thread (scripts/bench-isolation.sh).
 bench-service: bench-deps release
 	scripts/bench-service.sh
+	scripts/bench-isolation.sh
 
 # GET /about of a server on this library against nginx (1 worker), wrk at 64 connections.
 bench-http: bench-deps
@@ -163,6 +177,13 @@ bench-upload: deps
 
 clean:
 	rm -rf .build .build-asan .build-fuzz .build-tsan bench-out $(TOOLS_VENV)
+
+# The worker's seccomp allow-list, measured: strace -f -c over real jobs in unconfined debug workers (the trial clip,
+# every fixture format, MUTANTS fuzz mutants, bad inputs, a cancelled and a timed-out job). Its table is what
+# Sources/TranscodeService/SeccompPolicy.swift allows (scripts/seccomp-measure.sh).
+seccomp-measure: deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="strace"
+	scripts/seccomp-measure.sh
 
 # The CLI under AddressSanitizer/LeakSanitizer over good and hostile inputs.
 leak-check: deps

@@ -31,6 +31,8 @@ let package = Package(
                 "libavfilter-dev",
             ])]
         ),
+        // libseccomp, for the worker processes' system-call filter (TranscodeService/SeccompPolicy.swift).
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // The one syscall wrapper (EINTR, EAGAIN, named errnos), Locked, descriptor ownership, the monotonic clock:
         // what every other Swift target builds on.
         .target(
@@ -50,7 +52,7 @@ let package = Package(
         .target(
             name: "TranscodeService",
             dependencies: [
-                "Transcoding", "HTTPServer", "SystemSupport", "CLinux",
+                "Transcoding", "HTTPServer", "SystemSupport", "CLinux", "CSeccomp",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -6,7 +6,8 @@
 # the rounds has warmed the allocator up (an arena per thread that ran a job, freed job memory kept for the next),
 # the last round's RSS may exceed the middle round's by at most RSS_SLACK_MB.
 # Settings (environment): ROUNDS, REQUESTS, CONCURRENCY, DISCONNECT (percent), BUILD (release or debug),
-# SOAK_FILE (the clip; default the trial clip in Tests/Media), RSS_SLACK_MB.
+# SOAK_FILE (the clip; default the trial clip in Tests/Media), RSS_SLACK_MB; ISOLATION (process or thread) is the
+# service's own variable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-10}
@@ -38,6 +39,12 @@ for round in $(seq "$ROUNDS"); do
     service_settles 10 "$BASELINE_FDS" || fail "round $round: not settled after 10 s: $(service_fds) descriptors (baseline $BASELINE_FDS): $(ls -l /proc/$PID/fd | tail -n +2 | awk '{ print $NF }' | tr '\n' ' ')"
     [ -z "$(ls -A "$TMP")" ] || fail "round $round: files left in the temp folder: $(ls -A "$TMP")"
     if ls -l "/proc/$PID/fd" | grep -q "$TMP"; then fail "round $round: a descriptor still points into the temp folder"; fi
+    # Under --isolation process (ISOLATION=thread makes the same run in-process): an idle worker holds its stdio
+    # and its socket, nothing of a finished job.
+    for worker in $(pgrep -P "$PID" || true); do
+        held=$(ls "/proc/$worker/fd" 2>/dev/null | wc -l)
+        [ "$held" -le 4 ] || fail "round $round: worker $worker holds $held descriptors: $(ls -l /proc/$worker/fd | tail -n +2 | awk '{ print $NF }' | tr '\n' ' ')"
+    done
     rss=$(rss_kb)
     [ "$round" -ne $(( (ROUNDS + 1) / 2 )) ] || warm_rss=$rss
     abandoned=$(echo "$report" | awk '/^abandoned/ { print $2 }')

@@ -15,9 +15,12 @@ struct MediaFuzz: ParsableCommand {
     @Option(help: "Job time limit, seconds.") var timeLimit = 5.0
     @Option(help: "Working folder (seeds, the current mutant, outputs).") var workDirectory = "/tmp/media-fuzz"
     @Option(help: "Extra seed clips.") var seedFile: [String] = []
+    @Option(help: "Also keep every mutant in this folder, as mutant-N.bin (scripts/seccomp-measure.sh sends them to a worker).")
+    var saveMutants: String?
 
     func run() throws {
         mkdir(workDirectory, 0o755)
+        if let saveMutants { mkdir(saveMutants, 0o755) }
         let seeds = try makeSeeds() + seedFile.map { try readFile($0) }
         var random = SplitMix(seed: seed)
         var outcomes: [String: Int] = [:]
@@ -33,6 +36,7 @@ struct MediaFuzz: ParsableCommand {
             let original = seeds[Int(random.next() % UInt64(seeds.count))]
             let (mutant, how) = mutate(original, &random)
             try writeFile(current, mutant)
+            if let saveMutants { try writeFile("\(saveMutants)/mutant-\(index).bin", mutant) }
             let started = now()
             let outcome: String
             do {

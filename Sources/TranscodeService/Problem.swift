@@ -29,6 +29,20 @@ extension Problem {
 
     static let diskFull = Problem(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the temp directory is full")
 
+    /// What a client sees when its job failed, whichever process it ran in. A worker process's death during the
+    /// job is the input's doing (a decoder crashed on it, or tried what the sandbox forbids): 422, and the service
+    /// goes on. Running out of `--job-memory` is a limit like the others: 413.
+    init(_ failure: JobFailure) {
+        switch failure {
+        case .transcode(let error): self.init(error)
+        case .crashed(let signal):
+            self.init(.unprocessableContent, "the input crashed the decoder (\(signalName(signal))); no other job was affected")
+        case .outOfMemory:
+            self.init(.contentTooLarge, "the input needs more memory than allowed (the service's --job-memory)")
+        case .workerLost: self.init(.internalServerError, "\(failure)")
+        }
+    }
+
     /// The one place a transcode failure becomes an HTTP status.
     init(_ error: TranscodeError) {
         switch error {

@@ -62,6 +62,11 @@ public struct Routes: Sendable {
         guard !lifecycle.isDraining else {
             throw Problem(.serviceUnavailable, "the service is shutting down", headers: [.retryAfter: "5"])
         }
+        // No worker process can start (a broken binary, a sandbox the kernel refuses): an admitted upload would wait
+        // for as long as that lasts. /about says the same, so a balancer sends it elsewhere.
+        guard !pool.counters.isDegraded || pool.counters.readyWorkers.load(ordering: .relaxed) > 0 else {
+            throw Problem(.serviceUnavailable, "no worker process can start", headers: [.retryAfter: "5"])
+        }
         // Admission comes before the body: a refused client has sent nothing but its head.
         let reservation: WorkerPool.Reservation
         switch await pool.admit(expectedBytes: body.expectedLength) {
@@ -121,7 +126,9 @@ public struct Routes: Sendable {
         case .success(let outcome):
             record.queueMs = outcome.queueWait * 1000
             record.transcodeMs = outcome.transcodeSeconds * 1000
-            metrics.jobFinished(queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds)
+            metrics.jobFinished(
+                queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
+                handoff: outcome.transcodeSeconds - outcome.report.seconds)
             return ServerResponse(
                 status: .ok,
                 headerFields: [
@@ -151,7 +158,12 @@ public struct Routes: Sendable {
     private func about() -> ServerResponse {
         let counters = pool.counters
         let draining = lifecycle.isUnready
-        var json = draining ? Self.aboutDrainingJSON : Self.aboutOKJSON
+        let degraded = counters.isDegraded
+        let ready = counters.readyWorkers.load(ordering: .relaxed)
+        // Degraded with no worker able to run a job: the replica cannot serve uploads, so a balancer should stop
+        // sending them, as while draining. Degraded with some ready workers still serves, at reduced capacity.
+        let unavailable = draining || (degraded && ready == 0)
+        var json = draining ? Self.aboutDrainingJSON : degraded ? Self.aboutDegradedJSON : Self.aboutOKJSON
         json.reserveCapacity(json.count + 200)
         func figure(_ name: StaticString, _ value: Int, last: Bool = false) {
             json.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
@@ -159,6 +171,7 @@ public struct Routes: Sendable {
             json.append(last ? UInt8(ascii: "}") : UInt8(ascii: ","))
         }
         figure("\"workers\":", counters.workers.load(ordering: .relaxed))
+        figure("\"workers_ready\":", ready)
         figure("\"running\":", counters.running.load(ordering: .relaxed))
         figure("\"queued\":", counters.queued)
         figure("\"capacity\":", counters.capacity.load(ordering: .relaxed))
@@ -167,17 +180,18 @@ public struct Routes: Sendable {
         figure("\"rejected\":", counters.rejected.load(ordering: .relaxed))
         if draining, let seconds = lifecycle.secondsUntilStopped { figure("\"stops_in_seconds\":", seconds) }
         figure("\"uptime_seconds\":", Int(lifecycle.uptime), last: true)
-        var response = draining ? Self.aboutDraining : Self.aboutOK
+        var response = unavailable ? Self.aboutUnavailable : Self.aboutOK
         response.body = .bytes(json)
         return response
     }
 
     /// What never changes in `/about`, made once: the head (prepared) and the JSON up to the live figures.
     private static let aboutOK = ServerResponse(status: .ok, headerFields: aboutFields).prepared()
-    private static let aboutDraining = ServerResponse(status: .serviceUnavailable, headerFields: aboutFields).prepared()
+    private static let aboutUnavailable = ServerResponse(status: .serviceUnavailable, headerFields: aboutFields).prepared()
     private static let aboutFields: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
     private static let aboutOKJSON = aboutJSONStart(status: "ok")
     private static let aboutDrainingJSON = aboutJSONStart(status: "draining")
+    private static let aboutDegradedJSON = aboutJSONStart(status: "degraded")
 
     private static func aboutJSONStart(status: String) -> [UInt8] {
         let versions = LibavVersions.all.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }

@@ -18,10 +18,14 @@ public final class Service: Sendable {
         guard stat(config.tmpDir, &isDirectory) == 0, isDirectory.st_mode & S_IFMT == S_IFDIR else {
             throw ServiceError.badTemporaryDirectory(config.tmpDir)
         }
+        let metrics = ServiceMetrics()
+        let workers = WorkerObservation(metrics: metrics, logger: logger)
         pool = WorkerPool(
             workers: config.workers, queueCapacity: config.queue, byteBudget: config.queueBytes,
-            niceness: Int32(config.workerNice), idlePolicy: config.workerPolicy == .idle)
-        let metrics = ServiceMetrics(counters: pool.counters)
+            niceness: Int32(config.workerNice), idlePolicy: config.workerPolicy == .idle,
+            isolation: config.isolation == .process ? .process(config.worker) : .thread,
+            observe: { workers.observe($0) })
+        metrics.watch(pool.counters)
         let routes = Routes(config: config, pool: pool, lifecycle: lifecycle, metrics: metrics)
         let observation = Observation(metrics: metrics, logger: logger, trustedProxies: config.trustedProxies)
         server = Server(

@@ -23,16 +23,19 @@ public final class ServiceMetrics: Sendable {
     private let capacity: CoreMetrics.Gauge
     private let queueWait: CoreMetrics.Timer
     private let transcodeTime: CoreMetrics.Timer
-    private let counters: PoolCounters
+    private let handoffTime: CoreMetrics.Timer
+    private let readyWorkers: CoreMetrics.Gauge
+    private let restarts: CoreMetrics.Counter
+    private let crashes = Locked<[Int32: CoreMetrics.Counter]>([:])
+    private let counters = Locked<PoolCounters?>(nil)
 
-    public init(counters: PoolCounters) {
+    public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
             .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
             .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
         ]
         self.factory = factory
-        self.counters = counters
         bytesIn = CoreMetrics.Counter(label: "ffmpeg_processor_bytes_in_total", factory: factory)
         bytesOut = CoreMetrics.Counter(label: "ffmpeg_processor_bytes_out_total", factory: factory)
         rejections = CoreMetrics.Counter(label: "ffmpeg_processor_rejections_total", factory: factory)
@@ -42,7 +45,31 @@ public final class ServiceMetrics: Sendable {
         capacity = CoreMetrics.Gauge(label: "ffmpeg_processor_capacity", factory: factory)
         queueWait = CoreMetrics.Timer(label: "ffmpeg_processor_queue_wait_seconds", factory: factory)
         transcodeTime = CoreMetrics.Timer(label: "ffmpeg_processor_transcode_seconds", factory: factory)
+        handoffTime = CoreMetrics.Timer(label: "ffmpeg_processor_handoff_seconds", factory: factory)
+        readyWorkers = CoreMetrics.Gauge(label: "ffmpeg_processor_workers_ready", factory: factory)
+        restarts = CoreMetrics.Counter(label: "ffmpeg_processor_worker_restarts_total", factory: factory)
     }
+
+    /// The pool whose gauges the exposition reads (the pool is made after its observer, which needs the metrics).
+    func watch(_ counters: PoolCounters) {
+        self.counters.withLock { $0 = counters }
+    }
+
+    /// A worker process died of `signal` during a job.
+    func workerCrashed(signal: Int32) {
+        let counter = crashes.withLock { cache in
+            if let counter = cache[signal] { return counter }
+            let counter = CoreMetrics.Counter(
+                label: "ffmpeg_processor_worker_crashes_total", dimensions: [("signal", signalName(signal))],
+                factory: factory)
+            cache[signal] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// A worker process replaced another (after a crash, a kill, a recycling or a failed start).
+    func workerRestarted() { restarts.increment() }
 
     func requestFinished(route: String, status: Int, bytesIn: Int64, bytesOut: Int64) {
         let key = RequestKey(route: route, status: status)
@@ -60,16 +87,22 @@ public final class ServiceMetrics: Sendable {
         if status == 503 { rejections.increment() }
     }
 
-    func jobFinished(queueWait: Double, transcode: Double) {
+    /// `handoff`: the worker thread's time for the job less the engine's own, i.e. what running it elsewhere
+    /// (in a worker process: the message, the descriptors, the answer, the wake-ups) added to it.
+    func jobFinished(queueWait: Double, transcode: Double, handoff: Double) {
         self.queueWait.recordNanoseconds(Int64(queueWait * 1e9))
         transcodeTime.recordNanoseconds(Int64(transcode * 1e9))
+        handoffTime.recordNanoseconds(Int64(max(handoff, 0) * 1e9))
     }
 
     /// The Prometheus text exposition, with the pool's gauges read at this moment.
     func exposition() -> String {
-        queueDepth.record(counters.queued)
-        running.record(counters.running.load(ordering: .relaxed))
-        capacity.record(counters.capacity.load(ordering: .relaxed))
+        if let counters = counters.withLock({ $0 }) {
+            queueDepth.record(counters.queued)
+            running.record(counters.running.load(ordering: .relaxed))
+            capacity.record(counters.capacity.load(ordering: .relaxed))
+            readyWorkers.record(counters.readyWorkers.load(ordering: .relaxed))
+        }
         return registry.emitToString()
     }
 }

@@ -8,6 +8,9 @@ import SystemSupport
 /// The transcoding workers: N dedicated threads (never Swift's cooperative pool, which libav would starve), a
 /// bounded admission count and a byte budget for uploads. Requests are admitted before their body is read, so a
 /// full pool costs a client nothing but a 503.
+///
+/// Under `.process` isolation each thread owns a sandboxed worker process (WorkerProcess.swift) and runs its jobs
+/// there: the threads, the queue and the admission are the same, only the call at the end of `Job.execute` differs.
 public actor WorkerPool {
     public struct Reservation: Sendable, Hashable {
         let id: UInt64
@@ -47,7 +50,12 @@ public actor WorkerPool {
     /// (SCHED_IDLE, inherited the same way) goes further: a waking event loop preempts a transcode at once rather
     /// than after the transcode's time slice, at the price of the jobs yielding to every other normal thread of
     /// their scheduling group as well.
-    public init(workers: Int, queueCapacity: Int, byteBudget: Int64, niceness: Int32 = 0, idlePolicy: Bool = false) {
+    ///
+    /// `isolation`: where the jobs run; `observe` hears what becomes of the worker processes (log and metrics).
+    public init(
+        workers: Int, queueCapacity: Int, byteBudget: Int64, niceness: Int32 = 0, idlePolicy: Bool = false,
+        isolation: PoolIsolation = .thread, observe: @escaping @Sendable (WorkerEvent) -> Void = { _ in }
+    ) {
         precondition(workers >= 1 && queueCapacity >= 0 && byteBudget > 0)
         self.workers = workers
         self.queueCapacity = queueCapacity
@@ -55,14 +63,21 @@ public actor WorkerPool {
         queue = JobQueue(counters: counters)
         counters.capacity.store(workers + queueCapacity, ordering: .relaxed)
         counters.workers.store(workers, ordering: .relaxed)
+        if case .thread = isolation { counters.readyWorkers.store(workers, ordering: .relaxed) }
         for index in 0..<workers {
             let queue = queue
+            let counters = counters
             let thread = Thread {
                 // Foundation keeps Thread.name to itself on Linux; this one shows in top -H and gdb.
                 _ = clinux_set_thread_name(pthread_self(), "transcode-\(index)")
+                // A worker process inherits both from the thread that starts it, and its libav threads from it.
                 if niceness != 0 { _ = clinux_nice_this_thread(niceness) }
                 if idlePolicy { _ = clinux_sched_idle_this_thread() }
-                WorkerPool.work(queue)
+                switch isolation {
+                case .thread: WorkerPool.work(queue)
+                case .process(let settings):
+                    WorkerPool.work(queue, WorkerProcess(index: index, settings: settings, counters: counters, observe: observe))
+                }
             }
             // x264 and the decoders use deep stacks; Foundation's default for secondary threads is small.
             thread.stackSize = 16 << 20
@@ -114,7 +129,7 @@ public actor WorkerPool {
     /// at once, a running one stops within a frame.
     public func run(
         _ reservation: Reservation, input: Int32, output: Int32, options: TranscodeOptions
-    ) async -> Result<Outcome, TranscodeError> {
+    ) async -> Result<Outcome, JobFailure> {
         // Only admitted requests run: admission is what bounds the queue.
         precondition(reservations[reservation.id] != nil, "run() without a live reservation")
         let job = Job(input: input, output: output, options: options)
@@ -130,7 +145,7 @@ public actor WorkerPool {
         case .success(let result):
             counters.completed.add(1, ordering: .relaxed)
             averageSeconds = averageSeconds * 0.8 + result.transcodeSeconds * 0.2
-        case .failure(.cancelled): break
+        case .failure(.transcode(.cancelled)): break
         case .failure: counters.failed.add(1, ordering: .relaxed)
         }
         return outcome
@@ -145,11 +160,42 @@ public actor WorkerPool {
     /// Stops the worker threads once the queue is empty (for tests; the service exits instead).
     public func shutdown() { queue.close() }
 
+    /// In-process: libav runs on this thread.
     private static func work(_ queue: JobQueue) {
         while let (job, waiting) = queue.take() {
-            job.execute(counters: queue.counters, threads: queue.threads(waiting: waiting))
+            job.execute(counters: queue.counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
+                Result { () throws(TranscodeError) -> TranscodeReport in
+                    try transcode(input: .fileDescriptor(job.input), output: .fileDescriptor(job.output),
+                                  options: options, cancellation: cancellation)
+                }.mapError(JobFailure.transcode)
+            }
         }
     }
+
+    /// Isolated: this thread hands each job to its worker process, and replaces the process before taking the next
+    /// job if it died, is due for recycling, or never started (then backing off, and failing no job meanwhile).
+    private static func work(_ queue: JobQueue, _ worker: WorkerProcess) {
+        let counters = queue.counters
+        while worker.ensureReady(pause: { queue.waitClosed(seconds: $0) }) {
+            counters.setProcess(worker.pid, of: worker.index)
+            guard let (job, waiting) = queue.take() else { break }
+            job.execute(counters: counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
+                worker.run(options: options, input: job.input, output: job.output, cancellation: cancellation)
+            }
+            worker.afterJob()
+            counters.setProcess(worker.pid, of: worker.index)
+        }
+        worker.shutdown()
+        counters.setProcess(nil, of: worker.index)
+    }
+}
+
+/// Where a pool's jobs run.
+public enum PoolIsolation: Sendable {
+    /// On the pool's threads, in this process.
+    case thread
+    /// In one sandboxed worker process per pool thread.
+    case process(WorkerSettings)
 }
 
 /// Counts the pool publishes for lock-free reading.
@@ -162,15 +208,32 @@ public final class PoolCounters: Sendable {
     public let completed = Atomic<Int>(0)
     public let failed = Atomic<Int>(0)
     public let rejected = Atomic<Int>(0)
+    /// Workers able to take a job now: every thread in-process; under isolation, those whose process is up.
+    public let readyWorkers = Atomic<Int>(0)
+    /// Workers whose process failed to start at its last try (they back off and retry): the pool is degraded.
+    public let failingWorkers = Atomic<Int>(0)
+    /// Worker processes that died of a signal during a job.
+    public let crashes = Atomic<Int>(0)
+    private let processes = Locked<[Int: Int32]>([:])
 
     /// Admitted but not running: uploading or waiting for a worker.
     public var queued: Int { max(admitted.load(ordering: .relaxed) - running.load(ordering: .relaxed), 0) }
+
+    /// True while some worker cannot start its process.
+    public var isDegraded: Bool { failingWorkers.load(ordering: .relaxed) > 0 }
+
+    /// The worker processes' ids, by pool thread (empty in-process).
+    public var workerProcessIDs: [Int32] { processes.withLock { $0.sorted { $0.key < $1.key }.map(\.value) } }
+
+    func setProcess(_ pid: Int32?, of worker: Int) {
+        processes.withLock { $0[worker] = pid }
+    }
 }
 
 /// One transcode handed to a worker; its continuation is resumed exactly once, by whoever finishes it first.
 final class Job: Sendable {
     typealias Outcome = WorkerPool.Outcome
-    typealias Continuation = CheckedContinuation<Result<Outcome, TranscodeError>, Never>
+    typealias Continuation = CheckedContinuation<Result<Outcome, JobFailure>, Never>
 
     let input: Int32
     let output: Int32
@@ -203,11 +266,15 @@ final class Job: Sendable {
             defer { state.continuation = nil }
             return state.continuation
         }
-        queued?.resume(returning: .failure(.cancelled))
+        queued?.resume(returning: .failure(.transcode(.cancelled)))
     }
 
-    /// Runs on a worker thread; `threads` is the libav thread count the pool chose for this moment.
-    func execute(counters: PoolCounters, threads: Int) {
+    /// Runs on a worker thread; `threads` is the libav thread count the pool chose for this moment, `perform`
+    /// the transcode itself, in this process or in the thread's worker process.
+    func execute(
+        counters: PoolCounters, threads: Int,
+        perform: (TranscodeOptions, TranscodeCancellation) -> Result<TranscodeReport, JobFailure>
+    ) {
         let claimed = state.withLock { state -> Bool in
             guard state.continuation != nil, !cancellation.isCancelled else { return false }
             state.running = true
@@ -218,10 +285,7 @@ final class Job: Sendable {
         counters.running.add(1, ordering: .relaxed)
         var options = options
         if options.threads == 0 { options.threads = threads }
-        let result = Result { [options] () throws(TranscodeError) -> TranscodeReport in
-            try transcode(input: .fileDescriptor(input), output: .fileDescriptor(output), options: options,
-                          cancellation: cancellation)
-        }
+        let result = perform(options, cancellation)
         counters.running.subtract(1, ordering: .relaxed)
         let outcome = result.map {
             Outcome(report: $0, queueWait: (started - enqueued).seconds, transcodeSeconds: (ContinuousClock.now - started).seconds)
@@ -287,5 +351,14 @@ final class JobQueue: @unchecked Sendable {
         closed = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// Sleeps up to `seconds`, or less if the queue closes meanwhile; true once it is closed.
+    func waitClosed(seconds: Double) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let until = Date(timeIntervalSinceNow: seconds)
+        while !closed && condition.wait(until: until) {}
+        return closed
     }
 }

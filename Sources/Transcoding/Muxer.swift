@@ -8,9 +8,13 @@ final class Muxer {
     /// The opaque of the context's interrupt callback. libav calls it until the end, `avio_closep` in deinit included,
     /// so the muxer keeps it alive rather than trusting the caller to outlive it.
     private let control: JobControl
+    /// The descriptor's writer, when the output is a descriptor rather than a path.
+    private let output: OutputIO?
 
     init(_ location: MediaLocation, control: JobControl) throws(TranscodeError) {
         self.control = control
+        // A descriptor is written through OutputIO, which opens nothing by name: the worker process may not.
+        if case .fileDescriptor(let fd) = location { output = try OutputIO(fd: fd, control: control) } else { output = nil }
         var allocated: UnsafeMutablePointer<AVFormatContext>? = nil
         let url = location.writableURL
         try check(avformat_alloc_output_context2(&allocated, nil, "mp4", url), "allocating the MP4 muxer")
@@ -19,6 +23,18 @@ final class Muxer {
         // The muxer reopens its own output to move the moov box; nothing but a plain file may be opened.
         context.pointee.protocol_whitelist = av_strdup("file")
         context.pointee.interrupt_callback = control.interruptCallback
+        if let output {
+            context.pointee.pb = output.context
+            // `+faststart` reads the output back through `io_open`; OutputIO serves it from the same descriptor.
+            context.pointee.opaque = Unmanaged.passUnretained(output).toOpaque()
+            context.pointee.io_open = { context, pb, _, flags, _ in
+                Unmanaged<OutputIO>.fromOpaque(context!.pointee.opaque).takeUnretainedValue().openReader(pb!, flags: flags)
+            }
+            context.pointee.io_close2 = { context, pb in
+                Unmanaged<OutputIO>.fromOpaque(context!.pointee.opaque).takeUnretainedValue().closeReader(pb)
+            }
+            return
+        }
         var callback = control.interruptCallback
         var options: OpaquePointer? = nil
         defer { av_dict_free(&options) }
@@ -28,7 +44,12 @@ final class Muxer {
     }
 
     deinit {
-        if !closed, context.pointee.pb != nil { avio_closep(&context.pointee.pb) }
+        if output != nil {
+            // OutputIO frees its own context; libav must not close it as if it had opened it.
+            context.pointee.pb = nil
+        } else if !closed, context.pointee.pb != nil {
+            avio_closep(&context.pointee.pb)
+        }
         avformat_free_context(context)
     }
 
@@ -94,7 +115,7 @@ final class Muxer {
         let status = av_write_trailer(context)
         if status < 0 { throw control.error(status, "writing the MP4 trailer") }
         closed = true
-        let closing = avio_closep(&context.pointee.pb)
+        let closing = output?.flush() ?? avio_closep(&context.pointee.pb)
         if closing < 0 { throw control.error(closing, "closing the output") }
     }
 }

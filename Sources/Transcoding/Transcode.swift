@@ -33,6 +33,29 @@ public struct TranscodeReport: Sendable, Equatable {
     /// `videoFilters` as one token: the names joined by commas, or `none`.
     public var videoFiltersText: String { videoFilters.isEmpty ? "none" : videoFilters.joined(separator: ",") }
 
+    public init(
+        inputFormat: String, inputVideoCodec: String, width: Int, height: Int, videoFrames: Int, audioSamples: Int64,
+        hasAudio: Bool, audioCopied: Bool, inputDuration: Double?, outputDuration: Double, inputBytes: Int64,
+        outputBytes: Int64, seconds: Double, threads: Int, videoFilters: [String] = [], videoFilterGraph: String = ""
+    ) {
+        self.inputFormat = inputFormat
+        self.inputVideoCodec = inputVideoCodec
+        self.width = width
+        self.height = height
+        self.videoFrames = videoFrames
+        self.audioSamples = audioSamples
+        self.hasAudio = hasAudio
+        self.audioCopied = audioCopied
+        self.inputDuration = inputDuration
+        self.outputDuration = outputDuration
+        self.inputBytes = inputBytes
+        self.outputBytes = outputBytes
+        self.seconds = seconds
+        self.threads = threads
+        self.videoFilters = videoFilters
+        self.videoFilterGraph = videoFilterGraph
+    }
+
     public var summary: String {
         let input = inputDuration.map { "\(secondsText($0)) s" } ?? "unknown"
         let audio = !hasAudio ? "none" : audioCopied ? "aac(copy)" : "aac(encoded)"

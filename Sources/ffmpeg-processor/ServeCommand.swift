@@ -44,6 +44,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical [LOG_LEVEL].") var logLevel: String?
     @Option(help: "Proxies whose X-Forwarded-For names the client in the log: addresses or CIDR networks, comma-separated, e.g. 127.0.0.1,10.0.0.0/8; none by default [TRUSTED_PROXY].")
     var trustedProxy: String?
+    @Option(help: "process (the default: each transcode in a sandboxed worker process, so a crash costs one job) or thread (in this process, as before) [ISOLATION].")
+    var isolation: String?
+    @Option(help: "Address space of one worker process, bytes; a job that needs more gets 413 [JOB_MEMORY]. Default \(ServiceConfig.defaultJobMemory >> 30) GiB.")
+    var jobMemory: Int64?
+    @Option(help: "Jobs after which a worker process is replaced by a fresh one (process isolation) [WORKER_MAX_JOBS]. Default \(WorkerSettings().maxJobs).")
+    var workerMaxJobs: Int?
+    @Option(help: "Resident bytes above which a worker process is replaced after its job (process isolation) [WORKER_MAX_RSS]. Default \(WorkerSettings().maxResidentBytes >> 20) MiB.")
+    var workerMaxRss: Int64?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -75,6 +83,21 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("trusted-proxy must be addresses or CIDR networks, comma-separated, not \(proxies)")
             }
             config.trustedProxies = parsed
+        }
+        if let isolation = try isolation ?? env.string("ISOLATION") {
+            guard let parsed = Isolation(rawValue: isolation) else {
+                throw ValidationError("isolation must be process or thread, not \(isolation)")
+            }
+            config.isolation = parsed
+        }
+        config.worker.jobMemory = try jobMemory ?? env.number("JOB_MEMORY") ?? config.worker.jobMemory
+        // The binary started as `worker` is this one, unless a test run says otherwise: `make test-tsan` has
+        // ThreadSanitizer's service start a plain build, since TSan's shadow memory cannot live under RLIMIT_AS.
+        config.worker.executable = try env.string("FFMPEG_PROCESSOR_WORKER_EXECUTABLE") ?? config.worker.executable
+        config.worker.maxJobs = try workerMaxJobs ?? env.number("WORKER_MAX_JOBS") ?? config.worker.maxJobs
+        config.worker.maxResidentBytes = try workerMaxRss ?? env.number("WORKER_MAX_RSS") ?? config.worker.maxResidentBytes
+        guard config.worker.jobMemory >= 256 << 20, config.worker.maxJobs >= 1, config.worker.maxResidentBytes > 0 else {
+            throw ValidationError("job-memory must be at least 256 MiB, worker-max-jobs and worker-max-rss positive")
         }
         guard let level = Logger.Level(rawValue: config.logLevel) else {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")

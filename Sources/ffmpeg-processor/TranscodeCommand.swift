@@ -1,5 +1,7 @@
 import ArgumentParser
 import Glibc
+import SystemSupport
+import TranscodeService
 import Transcoding
 
 /// `ffmpeg-processor transcode IN OUT`: one file, the same engine as the service.
@@ -20,6 +22,9 @@ struct TranscodeCommand: ParsableCommand {
     @Option(help: "Encoder and decoder threads (0: one per core).") var threads: Int = 0
     @Option(help: "HDR (PQ or HLG) input: tonemap (to BT.709 SDR) or keep.") var hdr: String = "tonemap"
     @Option(help: "Interlaced input: auto (deinterlace with bwdif) or off.") var deinterlace: String = "auto"
+    @Flag(help: "Open both files, then confine this process as the service's workers are (seccomp allow-list, no new privileges, no core file) before reading the input.")
+    var sandbox = false
+    @Option(help: "With --sandbox: the process's address space, bytes (RLIMIT_AS).") var jobMemory: Int64?
 
     func run() throws {
         var options = TranscodeOptions()
@@ -33,11 +38,47 @@ struct TranscodeCommand: ParsableCommand {
             // Parsed here rather than by ArgumentParser, so that a bad value is reported as every other bad option is.
             options.hdr = try TranscodeOptions.parse("hdr", hdr)
             options.deinterlace = try TranscodeOptions.parse("deinterlace", deinterlace)
-            let report = try transcode(input: .path(input), output: .path(output), options: options)
-            print(report.summary)
+        } catch {
+            printToStandardError("ffmpeg-processor: \(error)")
+            throw ExitCode(2)
+        }
+        guard sandbox else {
+            return try report { () throws(TranscodeError) in
+                try transcode(input: .path(input), output: .path(output), options: options)
+            }
+        }
+        // Both files opened, then the sandbox: from here the process can only read and write what it holds.
+        let inputFile = try openFile(input, O_RDONLY)
+        // Read back as well as written: `+faststart` moves the moov box through the same descriptor.
+        let outputFile = try openFile(output, O_RDWR | O_CREAT | O_TRUNC)
+        do {
+            try Sandbox.confine(Sandbox.Limits(addressSpace: jobMemory))
+        } catch {
+            printToStandardError("ffmpeg-processor: \(error)")
+            throw ExitCode(1)
+        }
+        try report { () throws(TranscodeError) in
+            try transcode(input: .fileDescriptor(inputFile.rawValue), output: .fileDescriptor(outputFile.rawValue),
+                          options: options)
+        }
+    }
+
+    /// Prints the report, or the error with the exit status for its kind.
+    private func report(_ body: () throws(TranscodeError) -> TranscodeReport) throws {
+        do {
+            print(try body().summary)
         } catch {
             printToStandardError("ffmpeg-processor: \(error)")
             throw ExitCode(error.isInputError ? 2 : 1)
+        }
+    }
+
+    private func openFile(_ path: String, _ flags: Int32) throws -> OwnedDescriptor {
+        do {
+            return OwnedDescriptor(taking: try syscallValue("open") { open(path, flags | O_CLOEXEC, 0o644) })
+        } catch {
+            printToStandardError("ffmpeg-processor: \(path): \(error.errno)")
+            throw ExitCode(1)
         }
     }
 }

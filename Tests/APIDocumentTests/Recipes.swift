@@ -60,6 +60,7 @@ enum RecipeBook {
         serverWide + uploads + [
             Recipe(status: 200, endpoints: about, setting: .standard, name: "health") { head($0) },
             Recipe(status: 503, endpoints: about, setting: .draining, name: "draining") { head($0) },
+            Recipe(status: 503, endpoints: about, setting: .degraded, name: "no worker process can start") { head($0) },
             Recipe(status: 200, endpoints: [metrics], setting: .standard, name: "metrics") { head($0) },
             Recipe(status: 405, endpoints: refused, setting: .standard, name: "a method the path does not serve",
                    expectedHeaders: ["Allow"]) { head($0) },
@@ -136,6 +137,10 @@ enum RecipeBook {
             head($0, ["Content-Length: \(Setting.uploadBudget + 1)", "Expect: 100-continue"])
         },
         Recipe(status: 503, endpoints: [upload], setting: .draining, name: "draining", expectedHeaders: ["Retry-After"]) {
+            head($0, ["Content-Length: 1000", "Expect: 100-continue"])
+        },
+        Recipe(status: 503, endpoints: [upload], setting: .degraded, name: "no worker process can start",
+               expectedHeaders: ["Retry-After"]) {
             head($0, ["Content-Length: 1000", "Expect: 100-continue"])
         },
         Recipe(status: 507, endpoints: [upload], setting: .diskFull, name: "1 MiB into a 256 KiB tmpfs") {

@@ -19,6 +19,8 @@ enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
     case noTempDir
     /// The built service in a user and mount namespace of its own, its temp directory a 256 KiB tmpfs (507).
     case diskFull
+    /// Worker processes that cannot start (their binary exits at once): /about says degraded, uploads get 503.
+    case degraded
 
     var description: String { rawValue }
 
@@ -63,6 +65,16 @@ enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
             return live
         case .diskFull:
             return try LiveService.inNamespace(tmpfsSize: "256k")
+        case .degraded:
+            let live = try LiveService.inProcess { config in
+                config.isolation = .process
+                config.worker.executable = "/bin/false"
+            }
+            guard waitUntil(30, { live.service?.pool.counters.isDegraded == true }) else {
+                live.stop()
+                throw DocumentError("the pool never said it was degraded")
+            }
+            return live
         }
     }
 }
@@ -94,6 +106,11 @@ final class LiveService: @unchecked Sendable {
         config.queueBytes = Int64(Setting.uploadBudget)
         config.tmpDir = scratch.url.path
         config.drainTimeout = 1
+        // The worker processes are the built binary's: this one is the test runner.
+        config.isolation = ProcessInfo.processInfo.environment["ISOLATION"].flatMap(Isolation.init) ?? .process
+        // Under `make test-tsan`, a plain build: TSan's shadow memory cannot live under the worker's RLIMIT_AS.
+        config.worker.executable = try ProcessInfo.processInfo.environment["FFMPEG_PROCESSOR_WORKER_EXECUTABLE"]
+            ?? builtExecutable("ffmpeg-processor")
         configure(&config)
         var logger = Logger(label: "api-document")
         logger.logLevel = .critical

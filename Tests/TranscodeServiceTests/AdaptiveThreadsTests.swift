@@ -22,7 +22,7 @@ struct AdaptiveThreadsTests {
     /// Runs `bytes` through `pool` as the service does: admitted, then read from one anonymous file and written to
     /// another.
     static func run(_ pool: WorkerPool, _ bytes: [UInt8], preset: String = "ultrafast") async throws
-        -> Result<WorkerPool.Outcome, TranscodeError>
+        -> Result<WorkerPool.Outcome, JobFailure>
     {
         let scratch = try Scratch()
         let input = try OwnedDescriptor.anonymousFile(in: scratch.url.path)
@@ -35,7 +35,7 @@ struct AdaptiveThreadsTests {
         }
         guard case .admitted(let reservation) = await pool.admit(expectedBytes: Int64(bytes.count)) else {
             Issue.record("the pool refused the job")
-            return .failure(.cancelled)
+            return .failure(.transcode(.cancelled))
         }
         let result = await pool.run(reservation, input: input.rawValue, output: output.rawValue, options: options(preset: preset))
         await pool.release(reservation)
@@ -53,33 +53,34 @@ struct AdaptiveThreadsTests {
     }
 
     /// A veryslow transcode that holds a worker until its task is cancelled.
-    static func occupy(_ pool: WorkerPool) -> Task<Result<WorkerPool.Outcome, TranscodeError>, any Error> {
+    static func occupy(_ pool: WorkerPool) -> Task<Result<WorkerPool.Outcome, JobFailure>, any Error> {
         Task { try await run(pool, Clips.slow, preset: "veryslow") }
     }
 
-    @Test("a job alone on the pool is opened with libav threads 0: every core")
-    func alone() async throws {
-        let pool = WorkerPool(workers: 2, queueCapacity: 4, byteBudget: 1 << 30)
+    @Test("a job alone on the pool is opened with libav threads 0: every core", arguments: Isolation.allCases)
+    func alone(_ isolation: Isolation) async throws {
+        let pool = WorkerPool(workers: 2, queueCapacity: 4, byteBudget: 1 << 30, isolation: try poolIsolation(isolation))
         let outcome = try await Self.run(pool, Clips.small.bytes).get()
         #expect(outcome.report.threads == 0)
         await pool.shutdown()
     }
 
-    @Test("a job that starts while another runs gets cores / workers threads")
-    func besideARunningJob() async throws {
-        let pool = WorkerPool(workers: 2, queueCapacity: 4, byteBudget: 1 << 30)
+    @Test("a job that starts while another runs gets cores / workers threads", arguments: Isolation.allCases)
+    func besideARunningJob(_ isolation: Isolation) async throws {
+        let pool = WorkerPool(workers: 2, queueCapacity: 4, byteBudget: 1 << 30, isolation: try poolIsolation(isolation))
         let busy = Self.occupy(pool)
         #expect(await Self.eventually { pool.counters.running.load(ordering: .relaxed) == 1 })
         let outcome = try await Self.run(pool, Clips.small.bytes).get()
         #expect(outcome.report.threads == max(ServiceConfig.cores / 2, 1))
         busy.cancel()
-        #expect(try await busy.value.failureValue == .cancelled, "the busy job was still running when the other ended")
+        #expect(try await busy.value.failureValue == .transcode(.cancelled), "the busy job was still running when the other ended")
         await pool.shutdown()
     }
 
-    @Test("a job that starts while another waits gets cores / workers threads; the last one, alone, gets 0")
-    func besideAWaitingJob() async throws {
-        let pool = WorkerPool(workers: 1, queueCapacity: 4, byteBudget: 1 << 30)
+    @Test("a job that starts while another waits gets cores / workers threads; the last one, alone, gets 0",
+          arguments: Isolation.allCases)
+    func besideAWaitingJob(_ isolation: Isolation) async throws {
+        let pool = WorkerPool(workers: 1, queueCapacity: 4, byteBudget: 1 << 30, isolation: try poolIsolation(isolation))
         let busy = Self.occupy(pool)
         #expect(await Self.eventually { pool.counters.running.load(ordering: .relaxed) == 1 })
         let first = Task { try await Self.run(pool, Clips.small.bytes) }
@@ -87,7 +88,7 @@ struct AdaptiveThreadsTests {
         #expect(await Self.eventually { pool.waitingJobs == 2 }, "both jobs wait behind the busy one")
         // The worker then takes one job with the other still waiting, and the other with nothing running or waiting.
         busy.cancel()
-        #expect(try await busy.value.failureValue == .cancelled)
+        #expect(try await busy.value.failureValue == .transcode(.cancelled))
         let threads = [try await first.value.get().report.threads, try await second.value.get().report.threads]
         #expect(threads.sorted() == [0, max(ServiceConfig.cores / 1, 1)])
         await pool.shutdown()

@@ -24,8 +24,8 @@ struct PoolTests {
             let busy = try startSlowJob(running)
             #expect(try running.wait { $0["running"] as? Int == 1 })
             // x264 starts its own threads once the first frames reach it, which can take a while on a busy machine.
-            _ = waitUntil(20) { threadNices().filter { $0.nice == 7 }.count >= 2 }
-            let threads = threadNices()
+            _ = waitUntil(20) { threadNices(running).filter { $0.nice == 7 }.count >= 2 }
+            let threads = threadNices(running)
             #expect(threads.contains { $0.name == "transcode-0" && $0.nice == 7 }, "\(threads)")
             #expect(threads.filter { $0.nice == 7 }.count >= 2, "x264's threads inherit it: \(threads)")
             #expect(threads.contains { $0.name.hasPrefix("http-loop") && $0.nice == 0 }, "\(threads)")
@@ -43,8 +43,8 @@ struct PoolTests {
             let idle = 5  // SCHED_IDLE, a GNU-only constant the Swift Glibc module does not show
             // A SCHED_IDLE worker gets no cycle while the other tests of this process keep the cores busy, so x264
             // may take long to start its threads.
-            _ = waitUntil(60) { threadNices().filter { $0.policy == idle }.count >= 2 }
-            let threads = threadNices()
+            _ = waitUntil(60) { threadNices(running).filter { $0.policy == idle }.count >= 2 }
+            let threads = threadNices(running)
             #expect(threads.contains { $0.name == "transcode-0" && $0.policy == idle }, "\(threads)")
             #expect(threads.filter { $0.policy == idle }.count >= 2, "x264's threads inherit it: \(threads)")
             #expect(threads.contains { $0.name.hasPrefix("http-loop") && $0.policy == 0 }, "\(threads)")
@@ -186,16 +186,20 @@ struct PoolTests {
     }
 }
 
-/// This process's threads: name and nice value (field 19 of /proc/self/task/N/stat, after the parenthesised name).
-func threadNices() -> [(name: String, nice: Int, policy: Int)] {
-    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
-    return tasks.compactMap { task in
-        guard let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
-            let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
-        else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the name: state is field 3, so nice (field 19) is the 17th and policy (field 41) the 39th.
-        guard fields.count > 38, let nice = Int(fields[16]), let policy = Int(fields[38]) else { return nil }
-        return (String(stat[stat.index(after: open)..<close]), nice, policy)
+/// The threads of this process and of the service's worker processes (where libav runs under --isolation
+/// process; they inherit both from the pool thread that starts them): name, nice value and policy (fields 19 and
+/// 41 of /proc/<pid>/task/N/stat, after the parenthesised name).
+func threadNices(_ running: RunningService) -> [(name: String, nice: Int, policy: Int)] {
+    (["self"] + running.service.pool.counters.workerProcessIDs.map(String.init)).flatMap { process in
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process)/task")) ?? []
+        return tasks.compactMap { task -> (name: String, nice: Int, policy: Int)? in
+            guard let stat = try? String(contentsOfFile: "/proc/\(process)/task/\(task)/stat", encoding: .utf8),
+                let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+            else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // After the name: state is field 3, so nice (field 19) is the 17th and policy (field 41) the 39th.
+            guard fields.count > 38, let nice = Int(fields[16]), let policy = Int(fields[38]) else { return nil }
+            return (String(stat[stat.index(after: open)..<close]), nice, policy)
+        }
     }
 }

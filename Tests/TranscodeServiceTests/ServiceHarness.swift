@@ -24,6 +24,8 @@ final class RunningService: Sendable {
         config.queue = queue
         config.tmpDir = scratch.url.path
         config.drainTimeout = 10
+        config.isolation = testIsolation
+        config.worker = try workerSettings()
         configure(&config)
         var quiet = Logger(label: "test")
         quiet.logLevel = .critical
@@ -82,6 +84,26 @@ final class RunningService: Sendable {
     func tempFilesClosed(within seconds: Double = 3) -> Bool {
         waitUntil(seconds) { openTempFiles.isEmpty }
     }
+}
+
+/// The isolation the service tests run under: `process` (the service's default), or what `ISOLATION` says, so that
+/// `ISOLATION=thread make test` runs the same suites in-process.
+let testIsolation: Isolation = ProcessInfo.processInfo.environment["ISOLATION"].flatMap(Isolation.init) ?? .process
+
+/// Worker processes as the service starts them, from the built `ffmpeg-processor` (this binary is the test runner).
+func workerSettings() throws -> WorkerSettings {
+    var settings = WorkerSettings()
+    // Under `make test-tsan`, a plain build: TSan's shadow memory cannot live under the worker's RLIMIT_AS.
+    settings.executable = try ProcessInfo.processInfo.environment["FFMPEG_PROCESSOR_WORKER_EXECUTABLE"]
+        ?? builtExecutable("ffmpeg-processor")
+    // Debug builds under a loaded machine start slowly.
+    settings.startTimeout = 60
+    return settings
+}
+
+/// A pool's isolation for `mode`.
+func poolIsolation(_ mode: Isolation) throws -> PoolIsolation {
+    mode == .thread ? .thread : .process(try workerSettings())
 }
 
 /// Sends `body` as a POST to a service on `port` (in this process or not) and reads the answer.

@@ -39,6 +39,43 @@ struct CommandLineTests {
         #expect(result.err.contains(reason), "\(result.err)")
     }
 
+    /// The binary the sandbox tests run: under `make test-tsan` a plain build, as for the service's workers (TSan's
+    /// shadow memory and its runtime's own calls do not fit a sandbox).
+    static func sandboxable() throws -> String {
+        try ProcessInfo.processInfo.environment["FFMPEG_PROCESSOR_WORKER_EXECUTABLE"] ?? builtExecutable("ffmpeg-processor")
+    }
+
+    @Test("--sandbox: the files are opened first, then the process is confined, and the MP4 still decodes with every frame")
+    func sandboxed() async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            var clip = SyntheticClip()
+            clip.seconds = 0.5
+            let info = try clip.write(to: scratch.path("in.mp4"))
+            let result = try run(try Self.sandboxable(),
+                                 ["transcode", "--sandbox", scratch.path("in.mp4"), scratch.path("out.mp4")])
+            #expect(result.status == 0, "\(result.err)")
+            let probe = try MediaProbe.probe(.path(scratch.path("out.mp4")), decode: true)
+            #expect(probe.video?.frameCount == info.videoFrames)
+        }
+    }
+
+    @Test("--sandbox --job-memory: the same transcode fails under an address space too small for it, and succeeds without the limit")
+    func sandboxMemory() async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            var clip = SyntheticClip()
+            clip.width = 1280
+            clip.height = 720
+            clip.seconds = 0.5
+            try clip.write(to: scratch.path("in.mp4"))
+            let arguments = ["transcode", "--sandbox", scratch.path("in.mp4"), scratch.path("out.mp4")]
+            #expect(try run(try Self.sandboxable(), arguments).status == 0)
+            let limited = try run(try Self.sandboxable(), arguments + ["--job-memory", String(256 << 20)])
+            #expect(limited.status != 0, "a 720p transcode fit in 256 MiB of address space: \(limited.out)")
+        }
+    }
+
     @Test("an output that cannot be written: exit 1")
     func internalError() async throws {
         try await onThread {

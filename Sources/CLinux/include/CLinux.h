@@ -78,4 +78,27 @@ static inline uint32_t clinux_epoll_event_events(const struct epoll_event *ev) {
 static inline uint64_t clinux_epoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
 static inline size_t clinux_epoll_event_size(void) { return sizeof(struct epoll_event); }
 
+/* Descriptors over a Unix socket (SCM_RIGHTS), for the worker processes. `clinux_send_fds` sends `length` bytes
+   with `count` descriptors as one message (MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE). `clinux_receive_fds`
+   receives one message; the descriptors it carries arrive close-on-exec, and any beyond `capacity` are closed.
+   `truncated` is set when the message or its descriptors did not fit. Both return what sendmsg/recvmsg return. */
+#define CLINUX_MAX_PASSED_FDS 4
+long clinux_send_fds(int socket, const void *bytes, size_t length, const int *fds, int count);
+long clinux_receive_fds(int socket, void *bytes, size_t length, int *fds, int capacity, int *count, int *truncated);
+static inline int clinux_sock_seqpacket(void) { return SOCK_SEQPACKET; }
+
+/* prctl's PR_SET_PDEATHSIG (this process gets `signal` when the thread that started it ends) and
+   PR_SET_NO_NEW_PRIVS (no exec can ever grant privileges again: what lets an unprivileged process load seccomp). */
+int clinux_set_parent_death_signal(int signal);
+int clinux_set_no_new_privileges(void);
+
+/* posix_spawn's file action and attributes: a descriptor at a fixed number in the child, and every signal at its
+   default disposition and unblocked there (the service ignores SIGTERM/SIGINT; a child must not inherit that). */
+int clinux_spawn_dup2(posix_spawn_file_actions_t *actions, int from, int to);
+int clinux_spawn_set_default_signals(posix_spawnattr_t *attributes);
+
+/* waitpid's status macros: the signal that ended the process (0 if none), or its exit code (-1 if none). */
+int clinux_wait_signal(int status);
+int clinux_wait_exit_code(int status);
+
 #endif

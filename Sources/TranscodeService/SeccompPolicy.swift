@@ -1,0 +1,104 @@
+import CSeccomp
+import Glibc
+
+/// The worker's system-call allow-list: what a demux, decode, scale and x264/AAC encode need on descriptors that
+/// are already open, plus the socket to the parent. Nothing opens a file, creates a socket, connects, executes a
+/// program, traces or signals another process, or creates one; threads stay allowed.
+///
+/// Measured, not guessed: `make seccomp-measure` (scripts/seccomp-measure.sh) runs the service's workers with the
+/// whole sandbox but this filter, attaches `strace -f -c` to them once they are ready, and sends them the trial
+/// clip, every fixture format (each as is, scaled, and without audio), a 720p clip, 300 fuzz mutants, bad inputs,
+/// a cancelled job and a timed-out one. Its table (2026-11-30, glibc 2.36, libav 59): futex, recvmsg, pwrite64, brk,
+/// rt_sigprocmask, madvise, clone3, set_robust_list, pread64, mprotect, munmap, rseq, mmap, newfstatat, close,
+/// sendmsg, sched_getaffinity, openat, read, lseek. Each is below; the few calls added by reading rather than
+/// measuring say so, with the reason.
+///
+/// **What a forbidden call gets.** Most kill the process (SECCOMP_RET_KILL_PROCESS), as in OpenSSH's and Android's
+/// media policies: a decoder that makes one is running code nobody wrote for it and must not get a second try. EPERM
+/// would let an exploit probe the list call by call and carry on; a kill ends the job at once, and the parent sees
+/// SIGSYS, logs it, counts it and starts a fresh process. Two calls answer an error instead, because libraries make
+/// them and cope with the refusal:
+/// - `openat` gets EACCES, as OpenSSH's filter answers `open`. The measurement caught glibc opening files lazily
+///   on libav's behalf: `tzset` reads /etc/localtime when a demuxer formats a creation time, and `iconv_open` loads
+///   gconv modules when the MPEG-TS demuxer decodes a DVB service name. Refused, both fall back (UTC; the raw
+///   bytes), and the job goes on; killed, a valid MPEG-TS upload would fail.
+/// - `clone3` gets ENOSYS: glibc ≥ 2.34 tries it first for every new thread and falls back to `clone` only on
+///   ENOSYS, and `clone3` passes its flags in memory, where a filter cannot read them to tell a thread from a
+///   process. `clone` passes them in a register, so it is allowed for threads only.
+enum SeccompPolicy {
+    /// Allowed whatever their arguments, grouped by why.
+    static let allowed: [(why: String, calls: [String])] = [
+        ("memory: the heap, libav's frame pools and x264's buffers, thread stacks (madvise frees a finished thread's)",
+         ["brk", "mmap", "munmap", "mprotect", "madvise"]),
+        ("the job's two descriptors: read with pread, written with pwrite, their size with fstat (glibc's fstat is "
+            + "newfstatat with AT_EMPTY_PATH)",
+         ["pread64", "pwrite64", "newfstatat", "lseek", "close"]),
+        ("stdio: libav's fatal-level log and Swift's crash messages go to stderr",
+         ["read", "write"]),
+        ("the socket to the parent: a job and its descriptors in, a cancel in, the answer out",
+         ["recvmsg", "sendmsg"]),
+        ("threads: libav's frame and slice threads and x264's, their locks, per-thread registration",
+         ["futex", "set_robust_list", "rseq", "sched_getaffinity", "rt_sigprocmask"]),
+        ("transcode --sandbox, measured the same way: glibc installs its thread-cancellation handler when the "
+            + "process makes its first thread, which a worker has done before its filter, the CLI after it",
+         ["rt_sigaction"]),
+        ("ends: of a thread, and of the process (neither returns, so strace -c cannot count them)",
+         ["exit", "exit_group"]),
+        ("by reading glibc: realloc of a block above the mmap threshold moves it with mremap; abort() (libav's "
+            + "av_assert0) raises SIGABRT with getpid + tgkill, limited to this process below",
+         ["mremap", "getpid", "rt_sigreturn"]),
+    ]
+
+    /// Allowed only with these arguments.
+    static func conditionalRules(pid: pid_t) -> [(call: String, why: String, comparisons: [scmp_arg_cmp])] {
+        [
+            ("clone", "threads only: CLONE_THREAD set (a new process has it clear)",
+             [shim_scmp_masked_eq(0, shim_clone_thread(), shim_clone_thread())]),
+            ("tgkill", "signals to this process's own threads (abort()); never to another process",
+             [shim_scmp_eq(0, UInt64(pid))]),
+        ]
+    }
+
+    /// Denied with an errno instead of the kill, because a library makes them and copes with the answer.
+    static let refused: [(call: String, errno: Int32)] = [
+        ("openat", EACCES),
+        ("open", EACCES),
+        ("clone3", ENOSYS),
+    ]
+
+    /// Loads the filter into every thread of the process, and so into every thread started from now on.
+    static func load() throws(Sandbox.Failure) {
+        guard let filter = seccomp_init(shim_scmp_act_kill_process()) else {
+            throw Sandbox.Failure(step: "seccomp_init", code: ENOMEM)
+        }
+        defer { seccomp_release(filter) }
+        func number(_ name: String) throws(Sandbox.Failure) -> Int32 {
+            let number = seccomp_syscall_resolve_name(name)
+            guard number != __NR_SCMP_ERROR else { throw Sandbox.Failure(step: "resolving \(name)", code: EINVAL) }
+            return number
+        }
+        func check(_ status: Int32, _ step: String) throws(Sandbox.Failure) {
+            // libseccomp answers -errno itself; nothing here reads errno.
+            if status < 0 { throw Sandbox.Failure(step: step, code: -status) }
+        }
+        for group in allowed {
+            for call in group.calls {
+                try check(seccomp_rule_add_array(filter, shim_scmp_act_allow(), try number(call), 0, nil), call)
+            }
+        }
+        for rule in conditionalRules(pid: getpid()) {
+            var comparisons = rule.comparisons
+            try check(
+                seccomp_rule_add_array(filter, shim_scmp_act_allow(), try number(rule.call), UInt32(comparisons.count),
+                                       &comparisons), rule.call)
+        }
+        for rule in refused {
+            try check(seccomp_rule_add_array(filter, shim_scmp_act_errno(rule.errno), try number(rule.call), 0, nil),
+                      rule.call)
+        }
+        // TSYNC: every thread the process has now gets the filter too (the parked job thread; in the CLI, the
+        // Dispatch threads beside the caller), or loading fails.
+        try check(seccomp_attr_set(filter, SCMP_FLTATR_CTL_TSYNC, 1), "SCMP_FLTATR_CTL_TSYNC")
+        try check(seccomp_load(filter), "seccomp_load")
+    }
+}

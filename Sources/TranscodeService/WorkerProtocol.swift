@@ -1,0 +1,271 @@
+import SystemSupport
+import Transcoding
+
+// The boundary between a pool thread (the parent) and its worker process (the child): what crosses the Unix
+// socketpair between them, and nothing else. One message per datagram (SOCK_SEQPACKET), so neither side ever
+// reassembles a stream; a closed socket is the other side's death.
+//
+//   parent → child   job(id, options)   with the input and output descriptors attached (SCM_RIGHTS)
+//                    cancel(id)         stop job `id` at its next checkpoint (a stale id is ignored)
+//   child → parent   ready              the sandbox is in force; jobs may come
+//                    finished(id, …)    the report, a typed error, or "out of memory"; the descriptors are closed
+//
+// The child trusts nothing but this format and the descriptors; the parent trusts nothing the child says beyond
+// a report's figures (a confined process can lie, but it can only lie about its own job).
+
+/// One message of the worker protocol.
+enum WorkerMessage: Equatable, Sendable {
+    case job(id: UInt64, options: TranscodeOptions)
+    case cancel(id: UInt64)
+    case ready
+    case finished(id: UInt64, WorkerOutcome)
+
+    /// The largest message either side sends (a report with long codec names); the receiver's buffer.
+    static let maximumSize = 16 * 1024
+}
+
+/// What the child answers for one job.
+enum WorkerOutcome: Equatable, Sendable {
+    case report(TranscodeReport)
+    case failed(TranscodeError)
+    /// The job's allocations hit `--job-memory` (libav answered ENOMEM).
+    case outOfMemory
+}
+
+/// A message that does not parse: the peer is broken or hostile, and the connection ends.
+struct WorkerProtocolError: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension WorkerMessage {
+    private enum Tag: UInt8 {
+        case job = 1, cancel, ready, finished
+    }
+
+    func encoded() -> [UInt8] {
+        var writer = WireWriter()
+        switch self {
+        case .job(let id, let options):
+            writer.byte(Tag.job.rawValue)
+            writer.integer(id)
+            writer.options(options)
+        case .cancel(let id):
+            writer.byte(Tag.cancel.rawValue)
+            writer.integer(id)
+        case .ready:
+            writer.byte(Tag.ready.rawValue)
+        case .finished(let id, let outcome):
+            writer.byte(Tag.finished.rawValue)
+            writer.integer(id)
+            writer.outcome(outcome)
+        }
+        return writer.bytes
+    }
+
+    init(decoding bytes: some Collection<UInt8>) throws(WorkerProtocolError) {
+        var reader = WireReader(Array(bytes))
+        guard let tag = Tag(rawValue: try reader.byte()) else { throw WorkerProtocolError(description: "unknown message") }
+        switch tag {
+        case .job: self = .job(id: try reader.integer(), options: try reader.options())
+        case .cancel: self = .cancel(id: try reader.integer())
+        case .ready: self = .ready
+        case .finished: self = .finished(id: try reader.integer(), try reader.outcome())
+        }
+        guard reader.isAtEnd else { throw WorkerProtocolError(description: "trailing bytes") }
+    }
+}
+
+/// Little-endian fixed-width fields, length-prefixed strings, a byte before each optional.
+struct WireWriter {
+    private(set) var bytes: [UInt8] = []
+
+    mutating func byte(_ value: UInt8) { bytes.append(value) }
+    mutating func bool(_ value: Bool) { byte(value ? 1 : 0) }
+    mutating func integer<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+    mutating func int(_ value: Int) { integer(Int64(value)) }
+    mutating func double(_ value: Double) { integer(value.bitPattern) }
+    mutating func string(_ value: String) {
+        let utf8 = Array(value.utf8.prefix(4096))
+        integer(UInt16(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+    mutating func optional<T>(_ value: T?, _ write: (inout WireWriter, T) -> Void) {
+        bool(value != nil)
+        if let value { write(&self, value) }
+    }
+
+    mutating func options(_ options: TranscodeOptions) {
+        int(options.crf)
+        string(options.preset)
+        optional(options.maxWidth) { $0.int($1) }
+        optional(options.maxHeight) { $0.int($1) }
+        bool(options.audio)
+        int(options.threads)
+        int(options.limits.maxPixels)
+        double(options.limits.maxDurationSeconds)
+        int(options.limits.maxStreams)
+        int(options.limits.probeSize)
+        optional(options.limits.jobTimeLimitSeconds) { $0.double($1) }
+        int(options.limits.maxFrames)
+        string(options.hdr.rawValue)
+        string(options.deinterlace.rawValue)
+    }
+
+    mutating func outcome(_ outcome: WorkerOutcome) {
+        switch outcome {
+        case .report(let report):
+            byte(0)
+            string(report.inputFormat)
+            string(report.inputVideoCodec)
+            int(report.width)
+            int(report.height)
+            int(report.videoFrames)
+            integer(report.audioSamples)
+            bool(report.hasAudio)
+            bool(report.audioCopied)
+            optional(report.inputDuration) { $0.double($1) }
+            double(report.outputDuration)
+            integer(report.inputBytes)
+            integer(report.outputBytes)
+            double(report.seconds)
+            int(report.threads)
+            integer(UInt16(min(report.videoFilters.count, Int(UInt16.max))))
+            for stage in report.videoFilters.prefix(Int(UInt16.max)) { string(stage) }
+            string(report.videoFilterGraph)
+        case .failed(let error):
+            byte(1)
+            self.error(error)
+        case .outOfMemory:
+            byte(2)
+        }
+    }
+
+    mutating func error(_ error: TranscodeError) {
+        switch error {
+        case .notAVideo(let detected): byte(0); optional(detected) { $0.string($1) }
+        case .noVideoStream: byte(1)
+        case .unsupportedCodec(let codec): byte(2); string(codec)
+        case .corruptInput(let detail): byte(3); string(detail)
+        case .limitExceeded(let limit): byte(4); string(limit.rawValue)
+        case .cancelled: byte(5)
+        case .io(let errno): byte(6); integer(errno.rawValue)
+        case .internal(let code, let message): byte(7); integer(code); string(message)
+        case .invalidOption(let detail): byte(8); string(detail)
+        }
+    }
+}
+
+struct WireReader {
+    private let bytes: [UInt8]
+    private var position = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var isAtEnd: Bool { position == bytes.count }
+
+    private static let truncated = WorkerProtocolError(description: "truncated message")
+
+    mutating func byte() throws(WorkerProtocolError) -> UInt8 {
+        guard position < bytes.count else { throw Self.truncated }
+        defer { position += 1 }
+        return bytes[position]
+    }
+    mutating func bool() throws(WorkerProtocolError) -> Bool {
+        switch try byte() {
+        case 0: false
+        case 1: true
+        default: throw WorkerProtocolError(description: "not a boolean")
+        }
+    }
+    mutating func integer<T: FixedWidthInteger>(_: T.Type = T.self) throws(WorkerProtocolError) -> T {
+        let size = MemoryLayout<T>.size
+        guard bytes.count - position >= size else { throw Self.truncated }
+        var value = T.zero
+        withUnsafeMutableBytes(of: &value) { $0.copyBytes(from: bytes[position..<position + size]) }
+        position += size
+        return T(littleEndian: value)
+    }
+    mutating func int() throws(WorkerProtocolError) -> Int {
+        let value: Int64 = try integer()
+        guard let narrowed = Int(exactly: value) else { throw WorkerProtocolError(description: "integer out of range") }
+        return narrowed
+    }
+    mutating func double() throws(WorkerProtocolError) -> Double { Double(bitPattern: try integer()) }
+    mutating func string() throws(WorkerProtocolError) -> String {
+        let count = Int(try integer(UInt16.self))
+        guard bytes.count - position >= count else { throw Self.truncated }
+        defer { position += count }
+        return String(decoding: bytes[position..<position + count], as: UTF8.self)
+    }
+    mutating func optional<T>(_ read: (inout WireReader) throws(WorkerProtocolError) -> T) throws(WorkerProtocolError) -> T? {
+        try bool() ? try read(&self) : nil
+    }
+
+    mutating func options() throws(WorkerProtocolError) -> TranscodeOptions {
+        var options = TranscodeOptions()
+        options.crf = try int()
+        options.preset = try string()
+        options.maxWidth = try optional { reader throws(WorkerProtocolError) in try reader.int() }
+        options.maxHeight = try optional { reader throws(WorkerProtocolError) in try reader.int() }
+        options.audio = try bool()
+        options.threads = try int()
+        options.limits.maxPixels = try int()
+        options.limits.maxDurationSeconds = try double()
+        options.limits.maxStreams = try int()
+        options.limits.probeSize = try int()
+        options.limits.jobTimeLimitSeconds = try optional { reader throws(WorkerProtocolError) in try reader.double() }
+        options.limits.maxFrames = try int()
+        let hdr = try string()
+        guard let hdrChoice = TranscodeOptions.HDR(rawValue: hdr) else {
+            throw WorkerProtocolError(description: "unknown hdr \(hdr)")
+        }
+        options.hdr = hdrChoice
+        let deinterlace = try string()
+        guard let deinterlaceChoice = TranscodeOptions.Deinterlace(rawValue: deinterlace) else {
+            throw WorkerProtocolError(description: "unknown deinterlace \(deinterlace)")
+        }
+        options.deinterlace = deinterlaceChoice
+        return options
+    }
+
+    mutating func outcome() throws(WorkerProtocolError) -> WorkerOutcome {
+        switch try byte() {
+        case 0:
+            var report = TranscodeReport(
+                inputFormat: try string(), inputVideoCodec: try string(), width: try int(), height: try int(),
+                videoFrames: try int(), audioSamples: try integer(), hasAudio: try bool(), audioCopied: try bool(),
+                inputDuration: try optional { reader throws(WorkerProtocolError) in try reader.double() },
+                outputDuration: try double(), inputBytes: try integer(), outputBytes: try integer(),
+                seconds: try double(), threads: try int())
+            let stages = Int(try integer(UInt16.self))
+            report.videoFilters = try (0..<stages).map { _ throws(WorkerProtocolError) in try string() }
+            report.videoFilterGraph = try string()
+            return .report(report)
+        case 1: return .failed(try error())
+        case 2: return .outOfMemory
+        default: throw WorkerProtocolError(description: "unknown outcome")
+        }
+    }
+
+    mutating func error() throws(WorkerProtocolError) -> TranscodeError {
+        switch try byte() {
+        case 0: return .notAVideo(detected: try optional { reader throws(WorkerProtocolError) in try reader.string() })
+        case 1: return .noVideoStream
+        case 2: return .unsupportedCodec(try string())
+        case 3: return .corruptInput(try string())
+        case 4:
+            let name = try string()
+            guard let limit = TranscodeError.Limit(rawValue: name) else {
+                throw WorkerProtocolError(description: "unknown limit \(name)")
+            }
+            return .limitExceeded(limit)
+        case 5: return .cancelled
+        case 6: return .io(Errno(rawValue: try integer()))
+        case 7: return .internal(averror: try integer(), message: try string())
+        case 8: return .invalidOption(try string())
+        default: throw WorkerProtocolError(description: "unknown error")
+        }
+    }
+}
