@@ -31,31 +31,17 @@ final class InputIO {
         }
         self.control = control
         // From here `self` is whole, so a throw runs deinit, which closes what was opened.
-        let bufferSize: Int32 = 64 * 1024
-        guard let buffer = av_malloc(Int(bufferSize)) else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "av_malloc")
-        }
-        guard let io = avio_alloc_context(
-            buffer.assumingMemoryBound(to: UInt8.self), bufferSize, 0, Unmanaged.passUnretained(self).toOpaque(),
-            { opaque, buf, size in Unmanaged<InputIO>.fromOpaque(opaque!).takeUnretainedValue().read(buf!, Int(size)) },
-            nil,
-            { opaque, offset, whence in
+        context = try DescriptorAVIO.context(
+            opaque: Unmanaged.passUnretained(self).toOpaque(), writable: false,
+            read: { opaque, buf, size in Unmanaged<InputIO>.fromOpaque(opaque!).takeUnretainedValue().read(buf!, Int(size)) },
+            write: nil,
+            seek: { opaque, offset, whence in
                 Unmanaged<InputIO>.fromOpaque(opaque!).takeUnretainedValue().seek(offset, whence)
-            }
-        ) else {
-            av_free(buffer)
-            throw .internal(averror: shim_averror(ENOMEM), message: "avio_alloc_context")
-        }
-        context = io
+            })
     }
 
     deinit {
-        // libav may have swapped the buffer for a larger one; free whichever it holds now.
-        if context != nil {
-            av_freep(&context.pointee.buffer)
-            var io: UnsafeMutablePointer<AVIOContext>? = context
-            avio_context_free(&io)
-        }
+        if context != nil { DescriptorAVIO.free(context) }
     }
 
     private func read(_ buffer: UnsafeMutablePointer<UInt8>, _ size: Int) -> Int32 {
@@ -73,23 +59,6 @@ final class InputIO {
     }
 
     private func seek(_ target: Int64, _ whence: Int32) -> Int64 {
-        if whence & AVSEEK_SIZE != 0 {
-            var info = stat()
-            return fstat(fd, &info) == 0 ? Int64(info.st_size) : Int64(shim_averror(errno))
-        }
-        let base: Int64
-        switch whence & ~AVSEEK_FORCE {
-        case SEEK_SET: base = 0
-        case SEEK_CUR: base = offset
-        case SEEK_END:
-            var info = stat()
-            guard fstat(fd, &info) == 0 else { return Int64(shim_averror(errno)) }
-            base = Int64(info.st_size)
-        default: return Int64(shim_averror(EINVAL))
-        }
-        let (position, overflow) = base.addingReportingOverflow(target)
-        guard !overflow, position >= 0 else { return Int64(shim_averror(EINVAL)) }
-        offset = position
-        return position
+        DescriptorAVIO.seek(fd, offset: &offset, to: target, whence: whence)
     }
 }

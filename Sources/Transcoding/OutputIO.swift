@@ -16,31 +16,19 @@ final class OutputIO {
     init(fd: Int32, control: JobControl) throws(TranscodeError) {
         self.fd = fd
         self.control = control
-        let bufferSize: Int32 = 64 * 1024
-        guard let buffer = av_malloc(Int(bufferSize)) else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "av_malloc")
-        }
-        guard let io = avio_alloc_context(
-            buffer.assumingMemoryBound(to: UInt8.self), bufferSize, 1, Unmanaged.passUnretained(self).toOpaque(),
-            nil,
-            { opaque, buf, size in
+        context = try DescriptorAVIO.context(
+            opaque: Unmanaged.passUnretained(self).toOpaque(), writable: true, read: nil,
+            write: { opaque, buf, size in
                 Unmanaged<OutputIO>.fromOpaque(opaque!).takeUnretainedValue().write(UnsafeRawPointer(buf!), Int(size))
             },
-            { opaque, offset, whence in
+            seek: { opaque, offset, whence in
                 Unmanaged<OutputIO>.fromOpaque(opaque!).takeUnretainedValue().seek(offset, whence)
-            }
-        ) else {
-            av_free(buffer)
-            throw .internal(averror: shim_averror(ENOMEM), message: "avio_alloc_context")
-        }
-        context = io
+            })
     }
 
     deinit {
         readers.removeAll()
-        av_freep(&context.pointee.buffer)
-        var io: UnsafeMutablePointer<AVIOContext>? = context
-        avio_context_free(&io)
+        DescriptorAVIO.free(context)
     }
 
     /// Writes what libav still buffers; a failed write anywhere before is reported here.
@@ -82,22 +70,7 @@ final class OutputIO {
     }
 
     private func seek(_ target: Int64, _ whence: Int32) -> Int64 {
-        var info = stat()
-        if whence & AVSEEK_SIZE != 0 {
-            return fstat(fd, &info) == 0 ? max(Int64(info.st_size), offset) : Int64(shim_averror(EIO))
-        }
-        let base: Int64
-        switch whence & ~AVSEEK_FORCE {
-        case SEEK_SET: base = 0
-        case SEEK_CUR: base = offset
-        case SEEK_END:
-            guard fstat(fd, &info) == 0 else { return Int64(shim_averror(EIO)) }
-            base = Int64(info.st_size)
-        default: return Int64(shim_averror(EINVAL))
-        }
-        let (position, overflow) = base.addingReportingOverflow(target)
-        guard !overflow, position >= 0 else { return Int64(shim_averror(EINVAL)) }
-        offset = position
-        return position
+        // What is written but still in the context's buffer counts towards the size.
+        DescriptorAVIO.seek(fd, offset: &offset, to: target, whence: whence, sizeAtLeast: offset)
     }
 }

@@ -210,7 +210,7 @@ struct IsolationTests {
             #expect(attempts() - before <= 2 * 6, "\(attempts() - before) failed starts in 3 s")
             #expect(log.entries.contains { $0.level == .error && $0.message.contains("exit status 3") }, "\(log.entries)")
 
-            FileManager.default.createFile(atPath: allowed, contents: nil)
+            _ = FileManager.default.createFile(atPath: allowed, contents: nil)
             #expect(try running.wait(seconds: 60) { $0["status"] as? String == "ok" && $0["workers_ready"] as? Int == 2 })
             let answer = try running.post("/recovered", body: Clips.small.bytes)
             #expect(answer.status == 200, "\(answer.status) \(answer.text)")
