@@ -222,7 +222,7 @@ extension ServerTests {
             _ = try client.readResponse()
             server.stopAccepting()
             try await Task.sleep(for: .milliseconds(100))
-            #expect(throws: TestClient.Closed.self) { _ = try TestClient(port: port) }
+            #expect(throws: TestClient.Failure.connect(.connectionRefused)) { _ = try TestClient(port: port) }
             try client.send(Self.get)
             #expect(try client.readResponse().status == 200)
         }

@@ -20,11 +20,34 @@ public final class TestClient {
         public var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    public struct Closed: Error {}
+    /// Why a read or write did not complete, so that a failing test says which (a timeout on a loaded machine reads
+    /// differently from a server that closed).
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case closed
+        case reset(Errno)
+        case timedOut(seconds: Int)
+        case malformed(String)
+        case connect(Errno)
 
-    public init(port: Int, receiveTimeoutSeconds: Int = 10) throws {
+        public var description: String {
+            switch self {
+            case .closed: "the server closed the connection"
+            case .reset(let errno): "the connection failed: \(errno)"
+            case .timedOut(let seconds): "no bytes from the server within \(seconds) s"
+            case .malformed(let line): "not HTTP: \(line.prefix(80).debugDescription)"
+            case .connect(let errno): "connect failed: \(errno)"
+            }
+        }
+    }
+
+    /// The receive timeout: long enough for a transcode on a loaded 2-core machine, since tests assert what comes
+    /// back, not how fast. A test that waits for silence passes its own shorter one.
+    public let receiveTimeoutSeconds: Int
+
+    public init(port: Int, receiveTimeoutSeconds: Int = 30) throws {
+        self.receiveTimeoutSeconds = receiveTimeoutSeconds
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Closed() }
+        guard fd >= 0 else { throw Failure.connect(Errno(rawValue: errno)) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
@@ -35,8 +58,9 @@ public final class TestClient {
             }
         }
         guard rc == 0 else {
+            let failure = Errno(rawValue: errno)
             close(fd)
-            throw Closed()
+            throw Failure.connect(failure)
         }
         var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -57,18 +81,25 @@ public final class TestClient {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { throw Closed() }
+            if n < 0 { throw Failure.reset(Errno(rawValue: errno)) }
             offset += n
         }
     }
 
-    /// Reads more bytes into the buffer; false on EOF, error or timeout.
-    private func fill() -> Bool {
+    /// Reads more bytes into the buffer; false on EOF.
+    private func fill() throws(Failure) -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { return false }
-        buffer += chunk[..<n]
-        return true
+        let result = Result { () throws(IOError) in
+            try syscall("recv") { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        }
+        switch result {
+        case .success(.processed(0)): return false
+        case .success(.processed(let count)):
+            buffer += chunk[..<count]
+            return true
+        case .success(.wouldBlock): throw .timedOut(seconds: receiveTimeoutSeconds)  // SO_RCVTIMEO passed
+        case .failure(let error): throw .reset(error.errno)
+        }
     }
 
     private func readLine() throws -> String {
@@ -78,12 +109,12 @@ public final class TestClient {
                 buffer.removeFirst(i + 1)
                 return line.hasSuffix("\r") ? String(line.dropLast()) : line
             }
-            guard fill() else { throw Closed() }
+            guard try fill() else { throw Failure.closed }
         }
     }
 
     private func readBytes(_ count: Int) throws -> [UInt8] {
-        while buffer.count < count { guard fill() else { throw Closed() } }
+        while buffer.count < count { guard try fill() else { throw Failure.closed } }
         defer { buffer.removeFirst(count) }
         return Array(buffer[..<count])
     }
@@ -96,12 +127,12 @@ public final class TestClient {
         while true {
             let statusLine = try readLine()
             let parts = statusLine.split(separator: " ", maxSplits: 2)
-            guard parts.count >= 2 else { throw Closed() }
+            guard parts.count >= 2 else { throw Failure.malformed(statusLine) }
             response = Response(status: Int(parts[1]) ?? 0, headers: [], body: [])
             while true {
                 let line = try readLine()
                 if line.isEmpty { break }
-                guard let colon = line.firstIndex(of: ":") else { throw Closed() }
+                guard let colon = line.firstIndex(of: ":") else { throw Failure.malformed(line) }
                 response.headers.append(
                     (String(line[..<colon]), String(line[line.index(after: colon)...].drop { $0 == " " })))
             }
@@ -114,7 +145,8 @@ public final class TestClient {
             response.body = try readBytes(length)
         } else if response.header("Transfer-Encoding") == "chunked" {
             while true {
-                guard let size = Int(try readLine().split(separator: ";").first ?? "", radix: 16) else { throw Closed() }
+                let line = try readLine()
+                guard let size = Int(line.split(separator: ";").first ?? "", radix: 16) else { throw Failure.malformed(line) }
                 if size == 0 {
                     while try !readLine().isEmpty {}
                     break
@@ -123,7 +155,7 @@ public final class TestClient {
                 _ = try readLine()
             }
         } else {
-            while fill() {}
+            while try fill() {}
             response.body = buffer
             buffer = []
         }
