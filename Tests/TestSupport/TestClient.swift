@@ -203,9 +203,9 @@ public func describeDescriptors(pid: Int32? = nil) -> [String] {
     let folder = "/proc/\(pid.map(String.init) ?? "self")/fd"
     var out: [String] = []
     for fd in 0..<200 {
-        var buffer = [CChar](repeating: 0, count: 256)
-        let n = readlink("\(folder)/\(fd)", &buffer, 255)
-        if n > 0 { out.append("\(fd)=\(String(cString: buffer))") }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = buffer.withUnsafeMutableBytes { readlink("\(folder)/\(fd)", $0.baseAddress!.assumingMemoryBound(to: CChar.self), 255) }
+        if n > 0 { out.append("\(fd)=\(String(decoding: buffer[..<n], as: UTF8.self))") }
     }
     return out
 }
