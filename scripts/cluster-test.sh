@@ -32,6 +32,20 @@ harness() { # REPORT REQUESTS CONCURRENCY
         --timeout 120 --min-success 0 --json "$1" >"$1.txt" 2>&1
 }
 
+# Runs of the harness one after another, $WORK/STEP-1.json, -2, ..., until $WORK/STEP.stop exists, so that the
+# load lasts as long as what it covers does, however long a replica takes to drain and start (its worker
+# processes too). In the background; the caller waits for it after making the stop file.
+load_until_stopped() { # STEP REQUESTS
+    (
+        run=0
+        while [ ! -e "$WORK/$1.stop" ]; do
+            run=$((run + 1))
+            harness "$WORK/$1-$run.json" "$2" 30
+        done
+    ) &
+    load=$!
+}
+
 for i in $(seq "$REPLICA_COUNT"); do start_replica "r$i"; done
 start_haproxy "$(free_port)"
 echo "replicas: $(replica_list)behind HAProxy on $BALANCER_PORT"
@@ -43,16 +57,7 @@ echo "$succeeded of $REQUESTS valid"
 [ "$succeeded" = "$REQUESTS" ] || { fail "step 1: $succeeded of $REQUESTS valid"; cat "$WORK/step1.json.txt"; }
 
 echo "== 2. rolling restart while uploads run, $ROLLING_REQUESTS at a time until every replica is back"
-# Runs of the harness one after another until told to stop, so that the load lasts as long as the restarts do,
-# however long a replica takes to drain and start (its worker processes too).
-(
-    run=0
-    while [ ! -e "$WORK/step2.stop" ]; do
-        run=$((run + 1))
-        harness "$WORK/step2-$run.json" "$ROLLING_REQUESTS" 30
-    done
-) &
-load=$!
+load_until_stopped step2 "$ROLLING_REQUESTS"
 sleep 1
 for name in $(printf '%s\n' "${!REPLICA_PORT[@]}" | sort); do
     started=$SECONDS
@@ -78,14 +83,7 @@ echo "$succeeded valid, $failed_requests failed, in $runs runs of $ROLLING_REQUE
 echo "== 3. kill -9 of one replica while uploads run, $KILL_REQUESTS at a time until it is back and serving"
 victim=r2
 log_start=$(($(wc -l <"$WORK/haproxy.log") + 1))
-(
-    run=0
-    while [ ! -e "$WORK/step3.stop" ]; do
-        run=$((run + 1))
-        harness "$WORK/step3-$run.json" "$KILL_REQUESTS" 30
-    done
-) &
-load=$!
+load_until_stopped step3 "$KILL_REQUESTS"
 sleep 1
 lines_before=$(wc -l <"$WORK/haproxy.log")
 killed=$(date +%s.%N)
