@@ -199,7 +199,7 @@ fuzz-media: deps
 # The same under AddressSanitizer (CI runs a fixed seed, so a red run is reproducible).
 fuzz-media-asan: deps
 	$(SWIFT) build --scratch-path .build-asan --sanitize=address --product media-fuzz
-	ASAN_OPTIONS=detect_leaks=1 .build-asan/debug/media-fuzz --count $(COUNT) --seed $(SEED)
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=scripts/lsan-suppressions.txt .build-asan/debug/media-fuzz --count $(COUNT) --seed $(SEED)
 
 # libFuzzer on HTTPParser (with AddressSanitizer): fragmentation must never change what a request parses to.
 # Crashing inputs are written to Fuzz/HTTPFuzz/crashes/; new interesting inputs stay in a scratch corpus.
