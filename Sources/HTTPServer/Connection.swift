@@ -320,6 +320,8 @@ final class Connection: Selectable, @unchecked Sendable {
     }
 
     static let forwardedForField = HTTPField.Name("X-Forwarded-For")!
+    /// Never sent: the status under which a request whose client left before its answer is observed.
+    static let clientClosedRequest = HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
 
     /// Once a response is fully queued (a file fully sent), the exchange is over; queued bytes keep their order.
     func finishExchangeIfDone() {
@@ -371,8 +373,10 @@ final class Connection: Selectable, @unchecked Sendable {
         needsDrive = true
     }
 
-    /// Closes now, whatever is in flight: the handler is cancelled and its body throws.
-    func abort() {
+    /// Closes now, whatever is in flight: the handler is cancelled and its body throws. A request still waiting for
+    /// its answer is observed as 499, nginx's "client closed request", since no response will carry its record:
+    /// unless `byServer` (the server is shutting down), when nothing was the client's doing.
+    func abort(byServer: Bool = false) {
         guard !closed else { return }
         closed = true
         loop.reusable.remove(self)
@@ -381,6 +385,11 @@ final class Connection: Selectable, @unchecked Sendable {
         dropSplice()
         if let ex = exchange {
             exchange = nil
+            if !ex.responseStarted, !byServer, let observer = context.observer {
+                notify(
+                    observer, ex.requestLine, Self.clientClosedRequest, bodyBytes: 0, annotation: nil,
+                    forwardedFor: ex.forwardedFor)
+            }
             ex.task?.cancel()
             ex.body?.fail(.clientDisconnected)
             ex.dropHeld()

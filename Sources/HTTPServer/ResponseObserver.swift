@@ -42,7 +42,9 @@ public struct ObservedResponse: Sendable {
 
 /// Called once for every response the server sends: the handler's, the fast path's, and those the server gives
 /// itself (a malformed request, a timeout, a limit, an interim status replaced by a 500, the overload 503 at
-/// accept). It runs on an event loop thread when the response is queued, so it must not block; the one place for
+/// accept). A request whose client closed the connection before its answer was queued is observed too, as 499
+/// (nginx's "client closed request", never sent), without an annotation; one cut off by `Server.shutdown()` is
+/// not. It runs on an event loop thread when the response is queued, so it must not block; the one place for
 /// access logs and request metrics, like a middleware around every responder.
 public typealias ResponseObserver = @Sendable (ObservedResponse) -> Void
 

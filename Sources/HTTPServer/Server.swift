@@ -148,7 +148,7 @@ public final class Server: Sendable {
         for (loop, listener) in pairs {
             let stop: @Sendable () -> Void = { [loop] in
                 listener.stop()
-                for case let connection as Connection in loop.allSelectables { connection.abort() }
+                for case let connection as Connection in loop.allSelectables { connection.abort(byServer: true) }
             }
             // From a loop's own thread (a fast path, or the last reference dropped there) joining would deadlock:
             // that loop is only told to stop.

@@ -1,3 +1,4 @@
+import Glibc
 import HTTPTypes
 import SystemSupport
 import TestSupport
@@ -119,10 +120,41 @@ struct ServerObserverTests {
                 let refused = try TestClient(port: port)
                 #expect(try refused.readResponse().status == 503)
                 #expect(waitUntil { seen.values.count == 1 })
+                // The holder leaves before the server stops, so that what it is observed as does not race that.
+                holder.reset()
+                #expect(waitUntil { seen.values.count == 2 })
             }
         }
         let problemLength = Int64(ServerResponse.problem(.serviceUnavailable, detail: "too many connections").bodyLength)
-        #expect(seen.values == [Seen(nil, nil, 503, out: problemLength)])
+        #expect(seen.values.first == Seen(nil, nil, 503, out: problemLength))
+        #expect(seen.values.dropFirst().map { "\($0.method ?? "-") \($0.target ?? "-") \($0.status)" } == ["POST /hold 499"])
+    }
+
+    @Test("a client that leaves before its answer is observed once, as 499 with its request; one cut off by the server's shutdown is not")
+    func clientLeft() async throws {
+        let seen = Recorder<Seen>()
+        let entered = Recorder<Bool>()
+        let kept = Locked<Int32>(-1)
+        try await withServer(observer: { seen.add(Seen($0)) }, handler: collectingBody(Recorder(), started: entered)) { port, _ in
+            try await blocking {
+                let leaving = try TestClient(port: port)
+                try leaving.send("POST /gone HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+                #expect(waitUntil { entered.values.count == 1 })
+                leaving.reset()
+                #expect(waitUntil { seen.values.count == 1 })
+                // In its handler when the server shuts down: a duplicate of its descriptor keeps it open past this
+                // closure, which the client object does not.
+                let staying = try TestClient(port: port)
+                try staying.send("POST /cut HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+                #expect(waitUntil { entered.values.count == 2 })
+                kept.withLock { $0 = dup(staying.fd) }
+            }
+        }
+        kept.withLock { _ = close($0) }
+        #expect(seen.values.map(\.status) == [499], "\(seen.values)")
+        #expect(seen.values.first?.method == "POST")
+        #expect(seen.values.first?.target == "/gone")
+        #expect(seen.values.first?.annotation == nil)
     }
 
     @Test("an interim status from the handler is observed as the 500 that is sent, with the handler's annotation")

@@ -16,6 +16,8 @@ struct ObservationTests {
         let route: String
         let method: String
         let level: Logger.Level
+        /// The statuses of the other requests the provocation makes, each logged and counted on the transcode route.
+        var others: [Int] = []
         let configure: @Sendable (inout ServiceConfig) -> Void
         let provoke: @Sendable (RunningService) throws -> Void
 
@@ -42,7 +44,8 @@ struct ObservationTests {
         },
         .answer(431, method: "GET", to: "GET /flood HTTP/1.1\r\nHost: t\r\n" + String(repeating: "X-F: v\r\n", count: 150) + "\r\n"),
         .answer(505, level: .warning, to: "GET /about HTTP/2.0\r\nHost: t\r\n\r\n"),
-        ServerAnswer(status: 503, route: "other", method: "-", level: .warning, configure: { $0.maxConnections = 1 }) { running in
+        // The holder, which leaves before its answer, is the 499.
+        ServerAnswer(status: 503, route: "other", method: "-", level: .warning, others: [499], configure: { $0.maxConnections = 1 }) { running in
             // Inside its handler, waiting for the rest of its upload: never closed to make room.
             let holder = try TestClient(port: running.port)
             try holder.send("POST /hold HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nab")
@@ -62,11 +65,10 @@ struct ObservationTests {
             defer { running.stop() }
             try answer.provoke(running)
 
-            #expect(waitUntil { !log.requestLines.isEmpty })
+            #expect(waitUntil { log.requestLines.count >= 1 + answer.others.count })
             let lines = log.requestLines
-            #expect(lines.count == 1, "\(lines)")
-            let line = try #require(lines.first)
-            #expect(line.fields["status"] == "\(answer.status)", "\(line)")
+            #expect(lines.compactMap { $0.fields["status"].flatMap { Int($0) } }.sorted() == ([answer.status] + answer.others).sorted(), "\(lines)")
+            let line = try #require(lines.first { $0.fields["status"] == "\(answer.status)" })
             #expect(line.fields["method"] == answer.method, "\(line)")
             #expect(line.fields["id"] == "-" && line.fields["queue_ms"] == "-", "\(line)")
             #expect(Int(line.fields["bytes_out"] ?? "") ?? 0 > 0, "the problem document: \(line)")
@@ -75,6 +77,9 @@ struct ObservationTests {
             let metrics = try running.get("/metrics").text
             let labels = ["route": answer.route, "status": "\(answer.status)"]
             #expect(sample(metrics, "ffmpeg_processor_requests_total", labels) == 1, "\(metrics)")
+            for other in answer.others {
+                #expect(sample(metrics, "ffmpeg_processor_requests_total", ["route": "transcode", "status": "\(other)"]) == 1)
+            }
             #expect(sample(metrics, "ffmpeg_processor_rejections_total") ?? 0 == (answer.status == 503 ? 1 : 0))
         }
     }
