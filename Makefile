@@ -98,7 +98,7 @@ test-tsan: deps
 harness: release
 	scripts/harness.sh
 
-# The in-process engine against the CLI, then the service against the CLI (README, "Benchmarks").
+# The in-process engine against the CLI, then the service against the CLI (docs/BENCHMARKS.md).
 bench: bench-deps release
 	scripts/bench.sh
 	scripts/bench-service.sh

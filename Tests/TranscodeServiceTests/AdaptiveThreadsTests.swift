@@ -6,7 +6,7 @@ import Testing
 import TranscodeService
 import Transcoding
 
-/// The pool chooses libav's thread count per job (README, "Workers"): a job that starts alone gets every core
+/// The pool chooses libav's thread count per job (docs/ARCHITECTURE.md, "Threads"): a job that starts alone gets every core
 /// (threads 0), one that starts while others run or wait gets `cores / workers`. Seen in the thread count the job's
 /// encoder was opened with, which the report carries.
 @Suite("adaptive threads per job", .serialized)
