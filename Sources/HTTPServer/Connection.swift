@@ -37,6 +37,14 @@ final class Connection: Selectable, @unchecked Sendable {
     /// Output is out and our side is shut down; reading and discarding until the peer closes, so that unread
     /// request bytes do not turn our close into a reset that destroys the response in flight.
     var lingering = false
+    /// The answer left a request body unread (past the discard bound, or 413): its client may be sending it all
+    /// before it reads, so lingering goes on while the bytes keep coming, up to nginx's `lingering_time` (30 s), and
+    /// the client gets to the answer rather than a reset. Any other close (a timeout, a malformed request) lingers
+    /// one idle period at most, so that a slowloris gains nothing by trickling on.
+    var lingersLong = false
+    /// When lingering ends however steadily the peer sends.
+    var lingerEnds: UInt64 = 0
+    static let lingerTotal: UInt64 = 30_000_000_000
     private(set) var closed = false
 
     var driving = false
@@ -330,6 +338,7 @@ final class Connection: Selectable, @unchecked Sendable {
         dropSplice()
         let close = ex.closeAfter || !ex.bodyComplete
         if close { ex.body?.fail(.cancelled) }
+        if !ex.bodyComplete { lingersLong = true }
         exchangeEnded(closing: close)
     }
 
@@ -369,6 +378,7 @@ final class Connection: Selectable, @unchecked Sendable {
             if !hadExchange { bodyReceived = 0 }  // it still counts the previous request's body
             notify(observer, refused, error.status, bodyBytes: bodyBytes, annotation: nil, forwardedFor: forwardedFor)
         }
+        if error.status == .contentTooLarge { lingersLong = true }
         closing = true
         needsDrive = true
     }

@@ -23,7 +23,11 @@ extension Connection {
             abort()
             return
         }
-        if lingering { return }
+        if lingering {
+            // Bytes keep coming: another idle period, within the total.
+            if timer == .linger { loop.setDeadline(self, after: lingerTimeout(now: loop.now)) }
+            return
+        }
         bodyProgressed()
         inbound.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
@@ -83,6 +87,7 @@ extension Connection {
         if closing && !lingering && pendingBytes == 0 && pendingFile == nil {
             Sys.shutdownWrite(descriptor)
             lingering = true
+            lingerEnds = loop.now &+ (lingersLong ? Self.lingerTotal : lingerIdle)
         }
     }
 
@@ -136,7 +141,7 @@ extension Connection {
             case .keepAlive: context.keepAliveTimeout
             case .body: bodyTimeout(now: now)
             case .write: context.writeTimeout
-            case .linger: min(context.headerTimeout, 2_000_000_000)
+            case .linger: lingerTimeout(now: now)
             }
         loop.setDeadline(self, after: nanos)
     }
@@ -168,4 +173,13 @@ extension Connection {
     }
 
     func bodyTooSlow(now: UInt64) -> Bool { bodyWaitedSoFar(now: now) >= bodyWaitAllowed }
+
+    /// How long lingering waits for the peer's next bytes (or its close), as nginx's `lingering_timeout`: 2 s, or
+    /// the header timeout if shorter.
+    var lingerIdle: UInt64 { min(context.headerTimeout, 2_000_000_000) }
+
+    /// The linger timer from `now`: an idle period, never past `lingerEnds`.
+    func lingerTimeout(now: UInt64) -> UInt64 {
+        min(lingerIdle, lingerEnds > now ? lingerEnds - now : 0)
+    }
 }

@@ -49,7 +49,10 @@ public struct ServerConfiguration: Sendable {
     /// 256 KiB by default: any small body sent where it is not read (a form, a JSON document, a probe) fits, while
     /// a video sent to the wrong route is not read for nothing; Go's net/http reads the same 256 KiB after a
     /// handler (`maxPostHandlerReadBytes`). nginx bounds its discard by time instead (`lingering_time` 30 s);
-    /// here the body timeouts bound the time. 0 never discards: every unread body closes the connection.
+    /// here the body timeouts bound the time. 0 never discards: every unread body closes the connection. What the
+    /// client still sends after such an answer (or a 413) is read and dropped while the connection lingers, as long
+    /// as bytes keep coming within 2 s of each other and for at most 30 s (nginx's lingering close), so that a
+    /// client that sends its whole body before it reads gets to read the answer rather than a reset.
     public var maxDiscardBytes: Int64
     /// The methods the application serves on some resource: the `Allow` of the server's own 204 to `OPTIONS *`
     /// (RFC 9110 §9.3.7), with OPTIONS added. The asterisk form names no resource, so no route sees it; only the

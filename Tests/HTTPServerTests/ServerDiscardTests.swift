@@ -212,6 +212,25 @@ struct ServerDiscardTests {
         }
     }
 
+    @Test("a client that sends all of a body past the bound before it reads, for longer than one linger period, can send it all and then read its answer")
+    func lingerWhileTheClientSends() async throws {
+        // 16 pieces of 128 KiB, 250 ms apart: 4 s of sending, where an idle linger period is 2 s.
+        let piece = String(repeating: "x", count: 128 << 10)
+        try await withServer(fastPath: Self.fastPath, handler: Self.handler) { port, _ in
+            let response = try await blocking {
+                let client = try TestClient(port: port)
+                try client.send("\(Route.notFound.requestLine)\r\nHost: t\r\nContent-Length: \(16 * piece.utf8.count)\r\n\r\n")
+                for _ in 0..<16 {
+                    try client.send(piece)
+                    usleep(250_000)
+                }
+                return try client.readResponse()
+            }
+            #expect(response.status == Route.notFound.status)
+            #expect(response.header("Connection") == "close")
+        }
+    }
+
     @Test("Expect: 100-continue on a route that does not read the body: the answer comes at once, with no 100, and closes",
           arguments: [Route.fastPath, .notFound, .methodNotAllowed])
     func expectContinueUnread(route: Route) async throws {
