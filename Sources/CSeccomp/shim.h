@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <seccomp.h>
 #include <linux/sched.h> /* CLONE_THREAD without _GNU_SOURCE */
-#include <sys/mman.h>
 
 /* libseccomp's actions are macros, some of them function-like; Swift imports neither reliably. */
 static inline uint32_t shim_scmp_act_allow(void) { return SCMP_ACT_ALLOW; }
@@ -22,7 +21,5 @@ static inline struct scmp_arg_cmp shim_scmp_eq(unsigned int argument, uint64_t v
 }
 
 static inline uint64_t shim_clone_thread(void) { return CLONE_THREAD; }
-static inline uint64_t shim_prot_exec(void) { return PROT_EXEC; }
-static inline uint64_t shim_pr_set_name(void) { return 15; /* PR_SET_NAME, <linux/prctl.h> */ }
 
 #endif

@@ -6,20 +6,18 @@ import CFFmpeg
 /// The graph owns its filter contexts (the source and the sink among them) and frees them with itself; this class owns
 /// the graph and frees it in `deinit`, its one cleanup point. libav keeps no pointer of ours.
 final class FilterGraph {
-    /// What the chain is, as `ffmpeg -vf` takes it.
-    let description: String
     private let graph: UnsafeMutablePointer<AVFilterGraph>
     // Borrowed from `graph`, which frees them; set once in `init`.
     private var source: UnsafeMutablePointer<AVFilterContext>? = nil
     private var sink: UnsafeMutablePointer<AVFilterContext>? = nil
 
-    /// A graph for pictures of `input`'s size, format and aspect ratio, in `timeBase`; `threads` 0: one per core.
+    /// A graph running `description` (the chain as `ffmpeg -vf` takes it) for pictures of `input`'s size, format and
+    /// aspect ratio, in `timeBase`; `threads` 0: one per core.
     init(_ description: String, input: PictureShape, timeBase: AVRational, threads: Int) throws(TranscodeError) {
         guard let graph = avfilter_graph_alloc() else {
             throw .internal(averror: shim_averror(ENOMEM), message: "avfilter_graph_alloc")
         }
         self.graph = graph
-        self.description = description
         // From here a throw runs deinit, which frees the graph and whatever was added to it.
         graph.pointee.nb_threads = Int32(threads)
 
