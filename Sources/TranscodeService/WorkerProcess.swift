@@ -227,15 +227,7 @@ final class WorkerProcess {
         guard let pid = child?.pid else { return }
         child = nil
         counters.readyWorkers.subtract(1, ordering: .relaxed)
-        let deadline = monotonicNanos() + UInt64(settings.killGrace * 1e9)
-        while reap(pid, block: false) == nil {
-            if monotonicNanos() > deadline {
-                signalProcess(pid, SIGKILL)
-                _ = reap(pid, block: true)
-                return
-            }
-            usleep(5_000)
-        }
+        _ = reapWithinGrace(pid)
     }
 
     /// Ends the pool thread's interest in its process for good (the pool is shutting down).
@@ -250,28 +242,40 @@ final class WorkerProcess {
         child = nil
         counters.readyWorkers.subtract(1, ordering: .relaxed)
         // The socket's end means the process has exited or is about to; a process that closed it and lives on is
-        // broken, and is not waited for.
-        var status = reap(lost.pid, block: false)
-        let deadline = monotonicNanos() + UInt64(settings.killGrace * 1e9)
-        while status == nil {
-            if monotonicNanos() > deadline { signalProcess(lost.pid, SIGKILL) }
-            usleep(2_000)
-            status = reap(lost.pid, block: false)
-        }
-        let signal = clinux_wait_signal(status!)
+        // broken, and is killed once the grace has passed.
+        let status = reapWithinGrace(lost.pid)
         if let killed {
             observe(.killed(worker: index, pid: lost.pid, reason: "\(killed)"))
             return killed
         }
+        let signal = status.map(clinux_wait_signal) ?? 0
         if signal != 0 && reason == nil {
-            counters.crashes.add(1, ordering: .relaxed)
             observe(.crashed(worker: index, pid: lost.pid, signal: signal))
             return .crashed(signal: signal)
         }
-        let ending = signal != 0 ? signalName(signal) : "exit status \(clinux_wait_exit_code(status!))"
-        let why = (reason.map { $0 + "; " } ?? "") + ending
+        let why = (reason.map { $0 + "; " } ?? "") + (status.map(Self.ending) ?? "not reaped")
         observe(.lost(worker: index, pid: lost.pid, reason: why))
         return .workerLost(why)
+    }
+
+    /// The wait status of `pid` once it has exited: waited for up to the kill grace, then killed and waited for. Nil
+    /// only if it cannot be waited for at all.
+    private func reapWithinGrace(_ pid: pid_t) -> Int32? {
+        let deadline = monotonicNanos() + UInt64(settings.killGrace * 1e9)
+        while true {
+            if let status = reap(pid, block: false) { return status }
+            if monotonicNanos() > deadline {
+                signalProcess(pid, SIGKILL)
+                return reap(pid, block: true)
+            }
+            usleep(2_000)
+        }
+    }
+
+    /// How a process ended, from its wait status: the signal's name or the exit status.
+    private static func ending(_ status: Int32) -> String {
+        let signal = clinux_wait_signal(status)
+        return signal != 0 ? signalName(signal) : "exit status \(clinux_wait_exit_code(status))"
     }
 
     /// The wait status once the process has ended (nil while it runs, unless `block`).
@@ -318,10 +322,7 @@ final class WorkerProcess {
             failure = "\(error)"
         }
         signalProcess(pid, SIGKILL)
-        let ending = reap(pid, block: true).map { status in
-            let signal = clinux_wait_signal(status)
-            return signal != 0 ? signalName(signal) : "exit status \(clinux_wait_exit_code(status))"
-        }
+        let ending = reap(pid, block: true).map(Self.ending)
         throw StartFailure("\(failure) (\(ending ?? "not reaped"))")
     }
 
