@@ -44,7 +44,7 @@ public struct Routes: Sendable {
         case .metrics:
             return ServerResponse(
                 status: .ok, headerFields: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .bytes(Array(metrics.exposition().utf8)))
+                body: .bytes(Array(metrics.exposition(counters: pool.counters).utf8)))
         case .transcode:
             return try await transcodeUpload(request, body, target, &record)
         }
@@ -64,7 +64,7 @@ public struct Routes: Sendable {
         }
         // No worker process can start (a broken binary, a sandbox the kernel refuses): an admitted upload would wait
         // for as long as that lasts. /about says the same, so a balancer sends it elsewhere.
-        guard !pool.counters.isDegraded || pool.counters.readyWorkers.load(ordering: .relaxed) > 0 else {
+        guard pool.counters.canRunJobs else {
             throw Problem(.serviceUnavailable, "no worker process can start", headers: [.retryAfter: "5"])
         }
         // Admission comes before the body: a refused client has sent nothing but its head.
@@ -160,9 +160,7 @@ public struct Routes: Sendable {
         let draining = lifecycle.isUnready
         let degraded = counters.isDegraded
         let ready = counters.readyWorkers.load(ordering: .relaxed)
-        // Degraded with no worker able to run a job: the replica cannot serve uploads, so a balancer should stop
-        // sending them, as while draining. Degraded with some ready workers still serves, at reduced capacity.
-        let unavailable = draining || (degraded && ready == 0)
+        let unavailable = draining || !counters.canRunJobs
         var json = draining ? Self.aboutDrainingJSON : degraded ? Self.aboutDegradedJSON : Self.aboutOKJSON
         json.reserveCapacity(json.count + 200)
         func figure(_ name: StaticString, _ value: Int, last: Bool = false) {

@@ -25,7 +25,6 @@ public final class Service: Sendable {
             niceness: Int32(config.workerNice), idlePolicy: config.workerPolicy == .idle,
             isolation: config.isolation == .process ? .process(config.worker) : .thread,
             observe: { workers.observe($0) })
-        metrics.watch(pool.counters)
         let routes = Routes(config: config, pool: pool, lifecycle: lifecycle, metrics: metrics)
         let observation = Observation(metrics: metrics, logger: logger, trustedProxies: config.trustedProxies)
         server = Server(

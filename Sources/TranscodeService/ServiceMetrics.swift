@@ -27,8 +27,6 @@ public final class ServiceMetrics: Sendable {
     private let readyWorkers: CoreMetrics.Gauge
     private let restarts: CoreMetrics.Counter
     private let crashes = Locked<[Int32: CoreMetrics.Counter]>([:])
-    private let counters = Locked<PoolCounters?>(nil)
-
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -48,11 +46,6 @@ public final class ServiceMetrics: Sendable {
         handoffTime = CoreMetrics.Timer(label: "ffmpeg_processor_handoff_seconds", factory: factory)
         readyWorkers = CoreMetrics.Gauge(label: "ffmpeg_processor_workers_ready", factory: factory)
         restarts = CoreMetrics.Counter(label: "ffmpeg_processor_worker_restarts_total", factory: factory)
-    }
-
-    /// The pool whose gauges the exposition reads (the pool is made after its observer, which needs the metrics).
-    func watch(_ counters: PoolCounters) {
-        self.counters.withLock { $0 = counters }
     }
 
     /// A worker process died of `signal` during a job.
@@ -95,14 +88,12 @@ public final class ServiceMetrics: Sendable {
         handoffTime.recordNanoseconds(Int64(max(handoff, 0) * 1e9))
     }
 
-    /// The Prometheus text exposition, with the pool's gauges read at this moment.
-    func exposition() -> String {
-        if let counters = counters.withLock({ $0 }) {
-            queueDepth.record(counters.queued)
-            running.record(counters.running.load(ordering: .relaxed))
-            capacity.record(counters.capacity.load(ordering: .relaxed))
-            readyWorkers.record(counters.readyWorkers.load(ordering: .relaxed))
-        }
+    /// The Prometheus text exposition, with the pool's gauges read from `counters` at this moment.
+    func exposition(counters: PoolCounters) -> String {
+        queueDepth.record(counters.queued)
+        running.record(counters.running.load(ordering: .relaxed))
+        capacity.record(counters.capacity.load(ordering: .relaxed))
+        readyWorkers.record(counters.readyWorkers.load(ordering: .relaxed))
         return registry.emitToString()
     }
 }

@@ -212,8 +212,6 @@ public final class PoolCounters: Sendable {
     public let readyWorkers = Atomic<Int>(0)
     /// Workers whose process failed to start at its last try (they back off and retry): the pool is degraded.
     public let failingWorkers = Atomic<Int>(0)
-    /// Worker processes that died of a signal during a job.
-    public let crashes = Atomic<Int>(0)
     private let processes = Locked<[Int: Int32]>([:])
 
     /// Admitted but not running: uploading or waiting for a worker.
@@ -221,6 +219,10 @@ public final class PoolCounters: Sendable {
 
     /// True while some worker cannot start its process.
     public var isDegraded: Bool { failingWorkers.load(ordering: .relaxed) > 0 }
+
+    /// False when degraded with no worker able to run a job: the replica cannot serve uploads, and a balancer should
+    /// stop sending them, as while draining. Degraded with some ready workers still serves, at reduced capacity.
+    public var canRunJobs: Bool { !isDegraded || readyWorkers.load(ordering: .relaxed) > 0 }
 
     /// The worker processes' ids, by pool thread (empty in-process).
     public var workerProcessIDs: [Int32] { processes.withLock { $0.sorted { $0.key < $1.key }.map(\.value) } }
