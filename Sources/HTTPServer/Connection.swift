@@ -278,8 +278,6 @@ final class Connection: Selectable, @unchecked Sendable {
     func startExchange(_ head: HTTPParser.Head) {
         servedAny = true
         headBegun = false
-        bodyReceived = 0
-        bodyWaited = 0
         nextExchangeID += 1
         let id = nextExchangeID
         let bodyless: Bool
@@ -345,6 +343,9 @@ final class Connection: Selectable, @unchecked Sendable {
     /// A request is answered (its response fully queued): keep-alive idleness counts from now, and the connection
     /// closes after the output if `close`.
     func exchangeEnded(closing close: Bool) {
+        // Observed with its answer already: the next request's body, or none, counts from zero.
+        bodyReceived = 0
+        bodyWaited = 0
         timer = .none  // re-arm
         if close { closing = true }
         needsDrive = true
@@ -356,7 +357,6 @@ final class Connection: Selectable, @unchecked Sendable {
         dropSplice()
         var refused = requestLine
         var forwardedFor: String?
-        let hadExchange = exchange != nil
         var isHEAD = parser.partialRequestIsHEAD
         if let ex = exchange {
             exchange = nil
@@ -375,7 +375,6 @@ final class Connection: Selectable, @unchecked Sendable {
             error.status, detail: error.detail, isHEAD: isHEAD, dateLine: loop.dateCache.current(),
             serverLine: context.serverLine, into: &outbound)
         if let observer = context.observer {
-            if !hadExchange { bodyReceived = 0 }  // it still counts the previous request's body
             notify(observer, refused, error.status, bodyBytes: bodyBytes, annotation: nil, forwardedFor: forwardedFor)
         }
         if error.status == .contentTooLarge { lingersLong = true }

@@ -136,7 +136,7 @@ extension Connection {
         } else {
             splice.written += Int64(count)
             splice.paused = false
-            if let ex = exchange, ex.bodyComplete, splice.inFlight == 0 { finishBody(ex) }
+            if let ex = exchange, ex.bodyComplete { finishBody(ex) }  // which waits for the last write itself
         }
         drive()
     }

@@ -93,9 +93,9 @@ final class FileWriter: Sendable {
         var pending = count
         while pending > 0 {
             let result = buffer.withUnsafeMutableBytes { raw in
-                Result { () throws(IOError) in try syscallValue("read") { Glibc.read(pipe, raw.baseAddress, min(pending, raw.count)) } }
+                try? Sys.read(pipe, UnsafeMutableRawBufferPointer(rebasing: raw[0..<min(pending, raw.count)]))
             }
-            guard case .success(let n) = result, n > 0 else { return .ioError }
+            guard case .processed(let n)? = result, n > 0 else { return .ioError }
             if let failure = buffer.withUnsafeBytes({ writeAll(UnsafeRawBufferPointer(rebasing: $0[0..<n]), to: file) }) {
                 return failure
             }
