@@ -33,8 +33,9 @@ final class VideoFilter {
         _ frame: UnsafeMutablePointer<AVFrame>, emit: (UnsafeMutablePointer<AVFrame>) throws(TranscodeError) -> Void
     ) throws(TranscodeError) {
         let next = PictureShape(frame)
+        // A frame that first says interlaced gets a graph that deinterlaces, if the plan would make one for it.
         if graph == nil || !shape!.sameGraph(as: next) || next.interlaced && plan?.deinterlaces == false
-            && options.deinterlace == .auto
+            && options.deinterlace == .auto && VideoFilterPlan.canDeinterlace(next)
         {
             if graph != nil { try drain(emit: emit) }
             try build(for: next)

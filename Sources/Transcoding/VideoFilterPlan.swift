@@ -104,6 +104,9 @@ struct VideoFilterPlan: Equatable {
     var names: [String] { stages.map(\.name) }
     var deinterlaces: Bool { stages.contains { $0.name == "bwdif" } }
 
+    /// bwdif needs a few lines and columns around each pixel it makes; smaller pictures are left as they are.
+    static func canDeinterlace(_ shape: PictureShape) -> Bool { shape.width >= 3 && shape.height >= 4 }
+
     /// - Parameters:
     ///   - streamFieldOrder: what the container or codec says of the stream's fields.
     ///   - keepDeinterlacing: the graph this one replaces deinterlaced, so this one does too, whatever the frame says.
@@ -113,9 +116,8 @@ struct VideoFilterPlan: Equatable {
     ) {
         stages = []
         let streamInterlaced = [AV_FIELD_TT, AV_FIELD_BB, AV_FIELD_TB, AV_FIELD_BT].contains(streamFieldOrder)
-        // bwdif needs a few lines and columns around each pixel it makes; smaller pictures are left as they are.
-        if options.deinterlace == .auto, shape.interlaced || streamInterlaced || keepDeinterlacing, shape.width >= 3,
-            shape.height >= 4
+        if options.deinterlace == .auto, shape.interlaced || streamInterlaced || keepDeinterlacing,
+            Self.canDeinterlace(shape)
         {
             // One frame out per frame in, so that frame count and timing stay. Frames that say whether they are
             // interlaced are trusted (`deint=interlaced`, parity from each frame); a stream that says so while its frames
