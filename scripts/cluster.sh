@@ -27,13 +27,24 @@ start_replica() {
         --log-level "${REPLICA_LOG_LEVEL:-warning}" ${REPLICA_ARGS:-} 2>>"$log" &
     REPLICA_PID[$name]=$!
     REPLICA_PORT[$name]=$port
-    for _ in $(seq 300); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/about")" = 200 ] && return 0
-        kill -0 "${REPLICA_PID[$name]}" 2>/dev/null || { echo "replica $name exited:" >&2; cat "$log" >&2; return 1; }
-        sleep 0.05
-    done
-    echo "replica $name did not answer /about on $port" >&2
+    local answered=0
+    await_about "$port" "${REPLICA_PID[$name]}" 300 0.05 || answered=$?
+    case $answered in
+    0) return 0 ;;
+    1) echo "replica $name exited:" >&2; cat "$log" >&2 ;;
+    *) echo "replica $name did not answer /about on $port" >&2 ;;
+    esac
     return 1
+}
+
+# Until /about on PORT answers 200: 0; 1 once PID has exited; 2 after TRIES tries INTERVAL seconds apart.
+await_about() { # port pid tries interval
+    for _ in $(seq "$3"); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/about")" = 200 ] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep "$4"
+    done
+    return 2
 }
 
 # The replicas as host:port, space-separated, in name order.
@@ -67,12 +78,13 @@ start_nginx() {
 
 # Until /about answers 200 through the balancer (HAProxy: once its first checks have passed).
 wait_for_balancer() {
-    for _ in $(seq 200); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BALANCER_PORT/about")" = 200 ] && return 0
-        kill -0 "$BALANCER_PID" 2>/dev/null || { echo "the balancer exited" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "the balancer never answered /about" >&2
+    local answered=0
+    await_about "$BALANCER_PORT" "$BALANCER_PID" 200 0.1 || answered=$?
+    case $answered in
+    0) return 0 ;;
+    1) echo "the balancer exited" >&2 ;;
+    *) echo "the balancer never answered /about" >&2 ;;
+    esac
     return 1
 }
 
