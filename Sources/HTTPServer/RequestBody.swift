@@ -94,19 +94,6 @@ public struct RequestBody: AsyncSequence, Sendable {
     }
 }
 
-/// Writes all of `bytes` to `descriptor`; the errno of the failure, or nil.
-func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Errno? {
-    var done = 0
-    while done < bytes.count {
-        do {
-            done += try syscallValue("write") { Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done) }
-        } catch {
-            return error.errno
-        }
-    }
-    return nil
-}
-
 /// Plays the event loop's part for `RequestBody.bytes`: one chunk per demand.
 private final class InMemoryFeed: Sendable {
     let chunks: Locked<ArraySlice<[UInt8]>>

@@ -50,6 +50,26 @@ public func syscallValue<T: FixedWidthInteger>(_ call: StaticString, _ body: () 
     }
 }
 
+/// Writes all of `bytes` to `descriptor` (a blocking one); the errno of the failure, or nil.
+public func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Errno? {
+    var done = 0
+    while done < bytes.count {
+        do {
+            done += try syscallValue("write") { Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done) }
+        } catch {
+            return error.errno
+        }
+    }
+    return nil
+}
+
+/// `line` and a newline on standard error, in one write where it fits: no Foundation, no locks, so a sandboxed
+/// worker process can use it too.
+public func printToStandardError(_ line: String) {
+    var text = line + "\n"
+    _ = text.withUTF8 { writeAll(UnsafeRawBufferPointer($0), to: STDERR_FILENO) }
+}
+
 /// close(2) is not retried on EINTR: on Linux the descriptor is released either way, and a retry could close a
 /// descriptor another thread has just been given.
 @inline(__always)

@@ -36,7 +36,7 @@ public enum WorkerChild {
             try Sandbox.confine(Sandbox.Limits(addressSpace: jobMemory), seccomp: !faults.unconfined)
             try channel.send(.ready)
         } catch {
-            report("worker \(getpid()): \(error)")
+            printToStandardError("worker \(getpid()): \(error)")
             _exit(70)
         }
         while true {
@@ -44,7 +44,7 @@ public enum WorkerChild {
             do {
                 received = try channel.receive()
             } catch {
-                report("worker \(getpid()): \(error)")
+                printToStandardError("worker \(getpid()): \(error)")
                 _exit(71)
             }
             // The parent closed its end: recycled, or the service is stopping. A running job is abandoned with it.
@@ -56,15 +56,10 @@ public enum WorkerChild {
                 for fd in descriptors { closeDescriptor(fd) }
                 runner.cancel(id)
             default:
-                report("worker \(getpid()): unexpected message \(message) with \(descriptors.count) descriptors")
+                printToStandardError("worker \(getpid()): unexpected message \(message) with \(descriptors.count) descriptors")
                 _exit(71)
             }
         }
-    }
-
-    static func report(_ line: String) {
-        let text = line + "\n"
-        _ = text.withCString { write(STDERR_FILENO, $0, strlen($0)) }
     }
 }
 
@@ -111,7 +106,7 @@ private final class JobRunner: @unchecked Sendable {
         defer { condition.unlock() }
         guard pending == nil, running == nil else {
             // The parent sends one job at a time; a second one is a broken parent, not something to queue.
-            WorkerChild.report("worker \(getpid()): a job arrived while another ran")
+            printToStandardError("worker \(getpid()): a job arrived while another ran")
             _exit(71)
         }
         pending = job

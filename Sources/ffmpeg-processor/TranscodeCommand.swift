@@ -82,8 +82,3 @@ struct TranscodeCommand: ParsableCommand {
         }
     }
 }
-
-func printToStandardError(_ line: String) {
-    let text = line + "\n"
-    _ = text.withCString { write(STDERR_FILENO, $0, strlen($0)) }
-}
