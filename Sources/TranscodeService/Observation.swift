@@ -13,29 +13,23 @@ struct Observation: Sendable {
     /// Peers whose X-Forwarded-For is believed (`--trusted-proxy`): the balancers in front of the service.
     var trustedProxies: [AddressRange] = []
 
-    /// The `route` label of `ffmpeg_processor_requests_total`, from the method and the path.
-    enum Route: String {
-        case about, metrics, transcode, other
-    }
-
     func observe(_ response: ObservedResponse) {
         let path = response.target.map(Self.pathOnly)
         let route = Self.route(response.method, path)
         let status = response.status.code
         metrics.requestFinished(
-            route: route.rawValue, status: status, bytesIn: response.requestBodyBytes,
+            route: route, status: status, bytesIn: response.requestBodyBytes,
             bytesOut: response.responseBodyBytes ?? 0)
         let level: Logger.Level = path == "/about" || path == "/metrics" ? .debug : status >= 500 ? .warning : .info
         logger.log(level: level, "\(Self.line(response, client: client(of: response)))")
     }
 
-    static func route(_ method: HTTPRequest.Method?, _ path: Substring?) -> Route {
-        switch (method, path) {
-        case (.get?, "/about"?), (.head?, "/about"?): .about
-        case (.get?, "/metrics"?): .metrics
-        case (.post?, let path?) where path != "/about" && path != "/metrics": .transcode
-        default: .other
-        }
+    /// The `route` label of `ffmpeg_processor_requests_total`: the route table's kind of route for the path, when
+    /// the method is one the route serves; `other` otherwise (the route table decides, so the labels follow it).
+    static func route(_ method: HTTPRequest.Method?, _ path: Substring?) -> String {
+        guard let method, let path else { return "other" }
+        let route = Routes.table.first { $0.template == path } ?? Routes.upload
+        return route.methods.contains(method) ? route.kind.rawValue : "other"
     }
 
     /// The target without its query: what routing and the log level go by. No copy of the string is made.

@@ -31,7 +31,7 @@ extension Routes {
         Route(kind: .transcode, template: "/{video_id}", methods: [.post]),
     ]
 
-    private static let upload = table.first { $0.kind == .transcode }!
+    static let upload = table.first { $0.kind == .transcode }!
 
     /// Every method some route serves, and OPTIONS: what the server answers `OPTIONS *` with (RFC 9110 §9.3.7).
     public static let serverWideMethods: [HTTPRequest.Method] = {
