@@ -56,7 +56,7 @@ public struct MediaProbe: Sendable, Equatable {
         if decode { try decodeAll(demuxer, into: &streams) }
         let duration = demuxer.context.pointee.duration
         return MediaProbe(
-            container: String(demuxer.formatName.split(separator: ",").first ?? ""),
+            container: demuxer.shortName,
             duration: duration == shim_nopts_value() ? nil : Double(duration) / Double(AV_TIME_BASE),
             streams: streams)
     }
