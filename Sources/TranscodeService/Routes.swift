@@ -2,6 +2,7 @@ import HTTPServer
 import HTTPTypes
 import Synchronization
 import Transcoding
+import WorkerIsolation
 
 /// The service's HTTP surface: `POST /<video_id>`, `GET|HEAD /about`, `GET /metrics`, and OPTIONS on each (the
 /// server answers `OPTIONS *` from `Routes.serverWideMethods`). Errors are problem+json.

@@ -1,6 +1,7 @@
 import Glibc
 import HTTPServer
 import Transcoding
+import WorkerIsolation
 
 /// Everything `serve` can be told, with its defaults in one place. Each field has a flag and an environment
 /// variable (see `ffmpeg-processor serve --help`).
@@ -56,7 +57,7 @@ public struct ServiceConfig: Sendable {
     /// (RLIMIT_AS counts reservations, not resident pages). An idle worker holds 0.4 GiB of it; a 2 s 1080p job
     /// peaked at 1.1 GiB (1.5 GiB at preset veryslow) on 2 cores. More cores mean more libav threads, and inputs
     /// near the default 8K pixel limit need several times a 1080p job's frames: raise it for those.
-    public static let defaultJobMemory: Int64 = 4 << 30
+    public static let defaultJobMemory: Int64 = WorkerSettings.defaultJobMemory
 
     public init() {}
 
@@ -95,7 +96,7 @@ public struct ServiceConfig: Sendable {
             + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s "
             + "worker-policy=\(workerPolicy.rawValue) worker-nice=\(workerNice) isolation=\(isolation.rawValue)"
             + (isolation == .process
-                ? " job-memory=\(worker.jobMemory) worker-max-jobs=\(worker.maxJobs) worker-max-rss=\(worker.maxResidentBytes)"
+                ? " job-memory=\(worker.jobMemory)"
                 : "")
             + " trusted-proxies=\(trustedProxies.isEmpty ? "none" : trustedProxies.map(\.description).joined(separator: ","))"
     }

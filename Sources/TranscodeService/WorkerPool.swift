@@ -1,16 +1,17 @@
 import CLinux
 import Foundation
-import HTTPServer
 import Synchronization
-import Transcoding
 import SystemSupport
+import Transcoding
+import WorkerIsolation
 
 /// The transcoding workers: N dedicated threads (never Swift's cooperative pool, which libav would starve), a
 /// bounded admission count and a byte budget for uploads. Requests are admitted before their body is read, so a
 /// full pool costs a client nothing but a 503.
 ///
-/// Under `.process` isolation each thread owns a sandboxed worker process (WorkerProcess.swift) and runs its jobs
-/// there: the threads, the queue and the admission are the same, only the call at the end of `Job.execute` differs.
+/// Under `.process` isolation each thread owns a warm template process and runs each job in a fresh sandboxed
+/// process forked from it (WorkerIsolation): the threads, the queue and the admission are the same, only the call at
+/// the end of `Job.execute` differs.
 public actor WorkerPool {
     public struct Reservation: Sendable, Hashable {
         let id: UInt64
@@ -76,7 +77,7 @@ public actor WorkerPool {
                 switch isolation {
                 case .thread: WorkerPool.work(queue)
                 case .process(let settings):
-                    WorkerPool.work(queue, WorkerProcess(index: index, settings: settings, counters: counters, observe: observe))
+                    WorkerPool.work(queue, WorkerProcess(index: index, settings: settings, gauges: counters, observe: observe))
                 }
             }
             // x264 and the decoders use deep stacks; Foundation's default for secondary threads is small.
@@ -162,7 +163,7 @@ public actor WorkerPool {
 
     /// In-process: libav runs on this thread.
     private static func work(_ queue: JobQueue) {
-        while let (job, waiting) = queue.take() {
+        while case .job(let job, let waiting) = queue.take() {
             job.execute(counters: queue.counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
                 Result { () throws(TranscodeError) -> TranscodeReport in
                     try transcode(input: .fileDescriptor(job.input), output: .fileDescriptor(job.output),
@@ -172,18 +173,24 @@ public actor WorkerPool {
         }
     }
 
-    /// Isolated: this thread hands each job to its worker process, and replaces the process before taking the next
-    /// job if it died, is due for recycling, or never started (then backing off, and failing no job meanwhile).
+    /// Isolated: this thread keeps a child forked ahead, hands it the next job, and forks the next child once the
+    /// answer has gone back. While it waits for a job it looks at its processes a few times a second, so that one
+    /// killed while idle is replaced before a job needs it (and /about's count stays true). A start that fails
+    /// backs off, and fails no job meanwhile.
     private static func work(_ queue: JobQueue, _ worker: WorkerProcess) {
         let counters = queue.counters
-        while worker.ensureReady(pause: { queue.waitClosed(seconds: $0) }) {
+        loop: while worker.ensureReady(pause: { queue.waitClosed(seconds: $0) }) {
             counters.setProcess(worker.pid, of: worker.index)
-            guard let (job, waiting) = queue.take() else { break }
-            job.execute(counters: counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
-                worker.run(options: options, input: job.input, output: job.output, cancellation: cancellation)
+            switch queue.take(idleCheck: { worker.checkIdle() }) {
+            case .closed: break loop
+            case .interrupted: continue loop
+            case .job(let job, let waiting):
+                job.execute(counters: counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
+                    worker.run(options: options, input: job.input, output: job.output, cancellation: cancellation)
+                }
+                // That process is on its way out; the next is listed once it is forked.
+                counters.setProcess(nil, of: worker.index)
             }
-            worker.afterJob()
-            counters.setProcess(worker.pid, of: worker.index)
         }
         worker.shutdown()
         counters.setProcess(nil, of: worker.index)
@@ -199,7 +206,7 @@ public enum PoolIsolation: Sendable {
 }
 
 /// Counts the pool publishes for lock-free reading.
-public final class PoolCounters: Sendable {
+public final class PoolCounters: WorkerGauges {
     public let workers = Atomic<Int>(0)
     public let capacity = Atomic<Int>(0)
     /// Admitted requests not finished: uploading, queued or running.
@@ -208,7 +215,8 @@ public final class PoolCounters: Sendable {
     public let completed = Atomic<Int>(0)
     public let failed = Atomic<Int>(0)
     public let rejected = Atomic<Int>(0)
-    /// Workers able to take a job now: every thread in-process; under isolation, those whose process is up.
+    /// Workers able to take a job now: every thread in-process; under isolation, those with a child forked and
+    /// confined (or running a job).
     public let readyWorkers = Atomic<Int>(0)
     /// Workers whose process failed to start at its last try (they back off and retry): the pool is degraded.
     public let failingWorkers = Atomic<Int>(0)
@@ -224,12 +232,15 @@ public final class PoolCounters: Sendable {
     /// stop sending them, as while draining. Degraded with some ready workers still serves, at reduced capacity.
     public var canRunJobs: Bool { !isDegraded || readyWorkers.load(ordering: .relaxed) > 0 }
 
-    /// The worker processes' ids, by pool thread (empty in-process).
+    /// The processes forked for each pool thread's next job (empty in-process).
     public var workerProcessIDs: [Int32] { processes.withLock { $0.sorted { $0.key < $1.key }.map(\.value) } }
 
     func setProcess(_ pid: Int32?, of worker: Int) {
         processes.withLock { $0[worker] = pid }
     }
+
+    public func readyChanged(by delta: Int) { readyWorkers.add(delta, ordering: .relaxed) }
+    public func failingChanged(by delta: Int) { failingWorkers.add(delta, ordering: .relaxed) }
 }
 
 /// One transcode handed to a worker; its continuation is resumed exactly once, by whoever finishes it first.
@@ -333,19 +344,39 @@ final class JobQueue: @unchecked Sendable {
         return jobs.count - head
     }
 
-    /// Blocks until a job is there; nil once closed and empty. Also says how many jobs still wait behind it.
-    func take() -> (Job, Int)? {
+    enum Taken {
+        /// A job, and how many still wait behind it.
+        case job(Job, Int)
+        /// Closed and empty.
+        case closed
+        /// `idleCheck` said no: the caller has something to mend before it takes a job.
+        case interrupted
+    }
+
+    /// Blocks until a job is there. `idleCheck`, if any, runs (without the lock) every quarter of a second meanwhile.
+    func take(idleCheck: (() -> Bool)? = nil) -> Taken {
         condition.lock()
         defer { condition.unlock() }
-        while head == jobs.count && !closed { condition.wait() }
-        guard head < jobs.count else { return nil }
+        while head == jobs.count && !closed {
+            guard let idleCheck else {
+                condition.wait()
+                continue
+            }
+            if !condition.wait(until: Date(timeIntervalSinceNow: 0.25)) {
+                condition.unlock()
+                let fine = idleCheck()
+                condition.lock()
+                if !fine { return .interrupted }
+            }
+        }
+        guard head < jobs.count else { return .closed }
         let job = jobs[head]
         head += 1
         if head > 64 && head * 2 > jobs.count {
             jobs.removeFirst(head)
             head = 0
         }
-        return (job, jobs.count - head)
+        return .job(job, jobs.count - head)
     }
 
     func close() {

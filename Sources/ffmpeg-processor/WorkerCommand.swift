@@ -1,18 +1,18 @@
 import ArgumentParser
 import Glibc
-import TranscodeService
+import WorkerIsolation
 
-/// `ffmpeg-processor worker`: what a pool thread starts under `--isolation process`, with its socket on descriptor
-/// 3. Hidden: it is no command for a person to run.
+/// `ffmpeg-processor worker`: the warm template a pool thread starts under `--isolation process`, with its socket on
+/// descriptor 3; it forks a fresh process for each job. Hidden: it is no command for a person to run.
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "worker", abstract: "A service's sandboxed transcoding process (started by the service).",
+        commandName: "worker", abstract: "A service's sandboxed template of transcoding processes (started by the service).",
         shouldDisplay: false)
 
     @Option(help: "RLIMIT_AS, bytes.") var jobMemory: Int64
     @Option(help: "The process id of the service that started this one.") var parent: Int32
 
     func run() throws {
-        WorkerChild.run(parent: parent, jobMemory: jobMemory)
+        WorkerTemplate.run(parent: parent, jobMemory: jobMemory)
     }
 }
