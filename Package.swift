@@ -20,7 +20,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // What Glibc does not export to Swift: epoll, eventfd, timerfd, sendfile, signalfd, O_TMPFILE.
+        // What Glibc does not export to Swift: epoll, eventfd, timerfd, signalfd, sendfile, splice, O_TMPFILE,
+        // SCM_RIGHTS, posix_spawn's file actions, prctl, fork, wait status macros.
         .target(name: "CLinux"),
         // FFmpeg's C libraries through pkg-config; shim.h wraps the macros Swift cannot import.
         .systemLibrary(
