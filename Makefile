@@ -181,7 +181,7 @@ clean:
 
 # The worker's seccomp allow-list, measured: strace -f -c over real jobs in unconfined debug workers (the trial clip,
 # every fixture format, MUTANTS fuzz mutants, bad inputs, a cancelled and a timed-out job). Its table is what
-# Sources/TranscodeService/SeccompPolicy.swift allows (scripts/seccomp-measure.sh).
+# Sources/WorkerIsolation/SeccompPolicy.swift allows (scripts/seccomp-measure.sh).
 seccomp-measure: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="strace"
 	scripts/seccomp-measure.sh

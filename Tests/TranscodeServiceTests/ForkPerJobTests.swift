@@ -37,7 +37,7 @@ struct ForkPerJobTests {
             let running = try IsolationTests.service(workers: 1)
             defer { running.stop() }
             let child = try #require(running.service.pool.counters.workerProcessIDs.first)
-            let template = try #require(parentProcess(child))
+            let template = try #require(parent(of: child))
             let allowed: Set<String> = [
                 "SWIFT_BACKTRACE", "FFMPEG_PROCESSOR_LIBAV_LOG", "FFMPEG_PROCESSOR_WORKER_FAULTS",
                 "FFMPEG_PROCESSOR_WORKER_UNCONFINED",
@@ -133,13 +133,4 @@ struct ForkPerJobTests {
         }
     }
     #endif
-}
-
-/// The parent of a process, from field 4 of /proc/<pid>/stat.
-func parentProcess(_ pid: Int32) -> Int32? {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-        let close = stat.lastIndex(of: ")")
-    else { return nil }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    return fields.count > 1 ? Int32(fields[1]) : nil
 }

@@ -122,6 +122,7 @@ struct IsolationTests {
                 config.worker.killGrace = 1
             }
             defer { running.stop() }
+            let posted = Date()
             let victim = try startSlowJob(running, id: "stopped")
             let pid = try #require(Self.busyWorker(running))
             kill(pid, SIGSTOP)
@@ -131,6 +132,9 @@ struct IsolationTests {
             let answer = try victim.readResponse()
             #expect(answer.status == 422 && answer.text.contains("time limit"), "\(answer.status) \(answer.text)")
             #expect(Date().timeIntervalSince(stopped) < 60)
+            // Not before the limit: the job started after it was posted, and its process is killed only once the
+            // limit (2 s) and the grace (1 s) have passed.
+            #expect(Date().timeIntervalSince(posted) >= 2.9, "answered \(Date().timeIntervalSince(posted)) s after the post")
             try Self.expectRecovered(running, bystander: bystander, replaced: pid)
         }
     }
