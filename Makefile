@@ -104,6 +104,7 @@ bench: bench-deps release
 	scripts/bench.sh
 	scripts/bench-service.sh
 	scripts/bench-isolation.sh
+	scripts/bench-fork.sh
 	scripts/bench-http.sh
 	scripts/bench-about-busy.sh
 
@@ -111,9 +112,11 @@ bench-engine: bench-deps release
 	scripts/bench.sh
 
 # The service against the CLI, then --isolation process against --isolation thread (scripts/bench-isolation.sh).
+# BASELINE=<git ref> also builds that commit's service and compares one process per job with it (scripts/bench-fork.sh).
 bench-service: bench-deps release
 	scripts/bench-service.sh
 	scripts/bench-isolation.sh
+	scripts/bench-fork.sh
 
 # GET /about of a server on this library against nginx (1 worker), wrk at 64 connections.
 bench-http: bench-deps

@@ -27,6 +27,7 @@ public final class ServiceMetrics: Sendable {
     private let handoffTime: CoreMetrics.Timer
     private let readyWorkers: CoreMetrics.Gauge
     private let restarts: CoreMetrics.Counter
+    private let forkTime: CoreMetrics.Timer
     private let crashes = Locked<[String: CoreMetrics.Counter]>([:])
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -47,7 +48,11 @@ public final class ServiceMetrics: Sendable {
         handoffTime = CoreMetrics.Timer(label: "ffmpeg_processor_handoff_seconds", factory: factory)
         readyWorkers = CoreMetrics.Gauge(label: "ffmpeg_processor_workers_ready", factory: factory)
         restarts = CoreMetrics.Counter(label: "ffmpeg_processor_worker_restarts_total", factory: factory)
+        forkTime = CoreMetrics.Timer(label: "ffmpeg_processor_worker_fork_seconds", factory: factory)
     }
+
+    /// A child forked and confined for the next job, off the request's path: the cost one process per job adds.
+    func workerForked(seconds: Double) { forkTime.recordNanoseconds(Int64(seconds * 1e9)) }
 
     /// A job's process ended as nobody in the service asked: `reason` is input (a crash signal), seccomp, oom,
     /// killed (from outside) or bug; `signal` the signal that ended it, or "none".

@@ -14,6 +14,8 @@ struct WorkerObservation: Sendable {
         case .started(let worker, let pid, let replacing):
             if replacing { metrics.workerRestarted() }
             logger.debug("worker \(worker): template \(pid) is ready\(replacing ? " (a replacement)" : "")")
+        case .forked(_, _, let seconds):
+            metrics.workerForked(seconds: seconds)
         case .startFailed(let worker, let reason, let retryIn):
             logger.error("worker \(worker): its process could not start: \(reason); retrying in \(retryIn) s")
         case .died(let worker, let pid, let failure, let duringJob):

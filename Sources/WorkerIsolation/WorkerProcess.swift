@@ -37,6 +37,8 @@ public protocol WorkerGauges: AnyObject, Sendable {
 public enum WorkerEvent: Sendable, Equatable {
     /// A template is ready; `replacing` is false only for each thread's first.
     case started(worker: Int, pid: Int32, replacing: Bool)
+    /// A child was forked and confined itself for the next job, `seconds` after the thread asked the template.
+    case forked(worker: Int, pid: Int32, seconds: Double)
     /// A template or a child could not start or did not confine itself; the thread waits `retryIn` seconds.
     case startFailed(worker: Int, reason: String, retryIn: Double)
     /// A job's process ended in a way nobody in the service asked for: during its job, or while it waited for one
@@ -135,7 +137,10 @@ public final class WorkerProcess {
             observe(.started(worker: index, pid: started.pid, replacing: templatesStarted > 0))
             templatesStarted += 1
         }
-        child = try forkChild()
+        let asked = monotonicNanos()
+        let forked = try forkChild()
+        child = forked
+        observe(.forked(worker: index, pid: forked.pid, seconds: Double(monotonicNanos() - asked) / 1e9))
         setReady(true)
         if startFailures > 0 { gauges.failingChanged(by: -1) }
         startFailures = 0

@@ -17,8 +17,13 @@ struct ForkPerJobTests {
             let counters = running.service.pool.counters
             var used: [Int32] = []
             for index in 0..<2 {
-                // The child forked ahead for the next job; the pool thread has no other.
-                let pid = try #require(counters.workerProcessIDs.first)
+                // The child forked ahead for the next job (listed once it is ready); the pool thread has no other.
+                var next: Int32?
+                _ = waitUntil(30) {
+                    next = counters.workerProcessIDs.first
+                    return next != nil
+                }
+                let pid = try #require(next, "no child was forked for the next job")
                 #expect(!used.contains(pid), "process \(pid) was given a second job")
                 used.append(pid)
                 let answer = try running.post("/fresh-\(index)", body: Clips.small.bytes)
