@@ -74,7 +74,7 @@ public enum SeccompPolicy {
     /// libseccomp's own probes and load).
     static let templateOnly: [(why: String, calls: [String])] = [
         ("forking and reaping each job's process; the pause between two looks at a child that has a grace to exit",
-         ["clone", "wait4", "kill", "nanosleep", "clock_nanosleep"]),
+         ["clone", "wait4", "nanosleep", "clock_nanosleep"]),
         ("abort() in a child before its own filter narrows tgkill to the child's pid (the template's pid is not "
             + "the child's, and a filter cannot name a process that does not exist yet)",
          ["tgkill"]),
@@ -89,6 +89,9 @@ public enum SeccompPolicy {
             ("mmap", "W^X: never executable", [shim_scmp_masked_eq(2, noExec, 0)]),
             ("mprotect", "W^X: never executable", [shim_scmp_masked_eq(2, noExec, 0)]),
         ]
+        if kind == .template {
+            rules.append(("kill", "SIGKILL only: to a child that outlives its grace", [shim_scmp_eq(1, UInt64(SIGKILL))]))
+        }
         if kind == .job {
             rules.append(("clone", "threads only: CLONE_THREAD set (a new process has it clear)",
                           [shim_scmp_masked_eq(0, shim_clone_thread(), shim_clone_thread())]))

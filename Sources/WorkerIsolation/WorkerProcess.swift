@@ -454,8 +454,9 @@ public final class WorkerProcess {
 struct OOMKillCounter {
     private let path: String?
 
-    init() {
-        path = Self.locate()
+    /// `path`: the file to read; by default the one of this process's cgroup.
+    init(path: String? = OOMKillCounter.locate()) {
+        self.path = path
     }
 
     func count() -> Int? {
@@ -466,16 +467,18 @@ struct OOMKillCounter {
         return nil
     }
 
-    private static func locate() -> String? {
-        guard let groups = readSmallFile("/proc/self/cgroup") else { return nil }
+    /// v2's `memory.events` or v1's `memory.oom_control` of the cgroup `/proc/self/cgroup` names (`groups`), under
+    /// `root`; nil where neither can be read (no cgroup memory controller, or not mounted).
+    static func locate(groups: String? = readSmallFile("/proc/self/cgroup"), root: String = "/sys/fs/cgroup") -> String? {
+        guard let groups else { return nil }
         for line in groups.split(separator: "\n") {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3 else { continue }
             let group = fields[2] == "/" ? "" : String(fields[2])
             let candidates = fields[0] == "0"
-                ? ["/sys/fs/cgroup\(group)/memory.events", "/sys/fs/cgroup/memory.events"]
+                ? ["\(root)\(group)/memory.events", "\(root)/memory.events"]
                 : fields[1].split(separator: ",").contains("memory")
-                    ? ["/sys/fs/cgroup/memory\(group)/memory.oom_control", "/sys/fs/cgroup/memory/memory.oom_control"] : []
+                    ? ["\(root)/memory\(group)/memory.oom_control", "\(root)/memory/memory.oom_control"] : []
             if let found = candidates.first(where: { readSmallFile($0) != nil }) { return found }
         }
         return nil
@@ -483,7 +486,7 @@ struct OOMKillCounter {
 }
 
 /// The first 4 KiB of a file under /proc or /sys, nil if it cannot be read.
-private func readSmallFile(_ path: String) -> String? {
+func readSmallFile(_ path: String) -> String? {
     guard let fd = try? syscallValue("open", { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
     let file = OwnedDescriptor(taking: fd)
     var buffer = [UInt8](repeating: 0, count: 4096)
