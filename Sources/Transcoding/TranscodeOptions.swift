@@ -17,6 +17,8 @@ public struct TranscodeOptions: Sendable, Equatable {
     /// Whether interlaced video is deinterlaced.
     public var deinterlace: Deinterlace = .auto
     public var limits: Limits = Limits()
+    /// Set for one segment of a split job: only that window's frames are encoded, at their original timestamps.
+    public var segment: SegmentWindow? = nil
 
     public struct Limits: Sendable, Equatable {
         /// Largest width × height accepted from the input (declared or decoded). Default: 8K UHD.

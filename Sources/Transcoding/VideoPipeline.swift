@@ -9,6 +9,9 @@ final class VideoPipeline {
     private let encoder: CodecContext
     private let limits: TranscodeOptions.Limits
     private let startOffset: Int64
+    /// Set for a segment of a split job: which frames to keep, and how its timestamps map to the original's.
+    private let window: TranscodeOptions.SegmentWindow?
+    private let sourceTimeBase: AVRational
     private let decoded: Frame
     private let packet: Packet
     private let filter: VideoFilter
@@ -66,9 +69,13 @@ final class VideoPipeline {
         enc.pointee.width = Int32(size.width)
         enc.pointee.height = Int32(size.height)
         enc.pointee.pix_fmt = AV_PIX_FMT_YUV420P
-        // The input's own time base keeps variable frame rate timing exact.
-        enc.pointee.time_base = stream.pointee.time_base
-        enc.pointee.framerate = av_guess_frame_rate(demuxer.context, stream, nil)
+        // The input's own time base keeps variable frame rate timing exact. A segment takes the original's time
+        // base and frame rate, so that its SPS is byte for byte every other segment's.
+        window = options.segment
+        sourceTimeBase = stream.pointee.time_base
+        let timeBase = options.segment?.timeBase.av ?? stream.pointee.time_base
+        enc.pointee.time_base = timeBase
+        enc.pointee.framerate = options.segment?.frameRate.av ?? av_guess_frame_rate(demuxer.context, stream, nil)
         enc.pointee.sample_aspect_ratio = parameters.pointee.sample_aspect_ratio
         // The tags describe the pixels the graph makes: BT.709 after tone mapping, the input's own otherwise.
         let colour = VideoFilterPlan.outputColour(parameters, options: options)
@@ -83,13 +90,13 @@ final class VideoPipeline {
         output = try muxer.addStream(for: encoder)
         output.pointee.avg_frame_rate = stream.pointee.avg_frame_rate
         copyDisplayMatrix(from: stream, to: output)
-        startOffset = saneTimestamp(startTime).map {
+        startOffset = options.segment?.origin ?? saneTimestamp(startTime).map {
             saneTimestamp(av_rescale_q($0, shim_time_base_q(), stream.pointee.time_base)) ?? 0
         } ?? 0
         decoded = try Frame()
         packet = try Packet()
         filter = try VideoFilter(
-            target: (enc.pointee.width, enc.pointee.height), timeBase: stream.pointee.time_base,
+            target: (enc.pointee.width, enc.pointee.height), timeBase: timeBase,
             streamFieldOrder: parameters.pointee.field_order, options: options)
     }
 
@@ -124,7 +131,12 @@ final class VideoPipeline {
         framesDecoded += 1
         guard framesDecoded <= limits.maxFrames else { throw .limitExceeded(.frames) }
         var pts: Int64
-        if let given = saneTimestamp(frame.pointee.best_effort_timestamp) {
+        if let window, let given = saneTimestamp(frame.pointee.best_effort_timestamp) {
+            // Another segment's frame (open-GOP pre-roll, or the next cut's post-roll) is not encoded here.
+            let original = av_rescale_q(given, sourceTimeBase, window.timeBase.av) - window.shift
+            guard window.contains(original) else { return }
+            pts = original - startOffset
+        } else if let given = saneTimestamp(frame.pointee.best_effort_timestamp) {
             pts = given - startOffset
         } else {
             pts = lastPts.map { $0 + max(lastDuration, 1) } ?? 0
@@ -137,7 +149,9 @@ final class VideoPipeline {
         let seconds = Double(pts) * av_q2d(timeBase)
         guard seconds <= limits.maxDurationSeconds else { throw .limitExceeded(.duration) }
         if firstPts == nil { firstPts = pts }
-        let frameDuration = frame.pointee.pkt_duration > 0 ? saneDuration(frame.pointee.pkt_duration) : max(lastDuration, 1)
+        let given = window.map { av_rescale_q(frame.pointee.pkt_duration, sourceTimeBase, $0.timeBase.av) }
+            ?? frame.pointee.pkt_duration
+        let frameDuration = given > 0 ? saneDuration(given) : max(lastDuration, 1)
         endPts = pts + frameDuration
         durations[pts] = frameDuration
 

@@ -28,6 +28,8 @@ public struct SyntheticClip: Sendable {
     /// Each frame holds two fields half a frame apart, top field first, coded as interlaced (`AV_CODEC_FLAG_INTERLACED_DCT`
     /// and `_ME`; MBAFF with libx264).
     public var interlaced = false
+    /// Frames from one keyframe to the next (closed GOPs); split-and-stitch cuts only there.
+    public var keyframeInterval = 12
 
     /// - sdr: 8-bit 4:2:0, untagged.
     /// - sdr10: 10-bit 4:2:0, BT.709.
@@ -169,7 +171,7 @@ public struct SyntheticClip: Sendable {
         }
         enc.pointee.time_base = variableFrameRate ? AVRational(num: 1, den: 1000) : AVRational(num: 1, den: Int32(frameRate))
         enc.pointee.framerate = AVRational(num: Int32(frameRate), den: 1)
-        enc.pointee.gop_size = 12
+        enc.pointee.gop_size = Int32(keyframeInterval)
         enc.pointee.bit_rate = 400_000
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
         var options: [String: String] = [:]

@@ -1,0 +1,164 @@
+import Foundation
+import Glibc
+import MediaFixtures
+import TestSupport
+import Testing
+import Transcoding
+
+/// A clip for split-and-stitch, and how it is to be cut.
+struct SplitCase: CustomTestStringConvertible, Sendable {
+    let name: String
+    let clip: SyntheticClip
+    let segmentSeconds: Double
+    let minimumSeconds: Double
+    /// Segments the plan must make, with the last one's length when the tail matters.
+    let segments: Int
+    var testDescription: String { name }
+
+    static func make(
+        _ name: String, segments: Int, segmentSeconds: Double = 4, minimumSeconds: Double = 2,
+        _ configure: (inout SyntheticClip) -> Void
+    ) -> SplitCase {
+        var clip = SyntheticClip()
+        clip.keyframeInterval = 50
+        configure(&clip)
+        return SplitCase(
+            name: name, clip: clip, segmentSeconds: segmentSeconds, minimumSeconds: minimumSeconds, segments: segments)
+    }
+
+    static let all: [SplitCase] = [
+        // Keyframes every 2 s: cuts at 4 and 8, and a 3 s tail, shorter than a segment but not than the minimum.
+        make("25 fps, a tail shorter than a segment", segments: 3) { $0.seconds = 11 },
+        // 9 s: a cut at 8 would leave a 1 s tail, so 4–9 is one segment.
+        make("25 fps, a tail shorter than the minimum joins the segment before", segments: 2) { $0.seconds = 9 },
+        make("variable frame rate", segments: 3, segmentSeconds: 3, minimumSeconds: 1.5) {
+            $0.seconds = 10; $0.variableFrameRate = true; $0.keyframeInterval = 25
+        },
+        // Keyframes every 2 s, 3 s segments: cuts at 2 and 4, and 4–7 s is the last.
+        make("90° display rotation", segments: 3, segmentSeconds: 3, minimumSeconds: 1.5) {
+            $0.seconds = 7; $0.rotation = 90; $0.audioCodec = nil
+        },
+    ]
+}
+
+@Suite("split and stitch: segments cut at keyframes, encoded apart, joined into one MP4")
+struct SplitStitchTests {
+    @Test("cuts: about a segment each, at keyframes, no segment under the minimum")
+    func cuts() {
+        let every2 = stride(from: 0.0, to: 40, by: 2).map { $0 }
+        #expect(SegmentPlan.cuts(keyframes: every2, duration: 40, segmentSeconds: 8, minimumSeconds: 4) == [0, 4, 8, 12, 16])
+        // Keyframes 2–5 s apart in a 40 s clip: at least 4 segments at the defaults' 8 s.
+        let irregular = [0.0, 3, 5, 10, 12, 15, 20, 22, 27, 30, 32, 37]
+        let cuts = SegmentPlan.cuts(keyframes: irregular, duration: 40, segmentSeconds: 8, minimumSeconds: 4)
+        #expect(cuts.count >= 4)
+        let starts = cuts.map { irregular[$0] } + [40]
+        for (a, b) in zip(starts, starts.dropFirst()) { #expect(b - a >= 4, "\(starts)") }
+        // One keyframe only: one segment, whatever the length.
+        #expect(SegmentPlan.cuts(keyframes: [0], duration: 60, segmentSeconds: 8, minimumSeconds: 4) == [0])
+    }
+
+    @Test("every frame once, at the whole-file transcode's timestamps, as good", arguments: SplitCase.all)
+    func stitched(_ split: SplitCase) async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            let input = scratch.path("in.mp4")
+            let info = try split.clip.write(to: input)
+            let whole = scratch.path("whole.mp4")
+            try transcode(input: .path(input), output: .path(whole))
+
+            let stitchedPath = scratch.path("stitched.mp4")
+            let plan = try #require(
+                try SegmentPlan.probe(.path(input), segmentSeconds: split.segmentSeconds, minimumSeconds: split.minimumSeconds))
+            #expect(plan.segments.count == split.segments, "keyframes \(plan.keyframes)")
+            for segment in plan.segments.dropFirst() {
+                #expect(segment.seconds >= split.minimumSeconds - 0.001, "\(plan.segments)")
+            }
+            let report = try splitEncodeStitch(plan, input: input, output: stitchedPath, scratch: scratch)
+            #expect(report.segments == split.segments)
+            #expect(report.videoFrames == info.videoFrames)
+
+            let source = try MediaProbe.probe(.path(input), decode: true)
+            let result = try MediaProbe.probe(.path(stitchedPath), decode: true)
+            let video = try #require(result.video)
+            #expect(video.codec == "h264")
+            #expect(video.frameCount == info.videoFrames)
+            #expect(video.decodeErrors == 0)
+            #expect(video.rotation == source.video?.rotation)
+            let frame = info.videoDuration / Double(info.videoFrames)
+            let span = try #require(video.decodedDuration)
+            #expect(abs(span - info.videoDuration) <= max(frame, 0.081), "input \(info.videoDuration) s, output \(span) s")
+            if source.audio != nil {
+                let audio = try #require(result.audio)
+                #expect(audio.codec == "aac" && audio.decodeErrors == 0)
+                #expect(abs((audio.decodedDuration ?? 0) - (source.audio?.decodedDuration ?? -1)) < 0.1)
+            }
+            let boxes = try topLevelBoxes(stitchedPath)
+            #expect((boxes.firstIndex(of: "moov") ?? .max) < (boxes.firstIndex(of: "mdat") ?? -1), "\(boxes)")
+
+            guard FFmpegCLI.available else { return }
+            let expected = try frameTimes(whole)
+            #expect(expected.count == info.videoFrames)
+            #expect(try frameTimes(stitchedPath) == expected)
+            let decoded = try run(FFmpegCLI.path!, ["-nostdin", "-v", "error", "-i", stitchedPath, "-f", "null", "-"])
+            #expect(decoded.status == 0 && decoded.err.isEmpty, "\(decoded.err.prefix(600))")
+            let wholePSNR = try FFmpegCLI.psnr(whole, against: input, through: "null")
+            let stitchedPSNR = try FFmpegCLI.psnr(stitchedPath, against: input, through: "null")
+            #expect(abs(stitchedPSNR - wholePSNR) <= 0.3, "whole \(wholePSNR) dB, stitched \(stitchedPSNR) dB")
+        }
+    }
+
+    @Test("segments whose SPS/PPS differ are refused, not joined")
+    func spsMismatch() async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            let input = scratch.path("in.mp4")
+            var clip = SyntheticClip()
+            clip.seconds = 6
+            clip.keyframeInterval = 50
+            clip.audioCodec = nil
+            try clip.write(to: input)
+            let plan = try #require(try SegmentPlan.probe(.path(input), segmentSeconds: 2, minimumSeconds: 1))
+            #expect(plan.segments.count >= 2)
+            // Another preset: another reference count in the SPS.
+            let error = #expect(throws: TranscodeError.self) {
+                try splitEncodeStitch(plan, input: input, output: scratch.path("out.mp4"), scratch: scratch) { index, options in
+                    if index == 1 { options.preset = "ultrafast" }
+                }
+            }
+            #expect(error?.description.contains("segment 1's SPS/PPS differ") == true, "\(String(describing: error))")
+        }
+    }
+}
+
+/// What the service does with a plan, on one thread: each segment cut to a descriptor, encoded as a job of its own
+/// (video only, its window), then stitched with the source's audio.
+@discardableResult
+func splitEncodeStitch(
+    _ plan: SegmentPlan, input: String, output: String, scratch: Scratch,
+    adjust: (Int, inout TranscodeOptions) -> Void = { _, _ in }
+) throws -> StitchReport {
+    var encoded: [Int32] = []
+    defer { for fd in encoded { close(fd) } }
+    for segment in plan.segments {
+        let cut = open(scratch.path("cut\(segment.index).mp4"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let answer = open(scratch.path("seg\(segment.index).mp4"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        #expect(cut >= 0 && answer >= 0)
+        defer { close(cut) }
+        encoded.append(answer)
+        var options = TranscodeOptions()
+        options.audio = false
+        options.segment = try SegmentSplit.write(segment.index, of: plan, from: .path(input), to: .fileDescriptor(cut))
+        adjust(segment.index, &options)
+        try transcode(input: .fileDescriptor(cut), output: .fileDescriptor(answer), options: options)
+    }
+    return try stitch(segments: encoded.map { .fileDescriptor($0) }, source: .path(input), output: .path(output))
+}
+
+/// Each decoded frame's presentation time, seconds, as ffprobe prints them.
+func frameTimes(_ file: String) throws -> [String] {
+    let ffprobe = try #require(which("ffprobe"))
+    let result = try run(ffprobe, ["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time", "-of", "csv=p=0", file])
+    #expect(result.status == 0)
+    // A frame with side data (x264's SEI at each segment's start) gets an empty field after its time.
+    return result.out.split(separator: "\n").map { String($0.prefix { $0 != "," }) }
+}
