@@ -53,10 +53,13 @@ let package = Package(
         // The sandboxed worker processes: the warm template, a fresh child per job, their protocol over SCM_RIGHTS,
         // the seccomp policy and rlimits, and what a process's end means for its job. Knows nothing of HTTP.
         .target(name: "WorkerIsolation", dependencies: ["Transcoding", "SystemSupport", "CLinux", "CSeccomp"]),
+        // Split-and-stitch: a long upload planned at keyframes, cut by stream copy, its segments encoded by whoever
+        // the service names (its pool), stitched with the audio encoded once. Knows nothing of routes.
+        .target(name: "SplitStitch", dependencies: ["Transcoding", "SystemSupport"]),
         .target(
             name: "TranscodeService",
             dependencies: [
-                "Transcoding", "WorkerIsolation", "HTTPServer", "SystemSupport", "CLinux",
+                "Transcoding", "WorkerIsolation", "HTTPServer", "SystemSupport", "CLinux", "SplitStitch",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -66,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "ffmpeg-processor",
             dependencies: [
-                "Transcoding", "TranscodeService", "WorkerIsolation", "SystemSupport",
+                "SplitStitch", "Transcoding", "TranscodeService", "WorkerIsolation", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -105,7 +108,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SystemSupport", "CLinux", "TestSupport"]),
         .testTarget(
             name: "TranscodeServiceTests",
-            dependencies: ["TranscodeService", "WorkerIsolation", "Transcoding", "MediaFixtures", "HTTPServer", "SystemSupport",
+            dependencies: ["TranscodeService", "SplitStitch", "WorkerIsolation", "Transcoding", "MediaFixtures", "HTTPServer", "SystemSupport",
                            "TestSupport", "CLinux",
                            .product(name: "Logging", package: "swift-log")]
         ),

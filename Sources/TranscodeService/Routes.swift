@@ -58,7 +58,8 @@ public struct Routes: Sendable {
     ) async throws(Problem) -> ServerResponse {
         let id = try validateVideoID(target.segments)
         record.videoID = id
-        let options = try applyQuery(target.query, to: config.baseOptions)
+        let (split, query) = try Routes.splitChoice(target.query)
+        let options = try applyQuery(query, to: config.baseOptions)
         guard request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil else {
             throw Problem(.lengthRequired, "send the video with Content-Length or chunked transfer coding")
         }
@@ -80,7 +81,8 @@ public struct Routes: Sendable {
         // The place is given back before the answer goes out, so that the client's next request finds it free.
         let response: ServerResponse
         do {
-            response = try await transcodeAdmitted(body, id: id, options: options, reservation: reservation, &record)
+            response = try await transcodeAdmitted(
+                body, id: id, options: options, split: split, reservation: reservation, &record)
         } catch {
             await pool.release(reservation)
             throw error
@@ -91,7 +93,7 @@ public struct Routes: Sendable {
 
     /// The admitted part of an upload: the body into a temp file, the job, the answer.
     private func transcodeAdmitted(
-        _ body: RequestBody, id: String, options: TranscodeOptions, reservation: WorkerPool.Reservation,
+        _ body: RequestBody, id: String, options: TranscodeOptions, split: Bool, reservation: WorkerPool.Reservation,
         _ record: inout RequestRecord
     ) async throws(Problem) -> ServerResponse {
         let input = try temporaryFile()
@@ -124,6 +126,9 @@ public struct Routes: Sendable {
             throw Problem(.badRequest, "the upload did not complete (\(error))")
         }
         guard input.size > 0 else { throw Problem(.badRequest, "the body is empty: send the video as the body") }
+        if split, let answer = try await transcodeSplit(input, id: id, options: options, reservation: reservation, &record) {
+            return answer
+        }
         let output = try temporaryFile()
         switch await pool.run(reservation, input: input.borrowedDescriptor, output: output.borrowedDescriptor, options: options) {
         case .success(let outcome):

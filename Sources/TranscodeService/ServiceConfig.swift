@@ -1,5 +1,6 @@
 import Glibc
 import HTTPServer
+import SplitStitch
 import Transcoding
 import WorkerIsolation
 
@@ -52,6 +53,8 @@ public struct ServiceConfig: Sendable {
     public var isolation = Isolation.process
     /// The worker processes' settings (`jobMemory` is `--job-memory`).
     public var worker = WorkerSettings()
+    /// Split-and-stitch of long uploads (`--split`, `--segment-seconds`, `--split-min-seconds`).
+    public var split = SplitSettings()
 
     /// The default `--job-memory`: the address space of one worker process, libraries and thread stacks included
     /// (RLIMIT_AS counts reservations, not resident pages). An idle worker holds 0.4 GiB of it; a 2 s 1080p job
@@ -98,6 +101,7 @@ public struct ServiceConfig: Sendable {
             + (isolation == .process
                 ? " job-memory=\(worker.jobMemory)"
                 : "")
+            + " split=\(split.mode.rawValue) segment-seconds=\(split.segmentSeconds)s split-min-seconds=\(split.minimumSeconds)s"
             + " trusted-proxies=\(trustedProxies.isEmpty ? "none" : trustedProxies.map(\.description).joined(separator: ","))"
     }
 }

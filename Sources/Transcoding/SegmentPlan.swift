@@ -31,6 +31,11 @@ public struct SegmentPlan: Sendable, Equatable {
     public var packets: Int
     /// First frame's start to the last frame's end, seconds.
     public var duration: Double
+    /// What the stitch does with the source's first audio stream.
+    public var sourceAudio: SourceAudio
+
+    /// `copied`: plain AAC-LC, remuxed as it is; `encoded`: decoded and encoded again, as a whole-file job would.
+    public enum SourceAudio: String, Sendable { case none, copied, encoded }
 
     /// The window a segment's job encodes, given the split's timestamp shift (`SegmentSplit`'s read-back).
     public func window(_ segment: Segment, shift: Int64) -> TranscodeOptions.SegmentWindow {

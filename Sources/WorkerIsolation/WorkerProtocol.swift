@@ -144,6 +144,7 @@ struct WireWriter {
         int(options.limits.maxFrames)
         string(options.hdr.rawValue)
         string(options.deinterlace.rawValue)
+        optional(options.segment) { $0.segmentWindow($1) }
     }
 
     mutating func outcome(_ outcome: WorkerOutcome) {
@@ -260,6 +261,7 @@ struct WireReader {
             throw WorkerProtocolError(description: "unknown deinterlace \(deinterlace)")
         }
         options.deinterlace = deinterlaceChoice
+        options.segment = try optional { reader throws(WorkerProtocolError) in try reader.segmentWindow() }
         return options
     }
 

@@ -3,6 +3,7 @@ import Dispatch
 import Glibc
 import SystemSupport
 import Logging
+import SplitStitch
 import TranscodeService
 import Transcoding
 import WorkerIsolation
@@ -49,6 +50,12 @@ struct ServeCommand: AsyncParsableCommand {
     var isolation: String?
     @Option(help: "Address space of one worker process, bytes; a job that needs more gets 413 [JOB_MEMORY]. Default \(WorkerSettings.defaultJobMemory >> 30) GiB.")
     var jobMemory: Int64?
+    @Option(help: "auto (the default: a video longer than --split-min-seconds is cut at keyframes and its segments encoded in parallel, when more than one worker can take one) or off [SPLIT].")
+    var split: String?
+    @Option(help: "About how long each segment of a split video is, seconds; cuts land on keyframes [SEGMENT_SECONDS].")
+    var segmentSeconds: Double?
+    @Option(help: "Videos up to this long, seconds, are never split [SPLIT_MIN_SECONDS].")
+    var splitMinSeconds: Double?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -88,6 +95,17 @@ struct ServeCommand: AsyncParsableCommand {
             config.isolation = parsed
         }
         config.worker.jobMemory = try jobMemory ?? env.number("JOB_MEMORY") ?? config.worker.jobMemory
+        if let split = try split ?? env.string("SPLIT") {
+            guard let parsed = SplitSettings.Mode(rawValue: split) else {
+                throw ValidationError("split must be auto or off, not \(split)")
+            }
+            config.split.mode = parsed
+        }
+        config.split.segmentSeconds = try segmentSeconds ?? env.number("SEGMENT_SECONDS") ?? config.split.segmentSeconds
+        config.split.minimumSeconds = try splitMinSeconds ?? env.number("SPLIT_MIN_SECONDS") ?? config.split.minimumSeconds
+        guard config.split.segmentSeconds >= 1, config.split.minimumSeconds >= 0 else {
+            throw ValidationError("segment-seconds must be at least 1 and split-min-seconds at least 0")
+        }
         // The binary started as `worker` is this one, unless a test run says otherwise: `make test-tsan` has
         // ThreadSanitizer's service start a plain build, since TSan's shadow memory cannot live under RLIMIT_AS.
         config.worker.executable = try env.string("FFMPEG_PROCESSOR_WORKER_EXECUTABLE") ?? config.worker.executable

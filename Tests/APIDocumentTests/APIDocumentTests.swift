@@ -127,6 +127,8 @@ struct APIDocumentTests {
         "audio": { String($0.audio) },
         "hdr": { $0.hdr.rawValue },
         "deinterlace": { $0.deinterlace.rawValue },
+        // Not an output setting but the route's: whether the upload may be split (Routes.splitChoice).
+        "split": { _ in nil },
     ]
 
     @Test("each documented query parameter's range, values and default are what the service accepts and assumes")
@@ -135,7 +137,8 @@ struct APIDocumentTests {
         let parameters = try document.parameters(RecipeBook.upload).values.filter { $0["in"]?.string == "query" }
         #expect(parameters.count == Self.effects.count)
         func accepted(_ name: String, _ value: String) -> TranscodeOptions? {
-            try? applyQuery([(name, value)], to: TranscodeOptions())
+            guard let (_, query) = try? Routes.splitChoice([(name, value)]) else { return nil }
+            return try? applyQuery(query, to: TranscodeOptions())
         }
         for parameter in parameters {
             let name = try #require(parameter["name"]?.string)

@@ -22,6 +22,15 @@ struct WorkerProtocolTests {
         return options
     }
 
+    /// A split job's segment: the window rides with the ordinary options.
+    static var segmentOptions: TranscodeOptions {
+        var options = options
+        options.segment = TranscodeOptions.SegmentWindow(
+            timeBase: Rational(1, 12800), frameRate: Rational(30000, 1001), start: 51_200, end: nil, shift: -1024,
+            origin: 7)
+        return options
+    }
+
     static let report = TranscodeReport(
         inputFormat: "matroska", inputVideoCodec: "vp8", width: 320, height: 240, videoFrames: 50, audioSamples: 88200,
         hasAudio: true, audioCopied: false, inputDuration: nil, outputDuration: 2.04, inputBytes: 123_456,
@@ -31,6 +40,7 @@ struct WorkerProtocolTests {
     static let messages: [WorkerMessage] = [
         .job(id: 1, options: TranscodeOptions()),
         .job(id: .max, options: options),
+        .job(id: 2, options: segmentOptions),
         .cancel(id: 77),
         .ready,
         .finished(id: 5, .report(report)),

@@ -1,0 +1,19 @@
+/// When an upload is split (`--split`, `--segment-seconds`, `--split-min-seconds`).
+public struct SplitSettings: Sendable, Equatable {
+    /// `auto`: split a video longer than `minimumSeconds` when more than one worker could take a segment; `off`:
+    /// every upload is one job.
+    public enum Mode: String, Sendable, CaseIterable { case auto, off }
+
+    public var mode = Mode.auto
+    /// About how long each segment is; cuts land on the input's keyframes. 8 s: a 40 s clip with a keyframe every
+    /// 2–5 s makes 4–5 segments, and a segment's fixed cost (a fork, x264's look-ahead filling) stays a few percent.
+    public var segmentSeconds = 8.0
+    /// Videos up to this long are one job: below it the split's own passes (probe, cut, stitch) and the first
+    /// segment's wait cost more than the parallel encode saves on a small clip.
+    public var minimumSeconds = 20.0
+
+    /// No segment is shorter than this; a shorter tail joins the segment before it.
+    public var segmentMinimumSeconds: Double { segmentSeconds / 2 }
+
+    public init() {}
+}

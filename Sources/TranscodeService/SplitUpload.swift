@@ -1,0 +1,98 @@
+import HTTPServer
+import HTTPTypes
+import Glibc
+import SplitStitch
+import Transcoding
+import WorkerIsolation
+
+/// A split job's segments on this replica's own pool: each is admitted like any request (a full pool is "busy",
+/// never a failure) and runs as an ordinary job.
+struct PoolSegmentRunner: SegmentRunner {
+    let pool: WorkerPool
+
+    func encode(input: Int32, output: Int32, options: TranscodeOptions, bytes: Int64, parent: String) async -> SegmentAnswer {
+        let reservation: WorkerPool.Reservation
+        switch await pool.admit(expectedBytes: bytes) {
+        case .admitted(let granted): reservation = granted
+        case .rejected(let seconds): return .busy(retryAfterSeconds: seconds)
+        }
+        let result = await pool.run(reservation, input: input, output: output, options: options)
+        await pool.release(reservation)
+        switch result {
+        case .success(let outcome): return .done(outcome.report)
+        case .failure(let failure): return .failed(failure)
+        }
+    }
+}
+
+extension Routes {
+    /// `?split=off` turns splitting off for one upload; the rest of the query is the transcode's.
+    static func splitChoice(_ query: [(String, String)]) throws(Problem) -> (split: Bool, rest: [(String, String)]) {
+        let values = query.filter { $0.0 == "split" }.map(\.1)
+        guard values.count <= 1 else { throw Problem(.badRequest, "query parameter split is repeated") }
+        guard let value = values.first else { return (true, query) }
+        guard let mode = SplitSettings.Mode(rawValue: value) else {
+            throw Problem(.badRequest, "split must be auto or off, not '\(value)'")
+        }
+        return (mode == .auto, query.filter { $0.0 != "split" })
+    }
+
+    /// The upload as a split job, or nil when splitting does not pay (then it is one job, as before). Once the
+    /// segments are cut the upload gives its admission place back: the coordinator holds no place and no worker
+    /// while its segments take theirs.
+    func transcodeSplit(
+        _ input: TempFile, id: String, options: TranscodeOptions, reservation: WorkerPool.Reservation,
+        _ record: inout RequestRecord
+    ) async throws(Problem) -> ServerResponse? {
+        let started = ContinuousClock.now
+        let job: SplitJob
+        do {
+            guard let prepared = try await SplitJob.prepare(
+                input: input.borrowedDescriptor, options: options, settings: config.split, parallelism: pool.workers,
+                temporaryDirectory: config.tmpDir)
+            else { return nil }
+            job = prepared
+        } catch {
+            throw Problem(error)
+        }
+        await pool.release(reservation)
+        let output: TempFile
+        do { output = try TempFile(directory: config.tmpDir) } catch { throw Problem(error) }
+        let outcome: SplitOutcome
+        do {
+            outcome = try await job.run(output: output.borrowedDescriptor, parent: id, runner: PoolSegmentRunner(pool: pool))
+        } catch {
+            throw Problem(error)
+        }
+        let total = (ContinuousClock.now - started)
+        let seconds = Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18
+        record.transcodeMs = seconds * 1000
+        var info = stat()
+        let length = fstat(output.borrowedDescriptor, &info) == 0 ? Int64(info.st_size) : 0
+        return ServerResponse(
+            status: .ok,
+            headerFields: [
+                .contentType: "video/mp4",
+                .contentDisposition: "inline; filename=\"\(id).mp4\"",
+                HTTPField.Name("X-Video-Id")!: id,
+                HTTPField.Name("X-Queue-Wait-Ms")!: "0",
+                HTTPField.Name("X-Transcode-Ms")!: milliseconds(seconds),
+                HTTPField.Name("X-Video-Filters")!: outcome.videoFiltersText,
+                HTTPField.Name("X-Video-Segments")!: String(outcome.segments),
+            ],
+            body: .file(descriptor: output.take(), length: length))
+    }
+}
+
+extension Problem {
+    init(_ failure: SplitFailure) {
+        switch failure {
+        case .transcode(let error): self.init(error)
+        case .io(let errno): self.init(TempFileError(errno))
+        case .segment(let index, let error):
+            var problem = (error as? JobFailure).map(Problem.init) ?? Problem(.internalServerError, "\(error)")
+            problem.detail = "segment \(index): \(problem.detail)"
+            self = problem
+        }
+    }
+}

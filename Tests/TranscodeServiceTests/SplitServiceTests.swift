@@ -1,0 +1,75 @@
+import Foundation
+import MediaFixtures
+import SplitStitch
+import TestSupport
+import Testing
+import Transcoding
+
+@Suite("split uploads: a long video's segments on the pool, one MP4 back, as the whole-file job's")
+struct SplitServiceTests {
+    /// 8 s with a keyframe every second and AAC-LC audio (copied, so the coordinator never decodes).
+    static let long = Clips.generate("long.mp4") { $0.seconds = 8; $0.keyframeInterval = 25 }
+
+    static func splitting(workers: Int = 2, queue: Int = 4) throws -> RunningService {
+        try RunningService(workers: workers, queue: queue) {
+            $0.split.segmentSeconds = 2
+            $0.split.minimumSeconds = 3
+        }
+    }
+
+    @Test("split: every frame at the whole-file answer's timestamps, the same headers, audio kept")
+    func splitMatchesWhole() async throws {
+        try await onThread {
+            let service = try Self.splitting(queue: 0)
+            defer { service.stop() }
+            let split = try service.post("/long", body: Self.long.bytes)
+            #expect(split.status == 200, "\(split.text.prefix(300))")
+            let segments = try #require(split.header("X-Video-Segments").flatMap { Int($0) })
+            #expect(segments >= 3)
+            let whole = try service.post("/long?split=off", body: Self.long.bytes)
+            #expect(whole.status == 200)
+            #expect(whole.header("X-Video-Segments") == nil)
+            for name in ["Content-Type", "Content-Disposition", "X-Video-Id", "X-Video-Filters"] {
+                #expect(split.header(name) == whole.header(name), "\(name)")
+            }
+            let probe = try Clips.probe(split.body)
+            #expect(probe.video?.frameCount == Self.long.frames)
+            #expect(probe.video?.decodeErrors == 0)
+            #expect(probe.audio?.codec == "aac" && probe.audio?.decodeErrors == 0)
+            guard let ffprobe = which("ffprobe") else { return }
+            let times = try [split.body, whole.body].map { body in try Self.frameTimes(body, ffprobe: ffprobe) }
+            #expect(times[0].count == Self.long.frames)
+            #expect(times[0] == times[1])
+            // Both answers given back their places: nothing is admitted once they are answered.
+            #expect(service.service.pool.counters.admitted.load(ordering: .relaxed) == 0)
+        }
+    }
+
+    @Test("no split with one worker, for a short video, or with a bad split value (400)")
+    func notSplit() async throws {
+        try await onThread {
+            let one = try Self.splitting(workers: 1)
+            defer { one.stop() }
+            let answer = try one.post("/long", body: Self.long.bytes)
+            #expect(answer.status == 200)
+            #expect(answer.header("X-Video-Segments") == nil)
+
+            let two = try Self.splitting()
+            defer { two.stop() }
+            let short = try two.post("/short", body: Clips.small.bytes)
+            #expect(short.status == 200)
+            #expect(short.header("X-Video-Segments") == nil)
+            let bad = try two.post("/long?split=sometimes", body: Self.long.bytes)
+            #expect(bad.status == 400)
+            #expect(bad.text.contains("split must be auto or off"), "\(bad.text)")
+        }
+    }
+
+    static func frameTimes(_ body: [UInt8], ffprobe: String) throws -> [String] {
+        let scratch = try Scratch()
+        let path = scratch.path("answer.mp4")
+        try Data(body).write(to: URL(fileURLWithPath: path))
+        let result = try run(ffprobe, ["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time", "-of", "csv=p=0", path])
+        return result.out.split(separator: "\n").map { String($0.prefix { $0 != "," }) }
+    }
+}
