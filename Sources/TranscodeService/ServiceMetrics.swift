@@ -29,6 +29,7 @@ public final class ServiceMetrics: Sendable {
     private let restarts: CoreMetrics.Counter
     private let forkTime: CoreMetrics.Timer
     private let crashes = Locked<[String: CoreMetrics.Counter]>([:])
+    private let split = Locked<[String: CoreMetrics.Counter]>([:])
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -71,6 +72,23 @@ public final class ServiceMetrics: Sendable {
             let counter = CoreMetrics.Counter(
                 label: "ffmpeg_processor_worker_crashes_total", dimensions: [("reason", reason), ("signal", signal)],
                 factory: factory)
+            cache[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// Split-and-stitch: `ffmpeg_processor_split_jobs_total{outcome}` (ok, failed) and
+    /// `ffmpeg_processor_segments_total{event}` (sent: a segment handed to a worker; busy: the pool was full and it
+    /// waited; failed).
+    func splitJob(ok: Bool) { splitCounter("ffmpeg_processor_split_jobs_total", ("outcome", ok ? "ok" : "failed")) }
+    func segment(_ event: String) { splitCounter("ffmpeg_processor_segments_total", ("event", event)) }
+
+    private func splitCounter(_ label: String, _ dimension: (String, String)) {
+        let counter = split.withLock { cache in
+            let key = label + dimension.1
+            if let counter = cache[key] { return counter }
+            let counter = CoreMetrics.Counter(label: label, dimensions: [dimension], factory: factory)
             cache[key] = counter
             return counter
         }

@@ -9,18 +9,24 @@ import WorkerIsolation
 /// never a failure) and runs as an ordinary job.
 struct PoolSegmentRunner: SegmentRunner {
     let pool: WorkerPool
+    let metrics: ServiceMetrics
 
     func encode(input: Int32, output: Int32, options: TranscodeOptions, bytes: Int64, parent: String) async -> SegmentAnswer {
         let reservation: WorkerPool.Reservation
         switch await pool.admit(expectedBytes: bytes) {
         case .admitted(let granted): reservation = granted
-        case .rejected(let seconds): return .busy(retryAfterSeconds: seconds)
+        case .rejected(let seconds):
+            metrics.segment("busy")
+            return .busy(retryAfterSeconds: seconds)
         }
+        metrics.segment("sent")
         let result = await pool.run(reservation, input: input, output: output, options: options)
         await pool.release(reservation)
         switch result {
         case .success(let outcome): return .done(outcome.report)
-        case .failure(let failure): return .failed(failure)
+        case .failure(let failure):
+            metrics.segment("failed")
+            return .failed(failure)
         }
     }
 }
@@ -60,10 +66,13 @@ extension Routes {
         do { output = try TempFile(directory: config.tmpDir) } catch { throw Problem(error) }
         let outcome: SplitOutcome
         do {
-            outcome = try await job.run(output: output.borrowedDescriptor, parent: id, runner: PoolSegmentRunner(pool: pool))
+            outcome = try await job.run(
+                output: output.borrowedDescriptor, parent: id, runner: PoolSegmentRunner(pool: pool, metrics: metrics))
         } catch {
+            metrics.splitJob(ok: false)
             throw Problem(error)
         }
+        metrics.splitJob(ok: true)
         let total = (ContinuousClock.now - started)
         let seconds = Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18
         record.transcodeMs = seconds * 1000

@@ -26,6 +26,8 @@ struct SplitServiceTests {
             #expect(split.status == 200, "\(split.text.prefix(300))")
             let segments = try #require(split.header("X-Video-Segments").flatMap { Int($0) })
             #expect(segments >= 3)
+            #expect(try service.metric("ffmpeg_processor_split_jobs_total{outcome=\"ok\"}") == 1)
+            #expect(try service.metric("ffmpeg_processor_segments_total{event=\"sent\"}") == Double(segments))
             let whole = try service.post("/long?split=off", body: Self.long.bytes)
             #expect(whole.status == 200)
             #expect(whole.header("X-Video-Segments") == nil)
