@@ -10,7 +10,7 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
 	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan \
-	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure
+	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure bench-split
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -117,6 +117,10 @@ bench-service: bench-deps release
 	scripts/bench-service.sh
 	scripts/bench-isolation.sh
 	scripts/bench-fork.sh
+
+# One 40 s 1080p upload split into segments on a replica's workers against the same upload as one job (issue #20).
+bench-split: bench-deps release
+	scripts/bench-split.sh
 
 # GET /about of a server on this library against nginx (1 worker), wrk at 64 connections.
 bench-http: bench-deps
