@@ -66,5 +66,6 @@ struct Observation: Sendable {
             + "bytes_out=\(field(response.responseBodyBytes)) queue_ms=\(field(record?.queueMs.map { Int($0) })) "
             + "transcode_ms=\(field(record?.transcodeMs.map { Int($0) })) "
             + "total_ms=\(Int(response.elapsed.seconds * 1000))"
+            + (record?.parent.map { " parent=\($0)" } ?? "")
     }
 }

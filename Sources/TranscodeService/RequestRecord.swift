@@ -2,6 +2,8 @@
 /// (`ServerResponse.annotation`); the server hands it to `Observation` and never sends it.
 struct RequestRecord: Sendable {
     var videoID: String?
+    /// The split job a segment request belongs to (its `X-Segment` header's parent).
+    var parent: String?
     var queueMs: Double?
     var transcodeMs: Double?
 }

@@ -58,8 +58,15 @@ public struct Routes: Sendable {
     ) async throws(Problem) -> ServerResponse {
         let id = try validateVideoID(target.segments)
         record.videoID = id
-        let (split, query) = try Routes.splitChoice(target.query)
-        let options = try applyQuery(query, to: config.baseOptions)
+        var (split, query) = try Routes.splitChoice(target.query)
+        var options = try applyQuery(query, to: config.baseOptions)
+        if let segment = try Routes.segmentRequest(request.headerFields) {
+            options.segment = segment.window
+            options.audio = false
+            split = false
+            record.parent = segment.parent
+            metrics.segment("received")
+        }
         guard request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil else {
             throw Problem(.lengthRequired, "send the video with Content-Length or chunked transfer coding")
         }

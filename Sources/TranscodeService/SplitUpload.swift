@@ -43,6 +43,19 @@ extension Routes {
         return (mode == .auto, query.filter { $0.0 != "split" })
     }
 
+    /// The segment request's window and parent, from its `X-Segment` header; nil for an ordinary upload.
+    static func segmentRequest(_ fields: HTTPFields) throws(Problem) -> SegmentHeader? {
+        let name = HTTPField.Name(SegmentHeader.name)!
+        let values = fields[values: name]
+        guard !values.isEmpty else { return nil }
+        guard values.count == 1 else { throw Problem(.badRequest, "X-Segment is repeated") }
+        do {
+            return try SegmentHeader(parsing: values[0]) { (try? validateVideoID([$0])) != nil }
+        } catch {
+            throw Problem(.badRequest, error.description)
+        }
+    }
+
     /// The upload as a split job, or nil when splitting does not pay (then it is one job, as before). Once the
     /// segments are cut the upload gives its admission place back: the coordinator holds no place and no worker
     /// while its segments take theirs.

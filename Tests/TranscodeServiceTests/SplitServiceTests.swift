@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import MediaFixtures
 import SplitStitch
 import TestSupport
@@ -64,6 +65,49 @@ struct SplitServiceTests {
             let bad = try two.post("/long?split=sometimes", body: Self.long.bytes)
             #expect(bad.status == 400)
             #expect(bad.text.contains("split must be auto or off"), "\(bad.text)")
+        }
+    }
+
+    @Test("the segment request: X-Segment's window encoded alone, video only, at the original timestamps; a bad one is 400")
+    func segmentRequest() async throws {
+        try await onThread {
+            let service = try Self.splitting()
+            defer { service.stop() }
+            let scratch = try Scratch()
+            _ = Self.long  // written on first use
+            let source = Clips.folder.path("long.mp4")
+            let plan = try #require(try SegmentPlan.probe(.path(source), segmentSeconds: 2, minimumSeconds: 1))
+            let segment = plan.segments[1]
+            let cut = scratch.path("cut.mp4")
+            let descriptor = open(cut, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            #expect(descriptor >= 0)
+            let window = try SegmentSplit.write(1, of: plan, from: .path(source), to: .fileDescriptor(descriptor))
+            close(descriptor)
+            let header = SegmentHeader(parent: "the-parent", window: window)
+            let body = Array(try Data(contentsOf: URL(fileURLWithPath: cut)))
+
+            let answer = try service.post("/part-1", body: body, extraHeaders: "X-Segment: \(header.value)\r\n")
+            #expect(answer.status == 200, "\(answer.text.prefix(300))")
+            #expect(answer.header("X-Video-Segments") == nil)
+            let probe = try Clips.probe(answer.body)
+            #expect(probe.audio == nil)
+            #expect(probe.video?.frameCount == Int((segment.seconds * 25).rounded()))
+            if let ffprobe = which("ffprobe") {
+                let start = Double(segment.start! - plan.origin) * plan.timeBase.value
+                #expect(try Self.frameTimes(answer.body, ffprobe: ffprobe).first.flatMap(Double.init) == start)
+            }
+            #expect(try service.metric("ffmpeg_processor_segments_total{event=\"received\"}") == 1)
+
+            for (value, reason) in [
+                ("parent=../x; time-base=1/1; frame-rate=1/1; shift=0; origin=0", "parent must be a video id"),
+                ("parent=p; time-base=0/1; frame-rate=1/1; shift=0; origin=0", "time-base must be"),
+                ("parent=p; time-base=1/1; frame-rate=1/1; origin=0", "shift is missing"),
+                ("parent=p; time-base=1/1; frame-rate=1/1; shift=0; origin=0; start=5; end=5", "end must be after start"),
+            ] {
+                let refused = try service.post("/part", body: body, extraHeaders: "X-Segment: \(value)\r\n")
+                #expect(refused.status == 400)
+                #expect(refused.text.contains(reason), "\(refused.text)")
+            }
         }
     }
 
