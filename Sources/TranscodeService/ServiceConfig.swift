@@ -55,6 +55,9 @@ public struct ServiceConfig: Sendable {
     public var worker = WorkerSettings()
     /// Split-and-stitch of long uploads (`--split`, `--segment-seconds`, `--split-min-seconds`).
     public var split = SplitSettings()
+    /// The balancer in front of the replicas (`--cluster-url`): a split job's segments go through it, so that any
+    /// replica may encode them; nil: only this replica's own pool.
+    public var clusterURL: ClusterURL? = nil
 
     /// The default `--job-memory`: the address space of one worker process, libraries and thread stacks included
     /// (RLIMIT_AS counts reservations, not resident pages). An idle worker holds 0.4 GiB of it; a 2 s 1080p job
@@ -102,6 +105,7 @@ public struct ServiceConfig: Sendable {
                 ? " job-memory=\(worker.jobMemory)"
                 : "")
             + " split=\(split.mode.rawValue) segment-seconds=\(split.segmentSeconds)s split-min-seconds=\(split.minimumSeconds)s"
+            + " cluster-url=\(clusterURL?.description ?? "none")"
             + " trusted-proxies=\(trustedProxies.isEmpty ? "none" : trustedProxies.map(\.description).joined(separator: ","))"
     }
 }

@@ -80,7 +80,8 @@ public final class ServiceMetrics: Sendable {
 
     /// Split-and-stitch: `ffmpeg_processor_split_jobs_total{outcome}` (ok, failed) and
     /// `ffmpeg_processor_segments_total{event}` (sent: a segment handed to a worker; busy: the pool was full and it
-    /// waited; failed).
+    /// waited; failed; received: a segment request from a coordinator; retried: an attempt through the balancer
+    /// failed and was tried again; fallback: every attempt failed and the own pool took it).
     func splitJob(ok: Bool) { splitCounter("ffmpeg_processor_split_jobs_total", ("outcome", ok ? "ok" : "failed")) }
     func segment(_ event: String) { splitCounter("ffmpeg_processor_segments_total", ("event", event)) }
 

@@ -43,6 +43,9 @@ extension Routes {
         return (mode == .auto, query.filter { $0.0 != "split" })
     }
 
+    /// Segments in flight at once through the balancer.
+    static let clusterParallelism = 64
+
     /// The segment request's window and parent, from its `X-Segment` header; nil for an ordinary upload.
     static func segmentRequest(_ fields: HTTPFields) throws(Problem) -> SegmentHeader? {
         let name = HTTPField.Name(SegmentHeader.name)!
@@ -67,7 +70,9 @@ extension Routes {
         let job: SplitJob
         do {
             guard let prepared = try await SplitJob.prepare(
-                input: input.borrowedDescriptor, options: options, settings: config.split, parallelism: pool.workers,
+                input: input.borrowedDescriptor, options: options, settings: config.split,
+                // Through the balancer every replica's workers may take a segment: as many at once as there are.
+                parallelism: config.clusterURL == nil ? pool.workers : Self.clusterParallelism,
                 temporaryDirectory: config.tmpDir)
             else { return nil }
             job = prepared
@@ -79,8 +84,19 @@ extension Routes {
         do { output = try TempFile(directory: config.tmpDir) } catch { throw Problem(error) }
         let outcome: SplitOutcome
         do {
-            outcome = try await job.run(
-                output: output.borrowedDescriptor, parent: id, runner: PoolSegmentRunner(pool: pool, metrics: metrics))
+            let own = PoolSegmentRunner(pool: pool, metrics: metrics)
+            if let url = config.clusterURL {
+                let metrics = metrics
+                let peers = ClusterSegmentRunner(url: url, fallback: own) { event in
+                    switch event {
+                    case .retried: metrics.segment("retried")
+                    case .fellBack: metrics.segment("fallback")
+                    }
+                }
+                outcome = try await job.run(output: output.borrowedDescriptor, parent: id, runner: peers)
+            } else {
+                outcome = try await job.run(output: output.borrowedDescriptor, parent: id, runner: own)
+            }
         } catch {
             metrics.splitJob(ok: false)
             throw Problem(error)
@@ -112,7 +128,12 @@ extension Problem {
         case .transcode(let error): self.init(error)
         case .io(let errno): self.init(TempFileError(errno))
         case .segment(let index, let error):
-            var problem = (error as? JobFailure).map(Problem.init) ?? Problem(.internalServerError, "\(error)")
+            var problem =
+                if let refusal = error as? PeerRefusal {
+                    Problem(HTTPResponse.Status(code: refusal.status), refusal.detail)
+                } else {
+                    (error as? JobFailure).map(Problem.init) ?? Problem(.internalServerError, "\(error)")
+                }
             problem.detail = "segment \(index): \(problem.detail)"
             self = problem
         }

@@ -171,3 +171,21 @@ final class StitchSegment {
         return false
     }
 }
+
+/// Reads a segment's answer as `stitch` will (H.264 with an avcC, an IDR first, every packet timed) without
+/// decoding it, and answers its packet count: an answer from another replica that is not that is sent again.
+public func checkSegmentAnswer(
+    _ location: MediaLocation, limits: TranscodeOptions.Limits = TranscodeOptions.Limits()
+) throws(TranscodeError) -> Int {
+    var options = TranscodeOptions()
+    options.limits = limits
+    let control = JobControl(cancellation: nil, timeLimitSeconds: nil)
+    let segment = try StitchSegment(location, options: options, control: control)
+    var packets = 0
+    while try segment.next(control: control) {
+        av_packet_unref(segment.packet.pointer)
+        packets += 1
+    }
+    guard packets > 0 else { throw stitchError("a segment has no packets") }
+    return packets
+}

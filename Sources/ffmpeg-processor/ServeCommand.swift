@@ -56,6 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
     var segmentSeconds: Double?
     @Option(help: "Videos up to this long, seconds, are never split [SPLIT_MIN_SECONDS].")
     var splitMinSeconds: Double?
+    @Option(help: "The balancer in front of the replicas, http://host:port: a split video's segments go through it to any replica, and back to this one's own pool after 3 failed tries; none by default [CLUSTER_URL].")
+    var clusterUrl: String?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -103,6 +105,10 @@ struct ServeCommand: AsyncParsableCommand {
         }
         config.split.segmentSeconds = try segmentSeconds ?? env.number("SEGMENT_SECONDS") ?? config.split.segmentSeconds
         config.split.minimumSeconds = try splitMinSeconds ?? env.number("SPLIT_MIN_SECONDS") ?? config.split.minimumSeconds
+        if let url = try clusterUrl ?? env.string("CLUSTER_URL") {
+            guard let parsed = ClusterURL(url) else { throw ValidationError("cluster-url must be http://host[:port], not \(url)") }
+            config.clusterURL = parsed
+        }
         guard config.split.segmentSeconds >= 1, config.split.minimumSeconds >= 0 else {
             throw ValidationError("segment-seconds must be at least 1 and split-min-seconds at least 0")
         }

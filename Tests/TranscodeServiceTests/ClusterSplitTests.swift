@@ -1,0 +1,153 @@
+import Foundation
+import SplitStitch
+import Glibc
+import Synchronization
+import TestSupport
+import Testing
+import Transcoding
+
+/// A replica that misbehaves in one way, on 127.0.0.1 at an ephemeral port: it reads each request whole, then
+/// answers as `behaviour` says. Counts the requests it got.
+final class FakePeer: Sendable {
+    enum Behaviour: Sendable { case unavailable, reset, garbage, unprocessable }
+    let port: Int
+    private let listener: Int32
+    private let count = Counter()
+    var requests: Int { count.value.load(ordering: .relaxed) }
+
+    private final class Counter: Sendable { let value = Atomic<Int>(0) }
+
+    init(_ behaviour: Behaviour) throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.listener = listener
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(listener, pointer, length) == 0 && listen(listener, 16) == 0
+                    && getsockname(listener, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw DocumentedFailure("the fake peer cannot listen") }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let count = count
+        Thread {
+            while true {
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else { return }
+                count.value.add(1, ordering: .relaxed)
+                FakePeer.serve(connection, behaviour)
+            }
+        }.start()
+    }
+
+    func stop() { shutdown(listener, Int32(SHUT_RDWR)); close(listener) }
+
+    private static func serve(_ connection: Int32, _ behaviour: Behaviour) {
+        defer { close(connection) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var expected: Int? = nil
+        while expected.map({ received.count < $0 }) ?? true {
+            let n = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return }
+            received += buffer[0..<n]
+            if expected == nil, let end = String(decoding: received, as: UTF8.self).range(of: "\r\n\r\n") {
+                let head = String(decoding: received, as: UTF8.self)[..<end.lowerBound]
+                let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                expected = head.utf8.count + 4 + length
+            }
+        }
+        let answer: String
+        switch behaviour {
+        case .unavailable:
+            answer = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+        case .garbage:
+            answer = "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 64\r\n\r\n"
+                + String(repeating: "not a video. ", count: 5).prefix(64)
+        case .unprocessable:
+            let body = #"{"type":"about:blank","title":"Unprocessable Content","status":422,"detail":"corrupt input: a test says so"}"#
+            answer = "HTTP/1.1 422 Unprocessable Content\r\nContent-Type: application/problem+json\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        case .reset:
+            // Half an answer, then a reset (SO_LINGER 0): the connection dies mid-answer.
+            _ = Array("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nhalf".utf8).withUnsafeBytes {
+                send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(connection, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            return
+        }
+        _ = Array(answer.utf8).withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+}
+
+struct DocumentedFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+@Suite("split through the balancer (--cluster-url): peers that fail are tried again, then the own pool; a 4xx fails the job")
+struct ClusterSplitTests {
+    static func coordinator(cluster port: Int) throws -> RunningService {
+        try RunningService(workers: 2, queue: 4) {
+            $0.split.segmentSeconds = 2
+            $0.split.minimumSeconds = 3
+            $0.clusterURL = ClusterURL("http://127.0.0.1:\(port)")
+        }
+    }
+
+    @Test("a peer that answers 503, resets mid-answer or answers garbage: every segment tried 3 times, then run here",
+          arguments: [FakePeer.Behaviour.unavailable, .reset, .garbage])
+    func failingPeer(_ behaviour: FakePeer.Behaviour) async throws {
+        let long = SplitServiceTests.long
+        try await onThread {
+            let peer = try FakePeer(behaviour)
+            defer { peer.stop() }
+            let service = try Self.coordinator(cluster: peer.port)
+            defer { service.stop() }
+            let answer = try service.post("/long", body: long.bytes)
+            #expect(answer.status == 200, "\(answer.text.prefix(300))")
+            let segments = try #require(answer.header("X-Video-Segments").flatMap { Int($0) })
+            #expect(try Clips.probe(answer.body).video?.frameCount == long.frames)
+            #expect(peer.requests == segments * 3)
+            #expect(try service.metric("ffmpeg_processor_segments_total{event=\"retried\"}") == Double(segments * 3))
+            #expect(try service.metric("ffmpeg_processor_segments_total{event=\"fallback\"}") == Double(segments))
+            #expect(try service.metric("ffmpeg_processor_segments_total{event=\"sent\"}") == Double(segments))
+        }
+    }
+
+    @Test("a peer's 422 fails the job with that status and reason")
+    func refusingPeer() async throws {
+        let long = SplitServiceTests.long
+        try await onThread {
+            let peer = try FakePeer(.unprocessable)
+            defer { peer.stop() }
+            let service = try Self.coordinator(cluster: peer.port)
+            defer { service.stop() }
+            let answer = try service.post("/long", body: long.bytes)
+            #expect(answer.status == 422)
+            #expect(answer.text.contains("corrupt input: a test says so"), "\(answer.text)")
+        }
+    }
+
+    @Test("segments through a real replica: it receives them all and the answer is whole")
+    func realPeer() async throws {
+        let long = SplitServiceTests.long
+        try await onThread {
+            let peer = try RunningService(workers: 2, queue: 16)
+            defer { peer.stop() }
+            let service = try Self.coordinator(cluster: peer.port)
+            defer { service.stop() }
+            let answer = try service.post("/long", body: long.bytes)
+            #expect(answer.status == 200, "\(answer.text.prefix(300))")
+            let segments = try #require(answer.header("X-Video-Segments").flatMap { Int($0) })
+            #expect(try Clips.probe(answer.body).video?.frameCount == long.frames)
+            #expect(try peer.metric("ffmpeg_processor_segments_total{event=\"received\"}") == Double(segments))
+            #expect(try service.metric("ffmpeg_processor_segments_total{event=\"sent\"}") == nil)
+        }
+    }
+}
