@@ -45,19 +45,26 @@ public struct ClusterSegmentRunner<Fallback: SegmentRunner>: SegmentRunner {
         for attempt in 1...max(attempts, 1) {
             if Task.isCancelled { return .failed(TranscodeError.cancelled) }
             let (url, timeout, limits) = (url, timeoutSeconds, options.limits)
-            let result: Result<(PeerAnswer, Int?), PeerClient.PeerError> = await Self.onThread {
-                Result { () throws(PeerClient.PeerError) -> (PeerAnswer, Int?) in
-                    let answer = try PeerClient.post(
-                        url, path: "/\(parent)\(query)", headers: [(SegmentHeader.name, header.value)], body: input,
-                        bodyLength: bytes, answer: output, timeoutSeconds: timeout)
-                    guard case .ok = answer else { return (answer, nil) }
-                    do {
-                        return (answer, try checkSegmentAnswer(.fileDescriptor(output), limits: limits))
-                    } catch {
-                        throw PeerClient.PeerError(description: "an answer that is not a segment (\(error))")
+            // A coordinator whose client left stops waiting, and its peer sees the connection go.
+            let cancellation = PeerCancellation()
+            let result: Result<(PeerAnswer, Int?), PeerClient.PeerError> = await withTaskCancellationHandler {
+                await Self.onThread {
+                    Result { () throws(PeerClient.PeerError) -> (PeerAnswer, Int?) in
+                        let answer = try PeerClient.post(
+                            url, path: "/\(parent)\(query)", headers: [(SegmentHeader.name, header.value)], body: input,
+                            bodyLength: bytes, answer: output, timeoutSeconds: timeout, cancellation: cancellation)
+                        guard case .ok = answer else { return (answer, nil) }
+                        do {
+                            return (answer, try checkSegmentAnswer(.fileDescriptor(output), limits: limits))
+                        } catch {
+                            throw PeerClient.PeerError(description: "an answer that is not a segment (\(error))")
+                        }
                     }
                 }
+            } onCancel: {
+                cancellation.cancel()
             }
+            if Task.isCancelled { return .failed(TranscodeError.cancelled) }
             switch result {
             case .success((.ok(let headers, _), _)):
                 return .done(Self.report(headers))

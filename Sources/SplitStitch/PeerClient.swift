@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import SystemSupport
 
 /// The balancer in front of the replicas (`--cluster-url`): an `http://host:port` address, nothing else.
@@ -26,6 +27,27 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "http://\(host):\(port)" }
 }
 
+/// Ends a segment request from another thread: its connection is shut down, so the blocked exchange fails at once
+/// and the peer, seeing its client gone, cancels the segment's job as it would any upload's.
+final class PeerCancellation: Sendable {
+    private let state = Mutex<(socket: Int32?, cancelled: Bool)>((nil, false))
+
+    func cancel() {
+        state.withLock { state in
+            state.cancelled = true
+            if let socket = state.socket { shutdown(socket, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    /// Registers the connection (false: already cancelled, do not start), or with nil forgets it before it closes.
+    func attach(_ socket: Int32?) -> Bool {
+        state.withLock { state in
+            state.socket = socket
+            return !state.cancelled
+        }
+    }
+}
+
 /// What a peer answered to one segment request.
 enum PeerAnswer {
     /// 200 with a body of the declared length, written to the output descriptor; its response headers.
@@ -46,10 +68,14 @@ enum PeerClient {
 
     static func post(
         _ url: ClusterURL, path: String, headers: [(String, String)], body: Int32, bodyLength: Int64, answer: Int32,
-        timeoutSeconds: Int
+        timeoutSeconds: Int, cancellation: PeerCancellation
     ) throws(PeerError) -> PeerAnswer {
         let socket = try connect(url, timeoutSeconds: timeoutSeconds)
-        defer { closeDescriptor(socket) }
+        defer {
+            _ = cancellation.attach(nil)
+            closeDescriptor(socket)
+        }
+        guard cancellation.attach(socket) else { throw PeerError(description: "cancelled") }
         var head = "POST \(path) HTTP/1.1\r\nHost: \(url.host):\(url.port)\r\nContent-Length: \(bodyLength)\r\n"
         head += "Content-Type: video/mp4\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }

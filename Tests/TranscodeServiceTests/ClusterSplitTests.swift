@@ -134,6 +134,28 @@ struct ClusterSplitTests {
         }
     }
 
+    @Test("the client leaves: no segment is still running on the peer or the coordinator within seconds")
+    func clientLeaves() async throws {
+        let long = SplitServiceTests.long
+        try await onThread {
+            let peer = try RunningService(workers: 1, queue: 16)
+            defer { peer.stop() }
+            let service = try Self.coordinator(cluster: peer.port)
+            defer { service.stop() }
+            let client = try TestClient(port: service.port)
+            // veryslow keeps each segment busy long enough to leave while the peer works on one.
+            try client.send("POST /long?preset=veryslow HTTP/1.1\r\nHost: t\r\nContent-Length: \(long.bytes.count)\r\n\r\n")
+            try client.send(long.bytes)
+            #expect(try peer.wait(seconds: 60) { ($0["running"] as? Int ?? 0) >= 1 })
+            client.reset()
+            // Bounds for a loaded 2-core machine: a job notices cancellation within a frame.
+            #expect(try peer.wait(seconds: 20) { ($0["running"] as? Int) == 0 && ($0["queued"] as? Int) == 0 })
+            #expect(try service.wait(seconds: 20) { ($0["running"] as? Int) == 0 && ($0["queued"] as? Int) == 0 })
+            // The peer saw its coordinator leave mid-segment (nginx's 499), rather than finishing a segment nobody wants.
+            #expect(try peer.get("/metrics").text.contains("status=\"499\""))
+        }
+    }
+
     @Test("segments through a real replica: it receives them all and the answer is whole")
     func realPeer() async throws {
         let long = SplitServiceTests.long
