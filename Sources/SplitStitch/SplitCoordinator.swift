@@ -52,7 +52,8 @@ public final class SplitJob: Sendable {
             let probed = try await onLibavThread(cancellation) { () throws(TranscodeError) in
                 try SegmentPlan.probe(
                     .fileDescriptor(input), segmentSeconds: settings.segmentSeconds,
-                    minimumSeconds: settings.segmentMinimumSeconds, limits: options.limits, cancellation: cancellation)
+                    minimumSeconds: settings.segmentMinimumSeconds, skipUpTo: settings.minimumSeconds,
+                    limits: options.limits, cancellation: cancellation)
             }
             guard let probed, probed.segments.count > 1, probed.duration > settings.minimumSeconds,
                 !(options.audio && probed.sourceAudio == .encoded)

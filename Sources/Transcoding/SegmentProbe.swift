@@ -3,15 +3,18 @@ import CFFmpeg
 extension SegmentPlan {
     /// Reads the input's video packets, without decoding any, and plans segments at its keyframes. Nil when the
     /// video cannot be split faithfully: a codec MP4 cannot carry by stream copy, packets without timestamps (AVI's
-    /// B-frames), a still-image format, or a frame that would fall on the wrong side of every cut.
+    /// B-frames), a still-image format, or a frame that would fall on the wrong side of every cut. Also nil, after
+    /// reading only the container's header, when it declares a duration of at most `skipUpTo` seconds.
     public static func probe(
-        _ input: MediaLocation, segmentSeconds: Double, minimumSeconds: Double,
+        _ input: MediaLocation, segmentSeconds: Double, minimumSeconds: Double, skipUpTo: Double = 0,
         limits: TranscodeOptions.Limits = TranscodeOptions.Limits(), cancellation: TranscodeCancellation? = nil
     ) throws(TranscodeError) -> SegmentPlan? {
         Libav.configureLogging()
         let control = JobControl(cancellation: cancellation, timeLimitSeconds: limits.jobTimeLimitSeconds)
         let demuxer = try Demuxer(input, limits: limits, control: control)
         guard let stream = demuxer.bestVideoStream() else { throw .noVideoStream }
+        let declared = demuxer.context.pointee.duration
+        if declared != shim_nopts_value(), Double(declared) / Double(AV_TIME_BASE) <= skipUpTo { return nil }
         guard !demuxer.isImageFormat, SegmentSplit.mp4CanCarry(stream.pointee.codecpar.pointee.codec_id) else {
             return nil
         }

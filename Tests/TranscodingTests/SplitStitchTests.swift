@@ -123,6 +123,19 @@ struct SplitStitchTests {
         }
     }
 
+    @Test("a video whose container declares it short is not planned past the header")
+    func shortSkipped() async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            let input = scratch.path("in.mp4")
+            var clip = SyntheticClip()
+            clip.seconds = 6
+            try clip.write(to: input)
+            #expect(try SegmentPlan.probe(.path(input), segmentSeconds: 2, minimumSeconds: 1, skipUpTo: 6.5) == nil)
+            #expect(try SegmentPlan.probe(.path(input), segmentSeconds: 2, minimumSeconds: 1, skipUpTo: 5.5) != nil)
+        }
+    }
+
     @Test("segments whose SPS/PPS differ are refused, not joined")
     func spsMismatch() async throws {
         try await onThread {
