@@ -34,6 +34,10 @@ struct SplitCase: CustomTestStringConvertible, Sendable {
         make("variable frame rate", segments: 3, segmentSeconds: 3, minimumSeconds: 1.5) {
             $0.seconds = 10; $0.variableFrameRate = true; $0.keyframeInterval = 25
         },
+        // MPEG-TS (a start time that is not 0) with interlaced H.264: bwdif runs in every segment.
+        make("interlaced MPEG-TS", segments: 2, segmentSeconds: 3, minimumSeconds: 1.5) {
+            $0.container = "mpegts"; $0.interlaced = true; $0.seconds = 6; $0.keyframeInterval = 25
+        },
         // Keyframes every 2 s, 3 s segments: cuts at 2 and 4, and 4–7 s is the last.
         make("90° display rotation", segments: 3, segmentSeconds: 3, minimumSeconds: 1.5) {
             $0.seconds = 7; $0.rotation = 90; $0.audioCodec = nil
@@ -64,7 +68,7 @@ struct SplitStitchTests {
             let input = scratch.path("in.mp4")
             let info = try split.clip.write(to: input)
             let whole = scratch.path("whole.mp4")
-            try transcode(input: .path(input), output: .path(whole))
+            let wholeReport = try transcode(input: .path(input), output: .path(whole))
 
             let stitchedPath = scratch.path("stitched.mp4")
             let plan = try #require(
@@ -73,7 +77,12 @@ struct SplitStitchTests {
             for segment in plan.segments.dropFirst() {
                 #expect(segment.seconds >= split.minimumSeconds - 0.001, "\(plan.segments)")
             }
-            let report = try splitEncodeStitch(plan, input: input, output: stitchedPath, scratch: scratch)
+            var filters: Set<String> = []
+            let report = try splitEncodeStitch(
+                plan, input: input, output: stitchedPath, scratch: scratch, reported: { filters.insert($0.videoFiltersText) })
+            // Every segment ran the whole file's filter stages (bwdif for the interlaced clip).
+            #expect(filters == [wholeReport.videoFiltersText])
+            if split.clip.interlaced { #expect(wholeReport.videoFilters.contains("bwdif")) }
             #expect(report.segments == split.segments)
             #expect(report.videoFrames == info.videoFrames)
 
@@ -164,7 +173,7 @@ struct SplitStitchTests {
 @discardableResult
 func splitEncodeStitch(
     _ plan: SegmentPlan, input: String, output: String, scratch: Scratch,
-    adjust: (Int, inout TranscodeOptions) -> Void = { _, _ in }
+    adjust: (Int, inout TranscodeOptions) -> Void = { _, _ in }, reported: (TranscodeReport) -> Void = { _ in }
 ) throws -> StitchReport {
     var encoded: [Int32] = []
     defer { for fd in encoded { close(fd) } }
@@ -178,7 +187,7 @@ func splitEncodeStitch(
         options.audio = false
         options.segment = try SegmentSplit.write(segment.index, of: plan, from: .path(input), to: .fileDescriptor(cut))
         adjust(segment.index, &options)
-        try transcode(input: .fileDescriptor(cut), output: .fileDescriptor(answer), options: options)
+        reported(try transcode(input: .fileDescriptor(cut), output: .fileDescriptor(answer), options: options))
     }
     return try stitch(segments: encoded.map { .fileDescriptor($0) }, source: .path(input), output: .path(output))
 }
