@@ -30,6 +30,9 @@ public struct SyntheticClip: Sendable {
     public var interlaced = false
     /// Frames from one keyframe to the next (closed GOPs); split-and-stitch cuts only there.
     public var keyframeInterval = 12
+    /// libx264 with B-frames and open GOPs: each keyframe after the first is an I-frame (not IDR) whose leading
+    /// B-frames, shown before it, reference the GOP before.
+    public var openGOP = false
 
     /// - sdr: 8-bit 4:2:0, untagged.
     /// - sdr10: 10-bit 4:2:0, BT.709.
@@ -176,6 +179,9 @@ public struct SyntheticClip: Sendable {
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
         var options: [String: String] = [:]
         if name == "libx264" { options = ["preset": "ultrafast"] }
+        if name == "libx264" && openGOP {
+            options["x264-params"] = "bframes=3:b-adapt=0:open-gop=1:scenecut=0:keyint-min=\(keyframeInterval)"
+        }
         if name == "libx265" {
             // x265 logs to stderr by itself unless told not to.
             var parameters = "log-level=none"

@@ -34,6 +34,11 @@ struct SplitCase: CustomTestStringConvertible, Sendable {
         make("variable frame rate", segments: 3, segmentSeconds: 3, minimumSeconds: 1.5) {
             $0.seconds = 10; $0.variableFrameRate = true; $0.keyframeInterval = 25
         },
+        // Leading B-frames after each keyframe are shown before it: carried as the segment before's post-roll.
+        make("open GOP", segments: 2, segmentSeconds: 3, minimumSeconds: 1.5) {
+            // 26: the keyframe falls inside a run of B-frames (3), so x264 makes it open.
+            $0.seconds = 6; $0.openGOP = true; $0.keyframeInterval = 26; $0.audioCodec = nil
+        },
         // MPEG-TS (a start time that is not 0) with interlaced H.264: bwdif runs in every segment.
         make("interlaced MPEG-TS", segments: 2, segmentSeconds: 3, minimumSeconds: 1.5) {
             $0.container = "mpegts"; $0.interlaced = true; $0.seconds = 6; $0.keyframeInterval = 25
@@ -74,6 +79,10 @@ struct SplitStitchTests {
             let plan = try #require(
                 try SegmentPlan.probe(.path(input), segmentSeconds: split.segmentSeconds, minimumSeconds: split.minimumSeconds))
             #expect(plan.segments.count == split.segments, "keyframes \(plan.keyframes)")
+            if split.clip.openGOP {
+                // The leading frames of each cut are the segment before's post-roll: its packets overlap the next's.
+                for (a, b) in zip(plan.segments, plan.segments.dropFirst()) { #expect(a.endPacket > b.firstPacket) }
+            }
             for segment in plan.segments.dropFirst() {
                 #expect(segment.seconds >= split.minimumSeconds - 0.001, "\(plan.segments)")
             }
