@@ -1,43 +1,93 @@
 #!/usr/bin/env bash
-# Split-and-stitch against one job per upload, on the release service, one upload at a time:
-#   a generated 40 s 1080p clip (H.264 ultrafast at 6 Mbit/s, keyframes 2-5 s apart, AAC), as issue #20's
-#   measurement; one replica with WORKERS workers (default 2), ?split=auto and ?split=off alternated ROUNDS times.
-# Prints each upload's wall time and the median ratio off/auto (the speed-up of ONE upload), and checks that both
-# answers decode to the same frame count. The two-replica case through HAProxy (--cluster-url) is not built yet.
+# `make bench-split`: does one long upload get faster when split (issue #20)? A generated 1080p clip of
+# CLIP_SECONDS (default 40; H.264 ultrafast at 6 Mbit/s, a keyframe every 2-5 s, AAC), one upload at a time, ROUNDS
+# (default 2) alternating pairs:
+#   cluster  through the shipped HAProxy configuration: one replica pinned to core 0 with --split off, against two
+#            replicas pinned to cores 0 and 1 with --cluster-url = that HAProxy (goal: at least 1.8x);
+#            each --workers 1
+#   single   one replica, --workers WORKERS (default 2), ?split=auto against ?split=off (goal: at least 0.95x)
+# PARTS (default "cluster single") picks them; BIN (default the release build) the binaries. Prints each upload's
+# seconds and segments, the median ratio, and checks that split and whole answers decode to the same frame count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$(swift build -c release --show-bin-path)
+BIN=${BIN:-$(swift build -c release --show-bin-path)}
+ROUNDS=${ROUNDS:-2}
+WORKERS=${WORKERS:-2}
+CLIP_SECONDS=${CLIP_SECONDS:-40}
+PARTS=${PARTS:-cluster single}
+WORK=$(mktemp -d)
 OUT=bench-out/split
 mkdir -p "$OUT"
-ROUNDS=${ROUNDS:-3}
-WORKERS=${WORKERS:-2}
-CLIP=$OUT/long1080.mp4
-source scripts/service.sh
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+source scripts/cluster.sh
+trap 'stop_cluster; rm -rf "$WORK"' EXIT
+SHUTDOWN_DELAY=0
+CLIP=$OUT/long1080-$CLIP_SECONDS.mp4
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+frames() { ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$1"; }
 
 if [ ! -s "$CLIP" ]; then
-    ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
-        -t 40 -c:v libx264 -preset ultrafast -b:v 6M -g 300 -sc_threshold 0 \
-        -force_key_frames 0,2,5,10,12,15,20,22,27,30,32,37 -c:a aac -b:a 128k -movflags +faststart "$CLIP"
+    keys=$(awk -v end="$CLIP_SECONDS" 'BEGIN { t = 0; s = "0"; srand(20); while (1) { t += 2 + int(rand() * 4); if (t >= end) break; s = s "," t } print s }')
+    ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=25" -f lavfi -i sine=frequency=440:sample_rate=48000 \
+        -t "$CLIP_SECONDS" -c:v libx264 -preset ultrafast -b:v 6M -g 1000 -sc_threshold 0 -force_key_frames "$keys" \
+        -c:a aac -b:a 128k -movflags +faststart "$CLIP"
 fi
-start_service --workers "$WORKERS" --queue 16
-upload() { # split mode; prints seconds
+echo "clip: $CLIP_SECONDS s of 1080p25, $(stat -c %s "$CLIP") bytes"
+
+upload() { # url name: prints "seconds segments"
     local started ended
     started=$(date +%s.%N)
-    curl -fsS -o "$OUT/out-$1.mp4" -D "$OUT/head-$1.txt" --data-binary @"$CLIP" "$SERVICE_URL/bench?split=$1"
+    curl -fsS -o "$OUT/$2.mp4" -D "$OUT/$2.head" --data-binary @"$CLIP" "$1"
     ended=$(date +%s.%N)
-    echo "$ended - $started" | bc -l
+    echo "$(echo "$ended - $started" | bc -l) $(tr -d '\r' <"$OUT/$2.head" | sed -n 's/^[Xx]-[Vv]ideo-[Ss]egments: //p')"
 }
-frames() { ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$1"; }
-: >"$OUT/ratios.txt"
-for round in $(seq "$ROUNDS"); do
-    auto=$(upload auto)
-    off=$(upload off)
-    segments=$(tr -d '\r' <"$OUT/head-auto.txt" | sed -n 's/^[Xx]-[Vv]ideo-[Ss]egments: //p')
-    printf 'round %s: split %.1f s (%s segments), whole %.1f s, load %s\n' "$round" "$auto" "${segments:-none}" "$off" \
-        "$(cut -d' ' -f1 /proc/loadavg)"
-    echo "$off / $auto" | bc -l >>"$OUT/ratios.txt"
-done
-[ "$(frames "$OUT/out-auto.mp4")" = "$(frames "$OUT/out-off.mp4")" ] || { echo "frame counts differ" >&2; exit 1; }
-curl -fsS "$SERVICE_URL/metrics" | grep -E '^ffmpeg_processor_(split_jobs|segments)_total' || true
-printf 'median speed-up of one upload (whole / split), %s workers: %.2fx\n' "$WORKERS" "$(median <"$OUT/ratios.txt")"
+
+# cluster_run REPLICAS SPLIT: replicas pinned a core each behind HAProxy, segments through it; the upload's
+# "seconds segments" in $OUT/cluster-REPLICAS.result. Runs in this shell (not a $(...)), so that the EXIT trap
+# stops whatever it started.
+cluster_run() {
+    local i port replica
+    port=$(free_port)
+    for i in $(seq "$1"); do
+        # The balancer's port is chosen before anything listens on it: no replica may take it.
+        replica=$(free_port)
+        while [ "$replica" = "$port" ]; do replica=$(free_port); done
+        REPLICA_ARGS="--split $2 --cluster-url http://127.0.0.1:$port" start_replica "r$i" "$replica" taskset -c $((i - 1))
+    done
+    start_haproxy "$port"
+    upload "http://127.0.0.1:$port/bench" "cluster-$1" >"$OUT/cluster-$1.result"
+    stop_balancer
+    for i in $(seq "$1"); do kill "${REPLICA_PID[r$i]}"; wait "${REPLICA_PID[r$i]}" 2>/dev/null || true; done
+    REPLICA_PID=(); REPLICA_PORT=()
+}
+
+if [[ " $PARTS " == *" cluster "* ]]; then
+    ratios=()
+    for round in $(seq "$ROUNDS"); do
+        cluster_run 1 off
+        cluster_run 2 auto
+        read -r one _ <"$OUT/cluster-1.result"
+        read -r two segments <"$OUT/cluster-2.result"
+        ratios+=("$(echo "$one / $two" | bc -l)")
+        printf 'cluster round %s: 1 replica whole %.1f s, 2 replicas split %.1f s (%s segments), load %s\n' \
+            "$round" "$one" "$two" "${segments:-no}" "$(cut -d' ' -f1 /proc/loadavg)"
+    done
+    [ "$(frames "$OUT/cluster-1.mp4")" = "$(frames "$OUT/cluster-2.mp4")" ] || { echo "frame counts differ" >&2; exit 1; }
+    printf 'cluster: one upload %.2fx faster on 2 replicas split than on 1 whole (median; goal >= 1.8)\n' "$(median "${ratios[@]}")"
+fi
+
+if [[ " $PARTS " == *" single "* ]]; then
+    # start_replica passes --workers 1; the later --workers wins.
+    REPLICA_ARGS="--workers $WORKERS" start_replica single
+    curl -fsS "http://127.0.0.1:${REPLICA_PORT[single]}/about" | grep -q "\"workers\":$WORKERS," \
+        || { echo "the replica did not take --workers $WORKERS" >&2; exit 1; }
+    ratios=()
+    for round in $(seq "$ROUNDS"); do
+        read -r auto segments <<<"$(upload "http://127.0.0.1:${REPLICA_PORT[single]}/bench?split=auto" single-auto)"
+        read -r off _ <<<"$(upload "http://127.0.0.1:${REPLICA_PORT[single]}/bench?split=off" single-off)"
+        ratios+=("$(echo "$off / $auto" | bc -l)")
+        printf 'single round %s: split %.1f s (%s segments), whole %.1f s, load %s\n' \
+            "$round" "$auto" "${segments:-no}" "$off" "$(cut -d' ' -f1 /proc/loadavg)"
+    done
+    [ "$(frames "$OUT/single-auto.mp4")" = "$(frames "$OUT/single-off.mp4")" ] || { echo "frame counts differ" >&2; exit 1; }
+    printf 'one replica, %s workers: split %.2fx whole (median; goal >= 0.95)\n' "$WORKERS" "$(median "${ratios[@]}")"
+fi
