@@ -83,8 +83,12 @@ public final class SplitJob: Sendable {
             return SplitJob(
                 plan: plan, input: input, options: options, parallelism: parallelism, windows: windows, cuts: cuts,
                 answers: answers, prepareSeconds: seconds(ContinuousClock.now - started))
+        } catch .cancelled {
+            throw .transcode(.cancelled)
         } catch {
-            throw .transcode(error)
+            // A cut that cannot be faithful (timestamps the MP4 muxer moves unevenly, say) is no reason to refuse
+            // the upload: the whole-file job may well take it.
+            return nil
         }
     }
 
