@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 int clinux_o_tmpfile(void) { return O_TMPFILE; }
 
@@ -118,6 +119,8 @@ int clinux_spawn_set_default_signals(posix_spawnattr_t *attributes) {
 }
 
 pid_t clinux_fork(void) { return fork(); }
+
+int clinux_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int clinux_wait_signal(int status) { return WIFSIGNALED(status) ? WTERMSIG(status) : 0; }
 int clinux_wait_exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }

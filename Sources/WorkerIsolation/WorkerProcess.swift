@@ -3,51 +3,6 @@ import Glibc
 import SystemSupport
 import Transcoding
 
-/// How a pool thread starts its template and the processes it forks.
-public struct WorkerSettings: Sendable {
-    /// The binary started as `<executable> worker`: this one (`/proc/self/exe`) in the service; tests name the
-    /// built `ffmpeg-processor`, since their own binary is the test runner.
-    public var executable = "/proc/self/exe"
-    /// RLIMIT_AS of the template and each job's process, bytes (`--job-memory`).
-    public var jobMemory: Int64 = WorkerSettings.defaultJobMemory
-    /// A 1080p job at the default preset peaks near 1.1 GiB of address space (docs/BENCHMARKS.md); 4 GiB leaves room
-    /// for 4K and the slower presets.
-    public static let defaultJobMemory: Int64 = 4 << 30
-    /// How long a job's process told to stop (a cancelled job) has before SIGKILL, seconds; how far past the job
-    /// time limit a job may run before its process is killed; how long a finished one has to exit.
-    public var killGrace = 2.0
-    /// How long a new template or child has to confine itself and say ready, seconds. It needs a fraction of a
-    /// second; a loaded machine (a debug build under a full test run) has taken over 10.
-    public var startTimeout = 30.0
-    /// The longest pause between two failed starts, seconds (the first is 0.1 s, doubling).
-    public var maxBackoff = 30.0
-
-    public init() {}
-}
-
-/// Where a pool publishes its workers' state: called from the pool threads.
-public protocol WorkerGauges: AnyObject, Sendable {
-    /// A pool thread gained (+1) or lost (-1) a process able to take a job.
-    func readyChanged(by delta: Int)
-    /// A pool thread's starts began (+1) or stopped (-1) failing.
-    func failingChanged(by delta: Int)
-}
-
-/// What happened to a worker's processes, for the log and the metrics (Service wires it to both).
-public enum WorkerEvent: Sendable, Equatable {
-    /// A template is ready; `replacing` is false only for each thread's first.
-    case started(worker: Int, pid: Int32, replacing: Bool)
-    /// A child was forked and confined itself for the next job, `seconds` after the thread asked the template.
-    case forked(worker: Int, pid: Int32, seconds: Double)
-    /// A template or a child could not start or did not confine itself; the thread waits `retryIn` seconds.
-    case startFailed(worker: Int, reason: String, retryIn: Double)
-    /// A job's process ended in a way nobody in the service asked for: during its job, or while it waited for one
-    /// (`duringJob` false). `failure` says how, and so what its job answers.
-    case died(worker: Int, pid: Int32, failure: JobFailure, duringJob: Bool)
-    /// The service killed a job's process: its job was cancelled, or ran past its time limit, and it did not stop.
-    case killed(worker: Int, pid: Int32, reason: String)
-}
-
 /// One pool thread's processes, and everything the thread does with them: keep a warm template (starting it,
 /// backing off when starts fail), keep one child forked ahead and confined, hand it a job, wait for the answer
 /// while watching cancellation and the deadline, and say what a death means. Each child runs one job. Used by
@@ -161,16 +116,25 @@ public final class WorkerProcess {
         let id = jobID
         // A child that died while it waited (killed from outside, say) is noticed here at the latest; the job then
         // gets one fresh process rather than an error it did nothing to earn.
-        if !checkIdle() {
-            do { try prepareChild() } catch { return .failure(.workerLost("no process could be started: \(error)")) }
+        var child: Peer
+        var attempts = 0
+        while true {
+            attempts += 1
+            if !checkIdle() {
+                do { try prepareChild() } catch { return .failure(.workerLost("no process could be started: \(error)")) }
+            }
+            guard let current = self.child else { return .failure(.workerLost("no worker process")) }
+            child = current
+            do {
+                try child.channel.send(.job(id: id, options: options), descriptors: [input, output])
+                break
+            } catch {
+                // It died between the look and the send: the same case, once.
+                _ = lose(child, killedFor: nil, duringJob: false, oomBefore: nil, nil)
+                if attempts > 1 { return .failure(.workerLost("two processes in a row were gone before their job")) }
+            }
         }
-        guard let child else { return .failure(.workerLost("no worker process")) }
         let oomBefore = oomKills.count()
-        do {
-            try child.channel.send(.job(id: id, options: options), descriptors: [input, output])
-        } catch {
-            return .failure(lose(child, killedFor: nil, duringJob: true, oomBefore: oomBefore, "\(error)"))
-        }
         let started = monotonicNanos()
         let grace = UInt64(settings.killGrace * 1e9)
         let deadline = options.limits.jobTimeLimitSeconds.map { started + UInt64($0 * 1e9) + grace }
@@ -261,9 +225,10 @@ public final class WorkerProcess {
     /// shutting down).
     public func shutdown() {
         reapFinished()
-        if let child {
-            self.child = nil
-            _ = reapChild(child.pid)
+        if let pid = child?.pid {
+            // The last reference, and so the socket whose end the child waits for, goes first.
+            child = nil
+            _ = reapChild(pid)
         }
         dropTemplate()
         setReady(false)
@@ -447,68 +412,4 @@ public final class WorkerProcess {
         let description: String
         init(_ description: String) { self.description = description }
     }
-}
-
-/// The OOM killer's count for this service's cgroup (v2 `memory.events`, v1 `memory.oom_control`): a SIGKILL that
-/// came while it grew was the kernel's.
-struct OOMKillCounter {
-    private let path: String?
-
-    /// `path`: the file to read; by default the one of this process's cgroup.
-    init(path: String? = OOMKillCounter.locate()) {
-        self.path = path
-    }
-
-    func count() -> Int? {
-        guard let path, let text = readSmallFile(path) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
-            return Int(line.dropFirst("oom_kill ".count))
-        }
-        return nil
-    }
-
-    /// v2's `memory.events` or v1's `memory.oom_control` of the cgroup `/proc/self/cgroup` names (`groups`), under
-    /// `root`; nil where neither can be read (no cgroup memory controller, or not mounted).
-    static func locate(groups: String? = readSmallFile("/proc/self/cgroup"), root: String = "/sys/fs/cgroup") -> String? {
-        guard let groups else { return nil }
-        for line in groups.split(separator: "\n") {
-            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            guard fields.count == 3 else { continue }
-            let group = fields[2] == "/" ? "" : String(fields[2])
-            let candidates = fields[0] == "0"
-                ? ["\(root)\(group)/memory.events", "\(root)/memory.events"]
-                : fields[1].split(separator: ",").contains("memory")
-                    ? ["\(root)/memory\(group)/memory.oom_control", "\(root)/memory/memory.oom_control"] : []
-            if let found = candidates.first(where: { readSmallFile($0) != nil }) { return found }
-        }
-        return nil
-    }
-}
-
-/// The first 4 KiB of a file under /proc or /sys, nil if it cannot be read.
-func readSmallFile(_ path: String) -> String? {
-    guard let fd = try? syscallValue("open", { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
-    let file = OwnedDescriptor(taking: fd)
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    guard let count = try? syscallValue("read", { read(file.rawValue, &buffer, buffer.count) }) else { return nil }
-    return String(decoding: buffer.prefix(count), as: UTF8.self)
-}
-
-/// The size of an open file, from fstat.
-private func fileSize(_ descriptor: Int32) throws(IOError) -> Int64 {
-    var info = stat()
-    _ = try syscallValue("fstat") { fstat(descriptor, &info) }
-    return Int64(info.st_size)
-}
-
-/// Sends `signal` to `pid`; a process already gone (ESRCH) is what the caller wanted anyway.
-private func signalProcess(_ pid: pid_t, _ signal: Int32) {
-    _ = try? syscallValue("kill") { kill(pid, signal) }
-}
-
-/// A NULL-terminated array of C strings that lives for the call.
-private func withCStrings<T>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
-    let pointers = strings.map { strdup($0) } + [nil]
-    defer { for pointer in pointers { free(pointer) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

@@ -25,6 +25,9 @@ public enum WorkerTemplate {
         JobMemory.keepFreedMemoryForNextJob()
         let faults = WorkerFaults.fromEnvironment()
         let channel = WorkerChannel(descriptor: WorkerChild.socketDescriptor)
+        // Before the filter (memfd_create is not on it) and before the first fork: every child starts warm. A
+        // failure costs only speed.
+        do { try Warmup.run() } catch { printToStandardError("worker template \(getpid()): warm-up failed: \(error)") }
         do {
             try Sandbox.confine(Sandbox.Limits(addressSpace: jobMemory), policy: faults.unconfined ? nil : .template)
             try channel.send(.ready)

@@ -147,3 +147,13 @@ struct TranscodeTests {
         }
     }
 }
+
+/// The worker template's warm-up runs every stage a real job does: both decoders, the filter graph, x264 and the AAC
+/// encoder (its MP2 is not copied).
+@Test("the warm-up clip goes through every stage of a job")
+func warmupRunsEveryStage() throws {
+    let report = try Warmup.run()
+    #expect(report.inputVideoCodec == "h264" && report.videoFrames == 3, "\(report)")
+    #expect(report.hasAudio && !report.audioCopied && report.audioSamples > 0, "\(report)")
+    #expect(!report.videoFilters.isEmpty, "\(report)")
+}

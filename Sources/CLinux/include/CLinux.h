@@ -97,6 +97,9 @@ int clinux_set_no_new_privileges(void);
 int clinux_spawn_dup2(posix_spawn_file_actions_t *actions, int from, int to);
 int clinux_spawn_set_default_signals(posix_spawnattr_t *attributes);
 
+/* memfd_create(2), close-on-exec: a file in memory, with no name anywhere (the worker template's warm-up). */
+int clinux_memfd(const char *name);
+
 /* fork(2), which Swift does not import: the worker template forks each job's process from itself. */
 pid_t clinux_fork(void);
 
