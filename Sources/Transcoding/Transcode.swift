@@ -149,12 +149,10 @@ func secondsText(_ seconds: Double) -> String {
 }
 
 private func fileSize(_ location: MediaLocation) -> Int64? {
-    var info = stat()
     switch location {
-    case .path(let path): guard stat(path, &info) == 0 else { return nil }
-    case .fileDescriptor(let fd): guard fstat(fd, &info) == 0 else { return nil }
+    case .path(let path): (try? fileStatus(atPath: path)).map { Int64($0.st_size) }
+    case .fileDescriptor(let fd): try? fileSize(of: fd)
     }
-    return Int64(info.st_size)
 }
 
 /// Process-wide libav settings.
