@@ -184,8 +184,8 @@ func outputSize(width: Int, height: Int, maxWidth: Int?, maxHeight: Int?) -> (wi
     if let maxWidth, width > maxWidth { factor = min(factor, Double(maxWidth) / Double(width)) }
     if let maxHeight, height > maxHeight { factor = min(factor, Double(maxHeight) / Double(height)) }
     // Rounded down: an odd 321x241 becomes 320x240, never a stretched 322x242.
-    func even(_ value: Double, limit: Int?) -> Int { max(2, Int(value.rounded()) & ~1) }
-    return (even(Double(width) * factor, limit: maxWidth), even(Double(height) * factor, limit: maxHeight))
+    func even(_ value: Double) -> Int { max(2, Int(value.rounded()) & ~1) }
+    return (even(Double(width) * factor), even(Double(height) * factor))
 }
 
 /// Carries the display rotation over, so that players show the output upright as they did the input.
