@@ -96,19 +96,19 @@ struct FilterPlanTests {
         #expect(size == String(Int(target.width) * Int(target.height) * 3 / 2), "\(result.out.prefix(300))")
     }
 
-    @Test("a graph is rebuilt for another size, format, HDR transfer or range, not for field flags or other tags")
+    @Test("a graph is rebuilt for another size, format, aspect or colour tag (primaries, transfer, matrix, range), not for field flags")
     func sameGraph() {
         let base = PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P)
         var interlaced = base
         interlaced.interlaced = true
-        var otherPrimaries = base
-        otherPrimaries.primaries = AVCOL_PRI_BT470BG
-        #expect(base.sameGraph(as: interlaced) && base.sameGraph(as: otherPrimaries))
+        interlaced.topFieldFirst = true
+        #expect(base.sameGraph(as: interlaced))
         var changes: [PictureShape] = []
         for change in [
-            { (s: inout PictureShape) in s.width = 322 }, { $0.format = AV_PIX_FMT_YUV422P },
-            { $0.transfer = AVCOL_TRC_ARIB_STD_B67 }, { $0.range = AVCOL_RANGE_JPEG },
+            { (s: inout PictureShape) in s.width = 322 }, { $0.height = 242 }, { $0.format = AV_PIX_FMT_YUV422P },
             { $0.sampleAspect = AVRational(num: 4, den: 3) },
+            { $0.transfer = AVCOL_TRC_ARIB_STD_B67 }, { $0.transfer = AVCOL_TRC_SMPTE170M },
+            { $0.primaries = AVCOL_PRI_BT470BG }, { $0.matrix = AVCOL_SPC_BT470BG }, { $0.range = AVCOL_RANGE_JPEG },
         ] as [(inout PictureShape) -> Void] {
             var changed = base
             change(&changed)
