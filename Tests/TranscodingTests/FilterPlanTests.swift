@@ -129,17 +129,33 @@ struct FilterPlanTests {
         #expect(try TranscodeOptions.parse("deinterlace", "off") == TranscodeOptions.Deinterlace.off)
     }
 
-    @Test("a chain libavfilter cannot parse or configure is a typed error, and the graph frees what it had made")
+    @Test("a chain libavfilter cannot parse or configure is a typed error, and the graph is freed with the filters it had made")
     func refusedChain() {
         let shape = PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P)
-        for chain in ["no_such_filter", "crop=w=9999:h=9999,format=yuv420p", "format=yuv420p[dangling]"] {
+        // The filters in each graph when it was freed: one entry per graph freed.
+        var freed: [UInt32] = []
+        let watch = { (graph: UnsafeMutablePointer<AVFilterGraph>) in
+            freed.append(graph.pointee.nb_filters)
+            FilterGraph.free(graph)
+        }
+        // With the filters left in the graph when it was freed: none where parsing failed (avfilter_graph_parse_ptr
+        // frees the source and sink too), all of them (source, chain, sink) where configuring did.
+        for (chain, filters) in [("no_such_filter", 0), ("crop=w=9999:h=9999,format=yuv420p", 4),
+                                 ("format=yuv420p[dangling]", 3)] as [(String, UInt32)] {
+            freed = []
             #expect {
-                _ = try FilterGraph(chain, input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1)
+                _ = try FilterGraph(chain, input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1, free: watch)
             } throws: { error in
                 guard case .internal(_, let message) = error as? TranscodeError else { return false }
                 return message.contains(chain)
             }
+            #expect(freed == [filters], "\(chain): the graph is freed once, with what it held")
         }
-        #expect((try? FilterGraph("format=yuv420p", input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1)) != nil)
+        freed = []
+        var graph = try? FilterGraph("format=yuv420p", input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1,
+                                     free: watch)
+        #expect(graph != nil && freed.isEmpty)
+        graph = nil
+        #expect(freed == [3], "source, format and sink, freed once with the graph")
     }
 }
