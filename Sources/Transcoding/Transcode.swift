@@ -27,16 +27,24 @@ public struct TranscodeReport: Sendable, Equatable {
     /// pictures were already what the encoder takes.
     public var videoFilters: [String]
     /// The filter chain the video went through, as `ffmpeg -vf` takes it, to reproduce the conversion with the CLI
-    /// (chains joined by " | " when the pictures changed mid-stream and the graph was built again).
+    /// (distinct chains joined by " | " when the pictures changed mid-stream and the graph was built again; at most
+    /// four).
     public var videoFilterGraph: String
+    /// Times the filter graph was built again because the pictures changed shape mid-stream.
+    public var videoFilterRebuilds: Int
 
-    /// `videoFilters` as one token: the names joined by commas, or `none`.
-    public var videoFiltersText: String { videoFilters.isEmpty ? "none" : videoFilters.joined(separator: ",") }
+    /// `videoFilters` as one token (the X-Video-Filters header): the names joined by commas, or `none`, then
+    /// `;rebuilds=N` when the graph was built again. Bounded: see `VideoFilter.maxNamedStages`.
+    public var videoFiltersText: String {
+        (videoFilters.isEmpty ? "none" : videoFilters.joined(separator: ","))
+            + (videoFilterRebuilds > 0 ? ";rebuilds=\(videoFilterRebuilds)" : "")
+    }
 
     public init(
         inputFormat: String, inputVideoCodec: String, width: Int, height: Int, videoFrames: Int, audioSamples: Int64,
         hasAudio: Bool, audioCopied: Bool, inputDuration: Double?, outputDuration: Double, inputBytes: Int64,
-        outputBytes: Int64, seconds: Double, threads: Int, videoFilters: [String] = [], videoFilterGraph: String = ""
+        outputBytes: Int64, seconds: Double, threads: Int, videoFilters: [String] = [], videoFilterGraph: String = "",
+        videoFilterRebuilds: Int = 0
     ) {
         self.inputFormat = inputFormat
         self.inputVideoCodec = inputVideoCodec
@@ -54,6 +62,7 @@ public struct TranscodeReport: Sendable, Equatable {
         self.threads = threads
         self.videoFilters = videoFilters
         self.videoFilterGraph = videoFilterGraph
+        self.videoFilterRebuilds = videoFilterRebuilds
     }
 
     public var summary: String {
@@ -137,7 +146,8 @@ public func transcode(
         seconds: Double(monotonicNanos() - started) / 1e9,
         threads: video.encoderThreads,
         videoFilters: video.filterStages,
-        videoFilterGraph: video.filterGraphs.joined(separator: " | ")
+        videoFilterGraph: video.filterGraphs.joined(separator: " | "),
+        videoFilterRebuilds: video.filterRebuilds
     )
 }
 

@@ -35,6 +35,8 @@ final class VideoPipeline {
     var filterStages: [String] { filter.stagesRun }
     /// The filter chains built, as `ffmpeg -vf` takes them.
     var filterGraphs: [String] { filter.descriptions }
+    /// Graphs built after the first.
+    var filterRebuilds: Int { filter.rebuilds }
 
     init(
         stream: UnsafeMutablePointer<AVStream>, demuxer: Demuxer, muxer: Muxer, options: TranscodeOptions,
