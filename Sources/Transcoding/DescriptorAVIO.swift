@@ -15,13 +15,13 @@ enum DescriptorAVIO {
         seek: @convention(c) (UnsafeMutableRawPointer?, Int64, Int32) -> Int64
     ) throws(TranscodeError) -> UnsafeMutablePointer<AVIOContext> {
         guard let buffer = av_malloc(Int(bufferSize)) else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "av_malloc")
+            throw .allocationFailed("av_malloc")
         }
         guard let io = avio_alloc_context(
             buffer.assumingMemoryBound(to: UInt8.self), bufferSize, writable ? 1 : 0, opaque, read, write, seek)
         else {
             av_free(buffer)
-            throw .internal(averror: shim_averror(ENOMEM), message: "avio_alloc_context")
+            throw .allocationFailed("avio_alloc_context")
         }
         return io
     }

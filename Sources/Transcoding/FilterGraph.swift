@@ -19,7 +19,7 @@ final class FilterGraph {
         free: @escaping (UnsafeMutablePointer<AVFilterGraph>) -> Void = FilterGraph.free
     ) throws(TranscodeError) {
         guard let graph = avfilter_graph_alloc() else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "avfilter_graph_alloc")
+            throw .allocationFailed("avfilter_graph_alloc")
         }
         self.graph = graph
         self.free = free
@@ -43,7 +43,7 @@ final class FilterGraph {
             avfilter_inout_free(&inputs)
         }
         guard let fedBySource = outputs, let feedingSink = inputs else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "avfilter_inout_alloc")
+            throw .allocationFailed("avfilter_inout_alloc")
         }
         fedBySource.pointee.name = av_strdup("in")
         fedBySource.pointee.filter_ctx = source

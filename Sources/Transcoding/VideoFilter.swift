@@ -105,8 +105,12 @@ final class VideoFilter {
     private func inputsFault(picture: PictureShape? = nil, _ body: () throws(TranscodeError) -> Void) throws(TranscodeError) {
         do {
             try body()
+        } catch .limitExceeded(.memory) {
+            throw .limitExceeded(.memory)
         } catch {
-            if case .internal(let code, _) = error, code == shim_averror(ENOMEM) { throw error }
+            if case .internal(let code, _) = error, code == shim_averror(ENOMEM) {
+                throw JobMemory.isExhausted(code) ? .limitExceeded(.memory) : error
+            }
             let what = (picture ?? shape).map { "a decoded \($0.width)x\($0.height) \($0.formatName) picture" } ?? "a picture"
             throw .corruptInput("\(what) cannot be converted (\(error))")
         }

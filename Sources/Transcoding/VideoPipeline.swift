@@ -53,7 +53,9 @@ final class VideoPipeline {
         decoder.pointer.pointee.pkt_timebase = stream.pointee.time_base
         decoder.pointer.pointee.thread_count = Int32(options.threads)
         decoder.pointer.pointee.max_pixels = Int64(options.limits.maxPixels)
-        do { try decoder.open() } catch {
+        do { try decoder.open() } catch .limitExceeded(.memory) {
+            throw .limitExceeded(.memory)
+        } catch {
             throw .unsupportedCodec(String(cString: avcodec_get_name(parameters.pointee.codec_id)))
         }
 
