@@ -55,9 +55,9 @@ public struct ServiceConfig: Sendable {
 
     /// The `--job-memory` of a node that sets no memory limit: the address space of one worker process, libraries
     /// and thread stacks included (RLIMIT_AS counts reservations, not resident pages). An idle worker holds 0.4 GiB of
-    /// it; a 3 s 1080p job peaked at 1.3 GiB at preset medium (deploy/README.md, "Memory") on 2 cores. More cores mean
-    /// more libav threads, and inputs near the default 8K pixel limit need several times a 1080p job's frames: raise
-    /// it for those.
+    /// it; a 3 s 1080p job needs 1.16 GiB at preset medium on 2 cores, 1.5 GiB at veryslow
+    /// (deploy/kubernetes/README.md, "Sizing"). More cores mean more libav threads, and inputs near the default 8K
+    /// pixel limit need several times a 1080p job's frames: raise it for those.
     public static let jobMemoryCeiling: Int64 = 4 << 30
     /// What the service process itself keeps of the cgroup's `memory.max` (event loop, upload buffers, its own
     /// libraries) before the rest is shared among the workers.
