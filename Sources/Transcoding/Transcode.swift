@@ -21,7 +21,9 @@ public struct TranscodeReport: Sendable, Equatable {
     public var inputBytes: Int64
     public var outputBytes: Int64
     public var seconds: Double
-    /// The libav thread count the video encoder was opened with (0: one per core): the service chooses it per job.
+    /// The threads libav runs the video decoder with: the job's `threads` (the service chooses it per job), or for 0
+    /// libav's own choice from the CPUs in the affinity mask (with frame threading, one more than them, at most 16;
+    /// one for a decoder that has no threads).
     public var threads: Int
     /// The video filter stages that ran, in order, e.g. `["bwdif", "tonemap(hlg->bt709)"]`; empty when the decoded
     /// pictures were already what the encoder takes.
@@ -144,7 +146,7 @@ public func transcode(
         inputBytes: demuxer.io.bytesRead,
         outputBytes: fileSize(output) ?? 0,
         seconds: Double(monotonicNanos() - started) / 1e9,
-        threads: video.encoderThreads,
+        threads: video.decoderThreads,
         videoFilters: video.filterStages,
         videoFilterGraph: video.filterGraphs.joined(separator: " | "),
         videoFilterRebuilds: video.filterRebuilds

@@ -29,8 +29,9 @@ final class VideoPipeline {
     var width: Int32 { encoder.pointer.pointee.width }
     var height: Int32 { encoder.pointer.pointee.height }
     var timeBase: AVRational { encoder.pointer.pointee.time_base }
-    /// The thread count libx264 was opened with (0: one per core, its own choice).
-    var encoderThreads: Int { Int(encoder.pointer.pointee.thread_count) }
+    /// The threads libavcodec gave the decoder once open: the count asked for, or for 0 its own choice from the CPUs
+    /// it may run on. (libx264 keeps its choice to itself, so the decoder's is the one a report can show.)
+    var decoderThreads: Int { Int(decoder.pointer.pointee.thread_count) }
     /// The filter stages that ran, e.g. `["bwdif", "tonemap(hlg->bt709)"]`; empty when the pictures went as they were.
     var filterStages: [String] { filter.stagesRun }
     /// The filter chains built, as `ffmpeg -vf` takes them.
