@@ -104,6 +104,7 @@ bench: bench-deps release
 	scripts/bench.sh
 	scripts/bench-service.sh
 	scripts/bench-isolation.sh
+	scripts/bench-fork.sh
 	scripts/bench-http.sh
 	scripts/bench-about-busy.sh
 
@@ -111,9 +112,11 @@ bench-engine: bench-deps release
 	scripts/bench.sh
 
 # The service against the CLI, then --isolation process against --isolation thread (scripts/bench-isolation.sh).
+# BASELINE=<git ref> also builds that commit's service and compares one process per job with it (scripts/bench-fork.sh).
 bench-service: bench-deps release
 	scripts/bench-service.sh
 	scripts/bench-isolation.sh
+	scripts/bench-fork.sh
 
 # GET /about of a server on this library against nginx (1 worker), wrk at 64 connections.
 bench-http: bench-deps
@@ -181,7 +184,7 @@ clean:
 
 # The worker's seccomp allow-list, measured: strace -f -c over real jobs in unconfined debug workers (the trial clip,
 # every fixture format, MUTANTS fuzz mutants, bad inputs, a cancelled and a timed-out job). Its table is what
-# Sources/TranscodeService/SeccompPolicy.swift allows (scripts/seccomp-measure.sh).
+# Sources/WorkerIsolation/SeccompPolicy.swift allows (scripts/seccomp-measure.sh).
 seccomp-measure: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="strace"
 	scripts/seccomp-measure.sh

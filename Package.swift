@@ -20,7 +20,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // What Glibc does not export to Swift: epoll, eventfd, timerfd, sendfile, signalfd, O_TMPFILE.
+        // What Glibc does not export to Swift: epoll, eventfd, timerfd, signalfd, sendfile, splice, O_TMPFILE,
+        // SCM_RIGHTS, posix_spawn's file actions, prctl, fork, wait status macros.
         .target(name: "CLinux"),
         // FFmpeg's C libraries through pkg-config; shim.h wraps the macros Swift cannot import.
         .systemLibrary(
@@ -31,7 +32,7 @@ let package = Package(
                 "libavfilter-dev",
             ])]
         ),
-        // libseccomp, for the worker processes' system-call filter (TranscodeService/SeccompPolicy.swift).
+        // libseccomp, for the worker processes' system-call filter (WorkerIsolation/SeccompPolicy.swift).
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // The one syscall wrapper (EINTR, EAGAIN, named errnos), Locked, descriptor ownership, the monotonic clock:
         // what every other Swift target builds on.
@@ -49,10 +50,13 @@ let package = Package(
         .target(name: "Transcoding", dependencies: ["SystemSupport", "CFFmpeg", "CLinux"]),
         // Generated clips for the tests, the harness and the fuzzers; never linked into the service.
         .target(name: "MediaFixtures", dependencies: ["Transcoding", "CFFmpeg"], path: "Tests/MediaFixtures"),
+        // The sandboxed worker processes: the warm template, a fresh child per job, their protocol over SCM_RIGHTS,
+        // the seccomp policy and rlimits, and what a process's end means for its job. Knows nothing of HTTP.
+        .target(name: "WorkerIsolation", dependencies: ["Transcoding", "SystemSupport", "CLinux", "CSeccomp"]),
         .target(
             name: "TranscodeService",
             dependencies: [
-                "Transcoding", "HTTPServer", "SystemSupport", "CLinux", "CSeccomp",
+                "Transcoding", "WorkerIsolation", "HTTPServer", "SystemSupport", "CLinux",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -62,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "ffmpeg-processor",
             dependencies: [
-                "Transcoding", "TranscodeService", "SystemSupport",
+                "Transcoding", "TranscodeService", "WorkerIsolation", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -97,17 +101,18 @@ let package = Package(
             exclude: ["Regressions"]),
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "TestSupport"]),
+        .testTarget(name: "WorkerIsolationTests", dependencies: ["WorkerIsolation", "Transcoding", "SystemSupport", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SystemSupport", "CLinux", "TestSupport"]),
         .testTarget(
             name: "TranscodeServiceTests",
-            dependencies: ["TranscodeService", "Transcoding", "MediaFixtures", "HTTPServer", "SystemSupport", "TestSupport",
-                           "CLinux",
+            dependencies: ["TranscodeService", "WorkerIsolation", "Transcoding", "MediaFixtures", "HTTPServer", "SystemSupport",
+                           "TestSupport", "CLinux",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // docs/openapi.yaml against a running service, in both directions.
         .testTarget(
             name: "APIDocumentTests",
-            dependencies: ["TranscodeService", "Transcoding", "MediaFixtures", "TestSupport",
+            dependencies: ["TranscodeService", "WorkerIsolation", "Transcoding", "MediaFixtures", "TestSupport",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Yams", package: "Yams")]
         ),

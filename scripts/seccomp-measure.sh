@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Derives the worker processes' system-call allow-list (Sources/TranscodeService/SeccompPolicy.swift) by measurement.
+# Derives the worker processes' system-call allow-lists (Sources/WorkerIsolation/SeccompPolicy.swift) by measurement.
 #
-# A debug service runs its workers with the whole sandbox but the filter (FFMPEG_PROCESSOR_WORKER_UNCONFINED=1, which
-# only debug builds read), `strace -f -c` attaches to every worker once it has said ready (so start-up, which runs
-# before the filter is loaded, is not counted), and these jobs go through them:
+# A debug service runs its templates and their one-job children with the whole sandbox but the filters
+# (FFMPEG_PROCESSOR_WORKER_UNCONFINED=1, which only debug builds read). `strace -f -c` attaches to every template
+# once it has said ready (so its start-up, which runs before its filter is loaded, is not counted) and follows the
+# children it forks, and these jobs go through them:
 #   - the trial clip (Tests/Media), with and without options;
 #   - every fixture format the fuzzer seeds from (mp4/H.264+AAC, avi/MPEG-4+MP2, webm/VP8+Vorbis, mkv, mpegts+MP2,
 #     flv, ADTS AAC in mpegts), each as is, scaled, and without audio;
 #   - a 720p clip, so that x264 and the decoders run their frame threads;
+#   - every filter path: HLG and PQ (10-bit HEVC, tone-mapped, and kept with hdr=keep), an interlaced clip
+#     (bwdif, and deinterlace=off), the animated GIF fixture;
 #   - MUTANTS mutants of the fuzzer's (make fuzz-media's corpus, seed SEED);
 #   - bad inputs: text, an empty-looking header, a truncated clip, random bytes;
 #   - a job cancelled mid-way (the client leaves) and one past its time limit.
-# The table it prints is the list: every call in it must be allowed, and nothing else needs to be.
+# The table it prints is the union of both lists: the template's own calls (fork, wait4, kill, and what a child does
+# between its fork and its own filter: dup2, prctl, seccomp, getppid) are SeccompPolicy.templateOnly; every other
+# call in it must be in the job list, and nothing else needs to be.
 #
 #   scripts/seccomp-measure.sh            # or MUTANTS=1000 SEED=7 scripts/seccomp-measure.sh
 set -euo pipefail
@@ -30,6 +35,12 @@ RELEASE_BIN=$(swift build -c release --show-bin-path)
 "$RELEASE_BIN/media-fuzz" --count "$MUTANTS" --seed "$SEED" --work-directory "$OUT/fuzz" \
     --save-mutants "$OUT/mutants" >/dev/null
 "$RELEASE_BIN/transcode-bench" generate "$OUT/inputs/hd.mp4" --width 1280 --height 720 --seconds 2 >/dev/null
+for signal in hlg pq; do
+    "$RELEASE_BIN/transcode-bench" generate "$OUT/inputs/$signal.mov" --width 640 --height 360 --seconds 1 \
+        --signal "$signal" --codec libx265 --container mov >/dev/null
+done
+"$RELEASE_BIN/transcode-bench" generate "$OUT/inputs/interlaced.mp4" --width 720 --height 480 --seconds 1 --interlaced >/dev/null
+"$RELEASE_BIN/transcode-bench" gif "$OUT/inputs/animated.gif" >/dev/null
 cp Tests/Media/trial_video.mp4 "$OUT/inputs/"
 head -c 4000 Tests/Media/trial_video.mp4 >"$OUT/inputs/truncated.mp4"
 printf 'this is not a video\n' >"$OUT/inputs/text.txt"
@@ -60,6 +71,8 @@ post() { # file query
         post "$file" "?height=120&preset=ultrafast"
         post "$file" "?audio=0&crf=30"
     done
+    for file in "$OUT"/inputs/hlg.mov "$OUT"/inputs/pq.mov; do post "$file" "?hdr=keep"; done
+    post "$OUT/inputs/interlaced.mp4" "?deinterlace=off"
     for file in "$OUT"/mutants/*; do post "$file" "?preset=ultrafast"; done
     # Cancelled: the client gives up mid-job. Timed out: the 3 s job limit stops a slow preset.
     curl -s -o /dev/null --max-time 1 --data-binary @"$OUT/inputs/hd.mp4" "$SERVICE_URL/cancelled?preset=veryslow" || true
@@ -71,5 +84,5 @@ wait "$STRACE" || true
 stop_service
 echo "answers (count status):"
 cat "$OUT/statuses.txt"
-echo "system calls made by the workers after start-up:"
+echo "system calls made by the templates after start-up, and by every child they forked:"
 cat "$OUT/strace.txt"

@@ -124,5 +124,7 @@ int clinux_spawn_set_default_signals(posix_spawnattr_t *attributes) {
     return status;
 }
 
+pid_t clinux_fork(void) { return fork(); }
+
 int clinux_wait_signal(int status) { return WIFSIGNALED(status) ? WTERMSIG(status) : 0; }
 int clinux_wait_exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }

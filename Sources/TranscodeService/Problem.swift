@@ -2,6 +2,7 @@ import HTTPServer
 import HTTPTypes
 import SystemSupport
 import Transcoding
+import WorkerIsolation
 
 /// An error answer as `application/problem+json` (RFC 9457): the status, its title and the reason in words. This
 /// file is the one place where an error becomes an HTTP status.
@@ -29,16 +30,23 @@ extension Problem {
 
     static let diskFull = Problem(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the temp directory is full")
 
-    /// What a client sees when its job failed, whichever process it ran in. A worker process's death during the
-    /// job is the input's doing (a decoder crashed on it, or tried what the sandbox forbids): 422, and the service
-    /// goes on. Running out of `--job-memory` is a limit like the others: 413.
+    /// What a client sees when its job failed, whichever process it ran in. A crash signal or a forbidden call is
+    /// the input's doing: 422, and the service goes on. A kill from outside (the OOM killer, an operator) says
+    /// nothing about the input: 503, and the client may send it again. Running out of `--job-memory` is a limit
+    /// like the others: 413. The service's own bug: 500.
     init(_ failure: JobFailure) {
         switch failure {
         case .transcode(let error): self.init(error)
         case .crashed(let signal):
             self.init(.unprocessableContent, "the input crashed the decoder (\(signalName(signal))); no other job was affected")
+        case .forbiddenCall:
+            self.init(.unprocessableContent,
+                      "the input made the decoder try a forbidden system call (SIGSYS); no other job was affected")
         case .outOfMemory:
             self.init(.contentTooLarge, "the input needs more memory than allowed (the service's --job-memory)")
+        case .killedFromOutside:
+            self.init(.serviceUnavailable, "\(failure); the job was not completed and may be sent again",
+                      headers: [.retryAfter: "1"])
         case .workerLost: self.init(.internalServerError, "\(failure)")
         }
     }

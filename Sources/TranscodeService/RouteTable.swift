@@ -32,6 +32,7 @@ extension Routes {
     ]
 
     static let upload = table.first { $0.kind == .transcode }!
+    static let aboutRoute = table.first { $0.kind == .about }!
 
     /// Every method some route serves, and OPTIONS: what the server answers `OPTIONS *` with (RFC 9110 §9.3.7).
     public static let serverWideMethods: [HTTPRequest.Method] = {

@@ -2,6 +2,7 @@ import HTTPServer
 import HTTPTypes
 import Synchronization
 import Transcoding
+import WorkerIsolation
 
 /// The service's HTTP surface: `POST /<video_id>`, `GET|HEAD /about`, `GET /metrics`, and OPTIONS on each (the
 /// server answers `OPTIONS *` from `Routes.serverWideMethods`). Errors are problem+json.
@@ -11,10 +12,12 @@ public struct Routes: Sendable {
     let lifecycle: Lifecycle
     let metrics: ServiceMetrics
 
-    /// Answers `/about` on the event loop itself: no task hop, so it stays fast while every worker is busy.
+    /// Answers the about route on the event loop itself: no task hop, so it stays fast while every worker is busy.
+    /// Its path and methods are the route table's.
     public func fastPath(_ request: RequestLine) -> ServerResponse? {
+        let route = Self.aboutRoute
         let path = request.path
-        guard path == "/about" || path.hasPrefix("/about?"), request.method == .get || request.method == .head
+        guard path == route.template || path.hasPrefix(route.template + "?"), route.methods.contains(request.method)
         else { return nil }
         return about()
     }

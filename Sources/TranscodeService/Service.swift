@@ -1,3 +1,4 @@
+import WorkerIsolation
 import Glibc
 import HTTPServer
 import Logging

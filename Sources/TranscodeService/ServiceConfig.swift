@@ -2,6 +2,7 @@ import Glibc
 import HTTPServer
 import SystemSupport
 import Transcoding
+import WorkerIsolation
 
 /// Everything `serve` can be told, with its defaults in one place. Each field has a flag and an environment
 /// variable (see `ffmpeg-processor serve --help`).
@@ -58,7 +59,7 @@ public struct ServiceConfig: Sendable {
     /// it; a 3 s 1080p job needs 1.16 GiB at preset medium on 2 cores, 1.5 GiB at veryslow
     /// (deploy/kubernetes/README.md, "Sizing"). More cores mean more libav threads, and inputs near the default 8K
     /// pixel limit need several times a 1080p job's frames: raise it for those.
-    public static let jobMemoryCeiling: Int64 = 4 << 30
+    public static let jobMemoryCeiling: Int64 = WorkerSettings.defaultJobMemory
     /// What the service process itself keeps of the cgroup's `memory.max` (event loop, upload buffers, its own
     /// libraries) before the rest is shared among the workers.
     public static let serviceMemoryReserve: Int64 = 256 << 20
@@ -77,7 +78,10 @@ public struct ServiceConfig: Sendable {
         return min(jobMemoryCeiling, max(share, minimumJobMemory))
     }
 
-    public init() {}
+    public init() {
+        // WorkerSettings knows nothing of containers; its 4 GiB is this type's ceiling.
+        worker.jobMemory = Self.defaultJobMemory
+    }
 
     /// "127.0.0.1,10.0.0.0/8" as address ranges; nil if any entry is neither an address nor a CIDR network.
     public static func trustedProxies(parsing list: String) -> [AddressRange]? {
@@ -119,7 +123,7 @@ public struct ServiceConfig: Sendable {
             + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s "
             + "worker-policy=\(workerPolicy.rawValue) worker-nice=\(workerNice) isolation=\(isolation.rawValue)"
             + (isolation == .process
-                ? " job-memory=\(worker.jobMemory) worker-max-jobs=\(worker.maxJobs) worker-max-rss=\(worker.maxResidentBytes)"
+                ? " job-memory=\(worker.jobMemory)"
                 : "")
             + " \(Self.container.summary)"
             + " trusted-proxies=\(trustedProxies.isEmpty ? "none" : trustedProxies.map(\.description).joined(separator: ","))"

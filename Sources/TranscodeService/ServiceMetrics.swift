@@ -1,3 +1,4 @@
+import WorkerIsolation
 import CoreMetrics
 import HTTPServer
 import Prometheus
@@ -26,7 +27,8 @@ public final class ServiceMetrics: Sendable {
     private let handoffTime: CoreMetrics.Timer
     private let readyWorkers: CoreMetrics.Gauge
     private let restarts: CoreMetrics.Counter
-    private let crashes = Locked<[Int32: CoreMetrics.Counter]>([:])
+    private let forkTime: CoreMetrics.Timer
+    private let crashes = Locked<[String: CoreMetrics.Counter]>([:])
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -46,22 +48,37 @@ public final class ServiceMetrics: Sendable {
         handoffTime = CoreMetrics.Timer(label: "ffmpeg_processor_handoff_seconds", factory: factory)
         readyWorkers = CoreMetrics.Gauge(label: "ffmpeg_processor_workers_ready", factory: factory)
         restarts = CoreMetrics.Counter(label: "ffmpeg_processor_worker_restarts_total", factory: factory)
+        forkTime = CoreMetrics.Timer(label: "ffmpeg_processor_worker_fork_seconds", factory: factory)
     }
 
-    /// A worker process died of `signal` during a job.
-    func workerCrashed(signal: Int32) {
+    /// A child forked and confined for the next job, off the request's path: the cost one process per job adds.
+    func workerForked(seconds: Double) { forkTime.recordNanoseconds(Int64(seconds * 1e9)) }
+
+    /// A job's process ended as nobody in the service asked: `reason` is input (a crash signal), seccomp, oom,
+    /// killed (from outside) or bug; `signal` the signal that ended it, or "none".
+    func workerCrashed(_ failure: JobFailure) {
+        guard let reason = failure.deathReason else { return }
+        let signal: String
+        switch failure {
+        case .crashed(let number): signal = signalName(number)
+        case .forbiddenCall: signal = "SIGSYS"
+        case .killedFromOutside: signal = "SIGKILL"
+        default: signal = "none"
+        }
+        let key = "\(reason) \(signal)"
         let counter = crashes.withLock { cache in
-            if let counter = cache[signal] { return counter }
+            if let counter = cache[key] { return counter }
             let counter = CoreMetrics.Counter(
-                label: "ffmpeg_processor_worker_crashes_total", dimensions: [("signal", signalName(signal))],
+                label: "ffmpeg_processor_worker_crashes_total", dimensions: [("reason", reason), ("signal", signal)],
                 factory: factory)
-            cache[signal] = counter
+            cache[key] = counter
             return counter
         }
         counter.increment()
     }
 
-    /// A worker process replaced another (after a crash, a kill, a recycling or a failed start).
+    /// A job's process, or a template, replaced one that ended as nobody asked (a crash, a kill, a failed start);
+    /// not the fresh process every job gets.
     func workerRestarted() { restarts.increment() }
 
     func requestFinished(route: String, status: Int, bytesIn: Int64, bytesOut: Int64) {

@@ -1,16 +1,17 @@
 import CLinux
 import Foundation
-import HTTPServer
 import Synchronization
-import Transcoding
 import SystemSupport
+import Transcoding
+import WorkerIsolation
 
 /// The transcoding workers: N dedicated threads (never Swift's cooperative pool, which libav would starve), a
 /// bounded admission count and a byte budget for uploads. Requests are admitted before their body is read, so a
 /// full pool costs a client nothing but a 503.
 ///
-/// Under `.process` isolation each thread owns a sandboxed worker process (WorkerProcess.swift) and runs its jobs
-/// there: the threads, the queue and the admission are the same, only the call at the end of `Job.execute` differs.
+/// Under `.process` isolation each thread owns a warm template process and runs each job in a fresh sandboxed
+/// process forked from it (WorkerIsolation): the threads, the queue and the admission are the same, only the call at
+/// the end of `Job.execute` differs.
 public actor WorkerPool {
     public struct Reservation: Sendable, Hashable {
         let id: UInt64
@@ -76,7 +77,7 @@ public actor WorkerPool {
                 switch isolation {
                 case .thread: WorkerPool.work(queue)
                 case .process(let settings):
-                    WorkerPool.work(queue, WorkerProcess(index: index, settings: settings, counters: counters, observe: observe))
+                    WorkerPool.work(queue, WorkerProcess(index: index, settings: settings, gauges: counters, observe: observe))
                 }
             }
             // x264 and the decoders use deep stacks; Foundation's default for secondary threads is small.
@@ -162,7 +163,7 @@ public actor WorkerPool {
 
     /// In-process: libav runs on this thread.
     private static func work(_ queue: JobQueue) {
-        while let (job, waiting) = queue.take() {
+        while case .job(let job, let waiting) = queue.take() {
             job.execute(counters: queue.counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
                 Result { () throws(TranscodeError) -> TranscodeReport in
                     try transcode(input: .fileDescriptor(job.input), output: .fileDescriptor(job.output),
@@ -172,18 +173,24 @@ public actor WorkerPool {
         }
     }
 
-    /// Isolated: this thread hands each job to its worker process, and replaces the process before taking the next
-    /// job if it died, is due for recycling, or never started (then backing off, and failing no job meanwhile).
+    /// Isolated: this thread keeps a child forked ahead, hands it the next job, and forks the next child once the
+    /// answer has gone back. While it waits for a job it looks at its processes a few times a second, so that one
+    /// killed while idle is replaced before a job needs it (and /about's count stays true). A start that fails
+    /// backs off, and fails no job meanwhile.
     private static func work(_ queue: JobQueue, _ worker: WorkerProcess) {
         let counters = queue.counters
-        while worker.ensureReady(pause: { queue.waitClosed(seconds: $0) }) {
+        loop: while worker.ensureReady(pause: { queue.waitClosed(seconds: $0) }) {
             counters.setProcess(worker.pid, of: worker.index)
-            guard let (job, waiting) = queue.take() else { break }
-            job.execute(counters: counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
-                worker.run(options: options, input: job.input, output: job.output, cancellation: cancellation)
+            switch queue.take(idleCheck: { worker.checkIdle() }) {
+            case .closed: break loop
+            case .interrupted: continue loop
+            case .job(let job, let waiting):
+                job.execute(counters: counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
+                    worker.run(options: options, input: job.input, output: job.output, cancellation: cancellation)
+                }
+                // That process is on its way out; the next is listed once it is forked.
+                counters.setProcess(nil, of: worker.index)
             }
-            worker.afterJob()
-            counters.setProcess(worker.pid, of: worker.index)
         }
         worker.shutdown()
         counters.setProcess(nil, of: worker.index)
@@ -194,173 +201,6 @@ public actor WorkerPool {
 public enum PoolIsolation: Sendable {
     /// On the pool's threads, in this process.
     case thread
-    /// In one sandboxed worker process per pool thread.
+    /// In a fresh sandboxed process per job, forked from one warm template per pool thread.
     case process(WorkerSettings)
-}
-
-/// Counts the pool publishes for lock-free reading.
-public final class PoolCounters: Sendable {
-    public let workers = Atomic<Int>(0)
-    public let capacity = Atomic<Int>(0)
-    /// Admitted requests not finished: uploading, queued or running.
-    public let admitted = Atomic<Int>(0)
-    public let running = Atomic<Int>(0)
-    public let completed = Atomic<Int>(0)
-    public let failed = Atomic<Int>(0)
-    public let rejected = Atomic<Int>(0)
-    /// Workers able to take a job now: every thread in-process; under isolation, those whose process is up.
-    public let readyWorkers = Atomic<Int>(0)
-    /// Workers whose process failed to start at its last try (they back off and retry): the pool is degraded.
-    public let failingWorkers = Atomic<Int>(0)
-    private let processes = Locked<[Int: Int32]>([:])
-
-    /// Admitted but not running: uploading or waiting for a worker.
-    public var queued: Int { max(admitted.load(ordering: .relaxed) - running.load(ordering: .relaxed), 0) }
-
-    /// True while some worker cannot start its process.
-    public var isDegraded: Bool { failingWorkers.load(ordering: .relaxed) > 0 }
-
-    /// False when degraded with no worker able to run a job: the replica cannot serve uploads, and a balancer should
-    /// stop sending them, as while draining. Degraded with some ready workers still serves, at reduced capacity.
-    public var canRunJobs: Bool { !isDegraded || readyWorkers.load(ordering: .relaxed) > 0 }
-
-    /// The worker processes' ids, by pool thread (empty in-process).
-    public var workerProcessIDs: [Int32] { processes.withLock { $0.sorted { $0.key < $1.key }.map(\.value) } }
-
-    func setProcess(_ pid: Int32?, of worker: Int) {
-        processes.withLock { $0[worker] = pid }
-    }
-}
-
-/// One transcode handed to a worker; its continuation is resumed exactly once, by whoever finishes it first.
-final class Job: Sendable {
-    typealias Outcome = WorkerPool.Outcome
-    typealias Continuation = CheckedContinuation<Result<Outcome, JobFailure>, Never>
-
-    let input: Int32
-    let output: Int32
-    let options: TranscodeOptions
-    let cancellation = TranscodeCancellation()
-    private let enqueued = ContinuousClock.now
-    private struct State {
-        var continuation: Continuation?
-        var running = false
-    }
-    private let state = Locked(State())
-
-    init(input: Int32, output: Int32, options: TranscodeOptions) {
-        self.input = input
-        self.output = output
-        self.options = options
-    }
-
-    func start(_ continuation: Continuation) {
-        state.withLock { $0.continuation = continuation }
-        if cancellation.isCancelled { cancel() }
-    }
-
-    /// A queued job answers at once (the worker that later dequeues it skips it); a running one is told to stop
-    /// and answers when it has.
-    func cancel() {
-        cancellation.cancel()
-        let queued = state.withLock { state -> Continuation? in
-            guard !state.running else { return nil }
-            defer { state.continuation = nil }
-            return state.continuation
-        }
-        queued?.resume(returning: .failure(.transcode(.cancelled)))
-    }
-
-    /// Runs on a worker thread; `threads` is the libav thread count the pool chose for this moment, `perform`
-    /// the transcode itself, in this process or in the thread's worker process.
-    func execute(
-        counters: PoolCounters, threads: Int,
-        perform: (TranscodeOptions, TranscodeCancellation) -> Result<TranscodeReport, JobFailure>
-    ) {
-        let claimed = state.withLock { state -> Bool in
-            guard state.continuation != nil, !cancellation.isCancelled else { return false }
-            state.running = true
-            return true
-        }
-        guard claimed else { return }
-        let started = ContinuousClock.now
-        counters.running.add(1, ordering: .relaxed)
-        var options = options
-        if options.threads == 0 { options.threads = threads }
-        let result = perform(options, cancellation)
-        counters.running.subtract(1, ordering: .relaxed)
-        let outcome = result.map {
-            Outcome(report: $0, queueWait: (started - enqueued).seconds, transcodeSeconds: (ContinuousClock.now - started).seconds)
-        }
-        let continuation = state.withLock { state -> Continuation? in
-            defer { state.continuation = nil }
-            return state.continuation
-        }
-        continuation?.resume(returning: outcome)
-    }
-}
-
-/// The hand-off between the actor and the worker threads: a blocking FIFO.
-final class JobQueue: @unchecked Sendable {
-    // Guarded by `condition`.
-    private let condition = NSCondition()
-    private var jobs: [Job] = []
-    private var head = 0
-    private var closed = false
-    let counters: PoolCounters
-
-    init(counters: PoolCounters) { self.counters = counters }
-
-    func push(_ job: Job) {
-        condition.lock()
-        jobs.append(job)
-        condition.signal()
-        condition.unlock()
-    }
-
-    /// Adaptive threading: a job that has the machine to itself gets every core (libav's frame and slice
-    /// threads); when others run or wait, each job runs on its share of the cores, so that workers do not fight.
-    func threads(waiting: Int) -> Int {
-        let busy = counters.running.load(ordering: .relaxed)
-        if busy == 0 && waiting == 0 { return 0 }
-        let workers = max(counters.workers.load(ordering: .relaxed), 1)
-        return max(ServiceConfig.cores / workers, 1)
-    }
-
-    var waiting: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return jobs.count - head
-    }
-
-    /// Blocks until a job is there; nil once closed and empty. Also says how many jobs still wait behind it.
-    func take() -> (Job, Int)? {
-        condition.lock()
-        defer { condition.unlock() }
-        while head == jobs.count && !closed { condition.wait() }
-        guard head < jobs.count else { return nil }
-        let job = jobs[head]
-        head += 1
-        if head > 64 && head * 2 > jobs.count {
-            jobs.removeFirst(head)
-            head = 0
-        }
-        return (job, jobs.count - head)
-    }
-
-    func close() {
-        condition.lock()
-        closed = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Sleeps up to `seconds`, or less if the queue closes meanwhile; true once it is closed.
-    func waitClosed(seconds: Double) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        let until = Date(timeIntervalSinceNow: seconds)
-        while !closed && condition.wait(until: until) {}
-        return closed
-    }
 }

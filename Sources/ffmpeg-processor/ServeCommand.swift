@@ -5,6 +5,7 @@ import SystemSupport
 import Logging
 import TranscodeService
 import Transcoding
+import WorkerIsolation
 
 /// `ffmpeg-processor serve` (the default): the HTTP service. Every option also reads an environment variable.
 struct ServeCommand: AsyncParsableCommand {
@@ -48,10 +49,6 @@ struct ServeCommand: AsyncParsableCommand {
     var isolation: String?
     @Option(help: "Address space of one worker process, bytes; a job that needs more gets 413 [JOB_MEMORY]. Default \(ServiceConfig.jobMemoryCeiling >> 30) GiB, or less when the cgroup's memory.max cannot hold that for every worker.")
     var jobMemory: Int64?
-    @Option(help: "Jobs after which a worker process is replaced by a fresh one (process isolation) [WORKER_MAX_JOBS]. Default \(WorkerSettings().maxJobs).")
-    var workerMaxJobs: Int?
-    @Option(help: "Resident bytes above which a worker process is replaced after its job (process isolation) [WORKER_MAX_RSS]. Default \(WorkerSettings().maxResidentBytes >> 20) MiB.")
-    var workerMaxRss: Int64?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -95,11 +92,7 @@ struct ServeCommand: AsyncParsableCommand {
         // The binary started as `worker` is this one, unless a test run says otherwise: `make test-tsan` has
         // ThreadSanitizer's service start a plain build, since TSan's shadow memory cannot live under RLIMIT_AS.
         config.worker.executable = try env.string("FFMPEG_PROCESSOR_WORKER_EXECUTABLE") ?? config.worker.executable
-        config.worker.maxJobs = try workerMaxJobs ?? env.number("WORKER_MAX_JOBS") ?? config.worker.maxJobs
-        config.worker.maxResidentBytes = try workerMaxRss ?? env.number("WORKER_MAX_RSS") ?? config.worker.maxResidentBytes
-        guard config.worker.jobMemory >= 256 << 20, config.worker.maxJobs >= 1, config.worker.maxResidentBytes > 0 else {
-            throw ValidationError("job-memory must be at least 256 MiB, worker-max-jobs and worker-max-rss positive")
-        }
+        guard config.worker.jobMemory >= 256 << 20 else { throw ValidationError("job-memory must be at least 256 MiB") }
         guard let level = Logger.Level(rawValue: config.logLevel) else {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")
         }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Glibc
 import SystemSupport
-import TranscodeService
 import Transcoding
+import WorkerIsolation
 
 /// `ffmpeg-processor transcode IN OUT`: one file, the same engine as the service.
 struct TranscodeCommand: ParsableCommand {

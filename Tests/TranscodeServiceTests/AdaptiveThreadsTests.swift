@@ -4,6 +4,7 @@ import SystemSupport
 import TestSupport
 import Testing
 import TranscodeService
+import WorkerIsolation
 import Transcoding
 
 /// The pool chooses libav's thread count per job (docs/ARCHITECTURE.md, "Threads"): a job that starts alone gets every core

@@ -32,6 +32,9 @@ struct IdleConnectionTests {
                 try about.send("GET /about HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
                 #expect(try about.readResponse().status == 200)
             }
+            // The worker's template and the child forked ahead each hold a socket of the service's: counted once
+            // they are there, since after the upload the next child is there again.
+            #expect(try waitForAbout(port: port) { $0.contains("\"workers_ready\":1") })
             let baseline = stableDescriptorCount(of: pid)
 
             // Connected, and never a byte sent.

@@ -44,8 +44,9 @@ struct KillNineTests {
             }
             let held = descriptorsInto(folder.path)
             #expect(held.count >= 4, "an input file for each admitted upload: \(held)")
-            // The service's, or its worker processes' (a running job's two files are in one under --isolation process).
-            #expect(held.allSatisfy { ($0.pid == pid || parent(of: $0.pid) == pid) && $0.target.hasSuffix(" (deleted)") },
+            // The service's, or a job's process (a running job's two files are in the child its template forked for
+            // it under --isolation process, the service's grandchild).
+            #expect(held.allSatisfy { ($0.pid == pid || parent(of: $0.pid).flatMap(parent(of:)) == pid) && $0.target.hasSuffix(" (deleted)") },
                     "\(held)")
             #expect(try folder.entries().isEmpty, "even while held, the files have no name")
 
@@ -55,8 +56,8 @@ struct KillNineTests {
             #expect(waitUntil(10) { hasExited(pid) }, "the service outlived kill -9")
             _ = (jobs, uploads)
 
-            // A worker process dies of the service's death too (PR_SET_PDEATHSIG), a moment after it: the signal
-            // comes when the kernel tears down the pool thread that started it.
+            // A job's process dies of the service's death too (PR_SET_PDEATHSIG), a moment after it: the template's
+            // signal comes when the kernel tears down the pool thread that started it, the child's with the template.
             _ = waitUntil(10) { descriptorsInto(folder.path).isEmpty }
             let left = descriptorsInto(folder.path)
             #expect(left.isEmpty, "descriptors into the temp folder after the kill: \(left)")

@@ -5,6 +5,7 @@ import TestSupport
 import Testing
 @testable import TranscodeService
 import Transcoding
+import WorkerIsolation
 
 @Suite("running out of --job-memory answers 413, whichever way the worker reports it")
 struct ProblemTests {

@@ -18,6 +18,7 @@ struct ServiceConfigTests {
         let read = ContainerLimits.current()
         #expect(ServiceConfig.cores == read.cores)
         #expect(ServiceConfig().workers == read.cores)
+        #expect(ServiceConfig().worker.jobMemory == ServiceConfig.defaultJobMemory)
         #expect(ServiceConfig.defaultJobMemory == ServiceConfig.defaultJobMemory(workers: read.cores, memoryMax: read.memoryMax))
         let summary = ServiceConfig().summary
         #expect(summary.contains("cores=\(read.cores) (cpu.max: ") && summary.contains(" memory.max="), "\(summary)")

@@ -3,6 +3,7 @@ import Logging
 import MediaFixtures
 import TestSupport
 import TranscodeService
+import WorkerIsolation
 import Transcoding
 
 /// A service on 127.0.0.1 at an ephemeral port, with its own temp folder; stopped by `stop()`.

@@ -101,6 +101,9 @@ int clinux_set_no_new_privileges(void);
 int clinux_spawn_dup2(posix_spawn_file_actions_t *actions, int from, int to);
 int clinux_spawn_set_default_signals(posix_spawnattr_t *attributes);
 
+/* fork(2), which Swift does not import: the worker template forks each job's process from itself. */
+pid_t clinux_fork(void);
+
 /* waitpid's status macros: the signal that ended the process (0 if none), or its exit code (-1 if none). */
 int clinux_wait_signal(int status);
 int clinux_wait_exit_code(int status);

@@ -28,8 +28,8 @@ public enum Sandbox {
     /// Confines the calling process for good: the limits are the process's, and the filter is loaded into every
     /// thread it has (TSYNC) and inherited by every thread it starts. PR_SET_NO_NEW_PRIVS is per thread: the
     /// kernel sets it on the threads TSYNC reaches.
-    /// `seccomp: false` leaves the filter out (the measurement run that derives it; debug builds only).
-    public static func confine(_ limits: Limits, seccomp: Bool = true) throws(Failure) {
+    /// `policy: nil` leaves the filter out (the measurement run that derives it; debug builds only).
+    public static func confine(_ limits: Limits, policy: SeccompPolicy.Kind? = .job) throws(Failure) {
         try setLimit(RLIMIT_CORE, 0, "RLIMIT_CORE")
         if let bytes = limits.addressSpace { try setLimit(RLIMIT_AS, rlim_t(bytes), "RLIMIT_AS") }
         try setLimit(RLIMIT_NOFILE, rlim_t(limits.descriptors), "RLIMIT_NOFILE")
@@ -38,7 +38,7 @@ public enum Sandbox {
         } catch {
             throw Failure(step: "PR_SET_NO_NEW_PRIVS", code: error.errno.rawValue)
         }
-        if seccomp { try SeccompPolicy.load() }
+        if let policy { try SeccompPolicy.load(policy) }
     }
 
     private static func setLimit(_ resource: __rlimit_resource, _ value: rlim_t, _ name: String) throws(Failure) {

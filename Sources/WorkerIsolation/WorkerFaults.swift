@@ -22,6 +22,15 @@ struct WorkerFaults {
         case open
         /// Creates a TCP socket: the filter kills the process (SIGSYS) if it holds.
         case socket
+        /// Answers for another job's id: the parent must refuse the answer.
+        case wrongID
+        /// Sends the job's output descriptor back with its answer: the parent must refuse the answer.
+        case descriptors
+        /// Sends a message before its answer: `ready` again, which no job's process may send once it has a job.
+        case extra
+        /// Makes a writable page executable, as an exploit running code it wrote would: W^X kills the process
+        /// (SIGSYS) if it holds.
+        case exec
     }
 
     static let marker = "FFMPEG-PROCESSOR-FAULT "
@@ -51,6 +60,16 @@ struct WorkerFaults {
 
 #if DEBUG
 extension WorkerFaults.Fault {
+    /// For the faults that lie to the parent, what the child sends instead of its answer.
+    func lie(id: UInt64, output: Int32) -> (message: WorkerMessage, descriptors: [Int32])? {
+        switch self {
+        case .wrongID: (.finished(id: id + 1, .failed(.cancelled)), [])
+        case .descriptors: (.finished(id: id, .failed(.cancelled)), [output])
+        case .extra: (.ready, [])
+        default: nil
+        }
+    }
+
     func inject(jobMemory: Int64?) -> WorkerOutcome {
         switch self {
         case .allocate:
@@ -82,6 +101,15 @@ extension WorkerFaults.Fault {
             let created = try? syscallValue("socket") { Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
             if let created { closeDescriptor(created) }
             return .failed(.internal(averror: 0, message: "the filter did not hold: socket answered \(created ?? -1)"))
+        case .wrongID, .descriptors, .extra:
+            return .failed(.internal(averror: 0, message: "a lie is sent in place of the answer"))
+        case .exec:
+            let size = Int(sysconf(Int32(_SC_PAGESIZE)))
+            guard let page = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                page != MAP_FAILED
+            else { return .failed(.internal(averror: 0, message: "mmap of a writable page failed")) }
+            let status = mprotect(page, size, PROT_READ | PROT_EXEC)
+            return .failed(.internal(averror: 0, message: "the filter did not hold: mprotect(PROT_EXEC) answered \(status)"))
         }
     }
 }

@@ -4,41 +4,37 @@ import Glibc
 import SystemSupport
 import Transcoding
 
-/// The worker process's side (`ffmpeg-processor worker`, started by a pool thread): confine itself, say ready,
-/// then transcode one job at a time from the socket on descriptor 3 until the parent closes it. Everything a
-/// hostile input can reach runs here, never in the service.
+/// One job's process, forked by the template (WorkerTemplate.swift) before its job exists: it takes its own socket
+/// as descriptor 3, loads the job filter on top of the template's, says ready, then transcodes the one job that
+/// comes and exits. Everything a hostile input can reach runs here, and nothing of another job ever has: no
+/// earlier job's heap, descriptors or frames were ever in this process.
 ///
-/// Two threads: the main one reads the socket (a job, or a cancel for the job running), the job thread runs the
-/// transcode on a deep stack and answers. A job's descriptors are closed before its answer is sent, so once the
-/// parent has the answer this process holds nothing of the job.
-public enum WorkerChild {
-    /// Where the parent puts the child's end of the socketpair.
-    public static let socketDescriptor: Int32 = 3
+/// Two threads: the main one reads the socket (the job, or a cancel for it), the job thread runs the transcode on a
+/// deep stack, answers, and ends the process.
+enum WorkerChild {
+    /// Where the child keeps its end of its socketpair (the template's own socket had that number).
+    static let socketDescriptor: Int32 = 3
 
-    public static func run(parent: pid_t, jobMemory: Int64?) -> Never {
-        // Dies with the pool thread that started it (PDEATHSIG follows the thread, and each pool thread owns its
-        // worker). If that thread ended before the prctl, the parent is already someone else.
+    /// `socket`: the child's end, as received by the template; `template`: the template's pid, this process's parent.
+    static func run(socket: Int32, template: pid_t, faults: WorkerFaults, jobMemory: Int64?) -> Never {
+        // Dies with the template, which dies with its pool thread.
         _ = try? syscallValue("prctl") { clinux_set_parent_death_signal(SIGKILL) }
-        if getppid() != parent { _exit(0) }
-        // Ctrl-C in a terminal reaches the whole process group; the service drains on it, so its workers must not
-        // die of it. Writes to a gone parent answer EPIPE.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGPIPE, SIG_IGN)
-        JobMemory.keepFreedMemoryForNextJob()
-        let faults = WorkerFaults.fromEnvironment()
+        if getppid() != template { _exit(0) }
+        // dup2 closes the template's socket on that number: from here the child cannot speak to the template.
+        guard (try? syscallValue("dup2", { dup2(socket, socketDescriptor) })) != nil else { _exit(70) }
+        closeDescriptor(socket)
         let channel = WorkerChannel(descriptor: socketDescriptor)
         let runner = JobRunner(channel: channel, faults: faults, jobMemory: jobMemory)
-        // Started before the filter, which reaches it all the same (TSYNC): its creation is then no call the
-        // allow-list needs, and the measurement that derives the list sees everything it does after start-up.
+        // Started before the job filter, which reaches it all the same (TSYNC).
         runner.start()
         do {
-            try Sandbox.confine(Sandbox.Limits(addressSpace: jobMemory), seccomp: !faults.unconfined)
+            if !faults.unconfined { try SeccompPolicy.load(.job) }
             try channel.send(.ready)
         } catch {
             printToStandardError("worker \(getpid()): \(error)")
             _exit(70)
         }
+        var jobs = 0
         while true {
             let received: (message: WorkerMessage, descriptors: [Int32])?
             do {
@@ -47,15 +43,16 @@ public enum WorkerChild {
                 printToStandardError("worker \(getpid()): \(error)")
                 _exit(71)
             }
-            // The parent closed its end: recycled, or the service is stopping. A running job is abandoned with it.
+            // The parent closed its end: the service is stopping, or gave up on this job.
             guard let (message, descriptors) = received else { _exit(0) }
             switch message {
-            case .job(let id, let options) where descriptors.count == 2:
+            case .job(let id, let options) where descriptors.count == 2 && jobs == 0:
+                jobs += 1
                 runner.submit(JobRunner.Job(id: id, options: options, input: descriptors[0], output: descriptors[1]))
-            case .cancel(let id):
-                for fd in descriptors { closeDescriptor(fd) }
+            case .cancel(let id) where descriptors.isEmpty:
                 runner.cancel(id)
             default:
+                // A second job, or descriptors where none belong: a broken parent, never something to serve.
                 printToStandardError("worker \(getpid()): unexpected message \(message) with \(descriptors.count) descriptors")
                 _exit(71)
             }
@@ -91,7 +88,7 @@ private final class JobRunner: @unchecked Sendable {
     /// the thread's name, a call the filter would kill) is over before the filter is loaded.
     func start() {
         let thread = Thread { [self] in
-            while true { work(take()) }
+            work(take())
         }
         // As the pool's threads: x264 and the decoders use deep stacks.
         thread.stackSize = 16 << 20
@@ -104,11 +101,6 @@ private final class JobRunner: @unchecked Sendable {
     func submit(_ job: Job) {
         condition.lock()
         defer { condition.unlock() }
-        guard pending == nil, running == nil else {
-            // The parent sends one job at a time; a second one is a broken parent, not something to queue.
-            printToStandardError("worker \(getpid()): a job arrived while another ran")
-            _exit(71)
-        }
         pending = job
         running = (job.id, TranscodeCancellation())
         condition.broadcast()
@@ -148,18 +140,17 @@ private final class JobRunner: @unchecked Sendable {
             outcome = .failed(error)
         }
         #if DEBUG
-        if let fault = faults.fault(in: job.input) { outcome = fault.inject(jobMemory: jobMemory) }
+        if let fault = faults.fault(in: job.input) {
+            if let lie = fault.lie(id: job.id, output: job.output) {
+                try? channel.send(lie.message, descriptors: lie.descriptors)
+            }
+            outcome = fault.inject(jobMemory: jobMemory)
+        }
         #endif
         closeDescriptor(job.input)
         closeDescriptor(job.output)
-        condition.lock()
-        running = nil
-        condition.unlock()
-        do {
-            try channel.send(.finished(id: job.id, outcome))
-        } catch {
-            // The parent is gone or recycling this process: nobody is left to answer.
-            _exit(0)
-        }
+        // The parent may be gone (it gave up on the job): nobody is left to answer, and the process ends either way.
+        try? channel.send(.finished(id: job.id, outcome))
+        _exit(0)
     }
 }

@@ -1,4 +1,4 @@
-@testable import TranscodeService
+@testable import WorkerIsolation
 import Testing
 import Transcoding
 

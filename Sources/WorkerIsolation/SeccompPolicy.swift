@@ -25,11 +25,27 @@ import Glibc
 /// - `clone3` gets ENOSYS: glibc ≥ 2.34 tries it first for every new thread and falls back to `clone` only on
 ///   ENOSYS, and `clone3` passes its flags in memory, where a filter cannot read them to tell a thread from a
 ///   process. `clone` passes them in a register, so it is allowed for threads only.
-enum SeccompPolicy {
+///
+/// **Two filters, stacked.** The template (WorkerTemplate.swift) loads `.template` once it is warm: the job list plus
+/// what forking and reaping a child takes. Each child it forks inherits that filter and loads `.job` on top before
+/// it reads a byte; a call must pass both, so a child can do no more than `.job` allows.
+///
+/// **W^X.** `mmap` and `mprotect` are allowed only without PROT_EXEC, as OpenSSH's filter masks their protection
+/// flags: every library was mapped before either filter, and nothing after needs new code, so memory an exploit
+/// writes can never be made executable. A call that asks is killed like any other forbidden call.
+public enum SeccompPolicy {
+    public enum Kind: Sendable {
+        /// The warm template: everything a job needs, plus forking, reaping and confining its children.
+        case template
+        /// One job's process (and `transcode --sandbox`).
+        case job
+    }
+
     /// Allowed whatever their arguments, grouped by why.
     static let allowed: [(why: String, calls: [String])] = [
-        ("memory: the heap, libav's frame pools and x264's buffers, thread stacks (madvise frees a finished thread's)",
-         ["brk", "mmap", "munmap", "mprotect", "madvise"]),
+        ("memory: the heap, libav's frame pools and x264's buffers, thread stacks (madvise frees a finished thread's); "
+            + "mmap and mprotect are below, never with PROT_EXEC",
+         ["brk", "munmap", "madvise"]),
         ("the job's two descriptors: read with pread, written with pwrite, their size with fstat (glibc's fstat is "
             + "newfstatat with AT_EMPTY_PATH)",
          ["pread64", "pwrite64", "newfstatat", "lseek", "close"]),
@@ -47,16 +63,42 @@ enum SeccompPolicy {
         ("by reading glibc: realloc of a block above the mmap threshold moves it with mremap; abort() (libav's "
             + "av_assert0) raises SIGABRT with getpid + tgkill, limited to this process below",
          ["mremap", "getpid", "rt_sigreturn"]),
+        ("the clock: the vDSO answers these without a system call where the clock source has a fast path; on hosts "
+            + "where it has none (some virtual machines' clock sources) glibc makes the real call",
+         ["clock_gettime", "clock_getres", "gettimeofday", "time"]),
+    ]
+
+    /// What only the template does, beyond the job list: fork each job's process (clone without CLONE_THREAD; its
+    /// threads come from the job list's rule), wait for it, kill one that outlives its grace, and what the child
+    /// does between the fork and its own filter (move its socket to descriptor 3, PR_SET_PDEATHSIG, getppid,
+    /// libseccomp's own probes and load).
+    static let templateOnly: [(why: String, calls: [String])] = [
+        ("forking and reaping each job's process; the pause between two looks at a child that has a grace to exit",
+         ["clone", "wait4", "nanosleep", "clock_nanosleep"]),
+        ("abort() in a child before its own filter narrows tgkill to the child's pid (the template's pid is not "
+            + "the child's, and a filter cannot name a process that does not exist yet)",
+         ["tgkill"]),
+        ("the child's first steps, under the template's filter until it loads its own",
+         ["dup2", "dup3", "prctl", "seccomp", "getppid", "gettid"]),
     ]
 
     /// Allowed only with these arguments.
-    static func conditionalRules(pid: pid_t) -> [(call: String, why: String, comparisons: [scmp_arg_cmp])] {
-        [
-            ("clone", "threads only: CLONE_THREAD set (a new process has it clear)",
-             [shim_scmp_masked_eq(0, shim_clone_thread(), shim_clone_thread())]),
-            ("tgkill", "signals to this process's own threads (abort()); never to another process",
-             [shim_scmp_eq(0, UInt64(pid))]),
+    static func conditionalRules(_ kind: Kind, pid: pid_t) -> [(call: String, why: String, comparisons: [scmp_arg_cmp])] {
+        let noExec = UInt64(PROT_EXEC)
+        var rules: [(call: String, why: String, comparisons: [scmp_arg_cmp])] = [
+            ("mmap", "W^X: never executable", [shim_scmp_masked_eq(2, noExec, 0)]),
+            ("mprotect", "W^X: never executable", [shim_scmp_masked_eq(2, noExec, 0)]),
         ]
+        if kind == .template {
+            rules.append(("kill", "SIGKILL only: to a child that outlives its grace", [shim_scmp_eq(1, UInt64(SIGKILL))]))
+        }
+        if kind == .job {
+            rules.append(("clone", "threads only: CLONE_THREAD set (a new process has it clear)",
+                          [shim_scmp_masked_eq(0, shim_clone_thread(), shim_clone_thread())]))
+            rules.append(("tgkill", "signals to this process's own threads (abort()); never to another process",
+                          [shim_scmp_eq(0, UInt64(pid))]))
+        }
+        return rules
     }
 
     /// Denied with an errno instead of the kill, because a library makes them and copes with the answer.
@@ -64,10 +106,12 @@ enum SeccompPolicy {
         ("openat", EACCES),
         ("open", EACCES),
         ("clone3", ENOSYS),
+        // isatty(3), which libav's logger calls when TERM is set, is ioctl(TCGETS): "not a terminal" is true.
+        ("ioctl", ENOTTY),
     ]
 
     /// Loads the filter into every thread of the process, and so into every thread started from now on.
-    static func load() throws(Sandbox.Failure) {
+    static func load(_ kind: Kind) throws(Sandbox.Failure) {
         guard let filter = seccomp_init(shim_scmp_act_kill_process()) else {
             throw Sandbox.Failure(step: "seccomp_init", code: ENOMEM)
         }
@@ -81,12 +125,12 @@ enum SeccompPolicy {
             // libseccomp answers -errno itself; nothing here reads errno.
             if status < 0 { throw Sandbox.Failure(step: step, code: -status) }
         }
-        for group in allowed {
+        for group in allowed + (kind == .template ? templateOnly : []) {
             for call in group.calls {
                 try check(seccomp_rule_add_array(filter, shim_scmp_act_allow(), try number(call), 0, nil), call)
             }
         }
-        for rule in conditionalRules(pid: getpid()) {
+        for rule in conditionalRules(kind, pid: getpid()) {
             var comparisons = rule.comparisons
             try check(
                 seccomp_rule_add_array(filter, shim_scmp_act_allow(), try number(rule.call), UInt32(comparisons.count),

@@ -1,17 +1,24 @@
 import SystemSupport
 import Transcoding
 
-// The boundary between a pool thread (the parent) and its worker process (the child): what crosses the Unix
-// socketpair between them, and nothing else. One message per datagram (SOCK_SEQPACKET), so neither side ever
-// reassembles a stream; a closed socket is the other side's death.
+// The boundaries between a pool thread (the parent), its warm template process and the one-job processes the
+// template forks: what crosses their Unix socketpairs, and nothing else. One message per datagram (SOCK_SEQPACKET),
+// so no side ever reassembles a stream; a closed socket is the other side's death.
 //
-//   parent → child   job(id, options)   with the input and output descriptors attached (SCM_RIGHTS)
-//                    cancel(id)         stop job `id` at its next checkpoint (a stale id is ignored)
-//   child → parent   ready              the sandbox is in force; jobs may come
-//                    finished(id, …)    the report, a typed error, or "out of memory"; the descriptors are closed
+//   parent → template  spawn              with one descriptor: the new child's end of a fresh socketpair
+//                      reap(pid, grace)   wait for that child's end (kill it after `grace` ms) and say how it ended
+//   template → parent  ready              the template's sandbox is in force; spawns may come
+//                      spawned(pid)       the child is forked (it says ready on its own socket once confined)
+//                      spawnFailed(errno) fork(2) failed
+//                      reaped(pid, status) the wait status
+//   parent → child     job(id, options)   with the input and output descriptors attached (SCM_RIGHTS)
+//                      cancel(id)         stop job `id` at its next checkpoint (a stale id is ignored)
+//   child → parent     ready              the child's own filter is in force; its one job may come
+//                      finished(id, …)    the report, a typed error, or "out of memory"; then the child exits
 //
-// The child trusts nothing but this format and the descriptors; the parent trusts nothing the child says beyond
-// a report's figures (a confined process can lie, but it can only lie about its own job).
+// The template never reads a job's bytes, and a child never sees a second job. The parent trusts nothing a child
+// says beyond a report's figures (a confined process can lie, but it can only lie about its own job), and trusts
+// the template only for the pids it forked.
 
 /// One message of the worker protocol.
 enum WorkerMessage: Equatable, Sendable {
@@ -19,6 +26,11 @@ enum WorkerMessage: Equatable, Sendable {
     case cancel(id: UInt64)
     case ready
     case finished(id: UInt64, WorkerOutcome)
+    case spawn
+    case spawned(pid: Int32)
+    case spawnFailed(errno: Int32)
+    case reap(pid: Int32, graceMilliseconds: UInt32)
+    case reaped(pid: Int32, status: Int32)
 
     /// The largest message either side sends (a report with long codec names); the receiver's buffer.
     static let maximumSize = 16 * 1024
@@ -39,7 +51,7 @@ struct WorkerProtocolError: Error, CustomStringConvertible {
 
 extension WorkerMessage {
     private enum Tag: UInt8 {
-        case job = 1, cancel, ready, finished
+        case job = 1, cancel, ready, finished, spawn, spawned, spawnFailed, reap, reaped
     }
 
     func encoded() -> [UInt8] {
@@ -58,6 +70,22 @@ extension WorkerMessage {
             writer.byte(Tag.finished.rawValue)
             writer.integer(id)
             writer.outcome(outcome)
+        case .spawn:
+            writer.byte(Tag.spawn.rawValue)
+        case .spawned(let pid):
+            writer.byte(Tag.spawned.rawValue)
+            writer.integer(pid)
+        case .spawnFailed(let errno):
+            writer.byte(Tag.spawnFailed.rawValue)
+            writer.integer(errno)
+        case .reap(let pid, let grace):
+            writer.byte(Tag.reap.rawValue)
+            writer.integer(pid)
+            writer.integer(grace)
+        case .reaped(let pid, let status):
+            writer.byte(Tag.reaped.rawValue)
+            writer.integer(pid)
+            writer.integer(status)
         }
         return writer.bytes
     }
@@ -70,6 +98,11 @@ extension WorkerMessage {
         case .cancel: self = .cancel(id: try reader.integer())
         case .ready: self = .ready
         case .finished: self = .finished(id: try reader.integer(), try reader.outcome())
+        case .spawn: self = .spawn
+        case .spawned: self = .spawned(pid: try reader.integer())
+        case .spawnFailed: self = .spawnFailed(errno: try reader.integer())
+        case .reap: self = .reap(pid: try reader.integer(), graceMilliseconds: try reader.integer())
+        case .reaped: self = .reaped(pid: try reader.integer(), status: try reader.integer())
         }
         guard reader.isAtEnd else { throw WorkerProtocolError(description: "trailing bytes") }
     }
