@@ -13,6 +13,13 @@
 
 int clinux_o_tmpfile(void) { return O_TMPFILE; }
 
+int clinux_affinity_cpus(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    return CPU_COUNT(&set);
+}
+
 int clinux_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
 int clinux_accept4_peer(int fd, void *address, unsigned int *length) {

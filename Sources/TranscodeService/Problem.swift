@@ -57,6 +57,7 @@ extension Problem {
         case .notAVideo: self.init(.unsupportedMediaType, "\(error)")
         case .noVideoStream, .unsupportedCodec, .corruptInput: self.init(.unprocessableContent, "\(error)")
         case .limitExceeded(.jobTime): self.init(.unprocessableContent, "the video takes too long to transcode (job time limit)")
+        case .limitExceeded(.memory): self.init(JobFailure.outOfMemory)
         case .limitExceeded: self.init(.contentTooLarge, "\(error)")
         case .invalidOption: self.init(.badRequest, "\(error)")
         case .cancelled: self.init(.serviceUnavailable, "the job was cancelled")

@@ -15,8 +15,7 @@ public final class Service: Sendable {
     public init(config: ServiceConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        var isDirectory = stat()
-        guard stat(config.tmpDir, &isDirectory) == 0, isDirectory.st_mode & S_IFMT == S_IFDIR else {
+        guard (try? fileStatus(atPath: config.tmpDir))?.isDirectory == true else {
             throw ServiceError.badTemporaryDirectory(config.tmpDir)
         }
         let metrics = ServiceMetrics()

@@ -29,7 +29,9 @@ final class AudioPipeline {
         decoder = try CodecContext(codec)
         try check(avcodec_parameters_to_context(decoder.pointer, parameters), "copying decoder parameters")
         decoder.pointer.pointee.pkt_timebase = stream.pointee.time_base
-        guard (try? decoder.open()) != nil, decoder.pointer.pointee.sample_rate > 0 else { return nil }
+        // Audio that cannot be decoded is dropped; audio that does not fit in the job's memory is not.
+        do { try decoder.open() } catch .limitExceeded(.memory) { throw .limitExceeded(.memory) } catch { return nil }
+        guard decoder.pointer.pointee.sample_rate > 0 else { return nil }
 
         guard let aac = avcodec_find_encoder(AV_CODEC_ID_AAC) else {
             throw .internal(averror: shim_averror_decoder_not_found(), message: "the AAC encoder is not available")
@@ -132,7 +134,7 @@ final class AudioPipeline {
             let planes = UnsafeMutableRawPointer(buffer.pointer.pointee.extended_data!)
                 .assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
             guard av_audio_fifo_write(fifo.pointer, planes, written) == written else {
-                throw .internal(averror: shim_averror(ENOMEM), message: "av_audio_fifo_write")
+                throw .allocationFailed("av_audio_fifo_write")
             }
         }
     }

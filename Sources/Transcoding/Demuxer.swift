@@ -49,7 +49,7 @@ final class Demuxer {
         formatName = name
 
         guard let allocated = avformat_alloc_context() else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "avformat_alloc_context")
+            throw .allocationFailed("avformat_alloc_context")
         }
         allocated.pointee.pb = io.context
         allocated.pointee.interrupt_callback = control.interruptCallback

@@ -18,7 +18,7 @@ final class Muxer {
         var allocated: UnsafeMutablePointer<AVFormatContext>? = nil
         let url = location.writableURL
         try check(avformat_alloc_output_context2(&allocated, nil, "mp4", url), "allocating the MP4 muxer")
-        guard let allocated else { throw .internal(averror: shim_averror(ENOMEM), message: "avformat_alloc_output_context2") }
+        guard let allocated else { throw .allocationFailed("avformat_alloc_output_context2") }
         context = allocated
         // The muxer reopens its own output to move the moov box; nothing but a plain file may be opened.
         context.pointee.protocol_whitelist = av_strdup("file")
@@ -58,7 +58,7 @@ final class Muxer {
     /// A new output stream carrying the encoder's parameters.
     func addStream(for encoder: CodecContext) throws(TranscodeError) -> UnsafeMutablePointer<AVStream> {
         guard let stream = avformat_new_stream(context, nil) else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "avformat_new_stream")
+            throw .allocationFailed("avformat_new_stream")
         }
         try check(avcodec_parameters_from_context(stream.pointee.codecpar, encoder.pointer), "copying encoder parameters")
         stream.pointee.time_base = encoder.pointer.pointee.time_base
@@ -71,7 +71,7 @@ final class Muxer {
         copying parameters: UnsafePointer<AVCodecParameters>, timeBase: AVRational, extradata: [UInt8]? = nil
     ) throws(TranscodeError) -> UnsafeMutablePointer<AVStream> {
         guard let stream = avformat_new_stream(context, nil) else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "avformat_new_stream")
+            throw .allocationFailed("avformat_new_stream")
         }
         let output = stream.pointee.codecpar!
         try check(avcodec_parameters_copy(output, parameters), "copying stream parameters")
@@ -81,7 +81,7 @@ final class Muxer {
             av_freep(&output.pointee.extradata)
             output.pointee.extradata_size = 0
             guard let buffer = av_mallocz(extradata.count + Int(AV_INPUT_BUFFER_PADDING_SIZE)) else {
-                throw .internal(averror: shim_averror(ENOMEM), message: "av_mallocz")
+                throw .allocationFailed("av_mallocz")
             }
             buffer.copyMemory(from: extradata, byteCount: extradata.count)
             output.pointee.extradata = buffer.assumingMemoryBound(to: UInt8.self)

@@ -21,22 +21,32 @@ public struct TranscodeReport: Sendable, Equatable {
     public var inputBytes: Int64
     public var outputBytes: Int64
     public var seconds: Double
-    /// The libav thread count the video encoder was opened with (0: one per core): the service chooses it per job.
+    /// The threads libav runs the video decoder with: the job's `threads` (the service chooses it per job), or for 0
+    /// libav's own choice from the CPUs in the affinity mask (with frame threading, one more than them, at most 16;
+    /// one for a decoder that has no threads).
     public var threads: Int
     /// The video filter stages that ran, in order, e.g. `["bwdif", "tonemap(hlg->bt709)"]`; empty when the decoded
     /// pictures were already what the encoder takes.
     public var videoFilters: [String]
     /// The filter chain the video went through, as `ffmpeg -vf` takes it, to reproduce the conversion with the CLI
-    /// (chains joined by " | " when the pictures changed mid-stream and the graph was built again).
+    /// (distinct chains joined by " | " when the pictures changed mid-stream and the graph was built again; at most
+    /// four).
     public var videoFilterGraph: String
+    /// Times the filter graph was built again because the pictures changed shape mid-stream.
+    public var videoFilterRebuilds: Int
 
-    /// `videoFilters` as one token: the names joined by commas, or `none`.
-    public var videoFiltersText: String { videoFilters.isEmpty ? "none" : videoFilters.joined(separator: ",") }
+    /// `videoFilters` as one token (the X-Video-Filters header): the names joined by commas, or `none`, then
+    /// `;rebuilds=N` when the graph was built again. Bounded: see `VideoFilter.maxNamedStages`.
+    public var videoFiltersText: String {
+        (videoFilters.isEmpty ? "none" : videoFilters.joined(separator: ","))
+            + (videoFilterRebuilds > 0 ? ";rebuilds=\(videoFilterRebuilds)" : "")
+    }
 
     public init(
         inputFormat: String, inputVideoCodec: String, width: Int, height: Int, videoFrames: Int, audioSamples: Int64,
         hasAudio: Bool, audioCopied: Bool, inputDuration: Double?, outputDuration: Double, inputBytes: Int64,
-        outputBytes: Int64, seconds: Double, threads: Int, videoFilters: [String] = [], videoFilterGraph: String = ""
+        outputBytes: Int64, seconds: Double, threads: Int, videoFilters: [String] = [], videoFilterGraph: String = "",
+        videoFilterRebuilds: Int = 0
     ) {
         self.inputFormat = inputFormat
         self.inputVideoCodec = inputVideoCodec
@@ -54,6 +64,7 @@ public struct TranscodeReport: Sendable, Equatable {
         self.threads = threads
         self.videoFilters = videoFilters
         self.videoFilterGraph = videoFilterGraph
+        self.videoFilterRebuilds = videoFilterRebuilds
     }
 
     public var summary: String {
@@ -135,9 +146,10 @@ public func transcode(
         inputBytes: demuxer.io.bytesRead,
         outputBytes: fileSize(output) ?? 0,
         seconds: Double(monotonicNanos() - started) / 1e9,
-        threads: video.encoderThreads,
+        threads: video.decoderThreads,
         videoFilters: video.filterStages,
-        videoFilterGraph: video.filterGraphs.joined(separator: " | ")
+        videoFilterGraph: video.filterGraphs.joined(separator: " | "),
+        videoFilterRebuilds: video.filterRebuilds
     )
 }
 
@@ -149,12 +161,10 @@ func secondsText(_ seconds: Double) -> String {
 }
 
 private func fileSize(_ location: MediaLocation) -> Int64? {
-    var info = stat()
     switch location {
-    case .path(let path): guard stat(path, &info) == 0 else { return nil }
-    case .fileDescriptor(let fd): guard fstat(fd, &info) == 0 else { return nil }
+    case .path(let path): (try? fileStatus(atPath: path)).map { Int64($0.st_size) }
+    case .fileDescriptor(let fd): try? fileSize(of: fd)
     }
-    return Int64(info.st_size)
 }
 
 /// Process-wide libav settings.

@@ -25,6 +25,8 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
 
     public enum Limit: String, Sendable, Equatable {
         case pixels, duration, frames, streams, jobTime = "job time"
+        /// The job needed more address space than its process is allowed (the service's `--job-memory`).
+        case memory
     }
 
     public var description: String {
@@ -35,6 +37,7 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
         case .noVideoStream: return "the input has no video stream"
         case .unsupportedCodec(let codec): return "unsupported video codec: \(codec)"
         case .corruptInput(let detail): return "corrupt input: \(detail)"
+        case .limitExceeded(.memory): return "limit exceeded: memory (the input needs more than --job-memory allows)"
         case .limitExceeded(let limit): return "limit exceeded: \(limit.rawValue)"
         case .cancelled: return "cancelled"
         case .io(let errno): return "I/O error: \(errno)"
@@ -52,6 +55,14 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
     }
 }
 
+extension TranscodeError {
+    /// An allocation we asked libav for failed: under the job's memory limit that is the limit (413), else the
+    /// machine's trouble, kept as an internal error.
+    static func allocationFailed(_ what: String) -> TranscodeError {
+        JobMemory.declaredLimit != nil ? .limitExceeded(.memory) : .internal(averror: shim_averror(ENOMEM), message: what)
+    }
+}
+
 /// The text of a libav error code.
 func averrorText(_ code: Int32) -> String {
     var buffer = [CChar](repeating: 0, count: 128)
@@ -62,6 +73,7 @@ func averrorText(_ code: Int32) -> String {
 /// Maps a negative libav return value to a typed error; libav passes errno values through as AVERROR(errno).
 package func libavError(_ code: Int32, _ what: String) -> TranscodeError {
     if code == shim_averror_exit() { return .cancelled }
+    if JobMemory.isExhausted(code) { return .limitExceeded(.memory) }
     if code < 0 && code > -4096 { return .io(Errno(rawValue: -code)) }
     return .internal(averror: code, message: "\(what): \(averrorText(code))")
 }

@@ -39,13 +39,16 @@ struct PictureShape {
         topFieldFirst = frame.pointee.top_field_first != 0
     }
 
-    /// Whether a graph built for `self` also suits `other`: the same size, format and aspect, the same HDR transfer (or
-    /// none), the same range. Field flags are left out: a graph that deinterlaces keeps doing so, and the pipeline
-    /// adds one when a frame first says it is interlaced.
+    /// Whether a graph built for `self` also suits `other`: the same size, format and aspect, and the same colour tags
+    /// (primaries, transfer, matrix, range). The tags count because the graph is configured from the first picture
+    /// it gets: libavfilter 8's buffer source carries no colour properties, so a scaler or zscale set up for one
+    /// matrix or range goes on converting with it, and the plan itself changes with them (tone mapping for an HDR
+    /// transfer, the BT.2020 defaults for untagged primaries, the range conversion). Field flags are left out: a graph
+    /// that deinterlaces keeps doing so, and the pipeline adds one when a frame first says it is interlaced.
     func sameGraph(as other: PictureShape) -> Bool {
         width == other.width && height == other.height && format == other.format
-            && av_cmp_q(sampleAspect, other.sampleAspect) == 0 && HDRTransfer(transfer) == HDRTransfer(other.transfer)
-            && isFullRange == other.isFullRange
+            && av_cmp_q(sampleAspect, other.sampleAspect) == 0 && transfer == other.transfer
+            && primaries == other.primaries && matrix == other.matrix && range == other.range
     }
 
     var descriptor: UnsafePointer<AVPixFmtDescriptor>? { av_pix_fmt_desc_get(format) }

@@ -29,12 +29,15 @@ final class VideoPipeline {
     var width: Int32 { encoder.pointer.pointee.width }
     var height: Int32 { encoder.pointer.pointee.height }
     var timeBase: AVRational { encoder.pointer.pointee.time_base }
-    /// The thread count libx264 was opened with (0: one per core, its own choice).
-    var encoderThreads: Int { Int(encoder.pointer.pointee.thread_count) }
+    /// The threads libavcodec gave the decoder once open: the count asked for, or for 0 its own choice from the CPUs
+    /// it may run on. (libx264 keeps its choice to itself, so the decoder's is the one a report can show.)
+    var decoderThreads: Int { Int(decoder.pointer.pointee.thread_count) }
     /// The filter stages that ran, e.g. `["bwdif", "tonemap(hlg->bt709)"]`; empty when the pictures went as they were.
     var filterStages: [String] { filter.stagesRun }
     /// The filter chains built, as `ffmpeg -vf` takes them.
     var filterGraphs: [String] { filter.descriptions }
+    /// Graphs built after the first.
+    var filterRebuilds: Int { filter.rebuilds }
 
     init(
         stream: UnsafeMutablePointer<AVStream>, demuxer: Demuxer, muxer: Muxer, options: TranscodeOptions,
@@ -51,7 +54,9 @@ final class VideoPipeline {
         decoder.pointer.pointee.pkt_timebase = stream.pointee.time_base
         decoder.pointer.pointee.thread_count = Int32(options.threads)
         decoder.pointer.pointee.max_pixels = Int64(options.limits.maxPixels)
-        do { try decoder.open() } catch {
+        do { try decoder.open() } catch .limitExceeded(.memory) {
+            throw .limitExceeded(.memory)
+        } catch {
             throw .unsupportedCodec(String(cString: avcodec_get_name(parameters.pointee.codec_id)))
         }
 
@@ -184,8 +189,8 @@ func outputSize(width: Int, height: Int, maxWidth: Int?, maxHeight: Int?) -> (wi
     if let maxWidth, width > maxWidth { factor = min(factor, Double(maxWidth) / Double(width)) }
     if let maxHeight, height > maxHeight { factor = min(factor, Double(maxHeight) / Double(height)) }
     // Rounded down: an odd 321x241 becomes 320x240, never a stretched 322x242.
-    func even(_ value: Double, limit: Int?) -> Int { max(2, Int(value.rounded()) & ~1) }
-    return (even(Double(width) * factor, limit: maxWidth), even(Double(height) * factor, limit: maxHeight))
+    func even(_ value: Double) -> Int { max(2, Int(value.rounded()) & ~1) }
+    return (even(Double(width) * factor), even(Double(height) * factor))
 }
 
 /// Carries the display rotation over, so that players show the output upright as they did the input.

@@ -22,7 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Address to listen on [HOST].") var host: String?
     @Option(help: "Port [PORT].") var port: Int?
-    @Option(help: "Transcoding threads; default one per core [WORKERS].") var workers: Int?
+    @Option(help: "Transcoding threads; default one per core the container allows (cgroup cpu.max, affinity mask) [WORKERS].") var workers: Int?
     @Option(help: "Requests admitted beyond the running ones [QUEUE].") var queue: Int?
     @Option(help: "Nice value of the transcoding threads, 0-19, so they yield to the event loop [WORKER_NICE].")
     var workerNice: Int?
@@ -47,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     var trustedProxy: String?
     @Option(help: "process (the default: each transcode in a sandboxed worker process, so a crash costs one job) or thread (in this process, as before) [ISOLATION].")
     var isolation: String?
-    @Option(help: "Address space of one worker process, bytes; a job that needs more gets 413 [JOB_MEMORY]. Default \(WorkerSettings.defaultJobMemory >> 30) GiB.")
+    @Option(help: "Address space of one worker process, bytes; a job that needs more gets 413 [JOB_MEMORY]. Default \(ServiceConfig.jobMemoryCeiling >> 30) GiB, or less when the cgroup's memory.max cannot hold that for every worker.")
     var jobMemory: Int64?
 
     func run() async throws {
@@ -87,7 +87,8 @@ struct ServeCommand: AsyncParsableCommand {
             }
             config.isolation = parsed
         }
-        config.worker.jobMemory = try jobMemory ?? env.number("JOB_MEMORY") ?? config.worker.jobMemory
+        config.worker.jobMemory = try jobMemory ?? env.number("JOB_MEMORY")
+            ?? ServiceConfig.defaultJobMemory(workers: config.workers, memoryMax: ServiceConfig.container.memoryMax)
         // The binary started as `worker` is this one, unless a test run says otherwise: `make test-tsan` has
         // ThreadSanitizer's service start a plain build, since TSan's shadow memory cannot live under RLIMIT_AS.
         config.worker.executable = try env.string("FFMPEG_PROCESSOR_WORKER_EXECUTABLE") ?? config.worker.executable

@@ -9,7 +9,7 @@ struct TranscodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transcode",
         abstract: "Transcode one file to MP4 and print a one-line report.",
-        discussion: "Exit status: 0 done, 2 bad input or option (reason on stderr), 1 internal error."
+        discussion: "Exit status: 0 done, 2 bad input or option, or more memory needed than --job-memory (reason on stderr), 1 internal error."
     )
 
     @Argument(help: "The input video.") var input: String
@@ -51,6 +51,8 @@ struct TranscodeCommand: ParsableCommand {
         let inputFile = try openFile(input, O_RDONLY)
         // Read back as well as written: `+faststart` moves the moov box through the same descriptor.
         let outputFile = try openFile(output, O_RDWR | O_CREAT | O_TRUNC)
+        // Before the limit: once confined, the engine cannot ask what it is.
+        JobMemory.declareAddressSpaceLimit(jobMemory)
         do {
             try Sandbox.confine(Sandbox.Limits(addressSpace: jobMemory))
         } catch {

@@ -60,19 +60,44 @@ struct CommandLineTests {
         }
     }
 
-    @Test("--sandbox --job-memory: the same transcode fails under an address space too small for it, and succeeds without the limit")
-    func sandboxMemory() async throws {
+    /// A 1 s 1080p clip, what a phone uploads, in `scratch`; its path and frame count.
+    static func clip1080p(in scratch: Scratch) throws -> (String, Int) {
+        var clip = SyntheticClip()
+        (clip.width, clip.height) = (1920, 1080)
+        clip.seconds = 1
+        return (scratch.path("in.mp4"), try clip.write(to: scratch.path("in.mp4")).videoFrames)
+    }
+
+    /// Two threads whatever the machine, so that what fits in the address space does not depend on its cores.
+    static func sandboxed1080p(_ input: String, _ output: String, jobMemory: Int64) throws -> (status: Int32, out: String, err: String) {
+        let result = try run(try sandboxable(), ["transcode", "--sandbox", "--threads", "2", "--job-memory", String(jobMemory), input, output])
+        return (result.status, result.out, result.err)
+    }
+
+    @Test("--sandbox --job-memory too small for a 1080p transcode: exit 2 naming --job-memory (the service's 413), never an internal error",
+          arguments: [256, 384, 640])
+    func sandboxMemory(mebibytes: Int64) async throws {
         try await onThread {
             let scratch = try Scratch()
-            var clip = SyntheticClip()
-            clip.width = 1280
-            clip.height = 720
-            clip.seconds = 0.5
-            try clip.write(to: scratch.path("in.mp4"))
-            let arguments = ["transcode", "--sandbox", scratch.path("in.mp4"), scratch.path("out.mp4")]
-            #expect(try run(try Self.sandboxable(), arguments).status == 0)
-            let limited = try run(try Self.sandboxable(), arguments + ["--job-memory", String(256 << 20)])
-            #expect(limited.status != 0, "a 720p transcode fit in 256 MiB of address space: \(limited.out)")
+            let (input, _) = try Self.clip1080p(in: scratch)
+            // Below 1 GiB each of libav's allocations, x264's (AVERROR_EXTERNAL) and the decoder's threads (EAGAIN) has
+            // failed first, depending on where the limit falls.
+            let limited = try Self.sandboxed1080p(input, scratch.path("out.mp4"), jobMemory: mebibytes << 20)
+            #expect(limited.status == 2, "\(limited.err)")
+            #expect(limited.err.contains("limit exceeded: memory") && limited.err.contains("--job-memory"), "\(limited.err)")
+            #expect(!limited.err.contains("internal error") && !limited.err.contains("unsupported"), "\(limited.err)")
+        }
+    }
+
+    @Test("--sandbox with room for it (3 GiB): the same 1080p transcode succeeds and decodes with every frame")
+    func sandboxMemoryEnough() async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            let (input, frames) = try Self.clip1080p(in: scratch)
+            let result = try Self.sandboxed1080p(input, scratch.path("out.mp4"), jobMemory: 3 << 30)
+            #expect(result.status == 0, "\(result.err)")
+            let video = try #require(try MediaProbe.probe(.path(scratch.path("out.mp4")), decode: true).video)
+            #expect(video.width == 1920 && video.height == 1080 && video.frameCount == frames && video.decodeErrors == 0)
         }
     }
 

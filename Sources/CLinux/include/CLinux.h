@@ -46,6 +46,10 @@ long clinux_splice_move(int from, int to, size_t length);
 int clinux_pipe_nonblock(int fds[2]);
 int clinux_set_pipe_size(int fd, int size);
 
+/* sched_getaffinity and CPU_COUNT are GNU extensions too: the CPUs this process may run on (taskset, cpusets), or -1
+   with errno set. */
+int clinux_affinity_cpus(void);
+
 /* mallopt's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD, which Swift's Glibc module leaves out. */
 #include <malloc.h>
 static inline void clinux_malloc_thresholds(int mmap_threshold, int trim_threshold) {
