@@ -12,7 +12,7 @@ struct OOMKillCounter {
     }
 
     func count() -> Int? {
-        guard let path, let text = readSmallFile(path) else { return nil }
+        guard let path, let text = try? readSmallFile(atPath: path) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
             return Int(line.dropFirst("oom_kill ".count))
         }
@@ -21,7 +21,7 @@ struct OOMKillCounter {
 
     /// v2's `memory.events` or v1's `memory.oom_control` of the cgroup `/proc/self/cgroup` names (`groups`), under
     /// `root`; nil where neither can be read (no cgroup memory controller, or not mounted).
-    static func locate(groups: String? = readSmallFile("/proc/self/cgroup"), root: String = "/sys/fs/cgroup") -> String? {
+    static func locate(groups: String? = try? readSmallFile(atPath: "/proc/self/cgroup"), root: String = "/sys/fs/cgroup") -> String? {
         guard let groups else { return nil }
         for line in groups.split(separator: "\n") {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
@@ -31,26 +31,10 @@ struct OOMKillCounter {
                 ? ["\(root)\(group)/memory.events", "\(root)/memory.events"]
                 : fields[1].split(separator: ",").contains("memory")
                     ? ["\(root)/memory\(group)/memory.oom_control", "\(root)/memory/memory.oom_control"] : []
-            if let found = candidates.first(where: { readSmallFile($0) != nil }) { return found }
+            if let found = candidates.first(where: { (try? readSmallFile(atPath: $0)) != nil }) { return found }
         }
         return nil
     }
-}
-
-/// The first 4 KiB of a file under /proc or /sys, nil if it cannot be read.
-func readSmallFile(_ path: String) -> String? {
-    guard let fd = try? syscallValue("open", { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
-    let file = OwnedDescriptor(taking: fd)
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    guard let count = try? syscallValue("read", { read(file.rawValue, &buffer, buffer.count) }) else { return nil }
-    return String(decoding: buffer.prefix(count), as: UTF8.self)
-}
-
-/// The size of an open file, from fstat.
-func fileSize(_ descriptor: Int32) throws(IOError) -> Int64 {
-    var info = stat()
-    _ = try syscallValue("fstat") { fstat(descriptor, &info) }
-    return Int64(info.st_size)
 }
 
 /// Sends `signal` to `pid`; a process already gone (ESRCH) is what the caller wanted anyway.

@@ -158,7 +158,7 @@ public final class WorkerProcess {
                     case .report(var report):
                         // The answer's length comes from the file itself, not from a process that parsed the input:
                         // a lying worker could otherwise make the response promise bytes the file does not have.
-                        guard let size = try? fileSize(output) else {
+                        guard let size = try? fileSize(of: output) else {
                             return .failure(.workerLost("the output cannot be measured"))
                         }
                         report.outputBytes = size

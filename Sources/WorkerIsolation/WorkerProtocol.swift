@@ -167,6 +167,7 @@ struct WireWriter {
             integer(UInt16(min(report.videoFilters.count, Int(UInt16.max))))
             for stage in report.videoFilters.prefix(Int(UInt16.max)) { string(stage) }
             string(report.videoFilterGraph)
+            int(report.videoFilterRebuilds)
         case .failed(let error):
             byte(1)
             self.error(error)
@@ -275,6 +276,7 @@ struct WireReader {
             let stages = Int(try integer(UInt16.self))
             report.videoFilters = try (0..<stages).map { _ throws(WorkerProtocolError) in try string() }
             report.videoFilterGraph = try string()
+            report.videoFilterRebuilds = try int()
             return .report(report)
         case 1: return .failed(try error())
         case 2: return .outOfMemory

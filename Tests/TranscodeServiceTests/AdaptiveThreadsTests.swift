@@ -3,7 +3,7 @@ import Glibc
 import SystemSupport
 import TestSupport
 import Testing
-import TranscodeService
+@testable import TranscodeService
 import WorkerIsolation
 import Transcoding
 
@@ -61,8 +61,20 @@ struct AdaptiveThreadsTests {
     /// What libavcodec makes of threads 0 for a frame-threaded decoder (H.264): one thread more than the CPUs it may
     /// run on (its av_cpu_count reads the affinity mask), at most 16; one on a single CPU.
     static var everyCore: Int {
+        if JobQueue.threadsAlone(ServiceConfig.container) != 0 { return ServiceConfig.cores }
         let cpus = ContainerLimits.current().affinityCPUs ?? ServiceConfig.cores
         return cpus > 1 ? min(cpus + 1, 16) : 1
+    }
+
+    @Test("a lone job's count: libav's own (0) when the affinity mask is the limit, the CPU quota when that is lower",
+          arguments: [
+              (ContainerLimits(affinityCPUs: 8, onlineCPUs: 8), 0),
+              (ContainerLimits(quotaCPUs: 2, affinityCPUs: 64, onlineCPUs: 64), 2),
+              (ContainerLimits(quotaCPUs: 16, affinityCPUs: 4, onlineCPUs: 64), 0),
+              (ContainerLimits(quotaCPUs: 1, onlineCPUs: 4), 1),
+          ])
+    func aloneUnderLimits(_ limits: ContainerLimits, _ expected: Int) {
+        #expect(JobQueue.threadsAlone(limits) == expected)
     }
 
     @Test("a job alone on the pool leaves the count to libav (threads 0): a decoder thread for every core, and one more",
