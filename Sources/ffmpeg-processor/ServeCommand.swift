@@ -19,7 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Address to listen on [HOST].") var host: String?
+    @Option(help: "Address to listen on: IPv4, IPv6 (:: takes both) or a name such as localhost [HOST].") var host: String?
     @Option(help: "Port [PORT].") var port: Int?
     @Option(help: "Transcoding threads; default one per core [WORKERS].") var workers: Int?
     @Option(help: "Requests admitted beyond the running ones [QUEUE].") var queue: Int?
