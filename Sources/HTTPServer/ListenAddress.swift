@@ -24,10 +24,13 @@ struct ListenAddress {
         } else if literal == host, let resolved = Self.lookUp(host) {
             address = resolved
         } else {
-            throw IOError(call: "getaddrinfo(\(host)): not an address, nor a name that resolves to one", errno: Errno(rawValue: EINVAL))
+            throw IOError(
+                call: "getaddrinfo(\(host)): not an address, nor a name that resolves to one", errno: Errno(rawValue: EINVAL))
         }
         // sin_port and sin6_port sit at the same offset.
-        withUnsafeMutableBytes(of: &address.storage) { $0.storeBytes(of: UInt16(port).bigEndian, toByteOffset: 2, as: UInt16.self) }
+        withUnsafeMutableBytes(of: &address.storage) {
+            $0.storeBytes(of: UInt16(port).bigEndian, toByteOffset: 2, as: UInt16.self)
+        }
         self = address
     }
 
