@@ -27,6 +27,25 @@ struct RequestAnswerTests {
         }
     }
 
+    @Test("a raw DV upload (a camcorder's file) is transcoded in the sandboxed worker with all its frames",
+          .enabled(if: which("ffmpeg") != nil, "the ffmpeg CLI is installed by `make deps`"))
+    func rawDV() async throws {
+        let response = try await onThread {
+            let scratch = try Scratch()
+            let tape = scratch.path("tape.dv")
+            let made = try run(which("ffmpeg")!, ["-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=720x576:rate=25",
+                                                  "-t", "0.4", "-target", "pal-dv", tape])
+            try #require(made.status == 0, "\(made.err)")
+            let running = try RunningService()
+            defer { running.stop() }
+            return try running.post("/tape", body: Array(try Data(contentsOf: URL(fileURLWithPath: tape))))
+        }
+        try #require(response.status == 200, "\(response.text)")
+        let answer = try Clips.probe(response.body)
+        #expect(answer.video?.codec == "h264")
+        #expect(answer.video?.frameCount == 10)
+    }
+
     @Test("a video sent to a reserved id is a 400 that names the reserved ids", arguments: Routes.reservedIDs)
     func reservedID(id: String) async throws {
         let response = try await onThread {
