@@ -26,14 +26,15 @@ struct RequestTarget {
     }
 }
 
-/// The id of `POST /<video_id>`: 1–128 of [A-Za-z0-9._-], not "." or "..". It names the job in logs and headers,
-/// never a file.
+/// The id of `POST /<video_id>`: 1–128 of [A-Za-z0-9._-], not "." or "..", nor a reserved id (`Routes.reservedIDs`).
+/// It names the job in logs and headers, never a file.
 func validateVideoID(_ segments: [String]) throws(Problem) -> String {
     guard segments.count == 1, let id = segments.first else {
         throw Problem(.badRequest, "the video id must be a single path segment")
     }
     guard (1...128).contains(id.utf8.count) else { throw Problem(.badRequest, "the video id must be 1 to 128 characters") }
     guard id != "." && id != ".." else { throw Problem(.badRequest, "the video id cannot be \(id)") }
+    guard !Routes.reservedIDs.contains(id) else { throw Routes.reservedIDProblem(id) }
     guard id.utf8.allSatisfy({ byte in
         (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
             || byte == 0x2e || byte == 0x5f || byte == 0x2d
@@ -62,7 +63,7 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
         case "crf": options.crf = try integer()
         case "preset": options.preset = value
         case "audio":
-            switch value {
+            switch value.lowercased() {
             case "1", "true", "yes", "on": options.audio = true
             case "0", "false", "no", "off": options.audio = false
             default: throw Problem(.badRequest, "audio must be true or false, not '\(value)'")

@@ -34,6 +34,18 @@ extension Routes {
     static let upload = table.first { $0.kind == .transcode }!
     static let aboutRoute = table.first { $0.kind == .about }!
 
+    /// Ids that name a route rather than a video: every literal route's first segment, and `jobs`, kept for the
+    /// asynchronous jobs' routes so that no client comes to depend on it as an id. docs/openapi.yaml's VideoID
+    /// schema and the README list the same.
+    public static let reservedIDs: [String] =
+        table.filter { $0.kind != .transcode }.compactMap { $0.template.split(separator: "/").first.map(String.init) }
+        + ["jobs"]
+
+    /// The 400 of a video sent to a reserved id: a 405 would say only that POST is wrong there, not why.
+    static func reservedIDProblem(_ id: String) -> Problem {
+        Problem(.badRequest, "'\(id)' is reserved and cannot be a video id (reserved: \(reservedIDs.joined(separator: ", ")))")
+    }
+
     /// Every method some route serves, and OPTIONS: what the server answers `OPTIONS *` with (RFC 9110 §9.3.7).
     public static let serverWideMethods: [HTTPRequest.Method] = {
         var methods: [HTTPRequest.Method] = []
@@ -52,6 +64,7 @@ extension Route {
     /// (the root, several segments, a bad id) names no resource at all, and gets 404.
     func refusal(of method: HTTPRequest.Method, _ segments: [String]) -> Problem {
         if let missing = missingResource(segments) { return missing }
+        if method == .post, kind != .transcode, let id = segments.first { return Routes.reservedIDProblem(id) }
         let detail = kind == .transcode ? "use POST to send a video" : "\(method) is not allowed here"
         return Problem(.methodNotAllowed, detail, headers: [.allow: allow])
     }

@@ -43,7 +43,9 @@ public final class Service: Sendable {
     /// Binds and starts serving; returns the bound port.
     public func start() throws -> Int {
         let port = try server.start()
-        logger.info("listening on \(config.host):\(port) with \(config.summary)")
+        // An IPv6 literal in brackets, so the port cannot be read as one more group of it.
+        let host = config.host.contains(":") && !config.host.hasPrefix("[") ? "[\(config.host)]" : config.host
+        logger.info("listening on \(host):\(port) with \(config.summary)")
         return port
     }
 

@@ -18,6 +18,7 @@ public struct TranscodeReport: Sendable, Equatable {
     public var inputDuration: Double?
     /// First to last video frame written, including the last frame's own duration, seconds.
     public var outputDuration: Double
+    /// The input file's size (not the bytes libav read: its seeks read some twice and may skip others).
     public var inputBytes: Int64
     public var outputBytes: Int64
     public var seconds: Double
@@ -143,7 +144,7 @@ public func transcode(
         audioCopied: audio?.isCopy ?? false,
         inputDuration: duration == shim_nopts_value() ? nil : Double(duration) / Double(AV_TIME_BASE),
         outputDuration: Double(video.endPts - (video.firstPts ?? 0)) * av_q2d(video.timeBase),
-        inputBytes: demuxer.io.bytesRead,
+        inputBytes: fileSize(input) ?? 0,
         outputBytes: fileSize(output) ?? 0,
         seconds: Double(monotonicNanos() - started) / 1e9,
         threads: video.decoderThreads,

@@ -20,7 +20,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Address to listen on [HOST].") var host: String?
+    @Option(help: "Address to listen on: IPv4, IPv6 (:: takes both) or a name such as localhost [HOST].") var host: String?
     @Option(help: "Port [PORT].") var port: Int?
     @Option(help: "Transcoding threads; default one per core the container allows (cgroup cpu.max, affinity mask) [WORKERS].") var workers: Int?
     @Option(help: "Requests admitted beyond the running ones [QUEUE].") var queue: Int?
@@ -28,27 +28,27 @@ struct ServeCommand: AsyncParsableCommand {
     var workerNice: Int?
     @Option(help: "nice (the default: normal scheduling at --worker-nice) or idle (SCHED_IDLE: requests preempt transcodes at once; for a machine or container that runs nothing else) [WORKER_POLICY].")
     var workerPolicy: String?
-    @Option(help: "Largest body in bytes [MAX_BODY].") var maxBody: Int64?
-    @Option(help: "Declared upload bytes admitted at once [QUEUE_BYTES].") var queueBytes: Int64?
+    @Option(help: "Largest body: bytes, or a size such as 1GiB or 512MiB [MAX_BODY].") var maxBody: String?
+    @Option(help: "Declared upload bytes admitted at once, e.g. 8GiB [QUEUE_BYTES].") var queueBytes: String?
     @Option(help: "Folder for the anonymous temp files [TMP_DIR].") var tmpDir: String?
-    @Option(help: "Time limit of one transcode, seconds [JOB_TIMEOUT].") var jobTimeout: Double?
+    @Option(help: "Time limit of one transcode: seconds, or e.g. 10m [JOB_TIMEOUT].") var jobTimeout: String?
     @Option(help: "Seconds after SIGTERM during which /about answers 503 but everything is still served, so load balancers take the replica out first [SHUTDOWN_DELAY].")
-    var shutdownDelay: Double?
-    @Option(help: "Time SIGTERM waits for jobs after the shutdown delay, seconds [DRAIN_TIMEOUT].") var drainTimeout: Double?
+    var shutdownDelay: String?
+    @Option(help: "Time SIGTERM waits for jobs after the shutdown delay: seconds, or e.g. 1m [DRAIN_TIMEOUT].") var drainTimeout: String?
     @Option(help: "Open connections; at the limit the oldest idle one makes room [MAX_CONNECTIONS].")
     var maxConnections: Int?
-    @Option(help: "Seconds a client may take to send its request head [HEADER_TIMEOUT].") var headerTimeout: Double?
+    @Option(help: "Seconds a client may take to send its request head [HEADER_TIMEOUT].") var headerTimeout: String?
     @Option(help: "Seconds an upload may stall before its connection is dropped [BODY_IDLE_TIMEOUT].")
-    var bodyIdleTimeout: Double?
-    @Option(help: "Slowest upload accepted after a 10 s grace, bytes/s; 0 disables [MIN_BODY_RATE].")
-    var minBodyRate: Int?
+    var bodyIdleTimeout: String?
+    @Option(help: "Slowest upload accepted after a 10 s grace, bytes/s (e.g. 1024 or 1KiB); 0 disables [MIN_BODY_RATE].")
+    var minBodyRate: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical [LOG_LEVEL].") var logLevel: String?
     @Option(help: "Proxies whose X-Forwarded-For names the client in the log: addresses or CIDR networks, comma-separated, e.g. 127.0.0.1,10.0.0.0/8; none by default [TRUSTED_PROXY].")
     var trustedProxy: String?
     @Option(help: "process (the default: each transcode in a sandboxed worker process, so a crash costs one job) or thread (in this process, as before) [ISOLATION].")
     var isolation: String?
-    @Option(help: "Address space of one worker process, bytes; a job that needs more gets 413 [JOB_MEMORY]. Default \(ServiceConfig.jobMemoryCeiling >> 30) GiB, or less when the cgroup's memory.max cannot hold that for every worker.")
-    var jobMemory: Int64?
+    @Option(help: "Address space of one job's process, bytes or e.g. 4GiB; a job that needs more gets 413 [JOB_MEMORY]. Default \(ServiceConfig.jobMemoryCeiling >> 30) GiB, or less when the cgroup's memory.max cannot hold that for every worker.")
+    var jobMemory: String?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -64,16 +64,16 @@ struct ServeCommand: AsyncParsableCommand {
             config.workerPolicy = parsed
         }
         config.queue = try queue ?? env.number("QUEUE") ?? config.queue
-        config.maxBody = try maxBody ?? env.number("MAX_BODY") ?? config.maxBody
-        config.queueBytes = try queueBytes ?? env.number("QUEUE_BYTES") ?? config.queueBytes
+        config.maxBody = try env.size(maxBody, "MAX_BODY") ?? config.maxBody
+        config.queueBytes = try env.size(queueBytes, "QUEUE_BYTES") ?? config.queueBytes
         config.tmpDir = try tmpDir ?? env.string("TMP_DIR") ?? config.tmpDir
-        config.jobTimeout = try jobTimeout ?? env.number("JOB_TIMEOUT") ?? config.jobTimeout
-        config.drainTimeout = try drainTimeout ?? env.number("DRAIN_TIMEOUT") ?? config.drainTimeout
-        config.shutdownDelay = try shutdownDelay ?? env.number("SHUTDOWN_DELAY") ?? config.shutdownDelay
+        config.jobTimeout = try env.seconds(jobTimeout, "JOB_TIMEOUT") ?? config.jobTimeout
+        config.drainTimeout = try env.seconds(drainTimeout, "DRAIN_TIMEOUT") ?? config.drainTimeout
+        config.shutdownDelay = try env.seconds(shutdownDelay, "SHUTDOWN_DELAY") ?? config.shutdownDelay
         config.maxConnections = try maxConnections ?? env.number("MAX_CONNECTIONS") ?? config.maxConnections
-        config.headerTimeout = try headerTimeout ?? env.number("HEADER_TIMEOUT") ?? config.headerTimeout
-        config.bodyIdleTimeout = try bodyIdleTimeout ?? env.number("BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
-        config.minBodyRate = try minBodyRate ?? env.number("MIN_BODY_RATE") ?? config.minBodyRate
+        config.headerTimeout = try env.seconds(headerTimeout, "HEADER_TIMEOUT") ?? config.headerTimeout
+        config.bodyIdleTimeout = try env.seconds(bodyIdleTimeout, "BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
+        config.minBodyRate = try env.size(minBodyRate, "MIN_BODY_RATE").map { Int(clamping: $0) } ?? config.minBodyRate
         config.logLevel = try logLevel ?? env.string("LOG_LEVEL") ?? config.logLevel
         if let proxies = try trustedProxy ?? env.string("TRUSTED_PROXY") {
             guard let parsed = ServiceConfig.trustedProxies(parsing: proxies) else {
@@ -87,7 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
             config.isolation = parsed
         }
-        config.worker.jobMemory = try jobMemory ?? env.number("JOB_MEMORY")
+        config.worker.jobMemory = try env.size(jobMemory, "JOB_MEMORY")
             ?? ServiceConfig.defaultJobMemory(workers: config.workers, memoryMax: ServiceConfig.container.memoryMax)
         // The binary started as `worker` is this one, unless a test run says otherwise: `make test-tsan` has
         // ThreadSanitizer's service start a plain build, since TSan's shadow memory cannot live under RLIMIT_AS.
@@ -173,6 +173,24 @@ struct Environment {
     func number<T: LosslessStringConvertible>(_ name: String) throws -> T? {
         guard let text = try string(name) else { return nil }
         guard let value = T(text) else { throw ValidationError("\(name)=\(text) is not a valid number") }
+        return value
+    }
+
+    /// The flag's value, else the variable's, read as a size (`1GiB`, `512MiB`, `4G` or bytes).
+    func size(_ flag: String?, _ name: String) throws -> Int64? {
+        try quantity(flag, name, ConfigQuantity.bytes, "a size such as 1GiB, 512MiB, 4G or a number of bytes")
+    }
+
+    /// The flag's value, else the variable's, read as a duration (`600s`, `10m` or seconds).
+    func seconds(_ flag: String?, _ name: String) throws -> Double? {
+        try quantity(flag, name, ConfigQuantity.seconds, "a duration such as 600s, 10m or a number of seconds")
+    }
+
+    private func quantity<T>(_ flag: String?, _ name: String, _ parse: (String) -> T?, _ expected: String) throws -> T? {
+        let (text, source): (String?, String) =
+            flag != nil ? (flag, "--" + String(name.lowercased().map { $0 == "_" ? "-" : $0 })) : (try string(name), name)
+        guard let text else { return nil }
+        guard let value = parse(text) else { throw ValidationError("\(source) \(text) is not \(expected)") }
         return value
     }
 }

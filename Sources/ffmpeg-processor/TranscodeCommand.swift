@@ -42,15 +42,17 @@ struct TranscodeCommand: ParsableCommand {
             printToStandardError("ffmpeg-processor: \(error)")
             throw ExitCode(2)
         }
+        // An input that cannot be opened is the caller's mistake (a usage error, 2), unlike an output that cannot
+        // be written (1); opening it here is what tells the two apart.
+        let inputFile = try openFile(input, O_RDONLY, failure: 2)
         guard sandbox else {
             return try report { () throws(TranscodeError) in
-                try transcode(input: .path(input), output: .path(output), options: options)
+                try transcode(input: .fileDescriptor(inputFile.rawValue), output: .path(output), options: options)
             }
         }
         // Both files opened, then the sandbox: from here the process can only read and write what it holds.
-        let inputFile = try openFile(input, O_RDONLY)
         // Read back as well as written: `+faststart` moves the moov box through the same descriptor.
-        let outputFile = try openFile(output, O_RDWR | O_CREAT | O_TRUNC)
+        let outputFile = try openFile(output, O_RDWR | O_CREAT | O_TRUNC, failure: 1)
         // Before the limit: once confined, the engine cannot ask what it is.
         JobMemory.declareAddressSpaceLimit(jobMemory)
         do {
@@ -75,12 +77,12 @@ struct TranscodeCommand: ParsableCommand {
         }
     }
 
-    private func openFile(_ path: String, _ flags: Int32) throws -> OwnedDescriptor {
+    private func openFile(_ path: String, _ flags: Int32, failure: Int32) throws -> OwnedDescriptor {
         do {
             return OwnedDescriptor(taking: try syscallValue("open") { open(path, flags | O_CLOEXEC, 0o644) })
         } catch {
             printToStandardError("ffmpeg-processor: \(path): \(error.errno)")
-            throw ExitCode(1)
+            throw ExitCode(failure)
         }
     }
 }

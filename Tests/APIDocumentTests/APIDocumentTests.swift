@@ -168,7 +168,7 @@ struct APIDocumentTests {
         let ids = [
             "a", "clip-7", "A.b_c-9", "...", ".a", "a.", "-", "_", String(repeating: "x", count: 128), ".", "..", "",
             String(repeating: "x", count: 129), "a b", "é", "a/b", "a:b", "a%2F", "a\u{7f}",
-        ]
+        ] + Routes.reservedIDs + Routes.reservedIDs.map { $0.uppercased() }
         for id in ids {
             let documented = try check.errors(.string(id), schema).isEmpty
             let served = (try? validateVideoID([id])) != nil

@@ -32,8 +32,10 @@ enum RecipeBook {
     /// refuses.
     static let served: [Endpoint] = Routes.table.flatMap { route in route.allowed.map { Endpoint($0.rawValue, route.template) } }
     static let refused: [Endpoint] = Routes.table.flatMap { route in
-        APIDocument.methods.map { Endpoint($0, route.template) }.filter { !served.contains($0) }
+        APIDocument.methods.map { Endpoint($0, route.template) }.filter { !served.contains($0) && !reserved.contains($0) }
     }
+    /// A POST to a literal route's path: a video sent to a reserved id, a 400 that says so rather than a 405.
+    static let reserved: [Endpoint] = Routes.table.filter { $0.kind != .transcode }.map { Endpoint("POST", $0.template) }
     static let upload = Endpoint("POST", "/{video_id}")
     static let about = [Endpoint("GET", "/about"), Endpoint("HEAD", "/about")]
     static let metrics = Endpoint("GET", "/metrics")
@@ -64,6 +66,9 @@ enum RecipeBook {
             Recipe(status: 200, endpoints: [metrics], setting: .standard, name: "metrics") { head($0) },
             Recipe(status: 405, endpoints: refused, setting: .standard, name: "a method the path does not serve",
                    expectedHeaders: ["Allow"]) { head($0) },
+            Recipe(status: 400, endpoints: reserved, setting: .standard, name: "a video sent to a reserved id") {
+                head($0, ["Content-Length: 1"]) + [0]
+            },
             Recipe(status: 404, endpoints: refused.filter { $0.path == upload.path } + [Endpoint("OPTIONS", upload.path)],
                    setting: .standard, name: "a path that is no video id") { head($0, target: "/no%20such") },
             Recipe(status: 204, endpoints: options, setting: .standard, name: "the path's methods",

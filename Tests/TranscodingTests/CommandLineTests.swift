@@ -19,6 +19,9 @@ struct CommandLineTests {
             #expect(result.out.hasPrefix("frames=\(info.videoFrames) size=160x120 audio=aac"), "\(result.out)")
             #expect(result.out.split(separator: "\n").count == 1)
             #expect(result.out.contains(" filters=scale(320x240->160x120) "), "\(result.out)")
+            // The input's size, not the bytes libav read (its seeks re-read some).
+            let size = try #require(try FileManager.default.attributesOfItem(atPath: scratch.path("in.mp4"))[.size] as? Int)
+            #expect(result.out.contains(" bytes=\(size)->"), "\(result.out)")
             #expect(try MediaProbe.probe(.path(scratch.path("out.mp4"))).video?.height == 120)
         }
     }
@@ -29,11 +32,13 @@ struct CommandLineTests {
         (["transcode", "NOISE", "OUT", "--preset", "warp"], "preset must be one of"),
         (["transcode", "NOISE", "OUT", "--hdr", "bright"], "hdr must be tonemap or keep, not 'bright'"),
         (["transcode", "NOISE", "OUT", "--deinterlace", "yes"], "deinterlace must be auto or off, not 'yes'"),
+        (["transcode", "MISSING", "OUT"], "missing.mp4: No such file or directory"),
     ])
     func badInput(arguments: [String], reason: String) throws {
         let scratch = try Scratch()
         _ = FileManager.default.createFile(atPath: scratch.path("noise"), contents: Data(repeating: 0x42, count: 4096))
-        let resolved = arguments.map { $0 == "NOISE" ? scratch.path("noise") : $0 == "OUT" ? scratch.path("out.mp4") : $0 }
+        let names = ["NOISE": "noise", "MISSING": "missing.mp4", "OUT": "out.mp4"]
+        let resolved = arguments.map { names[$0].map { scratch.path($0) } ?? $0 }
         let result = try run(try builtExecutable("ffmpeg-processor"), resolved)
         #expect(result.status == 2)
         #expect(result.err.contains(reason), "\(result.err)")
