@@ -74,9 +74,11 @@ extension Connection {
 
     /// The client shut its sending side (a FIN, read as EOF) before the end of its body. It can still read, as a
     /// client that uploads and then half-closes does, so it gets an answer, and is observed under it, rather than
-    /// the 499 of a client that is gone: nginx says 400 too ("client prematurely closed connection"). The handler's
-    /// answer held while its body was being dropped goes out as it is. A client that is gone entirely resets the
-    /// connection and is aborted before this. False, having done nothing, when no body was expected.
+    /// the 499 of a client that is gone: nginx logs such a request as 400 too ("client prematurely closed
+    /// connection"), though it sends nothing. The handler's answer held while its body was being dropped goes out as
+    /// it is. A client that resets the connection is aborted before this, as 499; one that closed entirely without
+    /// a reset cannot be told from a half-close until it resets our answer. False, having done nothing, when no body
+    /// was expected.
     func bodyCutShort() -> Bool {
         guard awaitsRestOfBody, let ex = exchange else { return false }
         peerHalfClosed = true
