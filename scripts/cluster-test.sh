@@ -91,13 +91,14 @@ rolling_restart() {
     done
     touch "$WORK/step$1.stop"
     wait "$load" || true
-    local runs succeeded=0 failed_requests=0 report
+    local runs succeeded=0 failed_requests=0 connections=0 report
     runs=$(ls "$WORK"/step"$1"-*.json | wc -l)
     for report in "$WORK"/step"$1"-*.json; do
         succeeded=$((succeeded + $(report_field "$report" succeeded)))
         failed_requests=$((failed_requests + $(report_field "$report" failed)))
+        connections=$((connections + $(report_field "$report" connections)))
     done
-    echo "$succeeded valid, $failed_requests failed, in $runs runs of $ROLLING_REQUESTS"
+    echo "$succeeded valid, $failed_requests failed, in $runs runs of $ROLLING_REQUESTS over $connections connections"
     [ "$failed_requests" = 0 ] && [ "$succeeded" = $((runs * ROLLING_REQUESTS)) ] \
         || { fail "step $1: $failed_requests failed during the rolling restart"; cat "$WORK"/step"$1"-*.json.txt; }
 }
