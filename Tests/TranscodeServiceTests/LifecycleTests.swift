@@ -9,7 +9,7 @@ struct LifecycleTests {
     func drainOnSigterm() async throws {
         try await onThread {
             let scratch = try Scratch()
-            let (process, port) = try launchService(tmpDir: scratch.url.path, shutdownDelay: 2)
+            let (process, port) = try launchService(tmpDir: scratch.url.path, shutdownDelay: 5)
             defer { if process.isRunning { process.terminate() } }
             guard port > 0 else { return }
 
@@ -80,7 +80,7 @@ struct LifecycleTests {
             let scratch = try Scratch()
             // A drain timeout far beyond the test's patience: only the second signal can end the process in time.
             let (process, port) = try launchService(
-                tmpDir: scratch.url.path, arguments: ["--drain-timeout", "600"], shutdownDelay: 2)
+                tmpDir: scratch.url.path, arguments: ["--drain-timeout", "600"], shutdownDelay: 5)
             defer { if process.isRunning { process.terminate() } }
             guard port > 0 else { return }
             let job = try startSlowUpload(port: port)
