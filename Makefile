@@ -131,9 +131,9 @@ soak: deps
 	$(SWIFT) build -c $(BUILD) --product harness
 	BUILD=$(BUILD) scripts/soak.sh
 
-# Replicas behind the shipped HAProxy configuration, then nginx's: a harness run, a rolling restart and a kill -9
-# under load (scripts/cluster-test.sh; REPLICAS, REQUESTS, CONCURRENCY, ROLLING_REQUESTS, KILL_REQUESTS). BUILD as
-# for soak.
+# Replicas behind the shipped HAProxy configuration, then nginx's, then none (kept connections straight to them): a
+# harness run, a rolling restart and a kill -9 under load (scripts/cluster-test.sh; REPLICAS, REQUESTS, CONCURRENCY,
+# ROLLING_REQUESTS, KILL_REQUESTS, STEPS). BUILD as for soak.
 CLUSTER_PACKAGES := haproxy nginx-light gettext-base curl bc
 cluster-test: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_PACKAGES)"

@@ -12,7 +12,10 @@ struct HarnessCommand: ParsableCommand {
         abstract: "Load-test a running ffmpeg-processor: N uploads at concurrency C, every answer decoded and checked.",
         discussion: "Exits 1 when the share of valid MP4s is under --min-success, 2 when the run cannot start, 0 otherwise.")
 
-    @Option(help: "The service's base URL.") var url = "http://127.0.0.1:3000"
+    @Option(help: "The service's base URL (default http://127.0.0.1:3000); repeated, replicas reached straight, each new connection to the next.")
+    var url: [String] = []
+    @Flag(help: "Keep each connection for request after request until the server closes it, then connect to the next --url, as a Kubernetes Service's clients do.")
+    var keepAlive = false
     @Option(help: "Requests to send.") var requests = 1000
     @Option(help: "Requests in flight at once.") var concurrency = 1000
     @Option(help: "The video to upload (default: a generated 6 s 640x360 clip with audio).") var file: String?
@@ -45,7 +48,9 @@ struct HarnessCommand: ParsableCommand {
     }
 
     private func trial() throws {
-        let endpoint = try Endpoint(url: url)
+        let endpoints = try (url.isEmpty ? ["http://127.0.0.1:3000"] : url).map { url throws(HarnessError) in
+            try Endpoint(url: url)
+        }
         let verify = !noVerify
         var scratch: String?
         defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
@@ -60,7 +65,9 @@ struct HarnessCommand: ParsableCommand {
             scratch = folder
             inputs = [try InputVideo.generate(in: folder)]
         }
-        var configuration = RunConfiguration(endpoint: endpoint, inputs: inputs)
+        var configuration = RunConfiguration(endpoint: endpoints[0], inputs: inputs)
+        configuration.otherEndpoints = Array(endpoints.dropFirst())
+        configuration.keepAlive = keepAlive
         configuration.requests = requests
         configuration.concurrency = concurrency
         configuration.query = query

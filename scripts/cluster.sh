@@ -5,11 +5,13 @@
 declare -A REPLICA_PID REPLICA_PORT
 BALANCER_PID=""
 
-# A port nothing listens on (a connection to it is refused).
+# A port nothing listens on (a connection to it is refused), below the kernel's ephemeral range: a port in that range
+# can be any outgoing connection's local port, and a replica's bind to it then fails (seen on a busy machine).
 free_port() {
-    local port
+    local port low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     while true; do
-        port=$(shuf -i 20000-60000 -n 1)
+        port=$(shuf -i "10000-$((low - 1))" -n 1)
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
     done
 }

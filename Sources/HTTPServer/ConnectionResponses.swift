@@ -123,7 +123,7 @@ extension Connection {
         guard status.kind != .informational else { return false }
         let queued = queueWhole(
             response, status: status, isHEAD: head.method == .head, isHTTP10: head.isHTTP10,
-            close: !head.keepAlive || closing)
+            close: !head.keepAlive || closing || !context.keepsAlive)
         if let observer = context.observer {
             notify(
                 observer, head.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation,
@@ -190,7 +190,7 @@ extension Connection {
     private func closeAfterResponse(_ ex: Exchange, forceClose: Bool) -> Bool {
         // A body left unread (past the discard bound, or under a streamed answer) would be parsed as the next
         // request: close instead.
-        forceClose || !ex.keepAlive || !ex.bodyComplete || closing
+        forceClose || !ex.keepAlive || !ex.bodyComplete || closing || !context.keepsAlive
     }
 
     /// Releases what a response that will never be sent owns: its file descriptor.

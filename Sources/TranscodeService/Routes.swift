@@ -63,7 +63,11 @@ public struct Routes: Sendable {
             throw Problem(.lengthRequired, "send the video with Content-Length or chunked transfer coding")
         }
         guard !lifecycle.isDraining else {
-            throw Problem(.serviceUnavailable, "the service is shutting down", headers: [.retryAfter: "5"])
+            // Refused before anything is done with it (its body is never read), and on a connection that closes
+            // after it: a balancer or client may send it again, to another replica.
+            throw Problem(
+                .serviceUnavailable, "the service is shutting down; the request was not processed and is safe to retry",
+                headers: [.retryAfter: "5"])
         }
         // No worker process can start (a broken binary, a sandbox the kernel refuses): an admitted upload would wait
         // for as long as that lasts. /about says the same, so a balancer sends it elsewhere.

@@ -49,25 +49,32 @@ public final class Service: Sendable {
         return port
     }
 
-    /// The shutdown: lame duck for `shutdownDelay` (unready, still serving everything), then no new connections or
-    /// jobs while the admitted ones finish (up to `drainTimeout`), then everything closed.
+    /// The shutdown: lame duck for `shutdownDelay` (unready, still serving everything, each answer closing its
+    /// connection), then idle connections closed and no new connections or jobs while the admitted ones finish (up
+    /// to `drainTimeout`), then everything closed.
     public func drainAndStop() async {
         let delay = Duration.milliseconds(Int64(config.shutdownDelay * 1000))
         let drain = Duration.milliseconds(Int64(config.drainTimeout * 1000))
         lifecycle.beginLameDuck(endingBy: monotonicNanos() + (delay + drain).nanoseconds)
+        // After the lifecycle: a health check polling on a kept connection then sees the 503 with the close (a
+        // 200 with it only if that answer was built in the instant between the two stores).
+        server.endKeepAlive()
         if config.shutdownDelay > 0 {
             logger.info("lame duck: /about answers 503 draining; still serving for \(config.shutdownDelay) s")
             try? await Task.sleep(for: delay)
         }
         lifecycle.beginDraining()
+        // Closed before the listener goes, as Go's Server.Shutdown and nginx do: a request sent on one from now on
+        // could only be refused. Few are left: every answer of the lame duck closed its connection.
+        server.closeIdleConnections()
         server.stopAccepting()
         logger.info("draining: \(pool.counters.admitted.load(ordering: .relaxed)) request(s) in flight")
         let deadline = ContinuousClock.now + drain
         while pool.counters.admitted.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        // Let the last responses reach their sockets; idle keep-alive connections would hold this to the deadline,
-        // so the wait is short.
+        // Let the last responses reach their sockets, and the closed connections' clients answer our FIN; a
+        // client that never does would hold this to the deadline, so the wait is short.
         let grace = min(deadline, ContinuousClock.now + .seconds(3))
         while server.openConnections > 0 && ContinuousClock.now < grace {
             try? await Task.sleep(for: .milliseconds(50))

@@ -261,3 +261,37 @@ struct HarnessPartsTests {
         #expect(names == ["a.mp4", "b.mp4"])
     }
 }
+
+@Suite("Harness keep-alive", .serialized)
+struct HarnessKeepAliveTests {
+    @Test("--keep-alive with two replicas: each thread keeps one connection for all its uploads, and both replicas serve")
+    func keptConnections() async throws {
+        let input = try await onThread { Clips.tiny }
+        let (report, served) = try await onThread {
+            let replicas = [try ServiceProcess(), try ServiceProcess()]
+            defer { replicas.forEach { $0.stop() } }
+            let report = try runHarness(
+                url: replicas[0].url, input: input, requests: 12, concurrency: 2,
+                extra: ["--url", replicas[1].url, "--keep-alive"])
+            return (report, try replicas.map { try $0.transcodes() })
+        }
+        #expect(report.succeeded == 12, "\(report.failures) \(report.failureExamples)")
+        #expect(report.connections == 2, "one per thread, never closed by the replicas")
+        #expect(served.allSatisfy { $0 > 0 } && served.reduce(0, +) == 12, "\(served)")
+    }
+
+    @Test("without --keep-alive: a connection per upload, and the uploads spread over the replicas given")
+    func connectionPerUpload() async throws {
+        let input = try await onThread { Clips.tiny }
+        let (report, served) = try await onThread {
+            let replicas = [try ServiceProcess(), try ServiceProcess()]
+            defer { replicas.forEach { $0.stop() } }
+            let report = try runHarness(
+                url: replicas[0].url, input: input, requests: 6, concurrency: 2, extra: ["--url", replicas[1].url])
+            return (report, try replicas.map { try $0.transcodes() })
+        }
+        #expect(report.succeeded == 6, "\(report.failures) \(report.failureExamples)")
+        #expect(report.connections == 6)
+        #expect(served == [3, 3], "each thread alternates")
+    }
+}

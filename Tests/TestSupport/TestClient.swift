@@ -190,11 +190,15 @@ public final class TestClient {
         }
     }
 
-    /// Shuts down both directions with a reset (SO_LINGER 0), like a client that crashed.
+    /// Ends the connection with a reset, like a client that is gone, while the descriptor stays ours until deinit.
+    /// shutdown(2) would send a FIN, which the server must read as a half-close (a client that still listens);
+    /// connect(2) to AF_UNSPEC disconnects a TCP socket with an RST (Linux's tcp_disconnect).
     public func reset() {
         var option = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
-        shutdown(fd, Int32(SHUT_RDWR))
+        var unspecified = sockaddr()
+        unspecified.sa_family = sa_family_t(AF_UNSPEC)
+        _ = connect(fd, &unspecified, socklen_t(MemoryLayout<sockaddr>.size))
     }
 }
 

@@ -16,10 +16,18 @@ export READ_TIMEOUT=${READ_TIMEOUT:-660s}
 export SEND_TIMEOUT=${SEND_TIMEOUT:-660s}
 export PID_FILE=${PID_FILE:-/run/nginx.pid}
 export ACCESS_LOG=${ACCESS_LOG:-/var/log/nginx/access.log}
+# off: uploads stream to the replica as they arrive, and nginx can never send one again; on: nginx spools each whole
+# upload to its disk first, and can send it to another replica when the first did not process it (README.md here).
+export REQUEST_BUFFERING=${REQUEST_BUFFERING:-off}
+case $REQUEST_BUFFERING in
+off) export NEXT_UPSTREAM="error timeout" ;;
+on) export NEXT_UPSTREAM="error http_503 non_idempotent" ;;
+*) echo "REQUEST_BUFFERING: on or off, not $REQUEST_BUFFERING" >&2; exit 2 ;;
+esac
 SERVERS=""
 for replica in $REPLICAS; do
     SERVERS+="        server $replica max_fails=1 fail_timeout=5s;"$'\n'
 done
 export SERVERS
-envsubst '$LISTEN $MAX_BODY $WORKER_CONNECTIONS $READ_TIMEOUT $SEND_TIMEOUT $PID_FILE $ACCESS_LOG $SERVERS' \
+envsubst '$LISTEN $MAX_BODY $WORKER_CONNECTIONS $READ_TIMEOUT $SEND_TIMEOUT $PID_FILE $ACCESS_LOG $REQUEST_BUFFERING $NEXT_UPSTREAM $SERVERS' \
     <"$here/nginx.conf"
