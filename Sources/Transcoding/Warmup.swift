@@ -7,8 +7,8 @@ import SystemSupport
 /// runs it once, before it forks any job's process, so that each child starts from that state (shared, copy on
 /// write) instead of paying for it again; it reads no byte of any upload, only `WarmupClip`.
 public enum Warmup {
-    /// One transcode of `WarmupClip` with the default settings on one thread (a template must have no thread left
-    /// when it forks), between two files in memory. Its report says which stages ran.
+    /// One transcode of `WarmupClip` with the default encoder settings on one thread (a template must have no thread
+    /// left when it forks), scaled down, between two files in memory. Its report says which stages ran.
     @discardableResult
     public static func run() throws(TranscodeError) -> TranscodeReport {
         let input = try memoryFile("warmup-input")
@@ -17,6 +17,8 @@ public enum Warmup {
         if let written { throw .io(written) }
         var options = TranscodeOptions()
         options.threads = 1
+        // A height below the clip's: the filter graph scales, as most jobs' graphs do.
+        options.maxHeight = 32
         return try transcode(input: .fileDescriptor(input.rawValue), output: .fileDescriptor(output.rawValue), options: options)
     }
 

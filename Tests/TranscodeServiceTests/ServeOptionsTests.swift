@@ -67,7 +67,7 @@ struct ServeOptionsTests {
     @Test("sizes and durations take units, from flags and from environment variables alike")
     func units() throws {
         let (process, port, log) = try Self.start(
-            ["--host", "127.0.0.1", "--max-body", "1KiB", "--job-timeout", "10m", "--worker-max-rss", "512MiB"],
+            ["--host", "127.0.0.1", "--max-body", "1KiB", "--job-timeout", "10m", "--job-memory", "512MiB"],
             environment: ["QUEUE_BYTES": "4G", "DRAIN_TIMEOUT": "90s", "MIN_BODY_RATE": "2KiB", "HEADER_TIMEOUT": "1m"])
         defer { Self.stop(process) }
         let bound = try #require(port, "the service did not start: \(log)")
