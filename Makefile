@@ -94,6 +94,7 @@ test-tsan: deps
 	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter HarnessTests
 	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter APIDocumentTests
 	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter SystemSupportTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter WorkerIsolationTests
 
 # The release service on a free port, the harness with its defaults against it, the report; HARNESS_ARGS adds options.
 harness: release
