@@ -36,15 +36,8 @@ enum WorkerChild {
         }
         var jobs = 0
         while true {
-            let received: (message: WorkerMessage, descriptors: [Int32])?
-            do {
-                received = try channel.receive()
-            } catch {
-                printToStandardError("worker \(getpid()): \(error)")
-                _exit(71)
-            }
-            // The parent closed its end: the service is stopping, or gave up on this job.
-            guard let (message, descriptors) = received else { _exit(0) }
+            // The parent closing its end (the service is stopping, or gave up on this job) ends the process.
+            let (message, descriptors) = channel.receiveOrExit("worker")
             switch message {
             case .job(let id, let options) where descriptors.count == 2 && jobs == 0:
                 jobs += 1

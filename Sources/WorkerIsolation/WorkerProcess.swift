@@ -300,13 +300,19 @@ public final class WorkerProcess {
         }
         childEnd.close()
         guard status == 0 else { throw StartFailure("posix_spawn \(settings.executable): \(Errno(rawValue: status))") }
-        let spawned = Peer(pid: pid, socket: parentEnd)
+        return try awaitReady(Peer(pid: pid, socket: parentEnd), what: "the template") {
+            waitForTemplate($0, block: true)
+        }
+    }
+
+    /// `started` once it says ready; else it is killed, reaped by `reap`, and the failure says how it ended.
+    private func awaitReady(_ started: Peer, what: String, reap: (pid_t) -> Int32?) throws(StartFailure) -> Peer {
         do {
-            if case .ready = try expectMessage(spawned, what: "the template") { return spawned }
-            throw StartFailure("the template sent something else than ready")
+            if case .ready = try expectMessage(started, what: what) { return started }
+            throw StartFailure("\(what) sent something else than ready")
         } catch {
-            signalProcess(pid, SIGKILL)
-            let ending = waitForTemplate(pid, block: true).map(Self.ending)
+            signalProcess(started.pid, SIGKILL)
+            let ending = reap(started.pid).map(Self.ending)
             throw StartFailure("\(error) (\(ending ?? "not reaped"))")
         }
     }
@@ -356,15 +362,7 @@ public final class WorkerProcess {
                 throw StartFailure("the template answered \(answer) to a spawn")
             }
         }
-        let spawned = Peer(pid: pid, socket: parentEnd)
-        do {
-            if case .ready = try expectMessage(spawned, what: "the child") { return spawned }
-            throw StartFailure("the child sent something else than ready")
-        } catch {
-            signalProcess(pid, SIGKILL)
-            let ending = reapChild(pid).map(Self.ending)
-            throw StartFailure("\(error) (\(ending ?? "not reaped"))")
-        }
+        return try awaitReady(Peer(pid: pid, socket: parentEnd), what: "the child") { reapChild($0) }
     }
 
     /// A child's wait status, through the template that forked it (only a parent can wait); it waits up to the kill

@@ -38,15 +38,8 @@ public enum WorkerTemplate {
         let template = getpid()
         var children = Set<pid_t>()
         while true {
-            let received: (message: WorkerMessage, descriptors: [Int32])?
-            do {
-                received = try channel.receive()
-            } catch {
-                printToStandardError("worker template \(getpid()): \(error)")
-                _exit(71)
-            }
-            // The pool thread closed its end: the service is stopping. The children die with this process.
-            guard let (message, descriptors) = received else { _exit(0) }
+            // The pool thread closing its end (the service is stopping) ends the process, and its children with it.
+            let (message, descriptors) = channel.receiveOrExit("worker template")
             let answer: WorkerMessage
             switch message {
             case .spawn where descriptors.count == 1:
