@@ -69,7 +69,8 @@ check-openapi: $(TOOLS_VENV)/installed
 	$(TOOLS_VENV)/bin/openapi-spec-validator --schema 3.1 docs/openapi.yaml
 
 # Every file in deploy/ through its own engine's checker: haproxy -c, nginx -t, promtool (config, rules and their
-# unit tests), kubernetes-validate --strict, systemd-analyze verify (scripts/check-deploy.sh).
+# unit tests), kubernetes-validate --strict, systemd-analyze verify; and the rendered HAProxy and nginx run with their
+# defaults on loopback, their own errors checked to be problem+json (scripts/check-deploy.sh).
 DEPLOY_PACKAGES := haproxy nginx-light prometheus gettext-base systemd
 check-deploy: $(TOOLS_VENV)/installed
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(DEPLOY_PACKAGES)"
