@@ -115,15 +115,17 @@ start_nginx() {
 
 # check_balancer_errors NAME STATUS: the balancer on BALANCER_PORT, in front of a replica address where nothing
 # listens, answers with problem+json of its own: 413 for a Content-Length over MAX_BODY (2 GiB against the default
-# 1 GiB: over 32 bits too), STATUS (HAProxy 503, nginx 502) for an upload no replica can take. 0 when both are so.
+# 1 GiB, and past a signed 32-bit number), STATUS (HAProxy 503, nginx 502) for an upload no replica can take. 0 when both are so.
 check_balancer_errors() {
-    local name=$1 expected=$2 answered=000 status type body request ok=0
+    local name=$1 expected=$2 answered=000 status type body request wrong=0
     for _ in $(seq 100); do
         answered=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$BALANCER_PORT/about") || true
         [ "$answered" != 000 ] && break
         sleep 0.1
     done
+    # Each: the status expected, then curl's arguments (split on spaces).
     for request in "413 -H Content-Length:2147483648" "$expected --data-binary @Tests/Media/trial_video.mp4"; do
+        # shellcheck disable=SC2086
         set -- $request
         status=$1
         shift
@@ -134,10 +136,10 @@ check_balancer_errors() {
         if [ "$answered" != "$status" ] || [ "$type" != application/problem+json ] \
             || ! grep -q "\"status\":$status," "$body"; then
             echo "FAIL: $name: expected $status application/problem+json with \"status\":$status" >&2
-            ok=1
+            wrong=1
         fi
     done
-    return $ok
+    return $wrong
 }
 
 # Until /about answers 200 through the balancer (HAProxy: once its first checks have passed).
