@@ -13,7 +13,9 @@
 #      (`Connection: close` through the lame duck, then a refused connection or a 503 that it retries).
 #   6. Step 2 with no balancer: the harness keeps a connection to a replica for upload after upload until the
 #      replica closes it, then connects to the next (--keep-alive), as the clients of a Kubernetes Service do.
-# BUILD (release, or debug for CI's reduced run), ROLLING_REQUESTS (300), KILL_REQUESTS (300); STEPS (all: 1-6) runs
+#   7. The balancers' own errors, each balancer in front of a replica that is not up: a Content-Length over
+#      --max-body gets 413, an upload gets HAProxy's 503 and nginx's 502, every one problem+json.
+# BUILD (release, or debug for CI's reduced run), ROLLING_REQUESTS (300), KILL_REQUESTS (300); STEPS (all: 1-7) runs
 # only the steps listed ("5 6"), with the balancer each needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,7 @@ trap 'stop_cluster; rm -rf "$WORK"' EXIT
 failed=0
 fail() { echo "FAIL: $*" >&2; failed=1; }
 
-STEPS=${STEPS:-1 2 3 4 5 6}
+STEPS=${STEPS:-1 2 3 4 5 6 7}
 runs_step() { [[ " $STEPS " == *" $1 "* ]]; }
 
 # Where the harness sends its uploads: the balancer, or (`direct`) every replica with kept connections.
@@ -181,6 +183,16 @@ fi
 if runs_step 6; then
     direct
     rolling_restart 6 listening
+fi
+if runs_step 7; then
+    echo "== 7. the balancers' own errors, with no replica up: problem+json"
+    down=127.0.0.1:$(free_port)
+    run_haproxy "$WORK/haproxy-down" "$(free_port)" "$down"
+    check_balancer_errors HAProxy 503 || fail "step 7: HAProxy's own errors"
+    stop_balancer
+    run_nginx "$WORK/nginx-down" "$(free_port)" "$down"
+    check_balancer_errors nginx 502 || fail "step 7: nginx's own errors"
+    stop_balancer
 fi
 
 [ "$failed" = 0 ] && echo "cluster test: passed" || { echo "cluster test: FAILED"; exit 1; }
