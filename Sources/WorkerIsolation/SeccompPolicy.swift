@@ -5,13 +5,16 @@ import Glibc
 /// are already open, plus the socket to the parent. Nothing opens a file, creates a socket, connects, executes a
 /// program, traces or signals another process, or creates one; threads stay allowed.
 ///
-/// Measured, not guessed: `make seccomp-measure` (scripts/seccomp-measure.sh) runs the service's workers with the
-/// whole sandbox but this filter, attaches `strace -f -c` to them once they are ready, and sends them the trial
-/// clip, every fixture format (each as is, scaled, and without audio), a 720p clip, 300 fuzz mutants, bad inputs,
-/// a cancelled job and a timed-out one. Its table (2026-11-30, glibc 2.36, libav 59): futex, recvmsg, pwrite64, brk,
-/// rt_sigprocmask, madvise, clone3, set_robust_list, pread64, mprotect, munmap, rseq, mmap, newfstatat, close,
-/// sendmsg, sched_getaffinity, openat, read, lseek. Each is below; the few calls added by reading rather than
-/// measuring say so, with the reason.
+/// Measured, not guessed: `make seccomp-measure` (scripts/seccomp-measure.sh) runs the service's templates and
+/// their children with the whole sandbox but the filters, attaches `strace -f -c` to each template once it is ready
+/// (following every child it forks), and sends them the trial clip, every fixture format (each as is, scaled, and
+/// without audio), a 720p clip, HLG and PQ (tone-mapped and kept), an interlaced clip (deinterlaced and not), the
+/// animated GIF, 300 fuzz mutants, bad inputs, a cancelled job and a timed-out one. Its table (2026-12-07, glibc
+/// 2.36, libav 59; 321 × 200, 34 × 422, 6 × 415): futex, wait4, clone, mprotect, pwrite64, recvmsg, rt_sigprocmask,
+/// clone3, mmap, set_robust_list, madvise, rseq, clock_nanosleep, munmap, pread64, brk, sched_getaffinity, sendmsg,
+/// newfstatat, close, restart_syscall, prctl, openat, read, gettid, rt_sigaction, dup2, getppid, lseek. Each is
+/// below, in the job list or the template's; the few calls added by reading rather than measuring say so, with the
+/// reason.
 ///
 /// **What a forbidden call gets.** Most kill the process (SECCOMP_RET_KILL_PROCESS), as in OpenSSH's and Android's
 /// media policies: a decoder that makes one is running code nobody wrote for it and must not get a second try. EPERM
@@ -60,6 +63,8 @@ public enum SeccompPolicy {
          ["rt_sigaction"]),
         ("ends: of a thread, and of the process (neither returns, so strace -c cannot count them)",
          ["exit", "exit_group"]),
+        ("the kernel's own restart of a sleep or a wait that a stop and continue interrupted (SIGSTOP, a debugger)",
+         ["restart_syscall"]),
         ("by reading glibc: realloc of a block above the mmap threshold moves it with mremap; abort() (libav's "
             + "av_assert0) raises SIGABRT with getpid + tgkill, limited to this process below",
          ["mremap", "getpid", "rt_sigreturn"]),
