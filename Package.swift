@@ -53,10 +53,13 @@ let package = Package(
         // The sandboxed worker processes: the warm template, a fresh child per job, their protocol over SCM_RIGHTS,
         // the seccomp policy and rlimits, and what a process's end means for its job. Knows nothing of HTTP.
         .target(name: "WorkerIsolation", dependencies: ["Transcoding", "SystemSupport", "CLinux", "CSeccomp"]),
+        // Async jobs: the registry, progress and events, results on disk with a TTL and a byte budget. Knows nothing of
+        // HTTP or libav.
+        .target(name: "Jobs", dependencies: ["SystemSupport"]),
         .target(
             name: "TranscodeService",
             dependencies: [
-                "Transcoding", "WorkerIsolation", "HTTPServer", "SystemSupport", "CLinux",
+                "Transcoding", "WorkerIsolation", "HTTPServer", "Jobs", "SystemSupport", "CLinux",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -100,6 +103,7 @@ let package = Package(
             dependencies: ["Transcoding", "MediaFixtures", "SystemSupport", "CFFmpeg", "CLinux", "TestSupport"],
             exclude: ["Regressions"]),
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "SystemSupport", "TestSupport"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "TestSupport"]),
         .testTarget(name: "WorkerIsolationTests", dependencies: ["WorkerIsolation", "Transcoding", "SystemSupport", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SystemSupport", "CLinux", "TestSupport"]),
