@@ -1,6 +1,7 @@
 import WorkerIsolation
 import Glibc
 import HTTPServer
+import Jobs
 import Logging
 import SystemSupport
 
@@ -9,6 +10,10 @@ public final class Service: Sendable {
     public let config: ServiceConfig
     public let pool: WorkerPool
     public let lifecycle = Lifecycle()
+    /// The async jobs (`Prefer: respond-async`) and their results.
+    public let jobs: JobRegistry
+    /// Removes expired results while no request looks at them.
+    private let expiry: Task<Void, Never>
     private let server: Server
     private let logger: Logger
 
@@ -26,7 +31,19 @@ public final class Service: Sendable {
             niceness: Int32(config.workerNice), idlePolicy: config.workerPolicy == .idle,
             isolation: config.isolation == .process ? .process(config.worker) : .thread,
             observe: { workers.observe($0) })
-        let routes = Routes(config: config, pool: pool, lifecycle: lifecycle, metrics: metrics)
+        let store: ResultStore
+        do {
+            store = try ResultStore(directory: config.effectiveResultsDir, budget: config.resultBytes)
+        } catch {
+            throw ServiceError.badResultsDirectory(config.effectiveResultsDir, error)
+        }
+        let jobs = JobRegistry(replica: JobID.replicaName(config.replicaName), store: store, ttl: config.resultTTL)
+        self.jobs = jobs
+        let period = Duration.milliseconds(Int64(min(max(config.resultTTL / 4, 0.05), 30) * 1000))
+        expiry = Task {
+            while (try? await Task.sleep(for: period)) != nil { jobs.expireDue() }
+        }
+        let routes = Routes(config: config, pool: pool, lifecycle: lifecycle, metrics: metrics, jobs: jobs)
         let observation = Observation(metrics: metrics, logger: logger, trustedProxies: config.trustedProxies)
         server = Server(
             configuration: ServerConfiguration(
@@ -44,7 +61,7 @@ public final class Service: Sendable {
     /// Binds and starts serving; returns the bound port.
     public func start() throws -> Int {
         let port = try server.start()
-        logger.info("listening on \(config.host):\(port) with \(config.summary)")
+        logger.info("listening on \(config.host):\(port) with \(config.summary) replica=\(jobs.replica)")
         return port
     }
 
@@ -76,6 +93,7 @@ public final class Service: Sendable {
 
     /// Closes every connection at once and stops the workers.
     public func stop() {
+        expiry.cancel()
         server.shutdown()
         Task { [pool] in await pool.shutdown() }
     }
@@ -85,10 +103,12 @@ public final class Service: Sendable {
 
 public enum ServiceError: Error, CustomStringConvertible {
     case badTemporaryDirectory(String)
+    case badResultsDirectory(String, IOError)
 
     public var description: String {
         switch self {
         case .badTemporaryDirectory(let path): "the temp directory \(path) does not exist or is not a directory"
+        case .badResultsDirectory(let path, let error): "the results directory \(path) cannot be made: \(error)"
         }
     }
 }

@@ -127,13 +127,14 @@ public actor WorkerPool {
     }
 
     /// Runs one transcode on a worker thread. Cancelling the calling task cancels the job: a queued job is dropped
-    /// at once, a running one stops within a frame.
+    /// at once, a running one stops within a frame. `onStart` runs on the worker thread when it takes the job.
     public func run(
-        _ reservation: Reservation, input: Int32, output: Int32, options: TranscodeOptions
+        _ reservation: Reservation, input: Int32, output: Int32, options: TranscodeOptions,
+        onStart: (@Sendable () -> Void)? = nil
     ) async -> Result<Outcome, JobFailure> {
         // Only admitted requests run: admission is what bounds the queue.
         precondition(reservations[reservation.id] != nil, "run() without a live reservation")
-        let job = Job(input: input, output: output, options: options)
+        let job = Job(input: input, output: output, options: options, onStart: onStart)
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 job.start(continuation)

@@ -49,6 +49,13 @@ struct ServeCommand: AsyncParsableCommand {
     var isolation: String?
     @Option(help: "Address space of one worker process, bytes; a job that needs more gets 413 [JOB_MEMORY]. Default \(WorkerSettings.defaultJobMemory >> 30) GiB.")
     var jobMemory: Int64?
+    @Option(help: "Names this replica in async job ids (<replica>.<random>), so a balancer can route /jobs/<replica>. to it; default the host name [REPLICA_NAME].")
+    var replicaName: String?
+    @Option(help: "Folder for async results, emptied at start; default ffmpeg-processor-results under --tmp-dir [RESULTS_DIR].")
+    var resultsDir: String?
+    @Option(help: "Seconds a finished async job and its result are kept; then 410 [RESULT_TTL].") var resultTtl: Double?
+    @Option(help: "Bytes of async results kept at once; past it new async requests get 503 [RESULT_BYTES]. Default 16 GiB.")
+    var resultBytes: Int64?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -88,6 +95,13 @@ struct ServeCommand: AsyncParsableCommand {
             config.isolation = parsed
         }
         config.worker.jobMemory = try jobMemory ?? env.number("JOB_MEMORY") ?? config.worker.jobMemory
+        config.replicaName = try replicaName ?? env.string("REPLICA_NAME") ?? config.replicaName
+        config.resultsDir = try resultsDir ?? env.string("RESULTS_DIR") ?? config.resultsDir
+        config.resultTTL = try resultTtl ?? env.number("RESULT_TTL") ?? config.resultTTL
+        config.resultBytes = try resultBytes ?? env.number("RESULT_BYTES") ?? config.resultBytes
+        guard config.resultTTL > 0, config.resultBytes > 0 else {
+            throw ValidationError("result-ttl and result-bytes must be positive")
+        }
         // The binary started as `worker` is this one, unless a test run says otherwise: `make test-tsan` has
         // ThreadSanitizer's service start a plain build, since TSan's shadow memory cannot live under RLIMIT_AS.
         config.worker.executable = try env.string("FFMPEG_PROCESSOR_WORKER_EXECUTABLE") ?? config.worker.executable
