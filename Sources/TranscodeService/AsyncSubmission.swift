@@ -84,7 +84,7 @@ extension Routes {
             defer { closeDescriptor(output) }
             let result = await pool.run(
                 reservation, input: input.borrowedDescriptor, output: output, options: options,
-                onStart: { jobs.started(job.id) })
+                onStart: { jobs.started(job.id) }, progress: { jobs.progress(job.id, $0) })
             await pool.release(reservation)
             Self.record(result, of: job, in: jobs, metrics: metrics)
         }
