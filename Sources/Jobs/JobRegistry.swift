@@ -110,10 +110,11 @@ public final class JobRegistry: Sendable {
     /// The result is complete and committed (`bytes` long). False if the job was cancelled meanwhile: the caller
     /// then removes the result.
     @discardableResult
-    public func succeeded(_ id: String, bytes: Int64) -> Bool {
+    public func succeeded(_ id: String, bytes: Int64, details: [String: String] = [:]) -> Bool {
         transition(id) { status in
             guard !status.state.isFinal else { return false }
             status.state = .succeeded
+            status.details = details
             status.progress = 1
             status.result = "/jobs/\(id)/output"
             status.resultBytes = bytes

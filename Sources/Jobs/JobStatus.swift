@@ -41,6 +41,9 @@ public struct JobStatus: Sendable, Equatable {
     public var error: JobProblem?
     /// The result's size once succeeded.
     public var resultBytes: Int64?
+    /// What the service wants to say of the result besides the document (response fields such as the filters that
+    /// ran); not part of the JSON.
+    public var details: [String: String] = [:]
 
     /// The status document's JSON.
     public func json() -> [UInt8] {

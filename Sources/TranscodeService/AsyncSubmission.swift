@@ -92,13 +92,15 @@ extension Routes {
 
         if let wait = preference.wait, wait > 0, let status = await jobs.waitForFinalState(job.id, seconds: wait) {
             if status.state == .succeeded, let bytes = status.resultBytes, let file = jobs.store.open(job.secret) {
-                return ServerResponse(
-                    status: .ok,
-                    headerFields: [
-                        .contentType: "video/mp4", .contentDisposition: "inline; filename=\"\(videoID).mp4\"",
-                        HTTPField.Name("X-Video-Id")!: videoID, .contentLocation: "/jobs/\(job.id)/output",
-                    ],
-                    body: .file(descriptor: file.release(), length: bytes))
+                // The synchronous answer's fields, and where the result stays until its TTL.
+                var fields: HTTPFields = [
+                    .contentType: "video/mp4", .contentDisposition: "inline; filename=\"\(videoID).mp4\"",
+                    HTTPField.Name("X-Video-Id")!: videoID, .contentLocation: "/jobs/\(job.id)/output",
+                ]
+                for (name, value) in status.details.sorted(by: { $0.key < $1.key }) {
+                    if let field = HTTPField.Name(name) { fields[field] = value }
+                }
+                return ServerResponse(status: .ok, headerFields: fields, body: .file(descriptor: file.release(), length: bytes))
             }
             if status.state == .failed, let error = status.error { throw Problem(error) }
         }
@@ -133,7 +135,12 @@ extension Routes {
                 jobs.failed(job.id, Problem(TempFileError(error.errno)).jobProblem)
                 return
             }
-            if !jobs.succeeded(job.id, bytes: bytes) { jobs.store.remove(job.secret, bytes: bytes) }
+            let details = [
+                "X-Queue-Wait-Ms": milliseconds(outcome.queueWait),
+                "X-Transcode-Ms": milliseconds(outcome.transcodeSeconds),
+                "X-Video-Filters": outcome.report.videoFiltersText,
+            ]
+            if !jobs.succeeded(job.id, bytes: bytes, details: details) { jobs.store.remove(job.secret, bytes: bytes) }
         case .failure(.transcode(.cancelled)):
             jobs.store.discard(job.secret)
             jobs.cancelled(job.id)

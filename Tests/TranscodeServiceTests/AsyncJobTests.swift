@@ -50,6 +50,7 @@ struct AsyncJobTests {
             #expect(response.status == 200, "\(response.text)")
             #expect(response.header("Content-Type") == "video/mp4")
             #expect(response.header("Content-Location")?.hasSuffix("/output") == true)
+            #expect(response.header("X-Transcode-Ms") != nil && response.header("X-Video-Filters") != nil)
             #expect(try Clips.probe(response.body).video?.frameCount == Clips.small.frames)
             let plain = try running.post("/clip-p", body: Clips.small.bytes, extraHeaders: "Prefer: handling=lenient\r\n")
             #expect(plain.status == 200 && plain.header("Preference-Applied") == nil)
