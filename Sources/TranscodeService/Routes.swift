@@ -49,7 +49,7 @@ public struct Routes: Sendable {
         case .metrics:
             return ServerResponse(
                 status: .ok, headerFields: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .bytes(Array(metrics.exposition(counters: pool.counters).utf8)))
+                body: .bytes(Array(metrics.exposition(counters: pool.counters, jobs: jobs).utf8)))
         case .transcode:
             return try await transcodeUpload(request, body, target, &record)
         case .job:

@@ -37,6 +37,10 @@ struct AsyncJobTests {
             #expect(output.header("Accept-Ranges") == "bytes" && output.header("ETag") != nil)
             #expect(try Clips.probe(output.body).video?.frameCount == Clips.small.frames)
             #expect(try running.request("GET", "/jobs/unit-7.0123456789abcdef0123456789abcdef").status == 404)
+            let exposition = try running.get("/metrics").text
+            #expect(metricValue("ffmpeg_processor_result_bytes", in: exposition) == Double(output.body.count))
+            #expect(exposition.contains("ffmpeg_processor_async_jobs{state=\"succeeded\"} 1"), "\(exposition)")
+            #expect(metricValue("ffmpeg_processor_event_watchers", in: exposition) == 0)
             #expect(running.tempFilesClosed(), "\(running.openTempFiles)")
         }
     }
