@@ -62,8 +62,11 @@ final class UploadClient {
     }
 
     /// POSTs `size` bytes of `input` (read with pread, so threads share one descriptor per file) to `target`; with
-    /// a `disconnect`, gives up at its moment instead of reading the answer.
-    func post(target: String, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil) -> Outcome {
+    /// a `disconnect`, gives up at its moment instead of reading the answer. `fields`: more header lines, each
+    /// ending in CRLF.
+    func post(
+        target: String, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil, fields: String = ""
+    ) -> Outcome {
         let fd: Int32
         do {
             fd = try syscallValue("socket") {
@@ -76,7 +79,7 @@ final class UploadClient {
         do throws(Failure) {
             try connect(fd, deadline: deadline)
             let head = "POST \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nContent-Type: application/octet-stream\r\n"
-                + "Content-Length: \(size)\r\nConnection: close\r\n\r\n"
+                + "Content-Length: \(size)\r\n\(fields)Connection: close\r\n\r\n"
             var sendOnly = size
             if case .uploading(let bytes)? = disconnect?.moment { sendOnly = min(bytes, size) }
             let uploadError = try upload(fd, head: Array(head.utf8), input: input, size: sendOnly, deadline: deadline)
@@ -93,6 +96,30 @@ final class UploadClient {
             }
             guard let answer = try receive(fd, deadline: deadline, uploadError: uploadError, readOnly: readOnly) else {
                 return abandon(fd, reset: disconnect!.reset)
+            }
+            return .answered(answer)
+        } catch {
+            return .failed(error)
+        }
+    }
+
+    /// GETs `target`, its whole answer (an event stream is read until the server ends it).
+    func get(target: String, deadline: UInt64) -> Outcome {
+        let fd: Int32
+        do {
+            fd = try syscallValue("socket") {
+                socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec(), 0)
+            }
+        } catch {
+            return .failed(Failure(cause: .connect, detail: "\(error)"))
+        }
+        defer { close(fd) }
+        do throws(Failure) {
+            try connect(fd, deadline: deadline)
+            let head = "GET \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nConnection: close\r\n\r\n"
+            _ = try upload(fd, head: Array(head.utf8), input: -1, size: 0, deadline: deadline)
+            guard let answer = try receive(fd, deadline: deadline, uploadError: nil) else {
+                return .failed(Failure(cause: .connectionLost, detail: "no answer"))
             }
             return .answered(answer)
         } catch {
