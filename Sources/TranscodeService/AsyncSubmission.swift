@@ -62,7 +62,7 @@ extension Routes {
     /// holds the admission place until it ends: a client that leaves does not cancel it, only DELETE does.
     func submitAsync(
         _ body: RequestBody, id videoID: String, options: TranscodeOptions, reservation: WorkerPool.Reservation,
-        _ preference: AsyncPreference, _ record: inout RequestRecord
+        _ preference: AsyncPreference, callback: CallbackTarget?, _ record: inout RequestRecord
     ) async throws(Problem) -> ServerResponse {
         let input: TempFile
         let job: (id: String, secret: String)
@@ -89,6 +89,7 @@ extension Routes {
             Self.record(result, of: job, in: jobs, metrics: metrics)
         }
         jobs.onCancel(job.id) { task.cancel() }
+        if let callback { webhooks?.follow(job.id, to: callback, in: jobs) }
 
         if let wait = preference.wait, wait > 0, let status = await jobs.waitForFinalState(job.id, seconds: wait) {
             if status.state == .succeeded, let bytes = status.resultBytes, let file = jobs.store.open(job.secret) {
@@ -114,6 +115,18 @@ extension Routes {
                 Self.preferenceApplied: "respond-async", HTTPField.Name("X-Video-Id")!: videoID,
             ],
             body: .bytes(status.json()))
+    }
+
+    static let callbackURL = HTTPField.Name("Callback-URL")!
+
+    /// The upload's `callback` (query) or `Callback-URL` (header), checked; nil when it has neither.
+    func callbackTarget(_ request: HTTPRequest, _ target: RequestTarget, async: Bool) throws(Problem) -> CallbackTarget? {
+        let given = target.query.filter { $0.0 == "callback" }.map(\.1) + request.headerFields[values: Self.callbackURL]
+        guard let url = given.first else { return nil }
+        guard given.count == 1 else { throw Problem(.badRequest, "give one callback, as callback= or Callback-URL") }
+        guard async else { throw Problem(.badRequest, "a callback needs Prefer: respond-async") }
+        guard webhooks != nil else { throw Problem(.badRequest, "this service sends no callbacks (no --callback-secret)") }
+        return try CallbackTarget(url, allowed: config.callbackAllow)
     }
 
     /// What became of a job's run, into the registry and the results folder. A result that arrives after the job

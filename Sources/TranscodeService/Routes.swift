@@ -13,6 +13,8 @@ public struct Routes: Sendable {
     let lifecycle: Lifecycle
     let metrics: ServiceMetrics
     let jobs: JobRegistry
+    /// Nil without a `--callback-secret`: then no callback is accepted.
+    let webhooks: WebhookSender?
 
     /// Answers the about route on the event loop itself: no task hop, so it stays fast while every worker is busy.
     /// Its path and methods are the route table's.
@@ -66,8 +68,10 @@ public struct Routes: Sendable {
     ) async throws(Problem) -> ServerResponse {
         let id = try validateVideoID(target.segments)
         record.videoID = id
-        let options = try applyQuery(target.query, to: config.baseOptions)
+        // `callback` is the job's, not the transcode's: applyQuery never sees it.
+        let options = try applyQuery(target.query.filter { $0.0 != "callback" }, to: config.baseOptions)
         let async = AsyncPreference(request.headerFields[values: Self.prefer])
+        let callback = try callbackTarget(request, target, async: async != nil)
         guard request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil else {
             throw Problem(.lengthRequired, "send the video with Content-Length or chunked transfer coding")
         }
@@ -93,7 +97,8 @@ public struct Routes: Sendable {
         }
         if let async {
             // The job's runner gives the place back when the job ends, whoever is still listening.
-            return try await submitAsync(body, id: id, options: options, reservation: reservation, async, &record)
+            return try await submitAsync(
+                body, id: id, options: options, reservation: reservation, async, callback: callback, &record)
         }
         // The place is given back before the answer goes out, so that the client's next request finds it free.
         let response: ServerResponse

@@ -43,7 +43,13 @@ public final class Service: Sendable {
         expiry = Task {
             while (try? await Task.sleep(for: period)) != nil { jobs.expireDue() }
         }
-        let routes = Routes(config: config, pool: pool, lifecycle: lifecycle, metrics: metrics, jobs: jobs)
+        let webhooks = config.callbackSecret.flatMap(WebhookSigner.init(secret:)).map { signer in
+            WebhookSender(
+                signer: signer, firstRetry: config.callbackFirstRetry, retryWindow: config.callbackRetryWindow,
+                observe: { metrics.webhookAttempted(delivered: $0) })
+        }
+        let routes = Routes(
+            config: config, pool: pool, lifecycle: lifecycle, metrics: metrics, jobs: jobs, webhooks: webhooks)
         let observation = Observation(metrics: metrics, logger: logger, trustedProxies: config.trustedProxies)
         server = Server(
             configuration: ServerConfiguration(

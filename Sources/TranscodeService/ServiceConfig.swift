@@ -62,6 +62,14 @@ public struct ServiceConfig: Sendable {
     public var resultTTL = 3600.0
     /// `--result-bytes`: once the kept results fill it, new async requests get 503 before their body is read.
     public var resultBytes: Int64 = 16 << 30
+    /// `--callback-allow`: the hosts webhooks may go to; empty, none.
+    public var callbackAllow = CallbackAllowList()
+    /// `--callback-secret`: the Standard Webhooks secret (`whsec_` and base64) that signs every webhook.
+    public var callbackSecret: String?
+    /// Seconds before a failed webhook is sent again; each next wait doubles, up to a minute.
+    public var callbackFirstRetry = 1.0
+    /// Seconds a webhook is retried before it is given up.
+    public var callbackRetryWindow = 600.0
     /// Seconds between the heartbeat comments of an idle event stream: below the 60 s idle cut of common proxies.
     public var eventHeartbeat = 15.0
 

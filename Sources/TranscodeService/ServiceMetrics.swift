@@ -33,6 +33,8 @@ public final class ServiceMetrics: Sendable {
     private let asyncJobs: [JobState: CoreMetrics.Gauge]
     private let resultBytes: CoreMetrics.Gauge
     private let eventWatchers: CoreMetrics.Gauge
+    private let webhooksDelivered: CoreMetrics.Counter
+    private let webhooksFailed: CoreMetrics.Counter
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -60,7 +62,14 @@ public final class ServiceMetrics: Sendable {
         resultBytes = CoreMetrics.Gauge(label: "ffmpeg_processor_result_bytes", factory: factory)
         // Event streams and `wait=` requests: each costs a task and its buffers, never a thread.
         eventWatchers = CoreMetrics.Gauge(label: "ffmpeg_processor_event_watchers", factory: factory)
+        webhooksDelivered = CoreMetrics.Counter(
+            label: "ffmpeg_processor_webhook_attempts_total", dimensions: [("outcome", "delivered")], factory: factory)
+        webhooksFailed = CoreMetrics.Counter(
+            label: "ffmpeg_processor_webhook_attempts_total", dimensions: [("outcome", "failed")], factory: factory)
     }
+
+    /// One webhook attempt: answered 2xx, or not (no connection, no answer, another status).
+    func webhookAttempted(delivered: Bool) { (delivered ? webhooksDelivered : webhooksFailed).increment() }
 
     /// A child forked and confined for the next job, off the request's path: the cost one process per job adds.
     func workerForked(seconds: Double) { forkTime.recordNanoseconds(Int64(seconds * 1e9)) }

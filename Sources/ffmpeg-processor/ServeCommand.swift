@@ -6,6 +6,7 @@ import Logging
 import TranscodeService
 import Transcoding
 import WorkerIsolation
+import Jobs
 
 /// `ffmpeg-processor serve` (the default): the HTTP service. Every option also reads an environment variable.
 struct ServeCommand: AsyncParsableCommand {
@@ -56,6 +57,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a finished async job and its result are kept; then 410 [RESULT_TTL].") var resultTtl: Double?
     @Option(help: "Bytes of async results kept at once; past it new async requests get 503 [RESULT_BYTES]. Default 16 GiB.")
     var resultBytes: Int64?
+    @Option(help: "Hosts async jobs' webhooks may go to: names, addresses or CIDR networks, comma-separated; none by default [CALLBACK_ALLOW].")
+    var callbackAllow: String?
+    @Option(help: "The Standard Webhooks secret (whsec_ and base64) that signs every webhook; needed with --callback-allow [CALLBACK_SECRET].")
+    var callbackSecret: String?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -99,6 +104,18 @@ struct ServeCommand: AsyncParsableCommand {
         config.resultsDir = try resultsDir ?? env.string("RESULTS_DIR") ?? config.resultsDir
         config.resultTTL = try resultTtl ?? env.number("RESULT_TTL") ?? config.resultTTL
         config.resultBytes = try resultBytes ?? env.number("RESULT_BYTES") ?? config.resultBytes
+        if let allow = try callbackAllow ?? env.string("CALLBACK_ALLOW") {
+            guard let parsed = CallbackAllowList(parsing: allow) else {
+                throw ValidationError("callback-allow must be host names, addresses or CIDR networks, comma-separated")
+            }
+            config.callbackAllow = parsed
+        }
+        config.callbackSecret = try callbackSecret ?? env.string("CALLBACK_SECRET") ?? config.callbackSecret
+        if !config.callbackAllow.isEmpty {
+            guard config.callbackSecret.flatMap(WebhookSigner.init(secret:)) != nil else {
+                throw ValidationError("callback-allow needs a callback-secret: whsec_ and the key in base64")
+            }
+        }
         guard config.resultTTL > 0, config.resultBytes > 0 else {
             throw ValidationError("result-ttl and result-bytes must be positive")
         }
