@@ -10,13 +10,11 @@ public final class ResultStore: Sendable {
     public let budget: Int64
     private let used = Locked<Int64>(0)
 
-    /// Makes the folder if needed, and empties it of what an earlier run left.
-    public init(directory: String, budget: Int64) throws(IOError) {
+    /// Empties the folder of what an earlier run left. The folder itself is made with the first result, so that a
+    /// replica that never takes an async job leaves nothing in its temp directory.
+    public init(directory: String, budget: Int64) {
         self.directory = directory
         self.budget = budget
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw IOError(call: "mkdir", errno: Errno(rawValue: errno))
-        }
         sweep()
     }
 
@@ -28,7 +26,12 @@ public final class ResultStore: Sendable {
 
     /// A new, empty `<secret>.part`, for a worker to write the result into.
     public func create(_ secret: String) throws(IOError) -> OwnedDescriptor {
-        OwnedDescriptor(taking: try syscallValue("open") {
+        do {
+            _ = try syscallValue("mkdir") { mkdir(directory, 0o700) }
+        } catch where error.errno == .fileExists {
+            // Made by an earlier job.
+        }
+        return OwnedDescriptor(taking: try syscallValue("open") {
             Glibc.open(path(secret, ".part"), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         })
     }

@@ -31,12 +31,7 @@ public final class Service: Sendable {
             niceness: Int32(config.workerNice), idlePolicy: config.workerPolicy == .idle,
             isolation: config.isolation == .process ? .process(config.worker) : .thread,
             observe: { workers.observe($0) })
-        let store: ResultStore
-        do {
-            store = try ResultStore(directory: config.effectiveResultsDir, budget: config.resultBytes)
-        } catch {
-            throw ServiceError.badResultsDirectory(config.effectiveResultsDir, error)
-        }
+        let store = ResultStore(directory: config.effectiveResultsDir, budget: config.resultBytes)
         let jobs = JobRegistry(replica: JobID.replicaName(config.replicaName), store: store, ttl: config.resultTTL)
         self.jobs = jobs
         let period = Duration.milliseconds(Int64(min(max(config.resultTTL / 4, 0.05), 30) * 1000))
@@ -109,12 +104,10 @@ public final class Service: Sendable {
 
 public enum ServiceError: Error, CustomStringConvertible {
     case badTemporaryDirectory(String)
-    case badResultsDirectory(String, IOError)
 
     public var description: String {
         switch self {
         case .badTemporaryDirectory(let path): "the temp directory \(path) does not exist or is not a directory"
-        case .badResultsDirectory(let path, let error): "the results directory \(path) cannot be made: \(error)"
         }
     }
 }

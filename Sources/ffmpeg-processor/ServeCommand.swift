@@ -12,7 +12,7 @@ import Jobs
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve POST /<video_id>, GET /about and GET /metrics.",
+        abstract: "Serve POST /<video_id> (or an async job under /jobs/<id>), GET /about and GET /metrics.",
         discussion: """
             Each option can also be set with the environment variable in brackets; a flag wins over the variable.
             SIGTERM or SIGINT first makes the service a lame duck for the shutdown delay (/about answers 503 so that

@@ -9,7 +9,7 @@ import TestSupport
 struct JobRegistryTests {
     func registry(ttl: Double = 3600, budget: Int64 = 1 << 30) throws -> (JobRegistry, Scratch) {
         let scratch = try Scratch()
-        let store = try ResultStore(directory: scratch.path("results"), budget: budget)
+        let store = ResultStore(directory: scratch.path("results"), budget: budget)
         return (JobRegistry(replica: "r1", store: store, ttl: ttl), scratch)
     }
 
@@ -133,7 +133,7 @@ struct JobRegistryTests {
         for name in ["old.mp4", "half.part", "keep.txt"] {
             _ = FileManager.default.createFile(atPath: folder + "/" + name, contents: Data([1]))
         }
-        let store = try ResultStore(directory: folder, budget: 4)
+        let store = ResultStore(directory: folder, budget: 4)
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["keep.txt"])
         #expect(!store.isFull)
         _ = try store.create("abc")
