@@ -56,7 +56,10 @@ public struct JobStatus: Sendable, Equatable {
         return Array((try? Self.encoder.encode(document)) ?? Data("{}".utf8))
     }
 
-    static func format(_ date: Date) -> String { date.ISO8601Format(.iso8601.time(includingFractionalSeconds: true)) }
+    /// RFC 3339 in UTC with milliseconds: `2026-12-07T06:57:31.284Z`.
+    static func format(_ date: Date) -> String {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt).format(date)
+    }
 
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()

@@ -59,6 +59,11 @@ struct JobRegistryTests {
         let json = try JSONSerialization.jsonObject(with: Data(done.json())) as? [String: Any]
         #expect(json?["state"] as? String == "succeeded" && json?["video_id"] as? String == "a")
         #expect(json?.keys.contains("error") == true && json?["error"] is NSNull)
+        // RFC 3339 date-times, whole: a date, a time, UTC.
+        let created = try #require(json?["created"] as? String)
+        #expect(created.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/) != nil, "\(created)")
+        let parsed = try Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(created)
+        #expect(abs(parsed.timeIntervalSince(done.created)) < 0.002)
     }
 
     @Test("a failed job keeps the problem; deleting a running job cancels it and calls its cancel hook once")
