@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 TOOLS_VENV=${TOOLS_VENV:-.venv-tools}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-replicas="127.0.0.1:3001 127.0.0.1:3002 127.0.0.1:3003"
+replicas="web-1=127.0.0.1:3001 web-2=127.0.0.1:3002 127.0.0.1:3003"
 
 echo "== haproxy -c (deploy/haproxy/haproxy.cfg, rendered for three replicas)"
 REPLICAS=$replicas deploy/haproxy/render.sh >"$WORK/haproxy.cfg"

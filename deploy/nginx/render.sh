@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Writes a ready nginx.conf to stdout from the template beside this script. REPLICAS is the list of replicas
-# (host:port, space-separated); every other setting has a default that matches the service's own. Only the
+# (host:port, or name=host:port with the replica's --replica-name, space-separated; a named replica's address must be
+# an IP address, which nginx reaches without a resolver); every other setting has a default that matches the
+# service's own. Only the
 # template's own ${VARIABLES} are replaced: nginx's $host and $proxy_add_x_forwarded_for stay as they are.
 #
 #   REPLICAS="10.0.0.11:3000 10.0.0.12:3000" deploy/nginx/render.sh > /etc/nginx/nginx.conf
@@ -17,9 +19,16 @@ export SEND_TIMEOUT=${SEND_TIMEOUT:-660s}
 export PID_FILE=${PID_FILE:-/run/nginx.pid}
 export ACCESS_LOG=${ACCESS_LOG:-/var/log/nginx/access.log}
 SERVERS=""
+JOB_ROUTES=""
 for replica in $REPLICAS; do
-    SERVERS+="        server $replica max_fails=1 fail_timeout=5s;"$'\n'
+    address=${replica#*=}
+    SERVERS+="        server $address max_fails=1 fail_timeout=5s;"$'\n'
+    if [[ $replica == *=* ]]; then
+        name=${replica%%=*}
+        [[ $name =~ ^[A-Za-z0-9-]{1,63}$ ]] || { echo "render.sh: $name is no replica name ([A-Za-z0-9-])" >&2; exit 2; }
+        JOB_ROUTES+="        ~^/jobs/$name\\. $address;"$'\n'
+    fi
 done
-export SERVERS
-envsubst '$LISTEN $MAX_BODY $WORKER_CONNECTIONS $READ_TIMEOUT $SEND_TIMEOUT $PID_FILE $ACCESS_LOG $SERVERS' \
+export SERVERS JOB_ROUTES
+envsubst '$LISTEN $MAX_BODY $WORKER_CONNECTIONS $READ_TIMEOUT $SEND_TIMEOUT $PID_FILE $ACCESS_LOG $SERVERS $JOB_ROUTES' \
     <"$here/nginx.conf"
