@@ -9,6 +9,9 @@
 #      each must name that replica); HAProxy takes it out within its check interval × fall, and once restarted it
 #      gets traffic again.
 #   4. Step 1 through nginx.
+#   Steps 1 and 4 also send ASYNC_REQUESTS (60) async jobs at concurrency 20 (harness --async: submitted, followed by
+#   SSE and downloaded, each through the balancer, which must send /jobs/<replica>. to the job's replica), and one
+#   job's result is fetched by ranges through it, byte for byte.
 # BUILD (release, or debug for CI's reduced run), ROLLING_REQUESTS (300), KILL_REQUESTS (300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +22,7 @@ REQUESTS=${REQUESTS:-300}
 CONCURRENCY=${CONCURRENCY:-100}
 ROLLING_REQUESTS=${ROLLING_REQUESTS:-300}
 KILL_REQUESTS=${KILL_REQUESTS:-300}
+ASYNC_REQUESTS=${ASYNC_REQUESTS:-60}
 CLIP=Tests/Media/trial_video.mp4
 BIN=$(swift build -c "$BUILD" --show-bin-path)
 WORK=$(mktemp -d)
@@ -27,9 +31,38 @@ trap 'stop_cluster; rm -rf "$WORK"' EXIT
 failed=0
 fail() { echo "FAIL: $*" >&2; failed=1; }
 
-harness() { # REPORT REQUESTS CONCURRENCY
+harness() { # REPORT REQUESTS CONCURRENCY [HARNESS FLAGS...]
     "$BIN/harness" --url "http://127.0.0.1:$BALANCER_PORT" --file "$CLIP" --requests "$2" --concurrency "$3" \
-        --timeout 120 --min-success 0 --json "$1" >"$1.txt" 2>&1
+        --timeout 120 --min-success 0 --json "$1" "${@:4}" >"$1.txt" 2>&1
+}
+
+# Async jobs through the balancer (harness --async), then one result by ranges, each range against the whole file.
+async_through_balancer() { # STEP NAME
+    echo "-- $ASYNC_REQUESTS async jobs at concurrency 20 through $2"
+    harness "$WORK/$1-async.json" "$ASYNC_REQUESTS" 20 --async
+    local succeeded
+    succeeded=$(report_field "$WORK/$1-async.json" succeeded)
+    echo "$succeeded of $ASYNC_REQUESTS async jobs valid"
+    [ "$succeeded" = "$ASYNC_REQUESTS" ] || { fail "$1: $succeeded of $ASYNC_REQUESTS async jobs"; cat "$WORK/$1-async.json.txt"; }
+    local base="http://127.0.0.1:$BALANCER_PORT" location
+    location=$(curl -fsS -D - -o /dev/null --data-binary @"$CLIP" -H 'Prefer: respond-async' "$base/ranged" \
+        | tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+    curl -fsS -N --max-time 120 "$base$location/events" | grep -q '"state":"succeeded"' \
+        || { fail "$1: $location never succeeded through $2"; return; }
+    curl -fsS -o "$WORK/$1-whole.mp4" "$base$location/output"
+    local size ranges=0
+    size=$(stat -c %s "$WORK/$1-whole.mp4")
+    for range in "0-0" "$((size - 1))-" "-100" "100-999"; do
+        curl -fsS -H "Range: bytes=$range" -o "$WORK/$1-part" "$base$location/output"
+        case $range in
+        -*) expected=$(tail -c "${range#-}" "$WORK/$1-whole.mp4" | sha256sum) ;;
+        *-) expected=$(tail -c +"$((${range%-} + 1))" "$WORK/$1-whole.mp4" | sha256sum) ;;
+        *) first=${range%-*}; last=${range#*-}
+           expected=$(tail -c +"$((first + 1))" "$WORK/$1-whole.mp4" | head -c "$((last - first + 1))" | sha256sum) ;;
+        esac
+        [ "$(sha256sum <"$WORK/$1-part")" = "$expected" ] && ranges=$((ranges + 1)) || fail "$1: range $range differs"
+    done
+    echo "$ranges of 4 ranges byte-exact through $2"
 }
 
 # Runs of the harness one after another, $WORK/STEP-1.json, -2, ..., until $WORK/STEP.stop exists, so that the
@@ -55,6 +88,7 @@ harness "$WORK/step1.json" "$REQUESTS" "$CONCURRENCY"
 succeeded=$(report_field "$WORK/step1.json" succeeded)
 echo "$succeeded of $REQUESTS valid"
 [ "$succeeded" = "$REQUESTS" ] || { fail "step 1: $succeeded of $REQUESTS valid"; cat "$WORK/step1.json.txt"; }
+async_through_balancer step1 HAProxy
 
 echo "== 2. rolling restart while uploads run, $ROLLING_REQUESTS at a time until every replica is back"
 load_until_stopped step2 "$ROLLING_REQUESTS"
@@ -65,7 +99,7 @@ for name in $(printf '%s\n' "${!REPLICA_PORT[@]}" | sort); do
     wait "${REPLICA_PID[$name]}" || fail "step 2: $name exited with $?"
     start_replica "$name" "${REPLICA_PORT[$name]}"
     # Back in rotation: HAProxy's rise (2 checks, 1 s apart) once the replica answers /about with 200.
-    for _ in $(seq 300); do grep -q "replicas/replica${name#r} is UP" <(tail -n 5 "$WORK/haproxy.log") && break; sleep 0.1; done
+    for _ in $(seq 300); do grep -q "replicas/$name is UP" <(tail -n 5 "$WORK/haproxy.log") && break; sleep 0.1; done
     echo "$name: restarted and back in rotation in $((SECONDS - started)) s"
 done
 touch "$WORK/step2.stop"
@@ -91,7 +125,7 @@ kill -9 "${REPLICA_PID[$victim]}"
 wait "${REPLICA_PID[$victim]}" 2>/dev/null || true
 down=""
 for _ in $(seq 100); do
-    if tail -n "+$((lines_before + 1))" "$WORK/haproxy.log" | grep -q "replicas/replica${victim#r} is DOWN"; then
+    if tail -n "+$((lines_before + 1))" "$WORK/haproxy.log" | grep -q "replicas/$victim is DOWN"; then
         down=$(date +%s.%N)
         break
     fi
@@ -119,7 +153,7 @@ tail -n "+$log_start" "$WORK/haproxy.log" | grep -E '"POST ' | grep -vE ' 200 [0
 echo "$failed_requests failed; HAProxy's log of them:"
 sed 's/^/  /' "$WORK/step3-failed.log"
 logged=$(wc -l <"$WORK/step3-failed.log")
-elsewhere=$(grep -vc "replicas/replica${victim#r} " "$WORK/step3-failed.log" || true)
+elsewhere=$(grep -vc "replicas/$victim " "$WORK/step3-failed.log" || true)
 [ "$logged" = "$failed_requests" ] || fail "step 3: the harness counted $failed_requests failures, HAProxy logged $logged"
 [ "$elsewhere" = 0 ] || fail "step 3: $elsewhere failed requests were not on $victim"
 
@@ -130,5 +164,6 @@ harness "$WORK/step4.json" "$REQUESTS" "$CONCURRENCY"
 succeeded=$(report_field "$WORK/step4.json" succeeded)
 echo "$succeeded of $REQUESTS valid"
 [ "$succeeded" = "$REQUESTS" ] || { fail "step 4: $succeeded of $REQUESTS valid"; cat "$WORK/step4.json.txt"; }
+async_through_balancer step4 nginx
 
 [ "$failed" = 0 ] && echo "cluster test: passed" || { echo "cluster test: FAILED"; exit 1; }
