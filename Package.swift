@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // HMAC-SHA256 for signed webhooks (Jobs/WebhookSigner.swift): no cryptography of our own.
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
         // Reads docs/openapi.yaml in APIDocumentTests; never linked into the service.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
@@ -53,10 +55,13 @@ let package = Package(
         // The sandboxed worker processes: the warm template, a fresh child per job, their protocol over SCM_RIGHTS,
         // the seccomp policy and rlimits, and what a process's end means for its job. Knows nothing of HTTP.
         .target(name: "WorkerIsolation", dependencies: ["Transcoding", "SystemSupport", "CLinux", "CSeccomp"]),
+        // Async jobs: the registry, progress and events, results on disk with a TTL and a byte budget. Knows nothing of
+        // HTTP or libav.
+        .target(name: "Jobs", dependencies: ["SystemSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "TranscodeService",
             dependencies: [
-                "Transcoding", "WorkerIsolation", "HTTPServer", "SystemSupport", "CLinux",
+                "Transcoding", "WorkerIsolation", "HTTPServer", "Jobs", "SystemSupport", "CLinux",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -66,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "ffmpeg-processor",
             dependencies: [
-                "Transcoding", "TranscodeService", "WorkerIsolation", "SystemSupport",
+                "Transcoding", "TranscodeService", "WorkerIsolation", "SystemSupport", "Jobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -100,13 +105,14 @@ let package = Package(
             dependencies: ["Transcoding", "MediaFixtures", "SystemSupport", "CFFmpeg", "CLinux", "TestSupport"],
             exclude: ["Regressions"]),
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "SystemSupport", "TestSupport"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "TestSupport"]),
         .testTarget(name: "WorkerIsolationTests", dependencies: ["WorkerIsolation", "Transcoding", "SystemSupport", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SystemSupport", "CLinux", "TestSupport"]),
         .testTarget(
             name: "TranscodeServiceTests",
             dependencies: ["TranscodeService", "WorkerIsolation", "Transcoding", "MediaFixtures", "HTTPServer", "SystemSupport",
-                           "TestSupport", "CLinux",
+                           "TestSupport", "CLinux", "Jobs",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // docs/openapi.yaml against a running service, in both directions.

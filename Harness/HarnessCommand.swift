@@ -26,6 +26,8 @@ struct HarnessCommand: ParsableCommand {
     @Option(help: "Percent of the requests that disconnect at a random moment (upload, wait or download), half of them with a reset; counted apart.")
     var disconnect: Double = 0
     @Flag(help: "Check status, type and length only; do not decode the answers.") var noVerify = false
+    @Flag(help: "Send each video as an async job (Prefer: respond-async), follow its events to the end, then download and check its result.")
+    var async = false
     @Option(help: "Also write the report as JSON to this file.") var json: String?
 
     func validate() throws {
@@ -35,6 +37,7 @@ struct HarnessCommand: ParsableCommand {
         guard (0...100).contains(minSuccess) else { throw ValidationError("--min-success must be 0...100") }
         guard (0...100).contains(disconnect) else { throw ValidationError("--disconnect must be 0...100") }
         guard file == nil || dir == nil else { throw ValidationError("--file and --dir exclude each other") }
+        guard !async || disconnect == 0 else { throw ValidationError("--async and --disconnect exclude each other") }
     }
 
     func run() throws {
@@ -74,6 +77,7 @@ struct HarnessCommand: ParsableCommand {
         configuration.timeout = timeout
         configuration.verify = verify
         configuration.disconnectPercent = disconnect
+        configuration.async = async
         // Each request thread holds a socket and a temp file at once: a thousand of them need more than the usual
         // soft limit of 1024 descriptors.
         raiseDescriptorLimit()

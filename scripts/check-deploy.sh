@@ -8,7 +8,7 @@ TOOLS_VENV=${TOOLS_VENV:-.venv-tools}
 source scripts/cluster.sh
 WORK=$(mktemp -d)
 trap 'stop_balancer; rm -rf "$WORK"' EXIT
-replicas="127.0.0.1:3001 127.0.0.1:3002 127.0.0.1:3003"
+replicas="web-1=127.0.0.1:3001 web-2=127.0.0.1:3002 127.0.0.1:3003"
 
 echo "== haproxy -c (deploy/haproxy, rendered for three replicas into a conf.d folder)"
 mkdir -p "$WORK/conf.d"

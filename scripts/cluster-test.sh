@@ -15,6 +15,9 @@
 #      replica closes it, then connects to the next (--keep-alive), as the clients of a Kubernetes Service do.
 #   7. The balancers' own errors, each balancer in front of a replica that is not up: a Content-Length over
 #      --max-body gets 413, an upload gets HAProxy's 503 and nginx's 502, every one problem+json.
+#   Steps 1 and 4 also send ASYNC_REQUESTS (60) async jobs at concurrency 20 (harness --async: submitted, followed by
+#   SSE and downloaded, each through the balancer, which must send /jobs/<replica>. to the job's replica), and one
+#   job's result is fetched by ranges through it, byte for byte.
 # BUILD (release, or debug for CI's reduced run), ROLLING_REQUESTS (300), KILL_REQUESTS (300); STEPS (all: 1-7) runs
 # only the steps listed ("5 6"), with the balancer each needs.
 set -euo pipefail
@@ -26,6 +29,7 @@ REQUESTS=${REQUESTS:-300}
 CONCURRENCY=${CONCURRENCY:-100}
 ROLLING_REQUESTS=${ROLLING_REQUESTS:-300}
 KILL_REQUESTS=${KILL_REQUESTS:-300}
+ASYNC_REQUESTS=${ASYNC_REQUESTS:-60}
 CLIP=Tests/Media/trial_video.mp4
 BIN=$(swift build -c "$BUILD" --show-bin-path)
 WORK=$(mktemp -d)
@@ -43,12 +47,41 @@ through_balancer() { TARGET=(--url "http://127.0.0.1:$BALANCER_PORT"); }
 direct() {
     TARGET=(--keep-alive)
     local replica
-    for replica in $(replica_list); do TARGET+=(--url "http://$replica"); done
+    for replica in $(replica_list); do TARGET+=(--url "http://${replica#*=}"); done
 }
 
-harness() { # REPORT REQUESTS CONCURRENCY
+harness() { # REPORT REQUESTS CONCURRENCY [HARNESS FLAGS...]
     "$BIN/harness" "${TARGET[@]}" --file "$CLIP" --requests "$2" --concurrency "$3" \
-        --timeout 120 --min-success 0 --json "$1" >"$1.txt" 2>&1
+        --timeout 120 --min-success 0 --json "$1" "${@:4}" >"$1.txt" 2>&1
+}
+
+# Async jobs through the balancer (harness --async), then one result by ranges, each range against the whole file.
+async_through_balancer() { # STEP NAME
+    echo "-- $ASYNC_REQUESTS async jobs at concurrency 20 through $2"
+    harness "$WORK/$1-async.json" "$ASYNC_REQUESTS" 20 --async
+    local succeeded
+    succeeded=$(report_field "$WORK/$1-async.json" succeeded)
+    echo "$succeeded of $ASYNC_REQUESTS async jobs valid"
+    [ "$succeeded" = "$ASYNC_REQUESTS" ] || { fail "$1: $succeeded of $ASYNC_REQUESTS async jobs"; cat "$WORK/$1-async.json.txt"; }
+    local base="http://127.0.0.1:$BALANCER_PORT" location
+    location=$(curl -fsS -D - -o /dev/null --data-binary @"$CLIP" -H 'Prefer: respond-async' "$base/ranged" \
+        | tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+    curl -fsS -N --max-time 120 "$base$location/events" | grep -q '"state":"succeeded"' \
+        || { fail "$1: $location never succeeded through $2"; return; }
+    curl -fsS -o "$WORK/$1-whole.mp4" "$base$location/output"
+    local size ranges=0
+    size=$(stat -c %s "$WORK/$1-whole.mp4")
+    for range in "0-0" "$((size - 1))-" "-100" "100-999"; do
+        curl -fsS -H "Range: bytes=$range" -o "$WORK/$1-part" "$base$location/output"
+        case $range in
+        -*) expected=$(tail -c "${range#-}" "$WORK/$1-whole.mp4" | sha256sum) ;;
+        *-) expected=$(tail -c +"$((${range%-} + 1))" "$WORK/$1-whole.mp4" | sha256sum) ;;
+        *) first=${range%-*}; last=${range#*-}
+           expected=$(tail -c +"$((first + 1))" "$WORK/$1-whole.mp4" | head -c "$((last - first + 1))" | sha256sum) ;;
+        esac
+        [ "$(sha256sum <"$WORK/$1-part")" = "$expected" ] && ranges=$((ranges + 1)) || fail "$1: range $range differs"
+    done
+    echo "$ranges of 4 ranges byte-exact through $2"
 }
 
 # Runs of the harness one after another, $WORK/STEP-1.json, -2, ..., until $WORK/STEP.stop exists, so that the
@@ -68,7 +101,7 @@ load_until_stopped() { # STEP REQUESTS
 # A replica is back in rotation: behind HAProxy once its checks have passed (rise 2, 1 s apart); behind nginx, which
 # has no checks, once it has served an upload again; for kept connections, as soon as it listens.
 in_rotation_haproxy() {
-    for _ in $(seq 300); do grep -q "replicas/replica${1#r} is UP" <(tail -n 5 "$WORK/haproxy.log") && return; sleep 0.1; done
+    for _ in $(seq 300); do grep -q "replicas/$1 is UP" <(tail -n 5 "$WORK/haproxy.log") && return; sleep 0.1; done
 }
 in_rotation_nginx() {
     for _ in $(seq 600); do [ "$(replica_transcodes "$1")" -gt 0 ] && return; sleep 0.1; done
@@ -128,7 +161,7 @@ kill_one() {
     wait "${REPLICA_PID[$victim]}" 2>/dev/null || true
     down=""
     for _ in $(seq 100); do
-        if tail -n "+$((lines_before + 1))" "$WORK/haproxy.log" | grep -q "replicas/replica${victim#r} is DOWN"; then
+        if tail -n "+$((lines_before + 1))" "$WORK/haproxy.log" | grep -q "replicas/$victim is DOWN"; then
             down=$(date +%s.%N)
             break
         fi
@@ -156,7 +189,7 @@ kill_one() {
     echo "$failed_requests failed; HAProxy's log of them:"
     sed 's/^/  /' "$WORK/step3-failed.log"
     logged=$(wc -l <"$WORK/step3-failed.log")
-    elsewhere=$(grep -vc "replicas/replica${victim#r} " "$WORK/step3-failed.log" || true)
+    elsewhere=$(grep -vc "replicas/$victim " "$WORK/step3-failed.log" || true)
     [ "$logged" = "$failed_requests" ] || fail "step 3: the harness counted $failed_requests failures, HAProxy logged $logged"
     [ "$elsewhere" = 0 ] || fail "step 3: $elsewhere failed requests were not on $victim"
 
@@ -167,7 +200,10 @@ if runs_step 1 || runs_step 2 || runs_step 3; then
     start_haproxy "$(free_port)"
     through_balancer
     echo "replicas: $(replica_list)behind HAProxy on $BALANCER_PORT"
-    if runs_step 1; then step_load 1 HAProxy; fi
+    if runs_step 1; then
+        step_load 1 HAProxy
+        async_through_balancer step1 HAProxy
+    fi
     if runs_step 2; then rolling_restart 2 haproxy; fi
     if runs_step 3; then kill_one; fi
     stop_balancer
@@ -176,7 +212,10 @@ if runs_step 4 || runs_step 5; then
     start_nginx "$(free_port)"
     through_balancer
     echo "replicas: $(replica_list)behind nginx on $BALANCER_PORT"
-    if runs_step 4; then step_load 4 nginx; fi
+    if runs_step 4; then
+        step_load 4 nginx
+        async_through_balancer step4 nginx
+    fi
     if runs_step 5; then rolling_restart 5 nginx; fi
     stop_balancer
 fi

@@ -25,6 +25,7 @@ start_replica() {
     mkdir -p "$WORK/tmp-$name"
     local log="$WORK/replica-$name.log"
     "$@" "$BIN/ffmpeg-processor" serve --host 127.0.0.1 --port "$port" --workers 1 --tmp-dir "$WORK/tmp-$name" \
+        --replica-name "$name" \
         --shutdown-delay "${SHUTDOWN_DELAY:-3}" --drain-timeout 60 --trusted-proxy 127.0.0.1 \
         --log-level "${REPLICA_LOG_LEVEL:-warning}" ${REPLICA_ARGS:-} 2>>"$log" &
     REPLICA_PID[$name]=$!
@@ -49,10 +50,11 @@ await_about() { # port pid tries interval
     return 2
 }
 
-# The replicas as host:port, space-separated, in name order.
+# The replicas as name=host:port (the name is each one's --replica-name, which its async job ids begin with, for the
+# balancer to route by), space-separated, in name order.
 replica_list() {
     local name list=""
-    for name in $(printf '%s\n' "${!REPLICA_PORT[@]}" | sort); do list+="127.0.0.1:${REPLICA_PORT[$name]} "; done
+    for name in $(printf '%s\n' "${!REPLICA_PORT[@]}" | sort); do list+="$name=127.0.0.1:${REPLICA_PORT[$name]} "; done
     echo "$list"
 }
 

@@ -26,6 +26,9 @@ public struct RunConfiguration: Sendable {
     public var disconnectPercent = 0.0
     /// Where answers are spooled before they are checked.
     public var temporaryDirectory = AnonymousFile.defaultDirectory
+    /// Each request as an async job: submitted with `Prefer: respond-async`, followed through its event stream to
+    /// its final state, then downloaded from `/jobs/<id>/output`; its latency is all three.
+    public var async = false
 
     public init(endpoint: Endpoint, inputs: [InputVideo]) {
         self.endpoint = endpoint
@@ -97,10 +100,13 @@ public enum Runner {
             }
             let input = configuration.inputs[index % configuration.inputs.count]
             let disconnect = Disconnect.plan(percent: configuration.disconnectPercent, uploadBytes: input.size)
+            // Every --url shares the first one's path prefix: the replicas of one service.
+            let target = configuration.endpoint.target(videoID: "harness-\(index)", query: configuration.query)
             let begin = monotonicNanos()
-            let result = client.post(
-                videoID: "harness-\(index)", query: configuration.query, input: input.fd, size: input.size,
-                deadline: begin + timeout, disconnect: disconnect)
+            let result = configuration.async
+                ? AsyncExchange.run(client, target: target, input: input, deadline: begin + timeout)
+                : client.post(
+                    target: target, input: input.fd, size: input.size, deadline: begin + timeout, disconnect: disconnect)
             let latency = monotonicNanos() - begin
             switch result {
             case .abandoned:

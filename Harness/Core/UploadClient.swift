@@ -85,10 +85,11 @@ final class UploadClient {
     }
 
     /// POSTs `size` bytes of `input` (read with pread, so threads share one descriptor per file) to `target`; with
-    /// a `disconnect`, gives up at its moment instead of reading the answer.
-    func post(videoID: String, query: String?, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil)
-        -> Outcome
-    {
+    /// a `disconnect`, gives up at its moment instead of reading the answer. `fields`: more header lines, each
+    /// ending in CRLF.
+    func post(
+        target: String, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil, fields: String = ""
+    ) -> Outcome {
         let fd: Int32
         switch connection(deadline: deadline) {
         case .success(let connected): fd = connected
@@ -97,9 +98,8 @@ final class UploadClient {
         var keep = false
         defer { if keep { kept = fd } else { close(fd) } }
         do throws(Failure) {
-            let head = "POST \(endpoint.target(videoID: videoID, query: query)) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\n"
-                + "Content-Type: application/octet-stream\r\nContent-Length: \(size)\r\n"
-                + (keepAlive ? "" : "Connection: close\r\n") + "\r\n"
+            let head = "POST \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nContent-Type: application/octet-stream\r\n"
+                + "Content-Length: \(size)\r\n\(fields)" + (keepAlive ? "" : "Connection: close\r\n") + "\r\n"
             var sendOnly = size
             if case .uploading(let bytes)? = disconnect?.moment { sendOnly = min(bytes, size) }
             let uploadError = try upload(fd, head: Array(head.utf8), input: input, size: sendOnly, deadline: deadline)
@@ -156,6 +156,30 @@ final class UploadClient {
             }
         }
         return .failure(failure)
+    }
+
+    /// GETs `target`, its whole answer (an event stream is read until the server ends it).
+    func get(target: String, deadline: UInt64) -> Outcome {
+        let fd: Int32
+        do {
+            fd = try syscallValue("socket") {
+                socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec(), 0)
+            }
+        } catch {
+            return .failed(Failure(cause: .connect, detail: "\(error)"))
+        }
+        defer { close(fd) }
+        do throws(Failure) {
+            try connect(fd, deadline: deadline)
+            let head = "GET \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nConnection: close\r\n\r\n"
+            _ = try upload(fd, head: Array(head.utf8), input: -1, size: 0, deadline: deadline)
+            guard let answer = try receive(fd, deadline: deadline, uploadError: nil) else {
+                return .failed(Failure(cause: .connectionLost, detail: "no answer"))
+            }
+            return .answered(answer)
+        } catch {
+            return .failed(error)
+        }
     }
 
     /// The close that follows is a reset with SO_LINGER 0, like a crashed client's.

@@ -117,7 +117,7 @@ extension Connection {
     func writeImmediately(_ response: ServerResponse, to head: borrowing HTTPParser.Head) -> Bool {
         switch response.body {
         case .empty, .bytes: break
-        case .file, .streamed: return false
+        case .file, .fileRegion, .streamed: return false
         }
         let status = response.status
         guard status.kind != .informational else { return false }
@@ -144,7 +144,7 @@ extension Connection {
             switch response.body {
             case .empty: framing = .length(0)
             case .bytes(let bytes): framing = .length(Int64(bytes.count))
-            case .file(_, let length): framing = .length(max(0, length))
+            case .file(_, let length), .fileRegion(_, _, let length): framing = .length(max(0, length))
             case .streamed: break
             }
         }
@@ -167,7 +167,10 @@ extension Connection {
         case .file(let fd, let length) where allowsBody && !isHEAD && length > 0:
             pendingFile = (fd, 0, length)
             bodyBytes = length
-        case .file(let fd, _):
+        case .fileRegion(let fd, let offset, let length) where allowsBody && !isHEAD && length > 0:
+            pendingFile = (fd, offset, length)
+            bodyBytes = length
+        case .file(let fd, _), .fileRegion(let fd, _, _):
             closeDescriptor(fd)
         default:
             break
@@ -195,6 +198,9 @@ extension Connection {
 
     /// Releases what a response that will never be sent owns: its file descriptor.
     static func dispose(_ response: ServerResponse) {
-        if case .file(let fd, _) = response.body { closeDescriptor(fd) }
+        switch response.body {
+        case .file(let fd, _), .fileRegion(let fd, _, _): closeDescriptor(fd)
+        default: break
+        }
     }
 }

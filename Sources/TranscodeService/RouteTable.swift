@@ -7,10 +7,17 @@ public struct Route: Sendable, Hashable {
     /// What the route does; its raw value labels the route in logs and metrics.
     public enum Kind: String, Sendable, CaseIterable {
         case about, metrics, transcode
+        /// An async job's status (GET, HEAD) and its cancellation or deletion (DELETE).
+        case job
+        /// An async job's result.
+        case jobOutput
+        /// An async job's progress as Server-Sent Events.
+        case jobEvents
     }
 
     public let kind: Kind
-    /// The path as OpenAPI writes it: a literal (`/about`) or the one templated segment `/{video_id}`.
+    /// The path as OpenAPI writes it: a literal (`/about`), the one templated segment `/{video_id}`, or a job's
+    /// `/jobs/{job_id}` and what lies under it.
     public let template: String
     /// The methods that do the route's work. OPTIONS, which every route answers, is not among them.
     public let methods: [HTTPRequest.Method]
@@ -29,6 +36,9 @@ extension Routes {
         Route(kind: .about, template: "/about", methods: [.get, .head]),
         Route(kind: .metrics, template: "/metrics", methods: [.get]),
         Route(kind: .transcode, template: "/{video_id}", methods: [.post]),
+        Route(kind: .job, template: "/jobs/{job_id}", methods: [.get, .head, .delete]),
+        Route(kind: .jobOutput, template: "/jobs/{job_id}/output", methods: [.get, .head]),
+        Route(kind: .jobEvents, template: "/jobs/{job_id}/events", methods: [.get]),
     ]
 
     static let upload = table.first { $0.kind == .transcode }!
@@ -55,7 +65,12 @@ extension Routes {
 
     /// The route a request target's path segments belong to.
     static func route(for segments: [String]) -> Route {
-        table.first { segments.count == 1 && "/" + segments[0] == $0.template } ?? upload
+        if segments.count >= 2 && segments.count <= 3 && segments[0] == "jobs" {
+            let kind: Route.Kind? = segments.count == 2 ? .job : segments[2] == "output" ? .jobOutput
+                : segments[2] == "events" ? .jobEvents : nil
+            if let kind, let route = table.first(where: { $0.kind == kind }) { return route }
+        }
+        return table.first { segments.count == 1 && "/" + segments[0] == $0.template } ?? upload
     }
 }
 

@@ -1,5 +1,6 @@
 import HTTPServer
 import HTTPTypes
+import Jobs
 import Synchronization
 import Transcoding
 import WorkerIsolation
@@ -11,6 +12,9 @@ public struct Routes: Sendable {
     let pool: WorkerPool
     let lifecycle: Lifecycle
     let metrics: ServiceMetrics
+    let jobs: JobRegistry
+    /// Nil without a `--callback-secret`: then no callback is accepted.
+    let webhooks: WebhookSender?
 
     /// Answers the about route on the event loop itself: no task hop, so it stays fast while every worker is busy.
     /// Its path and methods are the route table's.
@@ -47,9 +51,15 @@ public struct Routes: Sendable {
         case .metrics:
             return ServerResponse(
                 status: .ok, headerFields: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .bytes(Array(metrics.exposition(counters: pool.counters).utf8)))
+                body: .bytes(Array(metrics.exposition(counters: pool.counters, jobs: jobs).utf8)))
         case .transcode:
             return try await transcodeUpload(request, body, target, &record)
+        case .job:
+            return try jobStatus(request, target.segments[1])
+        case .jobOutput:
+            return try jobOutput(request, target.segments[1])
+        case .jobEvents:
+            return try jobEvents(request, target.segments[1])
         }
     }
 
@@ -58,7 +68,10 @@ public struct Routes: Sendable {
     ) async throws(Problem) -> ServerResponse {
         let id = try validateVideoID(target.segments)
         record.videoID = id
-        let options = try applyQuery(target.query, to: config.baseOptions)
+        // `callback` is the job's, not the transcode's: applyQuery never sees it.
+        let options = try applyQuery(target.query.filter { $0.0 != "callback" }, to: config.baseOptions)
+        let async = AsyncPreference(request.headerFields[values: Self.prefer])
+        let callback = try callbackTarget(request, target, async: async != nil)
         guard request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil else {
             throw Problem(.lengthRequired, "send the video with Content-Length or chunked transfer coding")
         }
@@ -74,12 +87,22 @@ public struct Routes: Sendable {
         guard pool.counters.canRunJobs else {
             throw Problem(.serviceUnavailable, "no worker process can start", headers: [.retryAfter: "5"])
         }
+        if async != nil && jobs.store.isFull {
+            throw Problem(
+                .serviceUnavailable, "the kept async results fill the service's --result-bytes",
+                headers: [.retryAfter: String(max(Int(config.resultTTL / 10), 1))])
+        }
         // Admission comes before the body: a refused client has sent nothing but its head.
         let reservation: WorkerPool.Reservation
         switch await pool.admit(expectedBytes: body.expectedLength) {
         case .admitted(let granted): reservation = granted
         case .rejected(let seconds):
             throw Problem(.serviceUnavailable, "all workers are busy and the queue is full", headers: [.retryAfter: String(seconds)])
+        }
+        if let async {
+            // The job's runner gives the place back when the job ends, whoever is still listening.
+            return try await submitAsync(
+                body, id: id, options: options, reservation: reservation, async, callback: callback, &record)
         }
         // The place is given back before the answer goes out, so that the client's next request finds it free.
         let response: ServerResponse
@@ -98,6 +121,34 @@ public struct Routes: Sendable {
         _ body: RequestBody, id: String, options: TranscodeOptions, reservation: WorkerPool.Reservation,
         _ record: inout RequestRecord
     ) async throws(Problem) -> ServerResponse {
+        let input = try await receive(body, reservation)
+        let output = try temporaryFile()
+        switch await pool.run(reservation, input: input.borrowedDescriptor, output: output.borrowedDescriptor, options: options) {
+        case .success(let outcome):
+            record.queueMs = outcome.queueWait * 1000
+            record.transcodeMs = outcome.transcodeSeconds * 1000
+            metrics.jobFinished(
+                queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
+                handoff: outcome.transcodeSeconds - outcome.report.seconds)
+            return ServerResponse(
+                status: .ok,
+                headerFields: [
+                    .contentType: "video/mp4",
+                    .contentDisposition: "inline; filename=\"\(id).mp4\"",
+                    HTTPField.Name("X-Video-Id")!: id,
+                    HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
+                    HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
+                    HTTPField.Name("X-Video-Filters")!: outcome.report.videoFiltersText,
+                ],
+                // libav wrote the file through its own descriptor; its size is in the report, not in `output.size`.
+                body: .file(descriptor: output.take(), length: outcome.report.outputBytes))
+        case .failure(let error):
+            throw Problem(error)
+        }
+    }
+
+    /// The upload's body into an anonymous temp file, admitted against the byte budget as it arrives.
+    func receive(_ body: RequestBody, _ reservation: WorkerPool.Reservation) async throws(Problem) -> TempFile {
         let input = try temporaryFile()
         // A chunked body declared no size, so its bytes are admitted against the byte budget as they arrive, a step
         // at a time (one actor hop per step, not per chunk).
@@ -128,29 +179,7 @@ public struct Routes: Sendable {
             throw Problem(.badRequest, "the upload did not complete (\(error))")
         }
         guard input.size > 0 else { throw Problem(.badRequest, "the body is empty: send the video as the body") }
-        let output = try temporaryFile()
-        switch await pool.run(reservation, input: input.borrowedDescriptor, output: output.borrowedDescriptor, options: options) {
-        case .success(let outcome):
-            record.queueMs = outcome.queueWait * 1000
-            record.transcodeMs = outcome.transcodeSeconds * 1000
-            metrics.jobFinished(
-                queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
-                handoff: outcome.transcodeSeconds - outcome.report.seconds)
-            return ServerResponse(
-                status: .ok,
-                headerFields: [
-                    .contentType: "video/mp4",
-                    .contentDisposition: "inline; filename=\"\(id).mp4\"",
-                    HTTPField.Name("X-Video-Id")!: id,
-                    HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
-                    HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
-                    HTTPField.Name("X-Video-Filters")!: outcome.report.videoFiltersText,
-                ],
-                // libav wrote the file through its own descriptor; its size is in the report, not in `output.size`.
-                body: .file(descriptor: output.take(), length: outcome.report.outputBytes))
-        case .failure(let error):
-            throw Problem(error)
-        }
+        return input
     }
 
     /// How much of the byte budget a chunked upload takes at a time.

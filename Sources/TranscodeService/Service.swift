@@ -1,6 +1,7 @@
 import WorkerIsolation
 import Glibc
 import HTTPServer
+import Jobs
 import Logging
 import SystemSupport
 
@@ -9,6 +10,10 @@ public final class Service: Sendable {
     public let config: ServiceConfig
     public let pool: WorkerPool
     public let lifecycle = Lifecycle()
+    /// The async jobs (`Prefer: respond-async`) and their results.
+    public let jobs: JobRegistry
+    /// Removes expired results while no request looks at them.
+    private let expiry: Task<Void, Never>
     private let server: Server
     private let logger: Logger
 
@@ -25,7 +30,20 @@ public final class Service: Sendable {
             niceness: Int32(config.workerNice), idlePolicy: config.workerPolicy == .idle,
             isolation: config.isolation == .process ? .process(config.worker) : .thread,
             observe: { workers.observe($0) })
-        let routes = Routes(config: config, pool: pool, lifecycle: lifecycle, metrics: metrics)
+        let store = ResultStore(directory: config.effectiveResultsDir, budget: config.resultBytes)
+        let jobs = JobRegistry(replica: JobID.replicaName(config.replicaName), store: store, ttl: config.resultTTL)
+        self.jobs = jobs
+        let period = Duration.milliseconds(Int64(min(max(config.resultTTL / 4, 0.05), 30) * 1000))
+        expiry = Task {
+            while (try? await Task.sleep(for: period)) != nil { jobs.expireDue() }
+        }
+        let webhooks = config.callbackSecret.flatMap(WebhookSigner.init(secret:)).map { signer in
+            WebhookSender(
+                signer: signer, firstRetry: config.callbackFirstRetry, retryWindow: config.callbackRetryWindow,
+                observe: { metrics.webhookAttempted(delivered: $0) })
+        }
+        let routes = Routes(
+            config: config, pool: pool, lifecycle: lifecycle, metrics: metrics, jobs: jobs, webhooks: webhooks)
         let observation = Observation(metrics: metrics, logger: logger, trustedProxies: config.trustedProxies)
         server = Server(
             configuration: ServerConfiguration(
@@ -45,7 +63,7 @@ public final class Service: Sendable {
         let port = try server.start()
         // An IPv6 literal in brackets, so the port cannot be read as one more group of it.
         let host = config.host.contains(":") && !config.host.hasPrefix("[") ? "[\(config.host)]" : config.host
-        logger.info("listening on \(host):\(port) with \(config.summary)")
+        logger.info("listening on \(host):\(port) with \(config.summary) replica=\(jobs.replica)")
         return port
     }
 
@@ -84,6 +102,7 @@ public final class Service: Sendable {
 
     /// Closes every connection at once and stops the workers.
     public func stop() {
+        expiry.cancel()
         server.shutdown()
         Task { [pool] in await pool.shutdown() }
     }

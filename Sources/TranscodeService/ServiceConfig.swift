@@ -53,6 +53,29 @@ public struct ServiceConfig: Sendable {
     public var isolation = Isolation.process
     /// The worker processes' settings (`jobMemory` is `--job-memory`).
     public var worker = WorkerSettings()
+    /// `--replica-name`: the first part of every async job id, so that a balancer can route `/jobs/<replica>.` to
+    /// the replica that owns the job. Nil: the host name (in Kubernetes, the pod's name).
+    public var replicaName: String?
+    /// `--results-dir`: where async results are kept, as the service's only named files; emptied at start. Nil: a
+    /// folder `ffmpeg-processor-results` under `tmpDir`.
+    public var resultsDir: String?
+    /// `--result-ttl`: seconds a finished async job and its result are kept; then 410 Gone.
+    public var resultTTL = 3600.0
+    /// `--result-bytes`: once the kept results fill it, new async requests get 503 before their body is read.
+    public var resultBytes: Int64 = 16 << 30
+    /// `--callback-allow`: the hosts webhooks may go to; empty, none.
+    public var callbackAllow = CallbackAllowList()
+    /// `--callback-secret`: the Standard Webhooks secret (`whsec_` and base64) that signs every webhook.
+    public var callbackSecret: String?
+    /// Seconds before a failed webhook is sent again; each next wait doubles, up to a minute.
+    public var callbackFirstRetry = 1.0
+    /// Seconds a webhook is retried before it is given up.
+    public var callbackRetryWindow = 600.0
+    /// Seconds between the heartbeat comments of an idle event stream: below the 60 s idle cut of common proxies.
+    public var eventHeartbeat = 15.0
+
+    /// The results folder in effect.
+    public var effectiveResultsDir: String { resultsDir ?? tmpDir + "/ffmpeg-processor-results" }
 
     /// The `--job-memory` of a node that sets no memory limit: the address space of one worker process, libraries
     /// and thread stacks included (RLIMIT_AS counts reservations, not resident pages). An idle worker holds 0.4 GiB of
@@ -126,6 +149,7 @@ public struct ServiceConfig: Sendable {
                 ? " job-memory=\(worker.jobMemory)"
                 : "")
             + " \(Self.container.summary)"
+            + " results-dir=\(effectiveResultsDir) result-ttl=\(resultTTL)s result-bytes=\(resultBytes)"
             + " trusted-proxies=\(trustedProxies.isEmpty ? "none" : trustedProxies.map(\.description).joined(separator: ","))"
     }
 }

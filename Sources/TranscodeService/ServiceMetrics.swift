@@ -1,6 +1,7 @@
 import WorkerIsolation
 import CoreMetrics
 import HTTPServer
+import Jobs
 import Prometheus
 import SystemSupport
 
@@ -29,6 +30,11 @@ public final class ServiceMetrics: Sendable {
     private let restarts: CoreMetrics.Counter
     private let forkTime: CoreMetrics.Timer
     private let crashes = Locked<[String: CoreMetrics.Counter]>([:])
+    private let asyncJobs: [JobState: CoreMetrics.Gauge]
+    private let resultBytes: CoreMetrics.Gauge
+    private let eventWatchers: CoreMetrics.Gauge
+    private let webhooksDelivered: CoreMetrics.Counter
+    private let webhooksFailed: CoreMetrics.Counter
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -49,7 +55,21 @@ public final class ServiceMetrics: Sendable {
         readyWorkers = CoreMetrics.Gauge(label: "ffmpeg_processor_workers_ready", factory: factory)
         restarts = CoreMetrics.Counter(label: "ffmpeg_processor_worker_restarts_total", factory: factory)
         forkTime = CoreMetrics.Timer(label: "ffmpeg_processor_worker_fork_seconds", factory: factory)
+        asyncJobs = Dictionary(uniqueKeysWithValues: JobState.allCases.map { state in
+            (state, CoreMetrics.Gauge(
+                label: "ffmpeg_processor_async_jobs", dimensions: [("state", state.rawValue)], factory: factory))
+        })
+        resultBytes = CoreMetrics.Gauge(label: "ffmpeg_processor_result_bytes", factory: factory)
+        // Event streams and `wait=` requests: each costs a task and its buffers, never a thread.
+        eventWatchers = CoreMetrics.Gauge(label: "ffmpeg_processor_event_watchers", factory: factory)
+        webhooksDelivered = CoreMetrics.Counter(
+            label: "ffmpeg_processor_webhook_attempts_total", dimensions: [("outcome", "delivered")], factory: factory)
+        webhooksFailed = CoreMetrics.Counter(
+            label: "ffmpeg_processor_webhook_attempts_total", dimensions: [("outcome", "failed")], factory: factory)
     }
+
+    /// One webhook attempt: answered 2xx, or not (no connection, no answer, another status).
+    func webhookAttempted(delivered: Bool) { (delivered ? webhooksDelivered : webhooksFailed).increment() }
 
     /// A child forked and confined for the next job, off the request's path: the cost one process per job adds.
     func workerForked(seconds: Double) { forkTime.recordNanoseconds(Int64(seconds * 1e9)) }
@@ -105,8 +125,12 @@ public final class ServiceMetrics: Sendable {
         handoffTime.recordNanoseconds(Int64(max(handoff, 0) * 1e9))
     }
 
-    /// The Prometheus text exposition, with the pool's gauges read from `counters` at this moment.
-    func exposition(counters: PoolCounters) -> String {
+    /// The Prometheus text exposition, with the pool's gauges read from `counters`, and the async jobs' from
+    /// `jobs`, at this moment.
+    func exposition(counters: PoolCounters, jobs: JobRegistry) -> String {
+        for (state, count) in jobs.countsByState { asyncJobs[state]?.record(count) }
+        resultBytes.record(jobs.store.usedBytes)
+        eventWatchers.record(jobs.watcherCount)
         queueDepth.record(counters.queued)
         running.record(counters.running.load(ordering: .relaxed))
         capacity.record(counters.capacity.load(ordering: .relaxed))

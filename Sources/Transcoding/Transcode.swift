@@ -79,11 +79,13 @@ public struct TranscodeReport: Sendable, Equatable {
 
 /// Transcodes `input` to a web-ready MP4 at `output`: H.264 yuv420p + AAC (AAC-LC input copied, other audio
 /// encoded), `+faststart`, the input's timing and display rotation kept. Runs on the calling thread until done;
-/// `cancellation` stops it from another thread.
+/// `cancellation` stops it from another thread. `progress` hears, on this thread, the share of the input's
+/// duration that the encoded video covers, in steps of at least `progressStep`; never 1, which only the finished
+/// file deserves, and never when the input does not say how long it is.
 @discardableResult
 public func transcode(
     input: MediaLocation, output: MediaLocation, options: TranscodeOptions = TranscodeOptions(),
-    cancellation: TranscodeCancellation? = nil
+    cancellation: TranscodeCancellation? = nil, progress: ((Double) -> Void)? = nil
 ) throws(TranscodeError) -> TranscodeReport {
     try options.validate()
     Libav.configureLogging()
@@ -106,6 +108,17 @@ public func transcode(
         stream.pointee.discard = AVDISCARD_ALL
     }
     try muxer.writeHeader(control: control)
+    let inputSeconds = demuxer.context.pointee.duration == shim_nopts_value() || demuxer.context.pointee.duration <= 0
+        ? nil : Double(demuxer.context.pointee.duration) / Double(AV_TIME_BASE)
+    var reported = 0.0
+    func report() {
+        guard let progress, let inputSeconds, let first = video.firstPts else { return }
+        let covered = Double(video.encodedEndPts - first) * av_q2d(video.timeBase) / inputSeconds
+        let fraction = min(max(covered, 0), progressCeiling)
+        guard fraction - reported >= progressStep else { return }
+        reported = fraction
+        progress(fraction)
+    }
 
     let packet = try Packet()
     demuxing: while true {
@@ -121,11 +134,14 @@ public func transcode(
         defer { av_packet_unref(packet.pointer) }
         if packet.pointer.pointee.stream_index == video.input.pointee.index {
             try video.decode(packet.pointer, muxer: muxer, control: control)
+            report()
         } else if let audio, packet.pointer.pointee.stream_index == audio.input.pointee.index {
             try audio.process(packet.pointer, muxer: muxer, control: control)
         }
     }
     try video.decode(nil, muxer: muxer, control: control)
+    // The encoder's lookahead held the last frames back until this flush: a short clip reports only here.
+    report()
     try audio?.process(nil, muxer: muxer, control: control)
     guard video.framesEncoded > 0 else { throw .corruptInput("no video frame could be decoded") }
     // One picture is a still image, whatever its container; an animated GIF is a video.
@@ -153,6 +169,11 @@ public func transcode(
         videoFilterRebuilds: video.filterRebuilds
     )
 }
+
+/// The smallest progress change `transcode` reports, so that a long job sends about a hundred reports.
+public let progressStep = 0.01
+/// The most progress `transcode` reports: the trailer and the moov move are still to come.
+public let progressCeiling = 0.99
 
 /// Seconds with three decimals, without Foundation.
 func secondsText(_ seconds: Double) -> String {

@@ -25,6 +25,8 @@ final class VideoPipeline {
     /// First and last presentation time written, in the encoder's time base, for the report.
     private(set) var firstPts: Int64?
     private(set) var endPts: Int64 = 0
+    /// The end of the last packet the encoder gave back, in its time base: how far the output has got.
+    private(set) var encodedEndPts: Int64 = 0
 
     var width: Int32 { encoder.pointer.pointee.width }
     var height: Int32 { encoder.pointer.pointee.height }
@@ -172,6 +174,7 @@ final class VideoPipeline {
             if let duration = durations.removeValue(forKey: packet.pointer.pointee.pts) {
                 packet.pointer.pointee.duration = duration
             }
+            encodedEndPts = max(encodedEndPts, packet.pointer.pointee.pts + max(packet.pointer.pointee.duration, 0))
             try muxer.write(packet.pointer, from: timeBase, to: output, control: control)
             if frame == nil { try control.checkpoint() }
         }

@@ -124,7 +124,8 @@ private final class JobRunner: @unchecked Sendable {
         do {
             outcome = .report(try transcode(
                 input: .fileDescriptor(job.input), output: .fileDescriptor(job.output), options: job.options,
-                cancellation: cancellation))
+                cancellation: cancellation,
+                progress: { [channel] fraction in try? channel.send(.progress(id: job.id, fraction: fraction)) }))
         } catch .io(.noMemory) {
             outcome = .outOfMemory
         } catch .internal(let code, _) where code == -ENOMEM {

@@ -109,8 +109,12 @@ public final class WorkerProcess {
 
     /// Runs one job in the child forked for it. Cancellation is passed on as a `cancel` message; a child that has
     /// not answered `killGrace` seconds after it, or after the job's time limit, is killed.
+    ///
+    /// `progress` hears the child's progress reports, checked (this job's, a number in 0...1, rising, in steps of
+    /// at least `progressStep`) so that a child cannot flood the parent or make a job's progress go back.
     public func run(
-        options: TranscodeOptions, input: Int32, output: Int32, cancellation: TranscodeCancellation
+        options: TranscodeOptions, input: Int32, output: Int32, cancellation: TranscodeCancellation,
+        progress: ((Double) -> Void)? = nil
     ) -> Result<TranscodeReport, JobFailure> {
         jobID += 1
         let id = jobID
@@ -140,12 +144,23 @@ public final class WorkerProcess {
         let deadline = options.limits.jobTimeLimitSeconds.map { started + UInt64($0 * 1e9) + grace }
         var cancelledAt: UInt64?
         var killedFor: JobFailure?
+        var reported = 0.0
+        var reports = 0
         while true {
             do {
                 // A tenth of a second at a time: the cancellation flag and the deadline are looked at in between.
                 if try child.channel.waitReadable(milliseconds: 100) {
                     guard let (message, descriptors) = try receiveUnlessDead(child) else { break }
                     for fd in descriptors { closeDescriptor(fd) }
+                    if case .progress(id, let fraction) = message, descriptors.isEmpty, fraction.isFinite,
+                        fraction >= reported + progressStep * 0.999, fraction <= progressCeiling,
+                        reports < Int(1 / progressStep) + 1
+                    {
+                        reported = fraction
+                        reports += 1
+                        progress?(fraction)
+                        continue
+                    }
                     // One answer, for this job, with nothing attached: anything else is a child that lies.
                     guard case .finished(id, let outcome) = message, descriptors.isEmpty else {
                         signalProcess(child.pid, SIGKILL)

@@ -14,6 +14,7 @@ import Transcoding
 //   parent → child     job(id, options)   with the input and output descriptors attached (SCM_RIGHTS)
 //                      cancel(id)         stop job `id` at its next checkpoint (a stale id is ignored)
 //   child → parent     ready              the child's own filter is in force; its one job may come
+//                      progress(id, f)    the share of the input encoded so far, in steps of at least 1 %
 //                      finished(id, …)    the report, a typed error, or "out of memory"; then the child exits
 //
 // The template never reads a job's bytes, and a child never sees a second job. The parent trusts nothing a child
@@ -26,6 +27,7 @@ enum WorkerMessage: Equatable, Sendable {
     case cancel(id: UInt64)
     case ready
     case finished(id: UInt64, WorkerOutcome)
+    case progress(id: UInt64, fraction: Double)
     case spawn
     case spawned(pid: Int32)
     case spawnFailed(errno: Int32)
@@ -51,7 +53,7 @@ struct WorkerProtocolError: Error, CustomStringConvertible {
 
 extension WorkerMessage {
     private enum Tag: UInt8 {
-        case job = 1, cancel, ready, finished, spawn, spawned, spawnFailed, reap, reaped
+        case job = 1, cancel, ready, finished, spawn, spawned, spawnFailed, reap, reaped, progress
     }
 
     func encoded() -> [UInt8] {
@@ -70,6 +72,10 @@ extension WorkerMessage {
             writer.byte(Tag.finished.rawValue)
             writer.integer(id)
             writer.outcome(outcome)
+        case .progress(let id, let fraction):
+            writer.byte(Tag.progress.rawValue)
+            writer.integer(id)
+            writer.double(fraction)
         case .spawn:
             writer.byte(Tag.spawn.rawValue)
         case .spawned(let pid):
@@ -98,6 +104,7 @@ extension WorkerMessage {
         case .cancel: self = .cancel(id: try reader.integer())
         case .ready: self = .ready
         case .finished: self = .finished(id: try reader.integer(), try reader.outcome())
+        case .progress: self = .progress(id: try reader.integer(), fraction: try reader.double())
         case .spawn: self = .spawn
         case .spawned: self = .spawned(pid: try reader.integer())
         case .spawnFailed: self = .spawnFailed(errno: try reader.integer())

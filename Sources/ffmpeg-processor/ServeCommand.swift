@@ -6,12 +6,13 @@ import Logging
 import TranscodeService
 import Transcoding
 import WorkerIsolation
+import Jobs
 
 /// `ffmpeg-processor serve` (the default): the HTTP service. Every option also reads an environment variable.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve POST /<video_id>, GET /about and GET /metrics.",
+        abstract: "Serve POST /<video_id> (or an async job under /jobs/<id>), GET /about and GET /metrics.",
         discussion: """
             Each option can also be set with the environment variable in brackets; a flag wins over the variable.
             SIGTERM or SIGINT first makes the service a lame duck for the shutdown delay (/about answers 503 so that
@@ -49,6 +50,18 @@ struct ServeCommand: AsyncParsableCommand {
     var isolation: String?
     @Option(help: "Address space of one job's process, bytes or e.g. 4GiB; a job that needs more gets 413 [JOB_MEMORY]. Default \(ServiceConfig.jobMemoryCeiling >> 30) GiB, or less when the cgroup's memory.max cannot hold that for every worker.")
     var jobMemory: String?
+    @Option(help: "Names this replica in async job ids (<replica>.<random>), so a balancer can route /jobs/<replica>. to it; default the host name [REPLICA_NAME].")
+    var replicaName: String?
+    @Option(help: "Folder for async results, emptied at start; default ffmpeg-processor-results under --tmp-dir [RESULTS_DIR].")
+    var resultsDir: String?
+    @Option(help: "How long a finished async job and its result are kept: seconds, or e.g. 1h; then 410 [RESULT_TTL].")
+    var resultTtl: String?
+    @Option(help: "Bytes of async results kept at once, or e.g. 16GiB; past it new async requests get 503 [RESULT_BYTES]. Default 16 GiB.")
+    var resultBytes: String?
+    @Option(help: "Hosts async jobs' webhooks may go to: names, addresses or CIDR networks, comma-separated; none by default [CALLBACK_ALLOW].")
+    var callbackAllow: String?
+    @Option(help: "The Standard Webhooks secret (whsec_ and base64) that signs every webhook; needed with --callback-allow [CALLBACK_SECRET].")
+    var callbackSecret: String?
 
     func run() async throws {
         var config = ServiceConfig()
@@ -89,6 +102,25 @@ struct ServeCommand: AsyncParsableCommand {
         }
         config.worker.jobMemory = try env.size(jobMemory, "JOB_MEMORY")
             ?? ServiceConfig.defaultJobMemory(workers: config.workers, memoryMax: ServiceConfig.container.memoryMax)
+        config.replicaName = try replicaName ?? env.string("REPLICA_NAME") ?? config.replicaName
+        config.resultsDir = try resultsDir ?? env.string("RESULTS_DIR") ?? config.resultsDir
+        config.resultTTL = try env.seconds(resultTtl, "RESULT_TTL") ?? config.resultTTL
+        config.resultBytes = try env.size(resultBytes, "RESULT_BYTES") ?? config.resultBytes
+        if let allow = try callbackAllow ?? env.string("CALLBACK_ALLOW") {
+            guard let parsed = CallbackAllowList(parsing: allow) else {
+                throw ValidationError("callback-allow must be host names, addresses or CIDR networks, comma-separated")
+            }
+            config.callbackAllow = parsed
+        }
+        config.callbackSecret = try callbackSecret ?? env.string("CALLBACK_SECRET") ?? config.callbackSecret
+        if !config.callbackAllow.isEmpty {
+            guard config.callbackSecret.flatMap(WebhookSigner.init(secret:)) != nil else {
+                throw ValidationError("callback-allow needs a callback-secret: whsec_ and the key in base64")
+            }
+        }
+        guard config.resultTTL > 0, config.resultBytes > 0 else {
+            throw ValidationError("result-ttl and result-bytes must be positive")
+        }
         // The binary started as `worker` is this one, unless a test run says otherwise: `make test-tsan` has
         // ThreadSanitizer's service start a plain build, since TSan's shadow memory cannot live under RLIMIT_AS.
         config.worker.executable = try env.string("FFMPEG_PROCESSOR_WORKER_EXECUTABLE") ?? config.worker.executable

@@ -40,6 +40,11 @@ enum RecipeBook {
     static let about = [Endpoint("GET", "/about"), Endpoint("HEAD", "/about")]
     static let metrics = Endpoint("GET", "/metrics")
     static let options = Routes.table.map { Endpoint("OPTIONS", $0.template) }
+    static let jobStatus = [Endpoint("GET", "/jobs/{job_id}"), Endpoint("HEAD", "/jobs/{job_id}")]
+    static let jobDelete = Endpoint("DELETE", "/jobs/{job_id}")
+    static let jobOutput = [Endpoint("GET", "/jobs/{job_id}/output"), Endpoint("HEAD", "/jobs/{job_id}/output")]
+    static let jobEvents = Endpoint("GET", "/jobs/{job_id}/events")
+    static let jobEndpoints = jobStatus + [jobDelete] + jobOutput + [jobEvents]
 
     /// Empty: every documented status is produced. 500 has a recipe (the temp directory vanishes under the
     /// service); 507 runs the service in a namespace of its own with a small tmpfs.
@@ -48,6 +53,12 @@ enum RecipeBook {
     /// A concrete path for a template.
     static func path(_ endpoint: Endpoint) -> String {
         endpoint.path.replacingOccurrences(of: "{video_id}", with: "clip-7")
+            .replacingOccurrences(of: "{job_id}", with: JobFixture.unknown)
+    }
+
+    /// `METHOD` on the endpoint's path for the job `kind`, with `fields`.
+    static func job(_ endpoint: Endpoint, _ kind: JobFixture.Kind, _ fields: [String] = []) -> [UInt8] {
+        head(endpoint, target: endpoint.path.replacingOccurrences(of: "{job_id}", with: JobFixture.id(kind)), fields)
     }
 
     /// `METHOD path HTTP/1.1`, the Host field and `fields`, and the empty line.
@@ -59,7 +70,7 @@ enum RecipeBook {
     }
 
     static var all: [Recipe] {
-        serverWide + uploads + [
+        serverWide + uploads + jobs + [
             Recipe(status: 200, endpoints: about, setting: .standard, name: "health") { head($0) },
             Recipe(status: 503, endpoints: about, setting: .draining, name: "draining") { head($0) },
             Recipe(status: 503, endpoints: about, setting: .degraded, name: "no worker process can start") { head($0) },
@@ -103,6 +114,32 @@ enum RecipeBook {
         Recipe(status: 505, endpoints: served, setting: .standard, name: "HTTP/1.2") { head($0, version: "HTTP/1.2") },
     ]
 
+    /// What only the async jobs' routes answer.
+    static let jobs: [Recipe] = [
+        Recipe(status: 404, endpoints: jobEndpoints, setting: .standard, name: "a job this replica does not have") {
+            head($0)
+        },
+        Recipe(status: 410, endpoints: jobEndpoints, setting: .expired, name: "a job past --result-ttl") {
+            job($0, .expired)
+        },
+        Recipe(status: 200, endpoints: jobStatus, setting: .jobs, name: "a succeeded job") { job($0, .succeeded) },
+        Recipe(status: 204, endpoints: [jobDelete], setting: .jobs, name: "a failed job deleted") { job($0, .deletable) },
+        Recipe(status: 200, endpoints: jobOutput, setting: .jobs, name: "the whole result") { job($0, .succeeded) },
+        Recipe(status: 206, endpoints: jobOutput, setting: .jobs, name: "its first 100 bytes") {
+            job($0, .succeeded, ["Range: bytes=0-99"])
+        },
+        Recipe(status: 304, endpoints: jobOutput, setting: .jobs, name: "If-None-Match: *") {
+            job($0, .succeeded, ["If-None-Match: *"])
+        },
+        Recipe(status: 416, endpoints: jobOutput, setting: .jobs, name: "a range past the end") {
+            job($0, .succeeded, ["Range: bytes=99999999-"])
+        },
+        Recipe(status: 409, endpoints: jobOutput, setting: .jobs, name: "a failed job's result") { job($0, .failed) },
+        Recipe(status: 200, endpoints: [jobEvents], setting: .jobs, name: "a finished job's events") {
+            job($0, .succeeded)
+        },
+    ]
+
     /// What only an upload can be answered.
     static let uploads: [Recipe] = [
         Recipe(status: 200, endpoints: [upload], setting: .standard, name: "the trial clip") {
@@ -112,6 +149,11 @@ enum RecipeBook {
         Recipe(status: 200, endpoints: [upload], setting: .standard, name: "the trial clip scaled, hdr kept, not deinterlaced") {
             let clip = Media.trial
             return head($0, target: path($0) + "?height=150&hdr=keep&deinterlace=off", ["Content-Length: \(clip.count)"]) + clip
+        },
+        Recipe(status: 202, endpoints: [upload], setting: .standard, name: "the trial clip, Prefer: respond-async",
+               expectedHeaders: ["Location", "Preference-Applied"]) {
+            let clip = Media.trial
+            return head($0, ["Prefer: respond-async", "Content-Length: \(clip.count)"]) + clip
         },
         Recipe(status: 400, endpoints: [upload], setting: .standard, name: "crf out of range") {
             head($0, target: path($0) + "?crf=52")
@@ -158,6 +200,7 @@ enum RecipeBook {
 /// Media the recipes send, made once per process.
 enum Media {
     static let trial: [UInt8] = Array(try! Data(contentsOf: URL(fileURLWithPath: TestMedia.trialClip)))
+    static let text: [UInt8] = Array(String(repeating: "this is not a video\n", count: 200).utf8)
 
     static let soundOnly: [UInt8] = {
         let folder = try! Scratch()

@@ -52,8 +52,12 @@ struct ResponseCheck {
             if mediaType == "application/problem+json", value["status"] != .int(response.status) {
                 problems.append("the problem's status \(value["status"] ?? .null) is not the answer's \(response.status)")
             }
+        } else if mediaType == "video/mp4" && response.status == 206 {
+            problems += Self.rangeProblems(response)
         } else if mediaType == "video/mp4" {
             problems += Self.videoProblems(response.body)
+        } else if mediaType == "text/event-stream" {
+            problems += Self.eventStreamProblems(response.text)
         } else if mediaType == "text/plain" {
             problems += Self.prometheusProblems(response.text)
         } else {
@@ -75,6 +79,24 @@ struct ResponseCheck {
         } catch {
             return ["the MP4 does not decode: \(error)"]
         }
+    }
+
+    /// A part of a file: as long as its Content-Range says.
+    static func rangeProblems(_ response: TestClient.Response) -> [String] {
+        let numbers = (response.header("Content-Range") ?? "").split { !$0.isNumber }.compactMap { Int($0) }
+        guard numbers.count == 3, numbers[1] - numbers[0] + 1 == response.body.count else {
+            return ["\(response.body.count) bytes under Content-Range \(response.header("Content-Range") ?? "none")"]
+        }
+        return []
+    }
+
+    /// The WHATWG event stream format: `field: value` lines and comments, events ended by an empty line.
+    static func eventStreamProblems(_ text: String) -> [String] {
+        guard text.hasSuffix("\n\n") else { return ["the event stream does not end with an empty line"] }
+        let fields: Set<Substring> = ["id", "event", "data", "retry"]
+        return text.split(separator: "\n").filter { line in
+            !line.hasPrefix(":") && !fields.contains(line.prefix { $0 != ":" })
+        }.map { "not an event stream line: \($0.prefix(80))" }
     }
 
     /// The Prometheus text format: comments, and `name{labels} value` samples.

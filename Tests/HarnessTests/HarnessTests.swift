@@ -33,6 +33,40 @@ struct HarnessServiceTests {
         #expect(report.latencyMs.map { $0.p50 > 0 && $0.p50 <= $0.p99 && $0.p99 <= $0.max } == true)
     }
 
+    @Test("--async: each job submitted, followed through its events and downloaded; every MP4 verified")
+    func asyncJobs() async throws {
+        let input = try await onThread { Clips.small }
+        let (result, report) = try await onThread {
+            let service = try ServiceProcess()
+            defer { service.stop() }
+            let scratch = try Scratch()
+            let result = try runChild(try builtExecutable("harness"), [
+                "--url", service.url, "--requests", "12", "--concurrency", "6", "--file", input, "--async",
+                "--json", scratch.path("report.json"),
+            ])
+            return (result, try readReport(scratch.path("report.json")))
+        }
+        #expect(result.status == 0, "\(result.out)\(result.err)")
+        #expect(report.succeeded == 12 && report.failures.isEmpty, "\(report.failures) \(report.failureExamples)")
+        #expect(report.verified)
+    }
+
+    @Test("--async counts a job that failed under the status its problem names")
+    func asyncFailures() async throws {
+        let (result, report) = try await onThread {
+            let service = try ServiceProcess(["--job-timeout", "0.000001"])
+            defer { service.stop() }
+            let scratch = try Scratch()
+            let result = try runChild(try builtExecutable("harness"), [
+                "--url", service.url, "--requests", "4", "--concurrency", "2", "--file", Clips.small, "--async",
+                "--min-success", "0", "--json", scratch.path("report.json"),
+            ])
+            return (result, try readReport(scratch.path("report.json")))
+        }
+        #expect(result.status == 0, "\(result.out)\(result.err)")
+        #expect(report.failures == ["http 422": 4])
+    }
+
     @Test("a service with a tiny job time limit: every request counted under its status, and exit 1")
     func failing() async throws {
         let input = try await onThread { Clips.small }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Writes HAProxy's configuration for the replicas to stdout, from the template beside this script: a file for
 # HAProxy's `-f` directory, beside the distribution's own haproxy.cfg (README.md here). REPLICAS is the list of
-# replicas (host:port, space-separated) and REPLICA_WORKERS their --workers; every other setting has a default that
-# matches the service's own.
+# replicas (host:port, or name=host:port, space-separated) and REPLICA_WORKERS their --workers; every other setting
+# has a default that matches the service's own. A replica's name is its --replica-name: its async jobs' ids start
+# with it, and `/jobs/<name>.` is sent to it. Without a name a replica is replicaN, and must be started with
+# --replica-name replicaN for its jobs to be found.
 #
-#   REPLICAS="10.0.0.11:3000 10.0.0.12:3000" REPLICA_WORKERS=8 deploy/haproxy/render.sh \
+#   REPLICAS="web-1=10.0.0.11:3000 web-2=10.0.0.12:3000" REPLICA_WORKERS=8 deploy/haproxy/render.sh \
 #       > /etc/haproxy/conf.d/ffmpeg-processor.cfg
 set -euo pipefail
 here=$(dirname "$0")
@@ -37,11 +39,22 @@ export SERVER_TIMEOUT=${SERVER_TIMEOUT:-660s}
 export CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-660s}
 export QUEUE_TIMEOUT=${QUEUE_TIMEOUT:-600s}
 SERVERS=""
+JOB_SERVERS=""
+JOB_RULES=""
 index=0
 for replica in $REPLICAS; do
     index=$((index + 1))
-    SERVERS+="    server replica$index $replica"$'\n'
+    name=replica$index
+    address=$replica
+    if [[ $replica == *=* ]]; then
+        name=${replica%%=*}
+        address=${replica#*=}
+    fi
+    [[ $name =~ ^[A-Za-z0-9-]{1,63}$ ]] || { echo "render.sh: $name is no replica name ([A-Za-z0-9-])" >&2; exit 2; }
+    SERVERS+="    server $name $address"$'\n'
+    JOB_SERVERS+="    server $name $address"$'\n'
+    JOB_RULES+="    use-server $name if { path_beg /jobs/$name. }"$'\n'
 done
-export SERVERS
-envsubst '$BIND $MAX_BODY $REPLICA_MAXCONN $HAPROXY_MAXCONN $SERVER_TIMEOUT $CLIENT_TIMEOUT $QUEUE_TIMEOUT $SERVERS' \
+export SERVERS JOB_SERVERS JOB_RULES
+envsubst '$BIND $MAX_BODY $REPLICA_MAXCONN $HAPROXY_MAXCONN $SERVER_TIMEOUT $CLIENT_TIMEOUT $QUEUE_TIMEOUT $SERVERS $JOB_SERVERS $JOB_RULES' \
     <"$here/ffmpeg-processor.cfg"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Writes nginx's configuration for the replicas to stdout, from the template beside this script: a file read inside
 # the distribution's `http {}` block (/etc/nginx/conf.d/), beside its own nginx.conf (README.md here). REPLICAS is the
-# list of replicas (host:port, space-separated); every other setting has a default that matches the service's own.
-# Only the template's own ${VARIABLES} are replaced: nginx's $host and $proxy_add_x_forwarded_for stay as they are.
+# list of replicas (host:port, or name=host:port with the replica's --replica-name, space-separated; a named
+# replica's address must be an IP address, which nginx reaches without a resolver); every other setting has a
+# default that matches the service's own. Only the template's own ${VARIABLES} are replaced: nginx's $host and
+# $proxy_add_x_forwarded_for stay as they are.
 #
 #   REPLICAS="10.0.0.11:3000 10.0.0.12:3000" deploy/nginx/render.sh > /etc/nginx/conf.d/ffmpeg-processor.conf
 set -euo pipefail
@@ -24,9 +26,16 @@ on) export NEXT_UPSTREAM="error http_503 non_idempotent" ;;
 *) echo "REQUEST_BUFFERING: on or off, not $REQUEST_BUFFERING" >&2; exit 2 ;;
 esac
 SERVERS=""
+JOB_ROUTES=""
 for replica in $REPLICAS; do
-    SERVERS+="    server $replica max_fails=1 fail_timeout=5s;"$'\n'
+    address=${replica#*=}
+    SERVERS+="    server $address max_fails=1 fail_timeout=5s;"$'\n'
+    if [[ $replica == *=* ]]; then
+        name=${replica%%=*}
+        [[ $name =~ ^[A-Za-z0-9-]{1,63}$ ]] || { echo "render.sh: $name is no replica name ([A-Za-z0-9-])" >&2; exit 2; }
+        JOB_ROUTES+="    ~^/jobs/$name\\. $address;"$'\n'
+    fi
 done
-export SERVERS
-envsubst '$LISTEN $MAX_BODY $READ_TIMEOUT $SEND_TIMEOUT $ACCESS_LOG $REQUEST_BUFFERING $NEXT_UPSTREAM $SERVERS' \
+export SERVERS JOB_ROUTES
+envsubst '$LISTEN $MAX_BODY $READ_TIMEOUT $SEND_TIMEOUT $ACCESS_LOG $REQUEST_BUFFERING $NEXT_UPSTREAM $SERVERS $JOB_ROUTES' \
     <"$here/ffmpeg-processor.conf"
