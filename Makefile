@@ -10,7 +10,8 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
 	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan \
-	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure
+	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure \
+	bench-codecs
 
 BENCH_PACKAGES := wrk nginx-light valgrind
 
@@ -107,6 +108,10 @@ bench: bench-deps release
 	scripts/bench-fork.sh
 	scripts/bench-http.sh
 	scripts/bench-about-busy.sh
+
+# Each output codec (h264, hevc, av1, vp9) on the same generated clips: time, bytes, PSNR/SSIM (docs/BENCHMARKS.md).
+bench-codecs: deps release
+	scripts/bench-codecs.sh
 
 bench-engine: bench-deps release
 	scripts/bench.sh

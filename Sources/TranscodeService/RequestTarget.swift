@@ -43,8 +43,8 @@ func validateVideoID(_ segments: [String]) throws(Problem) -> String {
     return id
 }
 
-/// Applies `?height=&width=&crf=&preset=&audio=&hdr=&deinterlace=` to `base`; unknown, repeated or out-of-range
-/// values are refused.
+/// Applies `?height=&width=&crf=&quality=&preset=&audio=&hdr=&deinterlace=&codec=&format=` to `base`; unknown,
+/// repeated or out-of-range values, and codecs the container cannot carry, are refused.
 func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(Problem) -> TranscodeOptions {
     var options = base
     var seen: Set<String> = []
@@ -60,6 +60,12 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
         case "height": options.maxHeight = try integer()
         case "width": options.maxWidth = try integer()
         case "crf": options.crf = try integer()
+        case "quality":
+            do { options.quality = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
+        case "codec":
+            do { options.codec = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
+        case "format":
+            do { options.format = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
         case "preset": options.preset = value
         case "audio":
             switch value {
@@ -73,7 +79,7 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
             do { options.deinterlace = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
         default:
             throw Problem(
-                .badRequest, "unknown query parameter '\(key)' (known: height, width, crf, preset, audio, hdr, deinterlace)")
+                .badRequest, "unknown query parameter '\(key)' (known: \(knownQueryParameters.joined(separator: ", ")))")
         }
     }
     do {
@@ -83,6 +89,10 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
     }
     return options
 }
+
+let knownQueryParameters = [
+    "height", "width", "crf", "quality", "preset", "audio", "hdr", "deinterlace", "codec", "format",
+]
 
 /// Strict percent-decoding: a '%' must start two hex digits, and the result must be UTF-8 without control bytes.
 private func percentDecode(_ text: Substring) throws(Problem) -> String {

@@ -131,13 +131,15 @@ public struct Routes: Sendable {
             record.transcodeMs = outcome.transcodeSeconds * 1000
             metrics.jobFinished(
                 queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
-                handoff: outcome.transcodeSeconds - outcome.report.seconds)
+                handoff: outcome.transcodeSeconds - outcome.report.seconds, codec: options.videoCodec)
+            let container = options.container
             return ServerResponse(
                 status: .ok,
                 headerFields: [
-                    .contentType: "video/mp4",
-                    .contentDisposition: "inline; filename=\"\(id).mp4\"",
+                    .contentType: container.mimeType,
+                    .contentDisposition: "inline; filename=\"\(id).\(container.fileExtension)\"",
                     HTTPField.Name("X-Video-Id")!: id,
+                    HTTPField.Name("X-Video-Codec")!: options.videoCodec.rawValue,
                     HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
                     HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
                     HTTPField.Name("X-Video-Filters")!: outcome.report.videoFiltersText,

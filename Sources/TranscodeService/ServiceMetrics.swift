@@ -3,6 +3,7 @@ import CoreMetrics
 import HTTPServer
 import Prometheus
 import SystemSupport
+import Transcoding
 
 /// The service's metrics, through swift-metrics with a Prometheus registry of its own (no global bootstrap, so
 /// several services can live in one test process). Exposed as text by `GET /metrics`.
@@ -29,6 +30,8 @@ public final class ServiceMetrics: Sendable {
     private let restarts: CoreMetrics.Counter
     private let forkTime: CoreMetrics.Timer
     private let crashes = Locked<[String: CoreMetrics.Counter]>([:])
+    /// Jobs done, by the codec written: four series, made up front.
+    private let transcodes: [VideoCodec: CoreMetrics.Counter]
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -49,6 +52,10 @@ public final class ServiceMetrics: Sendable {
         readyWorkers = CoreMetrics.Gauge(label: "ffmpeg_processor_workers_ready", factory: factory)
         restarts = CoreMetrics.Counter(label: "ffmpeg_processor_worker_restarts_total", factory: factory)
         forkTime = CoreMetrics.Timer(label: "ffmpeg_processor_worker_fork_seconds", factory: factory)
+        transcodes = Dictionary(uniqueKeysWithValues: VideoCodec.allCases.map { codec in
+            (codec, CoreMetrics.Counter(
+                label: "ffmpeg_processor_transcodes_total", dimensions: [("codec", codec.rawValue)], factory: factory))
+        })
     }
 
     /// A child forked and confined for the next job, off the request's path: the cost one process per job adds.
@@ -99,7 +106,8 @@ public final class ServiceMetrics: Sendable {
 
     /// `handoff`: the worker thread's time for the job less the engine's own, i.e. what running it elsewhere
     /// (in a worker process: the message, the descriptors, the answer, the wake-ups) added to it.
-    func jobFinished(queueWait: Double, transcode: Double, handoff: Double) {
+    func jobFinished(queueWait: Double, transcode: Double, handoff: Double, codec: VideoCodec) {
+        transcodes[codec]?.increment()
         self.queueWait.recordNanoseconds(Int64(queueWait * 1e9))
         transcodeTime.recordNanoseconds(Int64(transcode * 1e9))
         handoffTime.recordNanoseconds(Int64(max(handoff, 0) * 1e9))

@@ -65,8 +65,9 @@ public struct TranscodeReport: Sendable, Equatable {
     }
 }
 
-/// Transcodes `input` to a web-ready MP4 at `output`: H.264 yuv420p + AAC (AAC-LC input copied, other audio
-/// encoded), `+faststart`, the input's timing and display rotation kept. Runs on the calling thread until done;
+/// Transcodes `input` to a web-ready file at `output`: by default H.264 yuv420p + AAC in MP4 (AAC-LC input copied,
+/// other audio encoded), `+faststart`; or HEVC/AV1 in MP4, VP9/AV1 + Opus in WebM (`options.codec`, `.format`);
+/// the input's timing and display rotation kept. Runs on the calling thread until done;
 /// `cancellation` stops it from another thread.
 @discardableResult
 public func transcode(
@@ -81,7 +82,7 @@ public func transcode(
 
     let demuxer = try Demuxer(input, limits: options.limits, control: control)
     guard let videoStream = demuxer.bestVideoStream() else { throw .noVideoStream }
-    let muxer = try Muxer(output, control: control)
+    let muxer = try Muxer(output, container: options.container, control: control)
     let startTime = demuxer.context.pointee.start_time
     let video = try VideoPipeline(
         stream: videoStream, demuxer: demuxer, muxer: muxer, options: options, startTime: startTime)

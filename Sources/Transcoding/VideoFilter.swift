@@ -8,6 +8,7 @@ final class VideoFilter {
     private let timeBase: AVRational
     private let streamFieldOrder: AVFieldOrder
     private let options: TranscodeOptions
+    private let turn: PictureTurn?
     private var graph: FilterGraph?
     private var plan: VideoFilterPlan?
     private var shape: PictureShape?
@@ -18,8 +19,9 @@ final class VideoFilter {
     private(set) var descriptions: [String] = []
 
     init(target: (width: Int32, height: Int32), timeBase: AVRational, streamFieldOrder: AVFieldOrder,
-         options: TranscodeOptions) throws(TranscodeError)
+         options: TranscodeOptions, turn: PictureTurn? = nil) throws(TranscodeError)
     {
+        self.turn = turn
         self.target = target
         self.timeBase = timeBase
         self.streamFieldOrder = streamFieldOrder
@@ -52,7 +54,7 @@ final class VideoFilter {
     private func build(for next: PictureShape) throws(TranscodeError) {
         let made = VideoFilterPlan(
             for: next, streamFieldOrder: streamFieldOrder, target: target, options: options,
-            keepDeinterlacing: plan?.deinterlaces ?? false)
+            keepDeinterlacing: plan?.deinterlaces ?? false, turn: turn)
         graph = nil
         try inputsFault(picture: next) { () throws(TranscodeError) in
             graph = try FilterGraph(made.description, input: next, timeBase: timeBase, threads: options.threads)

@@ -80,7 +80,7 @@ enum HDRTransfer: String {
 }
 
 /// The stages one picture shape needs on its way to the encoder's yuv420p, each only where needed, in order:
-/// deinterlace, composite transparency, scale, tone-map or dither, then the range and format conversions. The chain
+/// deinterlace, composite transparency, scale, tone-map or dither, the range and format conversions, then a turn. The chain
 /// is text that `ffmpeg -vf` takes as it is, so a reader can reproduce any job's conversion with the CLI.
 struct VideoFilterPlan: Equatable {
     struct Stage: Equatable {
@@ -112,7 +112,7 @@ struct VideoFilterPlan: Equatable {
     ///   - keepDeinterlacing: the graph this one replaces deinterlaced, so this one does too, whatever the frame says.
     init(
         for shape: PictureShape, streamFieldOrder: AVFieldOrder, target: (width: Int32, height: Int32),
-        options: TranscodeOptions, keepDeinterlacing: Bool = false
+        options: TranscodeOptions, keepDeinterlacing: Bool = false, turn: PictureTurn? = nil
     ) {
         stages = []
         let streamInterlaced = [AV_FIELD_TT, AV_FIELD_BB, AV_FIELD_TB, AV_FIELD_BT].contains(streamFieldOrder)
@@ -165,6 +165,8 @@ struct VideoFilterPlan: Equatable {
         if !scale.isEmpty, let first = stages.firstIndex(where: { $0.filters.isEmpty }) {
             stages[first].filters = "scale=" + scale.joined(separator: ":")
         }
+        // Last, on the fewest pixels, when the container cannot carry the rotation.
+        if let turn { stages.append(Stage(name: "rotate(\(turn.rawValue))", filters: turn.filters)) }
     }
 
     /// The colour tags of the output, which describe its pixels: BT.709 for tone-mapped HDR, BT.709 with the sRGB

@@ -130,7 +130,10 @@ struct WireWriter {
     }
 
     mutating func options(_ options: TranscodeOptions) {
-        int(options.crf)
+        optional(options.crf) { $0.int($1) }
+        optional(options.quality) { $0.string($1.rawValue) }
+        optional(options.codec) { $0.string($1.rawValue) }
+        optional(options.format) { $0.string($1.rawValue) }
         string(options.preset)
         optional(options.maxWidth) { $0.int($1) }
         optional(options.maxHeight) { $0.int($1) }
@@ -236,9 +239,20 @@ struct WireReader {
         try bool() ? try read(&self) : nil
     }
 
+    /// A string naming one case of `Choice`.
+    mutating func choice<Choice: RawRepresentable>(_: Choice.Type = Choice.self) throws(WorkerProtocolError) -> Choice
+    where Choice.RawValue == String {
+        let text = try string()
+        guard let value = Choice(rawValue: text) else { throw WorkerProtocolError(description: "unknown value \(text)") }
+        return value
+    }
+
     mutating func options() throws(WorkerProtocolError) -> TranscodeOptions {
         var options = TranscodeOptions()
-        options.crf = try int()
+        options.crf = try optional { reader throws(WorkerProtocolError) in try reader.int() }
+        options.quality = try optional { reader throws(WorkerProtocolError) in try reader.choice() }
+        options.codec = try optional { reader throws(WorkerProtocolError) in try reader.choice() }
+        options.format = try optional { reader throws(WorkerProtocolError) in try reader.choice() }
         options.preset = try string()
         options.maxWidth = try optional { reader throws(WorkerProtocolError) in try reader.int() }
         options.maxHeight = try optional { reader throws(WorkerProtocolError) in try reader.int() }

@@ -8,14 +8,17 @@ import WorkerIsolation
 struct TranscodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transcode",
-        abstract: "Transcode one file to MP4 and print a one-line report.",
+        abstract: "Transcode one file (MP4 or WebM) and print a one-line report.",
         discussion: "Exit status: 0 done, 2 bad input or option (reason on stderr), 1 internal error."
     )
 
     @Argument(help: "The input video.") var input: String
-    @Argument(help: "The MP4 to write.") var output: String
-    @Option(help: "x264 constant rate factor, 0...51.") var crf: Int = 23
-    @Option(help: "x264 preset (ultrafast ... placebo).") var preset: String = "medium"
+    @Argument(help: "The file to write.") var output: String
+    @Option(help: "Video codec: h264, hevc, av1 or vp9 (default: the format's, h264 in mp4, vp9 in webm).") var codec: String?
+    @Option(help: "Container: mp4 (h264, hevc, av1 + AAC) or webm (vp9, av1 + Opus) (default: the codec's).") var format: String?
+    @Option(help: "Constant rate factor on the codec's own scale (h264/hevc 0...51, av1 1...63, vp9 0...63).") var crf: Int?
+    @Option(help: "Codec-neutral quality: low, medium (default) or high.") var quality: String?
+    @Option(help: "x264/x265 preset (ultrafast ... placebo).") var preset: String = "medium"
     @Option(help: "Largest output width; aspect ratio kept.") var width: Int?
     @Option(help: "Largest output height; aspect ratio kept.") var height: Int?
     @Flag(help: "Drop the audio.") var noAudio = false
@@ -38,6 +41,11 @@ struct TranscodeCommand: ParsableCommand {
             // Parsed here rather than by ArgumentParser, so that a bad value is reported as every other bad option is.
             options.hdr = try TranscodeOptions.parse("hdr", hdr)
             options.deinterlace = try TranscodeOptions.parse("deinterlace", deinterlace)
+            options.codec = try codec.map { (text) throws(TranscodeError) in try TranscodeOptions.parse("codec", text) }
+            options.format = try format.map { (text) throws(TranscodeError) in try TranscodeOptions.parse("format", text) }
+            // `out.webm` says the format as well as --format would.
+            if options.format == nil, codec == nil, output.hasSuffix(".webm") { options.format = .webm }
+            options.quality = try quality.map { (text) throws(TranscodeError) in try TranscodeOptions.parse("quality", text) }
         } catch {
             printToStandardError("ffmpeg-processor: \(error)")
             throw ExitCode(2)
