@@ -13,7 +13,8 @@ LENGTH=${SECONDS_PER_CLIP:-2}
 CLIPS=${CLIPS:-"grain=testsrc2=size=1280x720:rate=30,noise=alls=3:allf=t zoom=mandelbrot=size=1280x720:rate=30"}
 OUTPUTS="h264:mp4 hevc:mp4 av1:mp4 vp9:webm av1:webm"
 
-now() { date +%s.%N; }
+# Wall and CPU seconds (user + system, all threads): on a shared machine CPU time is the steadier of the two.
+TIMEFORMAT='%R %U %S'
 # Frames compared by their order, not their timestamps: both files hold every frame, and the source's
 # millisecond timestamps would otherwise pair some frames with their neighbours.
 measure() { # output source filter
@@ -23,24 +24,24 @@ measure() { # output source filter
 }
 
 echo "bench-codecs $(date -u +%Y-%m-%dT%H:%MZ) on $(git rev-parse --short HEAD), $(nproc) cores, ${LENGTH} s clips"
-printf '%-6s %-10s %8s %10s %8s %8s %8s %10s\n' clip codec "time s" bytes "PSNR dB" SSIM "bytes %" "time x"
+printf '%-6s %-10s %7s %7s %10s %8s %8s %8s %7s\n' clip codec "wall s" "CPU s" bytes "PSNR dB" SSIM "bytes %" "CPU x"
 for clip in $CLIPS; do
     name=${clip%%=*}
     source="$OUT/$name.mkv"
     [ -f "$source" ] || ffmpeg -nostdin -v error -y -f lavfi -i "${clip#*=},trim=duration=$LENGTH" \
         -pix_fmt yuv420p -c:v ffv1 "$source"
-    base_bytes="" base_time=""
+    base_bytes="" base_cpu=""
     for pair in $OUTPUTS; do
         codec=${pair%%:*} format=${pair#*:}
         output="$OUT/$name-$codec.$format"
-        start=$(now)
-        "$BIN/ffmpeg-processor" transcode "$source" "$output" --codec "$codec" --format "$format" >/dev/null
-        time=$(echo "$(now) - $start" | bc)
+        read -r wall user system < <({ time "$BIN/ffmpeg-processor" transcode "$source" "$output" --codec "$codec" \
+            --format "$format" >/dev/null 2>&1; } 2>&1)
+        cpu=$(echo "$user + $system" | bc)
         bytes=$(stat -c %s "$output")
         psnr=$(measure "$output" "$source" psnr average:)
         ssim=$(measure "$output" "$source" ssim All:)
-        : "${base_bytes:=$bytes}" "${base_time:=$time}"
-        printf '%-6s %-10s %8.2f %10d %8.2f %8.4f %8.1f %10.2f\n' "$name" "$codec/$format" "$time" "$bytes" "$psnr" \
-            "$ssim" "$(echo "100 * $bytes / $base_bytes" | bc -l)" "$(echo "$time / $base_time" | bc -l)"
+        : "${base_bytes:=$bytes}" "${base_cpu:=$cpu}"
+        printf '%-6s %-10s %7.2f %7.2f %10d %8.2f %8.4f %8.1f %7.2f\n' "$name" "$codec/$format" "$wall" "$cpu" "$bytes" \
+            "$psnr" "$ssim" "$(echo "100 * $bytes / $base_bytes" | bc -l)" "$(echo "$cpu / $base_cpu" | bc -l)"
     done
 done

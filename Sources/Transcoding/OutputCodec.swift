@@ -25,21 +25,22 @@ public enum VideoCodec: String, Sendable, CaseIterable {
     /// The `crf` used when the request names neither `crf` nor `quality`: `quality=medium`.
     public var defaultCRF: Int { crf(for: .medium) }
 
-    /// `quality` on this codec's scale, chosen so that the codecs land at comparable PSNR on the same clips
-    /// (docs/BENCHMARKS.md): medium is near x264's crf 23, the CLI's default; low and high a few dB either side.
+    /// `quality` on this codec's scale, chosen so that the codecs land at comparable PSNR: each value is where the
+    /// codec's PSNR meets x264's at crf 18, 23 (the CLI's default) and 28 on two generated 640x360 clips (grain and
+    /// fine detail; docs/BENCHMARKS.md, 2026-12-07).
     public func crf(for quality: TranscodeOptions.Quality) -> Int {
         switch (self, quality) {
         case (.h264, .low): 28
         case (.h264, .medium): 23
         case (.h264, .high): 18
-        case (.hevc, .low): 30
-        case (.hevc, .medium): 25
-        case (.hevc, .high): 20
-        case (.av1, .low): 40
-        case (.av1, .medium): 32
-        case (.av1, .high): 24
-        case (.vp9, .low): 42
-        case (.vp9, .medium): 34
+        case (.hevc, .low): 28
+        case (.hevc, .medium): 22
+        case (.hevc, .high): 18
+        case (.av1, .low): 45
+        case (.av1, .medium): 36
+        case (.av1, .high): 27
+        case (.vp9, .low): 45
+        case (.vp9, .medium): 35
         case (.vp9, .high): 26
         }
     }
@@ -54,11 +55,11 @@ public enum VideoCodec: String, Sendable, CaseIterable {
         case .h264: ["preset": preset, "crf": String(crf)]
         // x265 writes its banner and statistics to stderr unless told not to.
         case .hevc: ["preset": preset, "crf": String(crf), "x265-params": "log-level=error"]
-        // Preset 8: within 2x of x264 medium's time on 2 cores and still ~30 % smaller (docs/BENCHMARKS.md);
-        // presets below 6 cost 5x and more for a few percent.
+        // Preset 8: 1.8-2.5x x264 medium's CPU time; preset 6 makes 10-16 % fewer bytes for 1.6-1.8x preset 8's
+        // time, preset 10 more bytes at lower PSNR (docs/BENCHMARKS.md).
         case .av1: ["preset": "8", "crf": String(crf)]
         // Constant quality needs a zero bit rate (set on the context); row-mt lets 2+ threads share one tile column
-        // at small sizes; cpu-used 4 is "good" speed within 1 % of cpu-used 2's size at half the time.
+        // at small sizes; cpu-used 2 makes 4 % fewer bytes (+0.3 dB) for 1.4x cpu-used 4's time.
         case .vp9: ["crf": String(crf), "deadline": "good", "cpu-used": "4", "row-mt": "1"]
         }
     }
