@@ -43,7 +43,8 @@ public struct TranscodeOptions: Sendable, Equatable {
     }
 
     /// HDR (PQ or HLG transfer) input: `tonemap` makes BT.709 SDR that every player shows as meant; `keep` keeps the
-    /// HDR signal and its tags (8-bit), as the ffmpeg CLI does, for players that handle HLG or PQ in H.264.
+    /// HDR signal and its colour tags: 10-bit from a 10-bit input in HEVC, AV1 and VP9; 8-bit in H.264, as the ffmpeg
+    /// CLI does, for players that handle HLG or PQ in H.264.
     public enum HDR: String, Sendable, CaseIterable { case tonemap, keep }
 
     /// Interlaced input (the stream or its frames say so): `auto` deinterlaces it, one frame per frame; `off` encodes

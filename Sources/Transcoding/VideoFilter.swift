@@ -9,6 +9,7 @@ final class VideoFilter {
     private let streamFieldOrder: AVFieldOrder
     private let options: TranscodeOptions
     private let turn: PictureTurn?
+    private let tenBit: Bool
     private var graph: FilterGraph?
     private var plan: VideoFilterPlan?
     private var shape: PictureShape?
@@ -19,9 +20,10 @@ final class VideoFilter {
     private(set) var descriptions: [String] = []
 
     init(target: (width: Int32, height: Int32), timeBase: AVRational, streamFieldOrder: AVFieldOrder,
-         options: TranscodeOptions, turn: PictureTurn? = nil) throws(TranscodeError)
+         options: TranscodeOptions, turn: PictureTurn? = nil, tenBit: Bool = false) throws(TranscodeError)
     {
         self.turn = turn
+        self.tenBit = tenBit
         self.target = target
         self.timeBase = timeBase
         self.streamFieldOrder = streamFieldOrder
@@ -54,7 +56,7 @@ final class VideoFilter {
     private func build(for next: PictureShape) throws(TranscodeError) {
         let made = VideoFilterPlan(
             for: next, streamFieldOrder: streamFieldOrder, target: target, options: options,
-            keepDeinterlacing: plan?.deinterlaces ?? false, turn: turn)
+            keepDeinterlacing: plan?.deinterlaces ?? false, turn: turn, tenBit: tenBit)
         graph = nil
         try inputsFault(picture: next) { () throws(TranscodeError) in
             graph = try FilterGraph(made.description, input: next, timeBase: timeBase, threads: options.threads)

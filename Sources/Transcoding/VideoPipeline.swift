@@ -1,6 +1,7 @@
 import CFFmpeg
 
-/// Decode → filter graph (deinterlace, tone-map, dither, scale: only what the pictures need) → yuv420p at even
+/// Decode → filter graph (deinterlace, tone-map, dither, scale: only what the pictures need) → yuv420p (10-bit for
+/// HDR kept in HEVC, AV1 or VP9) at even
 /// dimensions → the codec's encoder (libx264, libx265, libsvtav1 or libvpx-vp9), keeping every frame and its timestamp.
 final class VideoPipeline {
     let input: UnsafeMutablePointer<AVStream>
@@ -67,7 +68,12 @@ final class VideoPipeline {
         let enc = encoder.pointer
         enc.pointee.width = Int32(turn?.swapsSides == true ? size.height : size.width)
         enc.pointee.height = Int32(turn?.swapsSides == true ? size.width : size.height)
-        enc.pointee.pix_fmt = AV_PIX_FMT_YUV420P
+        // HDR kept as it is stays 10-bit where the codec has a 10-bit profile every HDR player decodes (HEVC Main 10,
+        // AV1 Main, VP9 profile 2); H.264's High 10 plays almost nowhere, so H.264 keeps 8 bits.
+        let inputDepth = av_pix_fmt_desc_get(AVPixelFormat(rawValue: parameters.pointee.format)).map { $0.pointee.comp.0.depth } ?? 8
+        let tenBit = options.hdr == .keep && written != .h264 && inputDepth > 8
+            && HDRTransfer(parameters.pointee.color_trc) != nil
+        enc.pointee.pix_fmt = tenBit ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P
         // The input's own time base keeps variable frame rate timing exact.
         enc.pointee.time_base = stream.pointee.time_base
         enc.pointee.framerate = av_guess_frame_rate(demuxer.context, stream, nil)
@@ -95,7 +101,7 @@ final class VideoPipeline {
         packet = try Packet()
         filter = try VideoFilter(
             target: (Int32(size.width), Int32(size.height)), timeBase: stream.pointee.time_base,
-            streamFieldOrder: parameters.pointee.field_order, options: options, turn: turn)
+            streamFieldOrder: parameters.pointee.field_order, options: options, turn: turn, tenBit: tenBit)
     }
 
     /// Feeds one demuxed packet (or nil to flush) and encodes every frame it yields.

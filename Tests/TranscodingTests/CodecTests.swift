@@ -84,6 +84,31 @@ struct CodecTests {
         }
     }
 
+    @Test("hdr=keep on 10-bit HLG stays 10-bit with its HDR tags in HEVC, AV1 and VP9; H.264 keeps 8 bits",
+          arguments: [VideoCodec.hevc, .av1, .vp9, .h264])
+    func tenBitHDR(_ codec: VideoCodec) async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            var clip = SyntheticClip()
+            clip.seconds = 0.4
+            clip.audioCodec = nil
+            clip.videoCodec = "libx265"
+            clip.signal = .hlg
+            let input = scratch.path("in.mp4")
+            try clip.write(to: input)
+            var options = TranscodeOptions()
+            options.codec = codec
+            options.hdr = .keep
+            let output = scratch.path("out.\(options.container.rawValue)")
+            let report = try transcode(input: .path(input), output: .path(output), options: options)
+            let video = try #require(try MediaProbe.probe(.path(output), decode: true).video)
+            #expect(video.pixelFormat == (codec == .h264 ? "yuv420p" : "yuv420p10le"))
+            #expect(video.colorTransfer == "arib-std-b67" && video.colorPrimaries == "bt2020")
+            #expect(video.decodeErrors == 0 && video.frameCount == report.videoFrames && report.videoFrames == 10)
+            #expect(!report.videoFilters.contains { $0.hasPrefix("tonemap") })
+        }
+    }
+
     @Test("Opus is copied into WebM as it is, AAC re-encoded to Opus")
     func opusCopied() async throws {
         try await onThread {
