@@ -9,7 +9,8 @@ final class VideoFilter {
     private let streamFieldOrder: AVFieldOrder
     private let options: TranscodeOptions
     private let turn: PictureTurn?
-    private let tenBit: Bool
+    private let outputFormat: AVPixelFormat
+    private let finalFilters: String?
     private var graph: FilterGraph?
     private var plan: VideoFilterPlan?
     private var shape: PictureShape?
@@ -20,10 +21,11 @@ final class VideoFilter {
     private(set) var descriptions: [String] = []
 
     init(target: (width: Int32, height: Int32), timeBase: AVRational, streamFieldOrder: AVFieldOrder,
-         options: TranscodeOptions, turn: PictureTurn? = nil, tenBit: Bool = false) throws(TranscodeError)
+         options: TranscodeOptions, turn: PictureTurn? = nil, outputFormat: AVPixelFormat = AV_PIX_FMT_YUV420P, finalFilters: String? = nil) throws(TranscodeError)
     {
         self.turn = turn
-        self.tenBit = tenBit
+        self.outputFormat = outputFormat
+        self.finalFilters = finalFilters
         self.target = target
         self.timeBase = timeBase
         self.streamFieldOrder = streamFieldOrder
@@ -56,7 +58,8 @@ final class VideoFilter {
     private func build(for next: PictureShape) throws(TranscodeError) {
         let made = VideoFilterPlan(
             for: next, streamFieldOrder: streamFieldOrder, target: target, options: options,
-            keepDeinterlacing: plan?.deinterlaces ?? false, turn: turn, tenBit: tenBit)
+            keepDeinterlacing: plan?.deinterlaces ?? false, turn: turn, outputFormat: outputFormat,
+            finalFilters: finalFilters)
         graph = nil
         try inputsFault(picture: next) { () throws(TranscodeError) in
             graph = try FilterGraph(made.description, input: next, timeBase: timeBase, threads: options.threads)

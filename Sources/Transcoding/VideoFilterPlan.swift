@@ -91,8 +91,10 @@ struct VideoFilterPlan: Equatable {
     }
 
     var stages: [Stage]
-    /// yuv420p, or yuv420p10le for HDR kept in 10 bits (`hdr=keep` with HEVC, AV1 or VP9).
-    var outputFormat = AV_PIX_FMT_YUV420P
+    /// yuv420p; yuv420p10le for HDR kept in 10 bits (`hdr=keep` with HEVC, AV1 or VP9); a poster's image format.
+    var outputFormat: AVPixelFormat
+    /// Filters just before the output format, for outputs with colour rules of their own (a JPEG's BT.601 matrix).
+    var finalFilters: String?
     var outputFormatName: String { av_get_pix_fmt_name(outputFormat).map { String(cString: $0) } ?? "yuv420p" }
 
     /// The background that transparent pixels are composited onto: white, the initial background of a web page, so
@@ -101,7 +103,8 @@ struct VideoFilterPlan: Equatable {
 
     /// The whole chain, ending with the always-on output format.
     var description: String {
-        (stages.map(\.filters).filter { !$0.isEmpty } + ["format=\(outputFormatName)"]).joined(separator: ",")
+        (stages.map(\.filters).filter { !$0.isEmpty } + [finalFilters, "format=\(outputFormatName)"].compactMap { $0 })
+            .joined(separator: ",")
     }
     /// The stages' names for the report.
     var names: [String] { stages.map(\.name) }
@@ -115,10 +118,13 @@ struct VideoFilterPlan: Equatable {
     ///   - keepDeinterlacing: the graph this one replaces deinterlaced, so this one does too, whatever the frame says.
     init(
         for shape: PictureShape, streamFieldOrder: AVFieldOrder, target: (width: Int32, height: Int32),
-        options: TranscodeOptions, keepDeinterlacing: Bool = false, turn: PictureTurn? = nil, tenBit: Bool = false
+        options: TranscodeOptions, keepDeinterlacing: Bool = false, turn: PictureTurn? = nil,
+        outputFormat: AVPixelFormat = AV_PIX_FMT_YUV420P, finalFilters: String? = nil
     ) {
         stages = []
-        if tenBit { outputFormat = AV_PIX_FMT_YUV420P10LE }
+        self.outputFormat = outputFormat
+        self.finalFilters = finalFilters
+        let keepsDepth = (av_pix_fmt_desc_get(outputFormat).map { $0.pointee.comp.0.depth } ?? 8) > 8
         let streamInterlaced = [AV_FIELD_TT, AV_FIELD_BB, AV_FIELD_TB, AV_FIELD_BT].contains(streamFieldOrder)
         if options.deinterlace == .auto, shape.interlaced || streamInterlaced || keepDeinterlacing,
             Self.canDeinterlace(shape)
@@ -148,7 +154,7 @@ struct VideoFilterPlan: Equatable {
         let rgb = shape.isRGB || shape.hasAlpha
         if let hdr = HDRTransfer(shape.transfer), options.hdr == .tonemap, !rgb {
             stages.append(Stage(name: "tonemap(\(hdr.rawValue)->bt709)", filters: Self.toneMap(shape)))
-        } else if shape.depth > 8, !rgb, !tenBit {
+        } else if shape.depth > 8, !rgb, !keepsDepth {
             // Error diffusion rather than truncation, so that smooth gradients keep no bands.
             let range = shape.isFullRange ? ":r=tv" : ""
             stages.append(Stage(name: "dither(\(shape.depth)->8)", filters: "zscale=d=error_diffusion\(range)"))

@@ -101,7 +101,8 @@ final class VideoPipeline {
         packet = try Packet()
         filter = try VideoFilter(
             target: (Int32(size.width), Int32(size.height)), timeBase: stream.pointee.time_base,
-            streamFieldOrder: parameters.pointee.field_order, options: options, turn: turn, tenBit: tenBit)
+            streamFieldOrder: parameters.pointee.field_order, options: options, turn: turn,
+            outputFormat: enc.pointee.pix_fmt)
     }
 
     /// Feeds one demuxed packet (or nil to flush) and encodes every frame it yields.

@@ -189,6 +189,7 @@ struct WireWriter {
         case .io(let errno): byte(6); integer(errno.rawValue)
         case .internal(let code, let message): byte(7); integer(code); string(message)
         case .invalidOption(let detail): byte(8); string(detail)
+        case .pastTheEnd(let at, let last): byte(9); double(at); double(last)
         }
     }
 }
@@ -312,6 +313,7 @@ struct WireReader {
         case 6: return .io(Errno(rawValue: try integer()))
         case 7: return .internal(averror: try integer(), message: try string())
         case 8: return .invalidOption(try string())
+        case 9: return .pastTheEnd(at: try double(), last: try double())
         default: throw WorkerProtocolError(description: "unknown error")
         }
     }

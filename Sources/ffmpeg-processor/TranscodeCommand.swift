@@ -25,6 +25,10 @@ struct TranscodeCommand: ParsableCommand {
     @Option(help: "Encoder and decoder threads (0: one per core).") var threads: Int = 0
     @Option(help: "HDR (PQ or HLG) input: tonemap (to BT.709 SDR) or keep.") var hdr: String = "tonemap"
     @Option(help: "Interlaced input: auto (deinterlace with bwdif) or off.") var deinterlace: String = "auto"
+    @Flag(help: "Write one frame as an image (a poster) instead of the video.") var poster = false
+    @Option(help: "With --poster: seconds from the start, or auto (the first frame that is not black or blank).")
+    var at: String = "auto"
+    @Option(help: "With --poster: jpeg, webp or png (default: the output's extension, else jpeg).") var imageFormat: String?
     @Flag(help: "Open both files, then confine this process as the service's workers are (seccomp allow-list, no new privileges, no core file) before reading the input.")
     var sandbox = false
     @Option(help: "With --sandbox: the process's address space, bytes (RLIMIT_AS).") var jobMemory: Int64?
@@ -50,10 +54,16 @@ struct TranscodeCommand: ParsableCommand {
             printToStandardError("ffmpeg-processor: \(error)")
             throw ExitCode(2)
         }
-        guard sandbox else {
-            return try report { () throws(TranscodeError) in
-                try transcode(input: .path(input), output: .path(output), options: options)
+        let posterOptions = try poster ? makePosterOptions(options) : nil
+        func run(_ input: MediaLocation, _ output: MediaLocation) throws(TranscodeError) -> String {
+            if let posterOptions {
+                let made = try Transcoding.poster(input: input, output: output, options: posterOptions)
+                return "poster=\(made.width)x\(made.height) at=\(made.seconds) s bytes=\(made.bytes)"
             }
+            return try transcode(input: input, output: output, options: options).summary
+        }
+        guard sandbox else {
+            return try report { () throws(TranscodeError) in try run(.path(input), .path(output)) }
         }
         // Both files opened, then the sandbox: from here the process can only read and write what it holds.
         let inputFile = try openFile(input, O_RDONLY)
@@ -66,15 +76,31 @@ struct TranscodeCommand: ParsableCommand {
             throw ExitCode(1)
         }
         try report { () throws(TranscodeError) in
-            try transcode(input: .fileDescriptor(inputFile.rawValue), output: .fileDescriptor(outputFile.rawValue),
-                          options: options)
+            try run(.fileDescriptor(inputFile.rawValue), .fileDescriptor(outputFile.rawValue))
         }
     }
 
-    /// Prints the report, or the error with the exit status for its kind.
-    private func report(_ body: () throws(TranscodeError) -> TranscodeReport) throws {
+    private func makePosterOptions(_ video: TranscodeOptions) throws -> PosterOptions {
+        var options = PosterOptions()
+        options.video = video
         do {
-            print(try body().summary)
+            if at != "auto" {
+                guard let seconds = Double(at) else { throw TranscodeError.invalidOption("at must be seconds or auto, not '\(at)'") }
+                options.at = seconds
+            }
+            let named = imageFormat ?? PosterOptions.ImageFormat.allCases.first { output.hasSuffix(".\($0.rawValue)") }?.rawValue
+            if let named { options.format = try TranscodeOptions.parse("image format", named) }
+        } catch {
+            printToStandardError("ffmpeg-processor: \(error)")
+            throw ExitCode(2)
+        }
+        return options
+    }
+
+    /// Prints the report, or the error with the exit status for its kind.
+    private func report(_ body: () throws(TranscodeError) -> String) throws {
+        do {
+            print(try body())
         } catch {
             printToStandardError("ffmpeg-processor: \(error)")
             throw ExitCode(error.isInputError ? 2 : 1)
