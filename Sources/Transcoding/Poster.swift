@@ -2,44 +2,41 @@ import CFFmpeg
 import Glibc
 import SystemSupport
 
-/// One still image of a video, for a player's poster or a listing.
-public struct PosterOptions: Sendable, Equatable {
-    public enum ImageFormat: String, Sendable, CaseIterable {
-        case jpeg, webp, png
+extension TranscodeOptions {
+    /// One still image of the video instead of the video, for a player's poster or a listing. Size, HDR,
+    /// deinterlacing, threads and limits are the transcode's; codec, format and quality are not used.
+    public struct Poster: Sendable, Equatable {
+        public enum ImageFormat: String, Sendable, CaseIterable {
+            case jpeg, webp, png
 
-        public var mimeType: String { "image/\(rawValue)" }
-        var encoderName: String { self == .jpeg ? "mjpeg" : self == .webp ? "libwebp" : "png" }
-        /// JPEG is full range by definition (a browser shows TV-range JPEG washed out); PNG is RGB.
-        var pixelFormat: AVPixelFormat {
-            switch self {
-            case .jpeg: AV_PIX_FMT_YUVJ420P
-            case .webp: AV_PIX_FMT_YUV420P
-            case .png: AV_PIX_FMT_RGB24
+            public var mimeType: String { "image/\(rawValue)" }
+            var encoderName: String { self == .jpeg ? "mjpeg" : self == .webp ? "libwebp" : "png" }
+            /// JPEG is full range by definition (a browser shows TV-range JPEG washed out); PNG is RGB.
+            var pixelFormat: AVPixelFormat {
+                switch self {
+                case .jpeg: AV_PIX_FMT_YUVJ420P
+                case .webp: AV_PIX_FMT_YUV420P
+                case .png: AV_PIX_FMT_RGB24
+                }
+            }
+            /// JPEG (JFIF) and WebP decoders assume the BT.601 matrix whatever the video's was; PNG is converted to
+            /// RGB with the frame's own matrix by the format conversion.
+            var finalFilters: String? {
+                switch self {
+                case .jpeg: "scale=out_color_matrix=bt601:out_range=pc"
+                case .webp: "scale=out_color_matrix=bt601:out_range=tv"
+                case .png: nil
+                }
             }
         }
-        /// JPEG (JFIF) and WebP decoders assume the BT.601 matrix whatever the video's was; PNG is converted to RGB
-        /// with the frame's own matrix by the format conversion.
-        var finalFilters: String? {
-            switch self {
-            case .jpeg: "scale=out_color_matrix=bt601:out_range=pc"
-            case .webp: "scale=out_color_matrix=bt601:out_range=tv"
-            case .png: nil
-            }
-        }
-    }
 
-    /// Seconds from the start; nil (`auto`): the first frame of the first seconds that is neither black nor blank.
-    public var at: Double? = nil
-    public var format: ImageFormat = .jpeg
-    /// Size, HDR, deinterlacing, threads and limits as for a transcode; codec and quality are not used.
-    public var video = TranscodeOptions()
+        /// Seconds from the start; nil (`auto`): the first frame of the first seconds that is neither black nor blank.
+        public var at: Double?
+        public var format: ImageFormat
 
-    public init() {}
-
-    public func validate() throws(TranscodeError) {
-        try video.validate()
-        if let at, !(at >= 0 && at <= video.limits.maxDurationSeconds) {
-            throw .invalidOption("at must be 0...\(Int(video.limits.maxDurationSeconds)) seconds or auto")
+        public init(at: Double? = nil, format: ImageFormat = .jpeg) {
+            self.at = at
+            self.format = format
         }
     }
 }
@@ -56,21 +53,22 @@ public struct PosterReport: Sendable, Equatable {
 /// after it, as `ffmpeg -ss <at> -i input -frames:v 1` picks), converted exactly as a transcode converts it
 /// (deinterlaced, tone-mapped, scaled) and turned upright, since an image carries no rotation.
 @discardableResult
-public func poster(input: MediaLocation, output: MediaLocation, options: PosterOptions = PosterOptions(),
+public func poster(input: MediaLocation, output: MediaLocation, options: TranscodeOptions,
                    cancellation: TranscodeCancellation? = nil) throws(TranscodeError) -> PosterReport {
     try options.validate()
     Libav.configureLogging()
-    let limits = options.video.limits
+    let request = options.poster ?? TranscodeOptions.Poster()
+    let limits = options.limits
     let control = JobControl(cancellation: cancellation, timeLimitSeconds: limits.jobTimeLimitSeconds)
     let demuxer = try Demuxer(input, limits: limits, control: control)
     guard let stream = demuxer.bestVideoStream() else { throw .noVideoStream }
     for other in demuxer.streams where other != stream { other.pointee.discard = AVDISCARD_ALL }
-    let decoder = try openVideoDecoder(stream, options: options.video)
+    let decoder = try openVideoDecoder(stream, options: options)
     let timeBase = stream.pointee.time_base
     let start = saneTimestamp(demuxer.context.pointee.start_time).map {
         av_rescale_q($0, shim_time_base_q(), timeBase)
     } ?? 0
-    if let at = options.at, at > 0 {
+    if let at = request.at, at > 0 {
         // To the keyframe at or before `at`; decoding goes on from there. A container that cannot seek is read from
         // its start, which is where it already is.
         let target = Int64(at * Double(AV_TIME_BASE)) + (saneTimestamp(demuxer.context.pointee.start_time) ?? 0)
@@ -79,7 +77,7 @@ public func poster(input: MediaLocation, output: MediaLocation, options: PosterO
     let chosen = try Frame()
     let decoded = try Frame()
     let packet = try Packet()
-    var chooser = FrameChooser(at: options.at)
+    var chooser = FrameChooser(at: request.at)
     var errors = 0
     func take() throws(TranscodeError) -> Bool {
         var done = false
@@ -112,10 +110,10 @@ public func poster(input: MediaLocation, output: MediaLocation, options: PosterO
         _ = try take()
     }
     guard chooser.hasFrame else {
-        if let at = options.at, let last = chooser.lastSeconds { throw .pastTheEnd(at: at, last: last) }
+        if let at = request.at, let last = chooser.lastSeconds { throw .pastTheEnd(at: at, last: last) }
         throw .corruptInput("no video frame could be decoded")
     }
-    let image = try encodeImage(chosen.pointer, stream: stream, options: options)
+    let image = try encodeImage(chosen.pointer, stream: stream, format: request.format, options: options)
     try writeAll(image.bytes, to: output)
     return PosterReport(width: image.width, height: image.height, seconds: chooser.chosenSeconds ?? 0,
                         bytes: image.bytes.count)
@@ -196,20 +194,20 @@ func openVideoDecoder(_ stream: UnsafeMutablePointer<AVStream>, options: Transco
 
 /// Converts `frame` as a transcode would, turned upright, and encodes it as one image.
 private func encodeImage(
-    _ frame: UnsafeMutablePointer<AVFrame>, stream: UnsafeMutablePointer<AVStream>, options: PosterOptions
+    _ frame: UnsafeMutablePointer<AVFrame>, stream: UnsafeMutablePointer<AVStream>,
+    format: TranscodeOptions.Poster.ImageFormat, options: TranscodeOptions
 ) throws(TranscodeError) -> (bytes: [UInt8], width: Int, height: Int) {
-    let format = options.format
     // `width` and `height` bound the upright picture: a turned one is scaled within them before it is turned.
     let turn = PictureTurn(stream)
     let swaps = turn?.swapsSides == true
     let (width, height) = (Int(frame.pointee.width), Int(frame.pointee.height))
     let upright = outputSize(
-        width: swaps ? height : width, height: swaps ? width : height, maxWidth: options.video.maxWidth,
-        maxHeight: options.video.maxHeight)
+        width: swaps ? height : width, height: swaps ? width : height, maxWidth: options.maxWidth,
+        maxHeight: options.maxHeight)
     let target = swaps ? (upright.height, upright.width) : (upright.width, upright.height)
     let filter = try VideoFilter(
         target: (Int32(target.0), Int32(target.1)), timeBase: stream.pointee.time_base,
-        streamFieldOrder: stream.pointee.codecpar.pointee.field_order, options: options.video,
+        streamFieldOrder: stream.pointee.codecpar.pointee.field_order, options: options,
         turn: turn, outputFormat: format.pixelFormat, finalFilters: format.finalFilters)
     let converted = try Frame()
     func keep(_ picture: UnsafeMutablePointer<AVFrame>) throws(TranscodeError) {

@@ -74,6 +74,7 @@ public func transcode(
     input: MediaLocation, output: MediaLocation, options: TranscodeOptions = TranscodeOptions(),
     cancellation: TranscodeCancellation? = nil
 ) throws(TranscodeError) -> TranscodeReport {
+    if options.poster != nil { return try posterJob(input: input, output: output, options: options, cancellation: cancellation) }
     try options.validate()
     Libav.configureLogging()
     let started = monotonicNanos()
@@ -140,6 +141,19 @@ public func transcode(
         videoFilters: video.filterStages,
         videoFilterGraph: video.filterGraphs.joined(separator: " | ")
     )
+}
+
+/// A poster as a job: the pool, the worker processes and their protocol carry transcode reports, and a poster's
+/// fits one (one frame, its size, the image's bytes).
+private func posterJob(
+    input: MediaLocation, output: MediaLocation, options: TranscodeOptions, cancellation: TranscodeCancellation?
+) throws(TranscodeError) -> TranscodeReport {
+    let started = monotonicNanos()
+    let made = try poster(input: input, output: output, options: options, cancellation: cancellation)
+    return TranscodeReport(
+        inputFormat: "", inputVideoCodec: "", width: made.width, height: made.height, videoFrames: 1, audioSamples: 0,
+        hasAudio: false, audioCopied: false, inputDuration: nil, outputDuration: made.seconds, inputBytes: 0,
+        outputBytes: Int64(made.bytes), seconds: Double(monotonicNanos() - started) / 1e9, threads: options.threads)
 }
 
 /// Seconds with three decimals, without Foundation.

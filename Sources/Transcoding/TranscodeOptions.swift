@@ -23,6 +23,8 @@ public struct TranscodeOptions: Sendable, Equatable {
     /// Whether interlaced video is deinterlaced.
     public var deinterlace: Deinterlace = .auto
     public var limits: Limits = Limits()
+    /// When set, the job writes one frame as an image (`poster(input:output:options:)`) instead of the video.
+    public var poster: Poster? = nil
 
     public struct Limits: Sendable, Equatable {
         /// Largest width × height accepted from the input (declared or decoded). Default: 8K UHD.
@@ -110,6 +112,9 @@ public struct TranscodeOptions: Sendable, Equatable {
         guard limits.maxFrames >= 1 else { throw .invalidOption("max frames must be at least 1") }
         guard limits.maxStreams >= 1 else { throw .invalidOption("max streams must be at least 1") }
         guard limits.probeSize >= 32 * 1024 else { throw .invalidOption("probe size must be at least 32 KiB") }
+        if let at = poster?.at, !(at >= 0 && at <= limits.maxDurationSeconds) {
+            throw .invalidOption("at must be 0...\(Int(limits.maxDurationSeconds)) seconds or auto")
+        }
         if let limit = limits.jobTimeLimitSeconds, limit <= 0 {
             throw .invalidOption("job time limit must be positive")
         }

@@ -147,6 +147,10 @@ struct WireWriter {
         int(options.limits.maxFrames)
         string(options.hdr.rawValue)
         string(options.deinterlace.rawValue)
+        optional(options.poster) { writer, poster in
+            writer.optional(poster.at) { $0.double($1) }
+            writer.string(poster.format.rawValue)
+        }
     }
 
     mutating func outcome(_ outcome: WorkerOutcome) {
@@ -275,6 +279,11 @@ struct WireReader {
             throw WorkerProtocolError(description: "unknown deinterlace \(deinterlace)")
         }
         options.deinterlace = deinterlaceChoice
+        options.poster = try optional { reader throws(WorkerProtocolError) in
+            TranscodeOptions.Poster(
+                at: try reader.optional { reader throws(WorkerProtocolError) in try reader.double() },
+                format: try reader.choice())
+        }
         return options
     }
 

@@ -80,16 +80,18 @@ struct TranscodeCommand: ParsableCommand {
         }
     }
 
-    private func makePosterOptions(_ video: TranscodeOptions) throws -> PosterOptions {
-        var options = PosterOptions()
-        options.video = video
+    private func makePosterOptions(_ video: TranscodeOptions) throws -> TranscodeOptions {
+        var options = video
+        var request = TranscodeOptions.Poster()
         do {
             if at != "auto" {
                 guard let seconds = Double(at) else { throw TranscodeError.invalidOption("at must be seconds or auto, not '\(at)'") }
-                options.at = seconds
+                request.at = seconds
             }
-            let named = imageFormat ?? PosterOptions.ImageFormat.allCases.first { output.hasSuffix(".\($0.rawValue)") }?.rawValue
-            if let named { options.format = try TranscodeOptions.parse("image format", named) }
+            let named = imageFormat
+                ?? TranscodeOptions.Poster.ImageFormat.allCases.first { output.hasSuffix(".\($0.rawValue)") }?.rawValue
+            if let named { request.format = try TranscodeOptions.parse("image format", named) }
+            options.poster = request
         } catch {
             printToStandardError("ffmpeg-processor: \(error)")
             throw ExitCode(2)

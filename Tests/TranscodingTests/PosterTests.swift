@@ -17,14 +17,13 @@ struct PosterTests {
 
     @Test("at=2 is the frame `ffmpeg -ss 2 -i in -frames:v 1` extracts (PSNR ≥ 35 dB), in each format",
           .enabled(if: FFmpegCLI.available, "the ffmpeg CLI is the reference"),
-          arguments: PosterOptions.ImageFormat.allCases)
-    func matchesCLI(_ format: PosterOptions.ImageFormat) async throws {
+          arguments: TranscodeOptions.Poster.ImageFormat.allCases)
+    func matchesCLI(_ format: TranscodeOptions.Poster.ImageFormat) async throws {
         try await onThread {
             let scratch = try Scratch()
             let input = try Self.clip(in: scratch)
-            var options = PosterOptions()
-            options.at = 2
-            options.format = format
+            var options = TranscodeOptions()
+            options.poster = .init(at: 2, format: format)
             let output = scratch.path("poster.\(format.rawValue)")
             let report = try poster(input: .path(input), output: .path(output), options: options)
             #expect(abs(report.seconds - 2) < 0.001 && report.width == 320 && report.height == 240)
@@ -44,8 +43,8 @@ struct PosterTests {
         try await onThread {
             let scratch = try Scratch()
             let input = try Self.clip(in: scratch)
-            var options = PosterOptions()
-            options.at = 9
+            var options = TranscodeOptions()
+            options.poster = .init(at: 9)
             #expect(throws: TranscodeError.pastTheEnd(at: 9, last: 3.96)) {
                 try poster(input: .path(input), output: .path(scratch.path("p.jpeg")), options: options)
             }
@@ -57,9 +56,9 @@ struct PosterTests {
         try await onThread {
             let scratch = try Scratch()
             let input = try Self.clip(in: scratch, rotation: 90)
-            var options = PosterOptions()
-            options.video.maxWidth = 120
-            options.format = .png
+            var options = TranscodeOptions()
+            options.maxWidth = 120
+            options.poster = .init(format: .png)
             let report = try poster(input: .path(input), output: .path(scratch.path("p.png")), options: options)
             #expect(report.width == 120 && report.height == 160)
             // MediaProbe opens videos only (its whitelist refuses image pipes); the CLI's probe reads the PNG.
