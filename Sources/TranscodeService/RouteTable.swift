@@ -6,11 +6,12 @@ import HTTPTypes
 public struct Route: Sendable, Hashable {
     /// What the route does; its raw value labels the route in logs and metrics.
     public enum Kind: String, Sendable, CaseIterable {
-        case about, metrics, transcode
+        case about, metrics, transcode, poster
     }
 
     public let kind: Kind
-    /// The path as OpenAPI writes it: a literal (`/about`) or the one templated segment `/{video_id}`.
+    /// The path as OpenAPI writes it: a literal (`/about`), the templated segment `/{video_id}`, or
+    /// `/{video_id}/poster`.
     public let template: String
     /// The methods that do the route's work. OPTIONS, which every route answers, is not among them.
     public let methods: [HTTPRequest.Method]
@@ -29,9 +30,11 @@ extension Routes {
         Route(kind: .about, template: "/about", methods: [.get, .head]),
         Route(kind: .metrics, template: "/metrics", methods: [.get]),
         Route(kind: .transcode, template: "/{video_id}", methods: [.post]),
+        Route(kind: .poster, template: "/{video_id}/poster", methods: [.post]),
     ]
 
     static let upload = table.first { $0.kind == .transcode }!
+    static let posterRoute = table.first { $0.kind == .poster }!
     static let aboutRoute = table.first { $0.kind == .about }!
 
     /// Every method some route serves, and OPTIONS: what the server answers `OPTIONS *` with (RFC 9110 §9.3.7).
@@ -43,7 +46,8 @@ extension Routes {
 
     /// The route a request target's path segments belong to.
     static func route(for segments: [String]) -> Route {
-        table.first { segments.count == 1 && "/" + segments[0] == $0.template } ?? upload
+        if segments.count == 2 && segments[1] == "poster" { return posterRoute }
+        return table.first { segments.count == 1 && "/" + segments[0] == $0.template } ?? upload
     }
 }
 
@@ -52,7 +56,7 @@ extension Route {
     /// (the root, several segments, a bad id) names no resource at all, and gets 404.
     func refusal(of method: HTTPRequest.Method, _ segments: [String]) -> Problem {
         if let missing = missingResource(segments) { return missing }
-        let detail = kind == .transcode ? "use POST to send a video" : "\(method) is not allowed here"
+        let detail = kind == .transcode || kind == .poster ? "use POST to send a video" : "\(method) is not allowed here"
         return Problem(.methodNotAllowed, detail, headers: [.allow: allow])
     }
 
@@ -65,6 +69,7 @@ extension Route {
 
     /// The 404 of a path routed to `/{video_id}` that is no video id; nil for a path that names this route.
     private func missingResource(_ segments: [String]) -> Problem? {
+        if kind == .poster { return (try? validateVideoID([segments[0]])) == nil ? Problem(.notFound, "no such resource") : nil }
         guard kind == .transcode else { return nil }
         if segments.isEmpty {
             return Problem(.notFound, "POST a video to /<video_id>; GET /about for the service's state")

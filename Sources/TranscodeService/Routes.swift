@@ -4,7 +4,7 @@ import Synchronization
 import Transcoding
 import WorkerIsolation
 
-/// The service's HTTP surface: `POST /<video_id>`, `GET|HEAD /about`, `GET /metrics`, and OPTIONS on each (the
+/// The service's HTTP surface: `POST /<video_id>`, `POST /<video_id>/poster`, `GET|HEAD /about`, `GET /metrics`, and OPTIONS on each (the
 /// server answers `OPTIONS *` from `Routes.serverWideMethods`). Errors are problem+json.
 public struct Routes: Sendable {
     let config: ServiceConfig
@@ -50,15 +50,21 @@ public struct Routes: Sendable {
                 body: .bytes(Array(metrics.exposition(counters: pool.counters).utf8)))
         case .transcode:
             return try await transcodeUpload(request, body, target, &record)
+        case .poster:
+            return try await transcodeUpload(request, body, target, &record, poster: true)
         }
     }
 
+    /// A video's upload, for its transcode or (`poster`) one frame of it as an image: the same admission, sandbox
+    /// and errors.
     private func transcodeUpload(
-        _ request: HTTPRequest, _ body: RequestBody, _ target: RequestTarget, _ record: inout RequestRecord
+        _ request: HTTPRequest, _ body: RequestBody, _ target: RequestTarget, _ record: inout RequestRecord,
+        poster: Bool = false
     ) async throws(Problem) -> ServerResponse {
-        let id = try validateVideoID(target.segments)
+        let id = try validateVideoID(poster ? Array(target.segments.prefix(1)) : target.segments)
         record.videoID = id
-        let options = try applyQuery(target.query, to: config.baseOptions)
+        let options = try poster
+            ? applyPosterQuery(target.query, to: config.baseOptions) : applyQuery(target.query, to: config.baseOptions)
         guard request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil else {
             throw Problem(.lengthRequired, "send the video with Content-Length or chunked transfer coding")
         }
@@ -131,19 +137,25 @@ public struct Routes: Sendable {
             record.transcodeMs = outcome.transcodeSeconds * 1000
             metrics.jobFinished(
                 queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
-                handoff: outcome.transcodeSeconds - outcome.report.seconds, codec: options.videoCodec)
-            let container = options.container
+                handoff: outcome.transcodeSeconds - outcome.report.seconds,
+                codec: options.poster == nil ? options.videoCodec : nil)
+            var fields: HTTPFields = [
+                HTTPField.Name("X-Video-Id")!: id,
+                HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
+                HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
+            ]
+            if let poster = options.poster {
+                fields[.contentType] = poster.format.mimeType
+                fields[.contentDisposition] = "inline; filename=\"\(id).\(poster.format.rawValue)\""
+            } else {
+                fields[.contentType] = options.container.mimeType
+                fields[.contentDisposition] = "inline; filename=\"\(id).\(options.container.fileExtension)\""
+                fields[HTTPField.Name("X-Video-Codec")!] = options.videoCodec.rawValue
+                fields[HTTPField.Name("X-Video-Filters")!] = outcome.report.videoFiltersText
+            }
             return ServerResponse(
                 status: .ok,
-                headerFields: [
-                    .contentType: container.mimeType,
-                    .contentDisposition: "inline; filename=\"\(id).\(container.fileExtension)\"",
-                    HTTPField.Name("X-Video-Id")!: id,
-                    HTTPField.Name("X-Video-Codec")!: options.videoCodec.rawValue,
-                    HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
-                    HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
-                    HTTPField.Name("X-Video-Filters")!: outcome.report.videoFiltersText,
-                ],
+                headerFields: fields,
                 // libav wrote the file through its own descriptor; its size is in the report, not in `output.size`.
                 body: .file(descriptor: output.take(), length: outcome.report.outputBytes))
         case .failure(let error):

@@ -106,8 +106,9 @@ public final class ServiceMetrics: Sendable {
 
     /// `handoff`: the worker thread's time for the job less the engine's own, i.e. what running it elsewhere
     /// (in a worker process: the message, the descriptors, the answer, the wake-ups) added to it.
-    func jobFinished(queueWait: Double, transcode: Double, handoff: Double, codec: VideoCodec) {
-        transcodes[codec]?.increment()
+    /// `codec`: what a transcode wrote; nil for a poster.
+    func jobFinished(queueWait: Double, transcode: Double, handoff: Double, codec: VideoCodec?) {
+        if let codec { transcodes[codec]?.increment() }
         self.queueWait.recordNanoseconds(Int64(queueWait * 1e9))
         transcodeTime.recordNanoseconds(Int64(transcode * 1e9))
         handoffTime.recordNanoseconds(Int64(max(handoff, 0) * 1e9))

@@ -56,3 +56,45 @@ struct CodecServiceTests {
         }
     }
 }
+
+@Suite("POST /<video_id>/poster through the sandboxed workers")
+struct PosterServiceTests {
+    @Test("a poster in each format decodes at the video's size", .enabled(if: which("ffmpeg") != nil),
+          arguments: ["jpeg", "webp", "png"])
+    func poster(_ format: String) async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1)
+            defer { running.stop() }
+            let response = try running.post("/c/poster?at=0.5&format=\(format)&width=160", body: Clips.small.bytes)
+            #expect(response.status == 200, "\(response.text)")
+            #expect(response.header("Content-Type") == "image/\(format)")
+            #expect(response.header("Content-Disposition") == "inline; filename=\"c.\(format)\"")
+            let scratch = try Scratch()
+            let path = scratch.path("poster.\(format)")
+            try Data(response.body).write(to: URL(fileURLWithPath: path))
+            // Decoded by the CLI into raw RGB: 160x120 pixels of 3 bytes, nothing else.
+            let decoded = try run(which("ffmpeg")!, ["-nostdin", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt",
+                                                     "rgb24", scratch.path("raw.rgb")])
+            #expect(decoded.status == 0, "\(decoded.err)")
+            let size = try FileManager.default.attributesOfItem(atPath: scratch.path("raw.rgb"))[.size] as? Int
+            #expect(size == 160 * 120 * 3)
+        }
+    }
+
+    @Test("refusals: at past the end 422, not a video 415, a bad format 400", arguments: [
+        ("/c/poster?at=5", 422, "past the end"), ("/c/poster?format=gif", 400, "format must be jpeg, webp or png"),
+        ("/c/poster?at=-1", 400, "at must be seconds"), ("/c/poster?crf=20", 400, "unknown query parameter"),
+    ])
+    func refused(_ target: String, _ status: Int, _ reason: String) async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1)
+            defer { running.stop() }
+            let response = try running.post(target, body: Clips.small.bytes)
+            #expect(response.status == status)
+            #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(response.text.contains(reason), "\(response.text)")
+            let text = try running.post("/c/poster", body: Array("not a video at all, only words".utf8))
+            #expect(text.status == 415)
+        }
+    }
+}
