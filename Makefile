@@ -11,13 +11,19 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 .PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
 	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan \
 	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure \
-	bench-codecs
+	bench-codecs browser-deps
 
 BENCH_PACKAGES := wrk nginx-light valgrind
+# Debian's headless-capable browser: BrowserPlaybackTests play the service's answers in it (skipped without it).
+BROWSER_PACKAGES := chromium
 
 # Idempotent and quick when everything is present: only missing packages are installed.
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+# The browser the playback tests use, kept out of `make deps` (about 100 MB).
+browser-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BROWSER_PACKAGES)"
 
 # What only the benchmarks need (wrk, and nginx to compare with), kept out of `make test`.
 bench-deps:
