@@ -88,6 +88,7 @@ final class VideoPipeline {
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
         // libvpx's crf is a cap under a bit rate unless the bit rate is 0; libav's default is 200 kb/s.
         if written == .vp9 { enc.pointee.bit_rate = 0 }
+        if written == .av1 { RealtimeGuard.dropForThisThread() }
         try encoder.open(options: written.privateOptions(preset: options.preset, crf: options.encoderCRF))
 
         output = try muxer.addStream(for: encoder)

@@ -1,3 +1,5 @@
+import Foundation
+import Glibc
 import MediaFixtures
 import TestSupport
 import Testing
@@ -107,6 +109,26 @@ struct CodecTests {
             #expect(video.decodeErrors == 0 && video.frameCount == report.videoFrames && report.videoFrames == 10)
             #expect(!report.videoFilters.contains { $0.hasPrefix("tonemap") })
         }
+    }
+
+    @Test("AV1 as root: the encoding thread gives up CAP_SYS_NICE first, so SVT-AV1 cannot make its threads real-time",
+          .enabled(if: geteuid() == 0, "only root holds CAP_SYS_NICE to lose"))
+    func noRealtimeThreads() async throws {
+        let effective = try await onThread { () throws -> UInt64 in
+            let scratch = try Scratch()
+            var clip = SyntheticClip()
+            clip.seconds = 0.2
+            clip.audioCodec = nil
+            try clip.write(to: scratch.path("in.mp4"))
+            var options = TranscodeOptions()
+            options.codec = .av1
+            try transcode(input: .path(scratch.path("in.mp4")), output: .path(scratch.path("out.mp4")), options: options)
+            let status = try String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8)
+            let line = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") } ?? ""
+            return UInt64(line.split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? .max
+        }
+        let sysNice: UInt64 = 1 << 23
+        #expect(effective & sysNice == 0, "CapEff \(String(effective, radix: 16))")
     }
 
     @Test("Opus is copied into WebM as it is, AAC re-encoded to Opus")
