@@ -5,10 +5,10 @@ import Transcoding
 
 @Suite("posters: one frame as an image")
 struct PosterTests {
-    /// A 4 s clip whose pattern moves every frame, so that a neighbouring frame scores far below the floor.
+    /// A 2.5 s clip whose pattern moves every frame, so that a neighbouring frame scores far below the floor.
     static func clip(in scratch: Scratch, rotation: Double = 0) throws -> String {
         var clip = SyntheticClip()
-        clip.seconds = 4
+        clip.seconds = 2.5
         clip.rotation = rotation
         let path = scratch.path("in.mp4")
         try clip.write(to: path)
@@ -45,7 +45,7 @@ struct PosterTests {
             let input = try Self.clip(in: scratch)
             var options = TranscodeOptions()
             options.poster = .init(at: 9)
-            #expect(throws: TranscodeError.pastTheEnd(at: 9, last: 3.96)) {
+            #expect(throws: TranscodeError.pastTheEnd(at: 9, last: 2.44)) {
                 try poster(input: .path(input), output: .path(scratch.path("p.jpeg")), options: options)
             }
         }
