@@ -10,13 +10,20 @@ APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libs
 
 .PHONY: deps bench-deps apt-install build release dist run test test-tsan harness bench bench-engine bench-service \
 	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan \
-	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure
+	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure \
+	bench-codecs browser-deps
 
 BENCH_PACKAGES := wrk nginx-light valgrind
+# Debian's headless-capable browser: BrowserPlaybackTests play the service's answers in it (skipped without it).
+BROWSER_PACKAGES := chromium
 
 # Idempotent and quick when everything is present: only missing packages are installed.
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+# The browser the playback tests use, kept out of `make deps` (about 100 MB).
+browser-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BROWSER_PACKAGES)"
 
 # What only the benchmarks need (wrk, and nginx to compare with), kept out of `make test`.
 bench-deps:
@@ -120,6 +127,10 @@ bench: bench-deps release
 	scripts/bench-fork.sh
 	scripts/bench-http.sh
 	scripts/bench-about-busy.sh
+
+# Each output codec (h264, hevc, av1, vp9) on the same generated clips: time, bytes, PSNR/SSIM (docs/BENCHMARKS.md).
+bench-codecs: deps release
+	scripts/bench-codecs.sh
 
 bench-engine: bench-deps release
 	scripts/bench.sh

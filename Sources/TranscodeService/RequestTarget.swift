@@ -44,8 +44,8 @@ func validateVideoID(_ segments: [String]) throws(Problem) -> String {
     return id
 }
 
-/// Applies `?height=&width=&crf=&preset=&audio=&hdr=&deinterlace=` to `base`; unknown, repeated or out-of-range
-/// values are refused.
+/// Applies `?height=&width=&crf=&quality=&preset=&audio=&hdr=&deinterlace=&codec=&format=` to `base`; unknown,
+/// repeated or out-of-range values, and codecs the container cannot carry, are refused.
 func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(Problem) -> TranscodeOptions {
     var options = base
     var seen: Set<String> = []
@@ -61,6 +61,12 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
         case "height": options.maxHeight = try integer()
         case "width": options.maxWidth = try integer()
         case "crf": options.crf = try integer()
+        case "quality":
+            do { options.quality = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
+        case "codec":
+            do { options.codec = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
+        case "format":
+            do { options.format = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
         case "preset": options.preset = value
         case "audio":
             switch value.lowercased() {
@@ -74,7 +80,7 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
             do { options.deinterlace = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
         default:
             throw Problem(
-                .badRequest, "unknown query parameter '\(key)' (known: height, width, crf, preset, audio, hdr, deinterlace)")
+                .badRequest, "unknown query parameter '\(key)' (known: \(knownQueryParameters.joined(separator: ", ")))")
         }
     }
     do {
@@ -84,6 +90,39 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
     }
     return options
 }
+
+/// Applies `?at=&width=&height=&format=&hdr=&deinterlace=` of `POST /<video_id>/poster` to `base`: the image's
+/// time (seconds, or `auto`), its largest size, its format (jpeg, webp, png) and the conversions the video gets.
+func applyPosterQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(Problem) -> TranscodeOptions {
+    var poster = TranscodeOptions.Poster()
+    var rest: [(String, String)] = []
+    var seen: Set<String> = []
+    for (key, value) in query {
+        guard seen.insert(key).inserted else { throw Problem(.badRequest, "query parameter \(key) is repeated") }
+        switch key {
+        case "at":
+            guard value != "auto" else { continue }
+            // Decimal seconds only: no exponent, sign, inf or nan.
+            guard !value.isEmpty, value.utf8.count <= 12,
+                value.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2e }), let seconds = Double(value)
+            else { throw Problem(.badRequest, "at must be seconds (e.g. 2.5) or auto, not '\(value)'") }
+            poster.at = seconds
+        case "format":
+            do { poster.format = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
+        case "width", "height", "hdr", "deinterlace": rest.append((key, value))
+        default:
+            throw Problem(.badRequest, "unknown query parameter '\(key)' (known: at, width, height, format, hdr, deinterlace)")
+        }
+    }
+    var options = try applyQuery(rest, to: base)
+    options.poster = poster
+    do { try options.validate() } catch { throw Problem(.badRequest, "\(error)") }
+    return options
+}
+
+let knownQueryParameters = [
+    "height", "width", "crf", "quality", "preset", "audio", "hdr", "deinterlace", "codec", "format",
+]
 
 /// Strict percent-decoding: a '%' must start two hex digits, and the result must be UTF-8 without control bytes.
 private func percentDecode(_ text: Substring) throws(Problem) -> String {

@@ -5,7 +5,7 @@ import Synchronization
 import Transcoding
 import WorkerIsolation
 
-/// The service's HTTP surface: `POST /<video_id>`, `GET|HEAD /about`, `GET /metrics`, and OPTIONS on each (the
+/// The service's HTTP surface: `POST /<video_id>`, `POST /<video_id>/poster`, `GET|HEAD /about`, `GET /metrics`, and OPTIONS on each (the
 /// server answers `OPTIONS *` from `Routes.serverWideMethods`). Errors are problem+json.
 public struct Routes: Sendable {
     let config: ServiceConfig
@@ -60,16 +60,23 @@ public struct Routes: Sendable {
             return try jobOutput(request, target.segments[1])
         case .jobEvents:
             return try jobEvents(request, target.segments[1])
+        case .poster:
+            return try await transcodeUpload(request, body, target, &record, poster: true)
         }
     }
 
+    /// A video's upload, for its transcode or (`poster`) one frame of it as an image: the same admission, sandbox
+    /// and errors.
     private func transcodeUpload(
-        _ request: HTTPRequest, _ body: RequestBody, _ target: RequestTarget, _ record: inout RequestRecord
+        _ request: HTTPRequest, _ body: RequestBody, _ target: RequestTarget, _ record: inout RequestRecord,
+        poster: Bool = false
     ) async throws(Problem) -> ServerResponse {
-        let id = try validateVideoID(target.segments)
+        let id = try validateVideoID(poster ? Array(target.segments.prefix(1)) : target.segments)
         record.videoID = id
-        // `callback` is the job's, not the transcode's: applyQuery never sees it.
-        let options = try applyQuery(target.query.filter { $0.0 != "callback" }, to: config.baseOptions)
+        // `callback` is the job's, not the transcode's: neither query parser sees it.
+        let query = target.query.filter { $0.0 != "callback" }
+        let options = try poster
+            ? applyPosterQuery(query, to: config.baseOptions) : applyQuery(query, to: config.baseOptions)
         let async = AsyncPreference(request.headerFields[values: Self.prefer])
         let callback = try callbackTarget(request, target, async: async != nil)
         guard request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil else {
@@ -129,17 +136,25 @@ public struct Routes: Sendable {
             record.transcodeMs = outcome.transcodeSeconds * 1000
             metrics.jobFinished(
                 queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
-                handoff: outcome.transcodeSeconds - outcome.report.seconds)
+                handoff: outcome.transcodeSeconds - outcome.report.seconds,
+                codec: options.poster == nil ? options.videoCodec : nil)
+            var fields: HTTPFields = [
+                HTTPField.Name("X-Video-Id")!: id,
+                HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
+                HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
+            ]
+            if let poster = options.poster {
+                fields[.contentType] = poster.format.mimeType
+                fields[.contentDisposition] = "inline; filename=\"\(id).\(poster.format.rawValue)\""
+            } else {
+                fields[.contentType] = options.container.mimeType
+                fields[.contentDisposition] = "inline; filename=\"\(id).\(options.container.fileExtension)\""
+                fields[HTTPField.Name("X-Video-Codec")!] = options.videoCodec.rawValue
+                fields[HTTPField.Name("X-Video-Filters")!] = outcome.report.videoFiltersText
+            }
             return ServerResponse(
                 status: .ok,
-                headerFields: [
-                    .contentType: "video/mp4",
-                    .contentDisposition: "inline; filename=\"\(id).mp4\"",
-                    HTTPField.Name("X-Video-Id")!: id,
-                    HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
-                    HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
-                    HTTPField.Name("X-Video-Filters")!: outcome.report.videoFiltersText,
-                ],
+                headerFields: fields,
                 // libav wrote the file through its own descriptor; its size is in the report, not in `output.size`.
                 body: .file(descriptor: output.take(), length: outcome.report.outputBytes))
         case .failure(let error):

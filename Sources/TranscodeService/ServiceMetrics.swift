@@ -4,6 +4,7 @@ import HTTPServer
 import Jobs
 import Prometheus
 import SystemSupport
+import Transcoding
 
 /// The service's metrics, through swift-metrics with a Prometheus registry of its own (no global bootstrap, so
 /// several services can live in one test process). Exposed as text by `GET /metrics`.
@@ -35,6 +36,8 @@ public final class ServiceMetrics: Sendable {
     private let eventWatchers: CoreMetrics.Gauge
     private let webhooksDelivered: CoreMetrics.Counter
     private let webhooksFailed: CoreMetrics.Counter
+    /// Jobs done, by the codec written: four series, made up front.
+    private let transcodes: [VideoCodec: CoreMetrics.Counter]
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -66,6 +69,10 @@ public final class ServiceMetrics: Sendable {
             label: "ffmpeg_processor_webhook_attempts_total", dimensions: [("outcome", "delivered")], factory: factory)
         webhooksFailed = CoreMetrics.Counter(
             label: "ffmpeg_processor_webhook_attempts_total", dimensions: [("outcome", "failed")], factory: factory)
+        transcodes = Dictionary(uniqueKeysWithValues: VideoCodec.allCases.map { codec in
+            (codec, CoreMetrics.Counter(
+                label: "ffmpeg_processor_transcodes_total", dimensions: [("codec", codec.rawValue)], factory: factory))
+        })
     }
 
     /// One webhook attempt: answered 2xx, or not (no connection, no answer, another status).
@@ -119,7 +126,9 @@ public final class ServiceMetrics: Sendable {
 
     /// `handoff`: the worker thread's time for the job less the engine's own, i.e. what running it elsewhere
     /// (in a worker process: the message, the descriptors, the answer, the wake-ups) added to it.
-    func jobFinished(queueWait: Double, transcode: Double, handoff: Double) {
+    /// `codec`: what a transcode wrote; nil for a poster.
+    func jobFinished(queueWait: Double, transcode: Double, handoff: Double, codec: VideoCodec?) {
+        if let codec { transcodes[codec]?.increment() }
         self.queueWait.recordNanoseconds(Int64(queueWait * 1e9))
         transcodeTime.recordNanoseconds(Int64(transcode * 1e9))
         handoffTime.recordNanoseconds(Int64(max(handoff, 0) * 1e9))

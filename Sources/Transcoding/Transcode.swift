@@ -77,16 +77,18 @@ public struct TranscodeReport: Sendable, Equatable {
     }
 }
 
-/// Transcodes `input` to a web-ready MP4 at `output`: H.264 yuv420p + AAC (AAC-LC input copied, other audio
-/// encoded), `+faststart`, the input's timing and display rotation kept. Runs on the calling thread until done;
-/// `cancellation` stops it from another thread. `progress` hears, on this thread, the share of the input's
-/// duration that the encoded video covers, in steps of at least `progressStep`; never 1, which only the finished
-/// file deserves, and never when the input does not say how long it is.
+/// Transcodes `input` to a web-ready file at `output`: by default H.264 yuv420p + AAC in MP4 (AAC-LC input copied,
+/// other audio encoded), `+faststart`; or HEVC/AV1 in MP4, VP9/AV1 + Opus in WebM (`options.codec`, `.format`);
+/// the input's timing and display rotation kept. Runs on the calling thread until done; `cancellation` stops it
+/// from another thread. `progress` hears, on this thread, the share of the input's duration that the encoded video
+/// covers, in steps of at least `progressStep`; never 1, which only the finished file deserves, and never when the
+/// input does not say how long it is.
 @discardableResult
 public func transcode(
     input: MediaLocation, output: MediaLocation, options: TranscodeOptions = TranscodeOptions(),
     cancellation: TranscodeCancellation? = nil, progress: ((Double) -> Void)? = nil
 ) throws(TranscodeError) -> TranscodeReport {
+    if options.poster != nil { return try posterJob(input: input, output: output, options: options, cancellation: cancellation) }
     try options.validate()
     Libav.configureLogging()
     let started = monotonicNanos()
@@ -95,7 +97,7 @@ public func transcode(
 
     let demuxer = try Demuxer(input, limits: options.limits, control: control)
     guard let videoStream = demuxer.bestVideoStream() else { throw .noVideoStream }
-    let muxer = try Muxer(output, control: control)
+    let muxer = try Muxer(output, container: options.container, control: control)
     let startTime = demuxer.context.pointee.start_time
     let video = try VideoPipeline(
         stream: videoStream, demuxer: demuxer, muxer: muxer, options: options, startTime: startTime)
@@ -174,6 +176,19 @@ public func transcode(
 public let progressStep = 0.01
 /// The most progress `transcode` reports: the trailer and the moov move are still to come.
 public let progressCeiling = 0.99
+
+/// A poster as a job: the pool, the worker processes and their protocol carry transcode reports, and a poster's
+/// fits one (one frame, its size, the image's bytes).
+private func posterJob(
+    input: MediaLocation, output: MediaLocation, options: TranscodeOptions, cancellation: TranscodeCancellation?
+) throws(TranscodeError) -> TranscodeReport {
+    let started = monotonicNanos()
+    let made = try poster(input: input, output: output, options: options, cancellation: cancellation)
+    return TranscodeReport(
+        inputFormat: "", inputVideoCodec: "", width: made.width, height: made.height, videoFrames: 1, audioSamples: 0,
+        hasAudio: false, audioCopied: false, inputDuration: nil, outputDuration: made.seconds, inputBytes: 0,
+        outputBytes: Int64(made.bytes), seconds: Double(monotonicNanos() - started) / 1e9, threads: options.threads)
+}
 
 /// Seconds with three decimals, without Foundation.
 func secondsText(_ seconds: Double) -> String {

@@ -22,6 +22,8 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
     case `internal`(averror: Int32, message: String)
     /// An option value out of its range; nothing was done.
     case invalidOption(String)
+    /// A poster was asked for at a time after the video's last frame (seconds; the last frame's time).
+    case pastTheEnd(at: Double, last: Double)
 
     public enum Limit: String, Sendable, Equatable {
         case pixels, duration, frames, streams, jobTime = "job time"
@@ -43,13 +45,16 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
         case .io(let errno): return "I/O error: \(errno)"
         case .internal(let code, let message): return "internal error \(code): \(message)"
         case .invalidOption(let detail): return "invalid option: \(detail)"
+        case .pastTheEnd(let at, let last):
+            return "at=\(secondsText(at)) is past the end: the last frame starts at \(secondsText(last)) s"
         }
     }
 
     /// True when the input itself (not this machine) is at fault: the CLI exits 2, the service answers 4xx.
     public var isInputError: Bool {
         switch self {
-        case .notAVideo, .noVideoStream, .unsupportedCodec, .corruptInput, .limitExceeded, .invalidOption: true
+        case .notAVideo, .noVideoStream, .unsupportedCodec, .corruptInput, .limitExceeded, .invalidOption, .pastTheEnd:
+            true
         case .cancelled, .io, .internal: false
         }
     }

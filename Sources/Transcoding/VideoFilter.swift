@@ -28,6 +28,9 @@ final class VideoFilter {
     private let timeBase: AVRational
     private let streamFieldOrder: AVFieldOrder
     private let options: TranscodeOptions
+    private let turn: PictureTurn?
+    private let outputFormat: AVPixelFormat
+    private let finalFilters: String?
     private var graph: FilterGraph?
     private var plan: VideoFilterPlan?
     private var shape: PictureShape?
@@ -42,8 +45,11 @@ final class VideoFilter {
     private var framesIn = 0
 
     init(target: (width: Int32, height: Int32), timeBase: AVRational, streamFieldOrder: AVFieldOrder,
-         options: TranscodeOptions) throws(TranscodeError)
+         options: TranscodeOptions, turn: PictureTurn? = nil, outputFormat: AVPixelFormat = AV_PIX_FMT_YUV420P, finalFilters: String? = nil) throws(TranscodeError)
     {
+        self.turn = turn
+        self.outputFormat = outputFormat
+        self.finalFilters = finalFilters
         self.target = target
         self.timeBase = timeBase
         self.streamFieldOrder = streamFieldOrder
@@ -84,7 +90,8 @@ final class VideoFilter {
         }
         let made = VideoFilterPlan(
             for: next, streamFieldOrder: streamFieldOrder, target: target, options: options,
-            keepDeinterlacing: plan?.deinterlaces ?? false)
+            keepDeinterlacing: plan?.deinterlaces ?? false, turn: turn, outputFormat: outputFormat,
+            finalFilters: finalFilters)
         graph = nil
         try inputsFault(picture: next) { () throws(TranscodeError) in
             graph = try FilterGraph(made.description, input: next, timeBase: timeBase, threads: options.threads)

@@ -1,7 +1,8 @@
 import CFFmpeg
 
-/// Decode → filter graph (deinterlace, tone-map, dither, scale: only what the pictures need) → yuv420p at even
-/// dimensions → libx264, keeping every frame and its timestamp.
+/// Decode → filter graph (deinterlace, tone-map, dither, scale: only what the pictures need) → yuv420p (10-bit for
+/// HDR kept in HEVC, AV1 or VP9) at even
+/// dimensions → the codec's encoder (libx264, libx265, libsvtav1 or libvpx-vp9), keeping every frame and its timestamp.
 final class VideoPipeline {
     let input: UnsafeMutablePointer<AVStream>
     let output: UnsafeMutablePointer<AVStream>
@@ -62,17 +63,24 @@ final class VideoPipeline {
             throw .unsupportedCodec(String(cString: avcodec_get_name(parameters.pointee.codec_id)))
         }
 
-        guard let x264 = avcodec_find_encoder_by_name("libx264") else {
-            throw .internal(averror: shim_averror_decoder_not_found(), message: "libx264 is not available")
+        let written = options.videoCodec
+        guard let encoderCodec = avcodec_find_encoder_by_name(written.encoderName) else {
+            throw .internal(averror: shim_averror_decoder_not_found(), message: "\(written.encoderName) is not available")
         }
-        encoder = try CodecContext(x264)
+        encoder = try CodecContext(encoderCodec)
         let size = outputSize(
             width: Int(parameters.pointee.width), height: Int(parameters.pointee.height),
             maxWidth: options.maxWidth, maxHeight: options.maxHeight)
+        let turn = muxer.container == .webm ? PictureTurn(stream) : nil
         let enc = encoder.pointer
-        enc.pointee.width = Int32(size.width)
-        enc.pointee.height = Int32(size.height)
-        enc.pointee.pix_fmt = AV_PIX_FMT_YUV420P
+        enc.pointee.width = Int32(turn?.swapsSides == true ? size.height : size.width)
+        enc.pointee.height = Int32(turn?.swapsSides == true ? size.width : size.height)
+        // HDR kept as it is stays 10-bit where the codec has a 10-bit profile every HDR player decodes (HEVC Main 10,
+        // AV1 Main, VP9 profile 2); H.264's High 10 plays almost nowhere, so H.264 keeps 8 bits.
+        let inputDepth = av_pix_fmt_desc_get(AVPixelFormat(rawValue: parameters.pointee.format)).map { $0.pointee.comp.0.depth } ?? 8
+        let tenBit = options.hdr == .keep && written != .h264 && inputDepth > 8
+            && HDRTransfer(parameters.pointee.color_trc) != nil
+        enc.pointee.pix_fmt = tenBit ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P
         // The input's own time base keeps variable frame rate timing exact.
         enc.pointee.time_base = stream.pointee.time_base
         enc.pointee.framerate = av_guess_frame_rate(demuxer.context, stream, nil)
@@ -85,19 +93,24 @@ final class VideoPipeline {
         enc.pointee.colorspace = colour.matrix
         enc.pointee.thread_count = Int32(options.threads)
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
-        try encoder.open(options: ["preset": options.preset, "crf": String(options.crf)])
+        // libvpx's crf is a cap under a bit rate unless the bit rate is 0; libav's default is 200 kb/s.
+        if written == .vp9 { enc.pointee.bit_rate = 0 }
+        if written == .av1 { RealtimeGuard.dropForThisThread() }
+        try encoder.open(options: written.privateOptions(preset: options.preset, crf: options.encoderCRF))
 
         output = try muxer.addStream(for: encoder)
+        if muxer.container == .mp4, let tag = written.mp4Tag { output.pointee.codecpar.pointee.codec_tag = tag }
         output.pointee.avg_frame_rate = stream.pointee.avg_frame_rate
-        copyDisplayMatrix(from: stream, to: output)
+        if turn == nil { copyDisplayMatrix(from: stream, to: output) }
         startOffset = saneTimestamp(startTime).map {
             saneTimestamp(av_rescale_q($0, shim_time_base_q(), stream.pointee.time_base)) ?? 0
         } ?? 0
         decoded = try Frame()
         packet = try Packet()
         filter = try VideoFilter(
-            target: (enc.pointee.width, enc.pointee.height), timeBase: stream.pointee.time_base,
-            streamFieldOrder: parameters.pointee.field_order, options: options)
+            target: (Int32(size.width), Int32(size.height)), timeBase: stream.pointee.time_base,
+            streamFieldOrder: parameters.pointee.field_order, options: options, turn: turn,
+            outputFormat: enc.pointee.pix_fmt)
     }
 
     /// Feeds one demuxed packet (or nil to flush) and encodes every frame it yields.

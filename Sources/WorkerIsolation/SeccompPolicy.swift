@@ -19,12 +19,14 @@ import Glibc
 /// **What a forbidden call gets.** Most kill the process (SECCOMP_RET_KILL_PROCESS), as in OpenSSH's and Android's
 /// media policies: a decoder that makes one is running code nobody wrote for it and must not get a second try. EPERM
 /// would let an exploit probe the list call by call and carry on; a kill ends the job at once, and the parent sees
-/// SIGSYS, logs it, counts it and starts a fresh process. Two calls answer an error instead, because libraries make
+/// SIGSYS, logs it, counts it and starts a fresh process. Some calls answer an error instead, because libraries make
 /// them and cope with the refusal:
 /// - `openat` gets EACCES, as OpenSSH's filter answers `open`. The measurement caught glibc opening files lazily
 ///   on libav's behalf: `tzset` reads /etc/localtime when a demuxer formats a creation time, and `iconv_open` loads
 ///   gconv modules when the MPEG-TS demuxer decodes a DVB service name. Refused, both fall back (UTC; the raw
 ///   bytes), and the job goes on; killed, a valid MPEG-TS upload would fail.
+/// - `sched_setscheduler` and `sched_setaffinity` get EPERM: SVT-AV1 run as root asks real-time priority for its
+///   threads, and pins them; it copes with a refusal, and a job's threads must never outrank the service's own.
 /// - `clone3` gets ENOSYS: glibc ≥ 2.34 tries it first for every new thread and falls back to `clone` only on
 ///   ENOSYS, and `clone3` passes its flags in memory, where a filter cannot read them to tell a thread from a
 ///   process. `clone` passes them in a register, so it is allowed for threads only.
@@ -61,6 +63,9 @@ public enum SeccompPolicy {
         ("transcode --sandbox, measured the same way: glibc installs its thread-cancellation handler when the "
             + "process makes its first thread, which a worker has done before its filter, the CLI after it",
          ["rt_sigaction"]),
+        ("x265 and SVT-AV1 (codec=hevc, av1), measured with strace -f on `transcode --sandbox`: libnuma's probe "
+            + "(get_mempolicy, read-only) when x265 builds its thread pools; SVT-AV1 asks its own user id",
+         ["get_mempolicy", "geteuid"]),
         ("ends: of a thread, and of the process (neither returns, so strace -c cannot count them)",
          ["exit", "exit_group"]),
         ("the kernel's own restart of a sleep or a wait that a stop and continue interrupted (SIGSTOP, a debugger)",
@@ -113,6 +118,13 @@ public enum SeccompPolicy {
         ("clone3", ENOSYS),
         // isatty(3), which libav's logger calls when TERM is set, is ioctl(TCGETS): "not a terminal" is true.
         ("ioctl", ENOTTY),
+        // SVT-AV1 run as root asks for SCHED_FIFO priority 99 for its threads (glibc applies it with
+        // sched_setscheduler in each new thread); refused, pthread_create says EPERM and SVT starts them at normal
+        // priority. A job's threads must never outrank the event loop.
+        ("sched_setscheduler", EPERM),
+        // SVT-AV1 then pins each new thread (here to an empty set, which the kernel would refuse with EINVAL) and
+        // goes on whatever the answer: where a job's threads run is the kernel's and the operator's choice.
+        ("sched_setaffinity", EPERM),
     ]
 
     /// Loads the filter into every thread of the process, and so into every thread started from now on.

@@ -50,9 +50,10 @@ public final class WorkerProcess {
     /// secrets. The Swift runtime's crash handler would exec a backtracer from a dying child, which the filter
     /// forbids: the process would die of SIGSYS instead of the signal that really ended it. Passed on from the
     /// service's own: libav's log level (`FFMPEG_PROCESSOR_LIBAV_LOG`), and in debug builds the two test switches of
-    /// WorkerFaults.swift. docs/SECURITY.md lists the same.
+    /// WorkerFaults.swift. SVT-AV1 reads its log level only from `SVT_LOG`, and at its default prints a dozen lines of
+    /// configuration for every AV1 job: errors only (1). docs/SECURITY.md lists the same.
     static func environment() -> [String] {
-        var environment = ["SWIFT_BACKTRACE=enable=no"]
+        var environment = ["SWIFT_BACKTRACE=enable=no", "SVT_LOG=1"]
         var passed = ["FFMPEG_PROCESSOR_LIBAV_LOG"]
         #if DEBUG
         passed += ["FFMPEG_PROCESSOR_WORKER_FAULTS", "FFMPEG_PROCESSOR_WORKER_UNCONFINED"]

@@ -137,7 +137,10 @@ struct WireWriter {
     }
 
     mutating func options(_ options: TranscodeOptions) {
-        int(options.crf)
+        optional(options.crf) { $0.int($1) }
+        optional(options.quality) { $0.string($1.rawValue) }
+        optional(options.codec) { $0.string($1.rawValue) }
+        optional(options.format) { $0.string($1.rawValue) }
         string(options.preset)
         optional(options.maxWidth) { $0.int($1) }
         optional(options.maxHeight) { $0.int($1) }
@@ -151,6 +154,10 @@ struct WireWriter {
         int(options.limits.maxFrames)
         string(options.hdr.rawValue)
         string(options.deinterlace.rawValue)
+        optional(options.poster) { writer, poster in
+            writer.optional(poster.at) { $0.double($1) }
+            writer.string(poster.format.rawValue)
+        }
     }
 
     mutating func outcome(_ outcome: WorkerOutcome) {
@@ -194,6 +201,7 @@ struct WireWriter {
         case .io(let errno): byte(6); integer(errno.rawValue)
         case .internal(let code, let message): byte(7); integer(code); string(message)
         case .invalidOption(let detail): byte(8); string(detail)
+        case .pastTheEnd(let at, let last): byte(9); double(at); double(last)
         }
     }
 }
@@ -244,9 +252,20 @@ struct WireReader {
         try bool() ? try read(&self) : nil
     }
 
+    /// A string naming one case of `Choice`.
+    mutating func choice<Choice: RawRepresentable>(_: Choice.Type = Choice.self) throws(WorkerProtocolError) -> Choice
+    where Choice.RawValue == String {
+        let text = try string()
+        guard let value = Choice(rawValue: text) else { throw WorkerProtocolError(description: "unknown value \(text)") }
+        return value
+    }
+
     mutating func options() throws(WorkerProtocolError) -> TranscodeOptions {
         var options = TranscodeOptions()
-        options.crf = try int()
+        options.crf = try optional { reader throws(WorkerProtocolError) in try reader.int() }
+        options.quality = try optional { reader throws(WorkerProtocolError) in try reader.choice() }
+        options.codec = try optional { reader throws(WorkerProtocolError) in try reader.choice() }
+        options.format = try optional { reader throws(WorkerProtocolError) in try reader.choice() }
         options.preset = try string()
         options.maxWidth = try optional { reader throws(WorkerProtocolError) in try reader.int() }
         options.maxHeight = try optional { reader throws(WorkerProtocolError) in try reader.int() }
@@ -268,6 +287,11 @@ struct WireReader {
             throw WorkerProtocolError(description: "unknown deinterlace \(deinterlace)")
         }
         options.deinterlace = deinterlaceChoice
+        options.poster = try optional { reader throws(WorkerProtocolError) in
+            TranscodeOptions.Poster(
+                at: try reader.optional { reader throws(WorkerProtocolError) in try reader.double() },
+                format: try reader.choice())
+        }
         return options
     }
 
@@ -307,6 +331,7 @@ struct WireReader {
         case 6: return .io(Errno(rawValue: try integer()))
         case 7: return .internal(averror: try integer(), message: try string())
         case 8: return .invalidOption(try string())
+        case 9: return .pastTheEnd(at: try double(), last: try double())
         default: throw WorkerProtocolError(description: "unknown error")
         }
     }

@@ -122,7 +122,10 @@ struct APIDocumentTests {
     static let effects: [String: @Sendable (TranscodeOptions) -> String?] = [
         "height": { $0.maxHeight.map(String.init) },
         "width": { $0.maxWidth.map(String.init) },
-        "crf": { String($0.crf) },
+        "crf": { String($0.encoderCRF) },
+        "quality": { $0.quality?.rawValue ?? "medium" },
+        "codec": { $0.videoCodec.rawValue },
+        "format": { $0.container.rawValue },
         "preset": { $0.preset },
         "audio": { String($0.audio) },
         "hdr": { $0.hdr.rawValue },

@@ -37,6 +37,7 @@ enum RecipeBook {
     /// A POST to a literal route's path: a video sent to a reserved id, a 400 that says so rather than a 405.
     static let reserved: [Endpoint] = Routes.table.filter { $0.kind != .transcode }.map { Endpoint("POST", $0.template) }
     static let upload = Endpoint("POST", "/{video_id}")
+    static let poster = Endpoint("POST", "/{video_id}/poster")
     static let about = [Endpoint("GET", "/about"), Endpoint("HEAD", "/about")]
     static let metrics = Endpoint("GET", "/metrics")
     static let options = Routes.table.map { Endpoint("OPTIONS", $0.template) }
@@ -82,6 +83,8 @@ enum RecipeBook {
             },
             Recipe(status: 404, endpoints: refused.filter { $0.path == upload.path } + [Endpoint("OPTIONS", upload.path)],
                    setting: .standard, name: "a path that is no video id") { head($0, target: "/no%20such") },
+            Recipe(status: 404, endpoints: refused.filter { $0.path == poster.path } + [Endpoint("OPTIONS", poster.path)],
+                   setting: .standard, name: "a poster path that is no video id") { head($0, target: "/no%20such/poster") },
             Recipe(status: 204, endpoints: options, setting: .standard, name: "the path's methods",
                    expectedHeaders: ["Allow"]) { head($0) },
         ]
@@ -155,6 +158,21 @@ enum RecipeBook {
             let clip = Media.trial
             return head($0, ["Prefer: respond-async", "Content-Length: \(clip.count)"]) + clip
         },
+        Recipe(status: 200, endpoints: [poster], setting: .standard, name: "a PNG of the trial clip at 1 s") {
+            let clip = Media.trial
+            return head($0, target: path($0) + "?at=1&format=png&width=240", ["Content-Length: \(clip.count)"]) + clip
+        },
+        Recipe(status: 200, endpoints: [poster], setting: .standard, name: "the trial clip's auto poster") {
+            let clip = Media.trial
+            return head($0, ["Content-Length: \(clip.count)"]) + clip
+        },
+        Recipe(status: 400, endpoints: [poster], setting: .standard, name: "a poster format that is none of the documented") {
+            head($0, target: path($0) + "?format=gif")
+        },
+        Recipe(status: 422, endpoints: [poster], setting: .standard, name: "at past the end") {
+            let clip = Media.trial
+            return head($0, target: path($0) + "?at=60", ["Content-Length: \(clip.count)"]) + clip
+        },
         Recipe(status: 400, endpoints: [upload], setting: .standard, name: "crf out of range") {
             head($0, target: path($0) + "?crf=52")
         },
@@ -164,33 +182,33 @@ enum RecipeBook {
         Recipe(status: 400, endpoints: [upload], setting: .standard, name: "the id ..") {
             head($0, target: "/..")
         },
-        Recipe(status: 400, endpoints: [upload], setting: .standard, name: "an empty body") {
+        Recipe(status: 400, endpoints: [upload, poster], setting: .standard, name: "an empty body") {
             head($0, ["Content-Length: 0"])
         },
-        Recipe(status: 411, endpoints: [upload], setting: .standard, name: "no Content-Length") { head($0) },
-        Recipe(status: 415, endpoints: [upload], setting: .standard, name: "text") {
+        Recipe(status: 411, endpoints: [upload, poster], setting: .standard, name: "no Content-Length") { head($0) },
+        Recipe(status: 415, endpoints: [upload, poster], setting: .standard, name: "text") {
             let text = Array(String(repeating: "this is not a video\n", count: 200).utf8)
             return head($0, ["Content-Length: \(text.count)"]) + text
         },
-        Recipe(status: 422, endpoints: [upload], setting: .standard, name: "no video stream") {
+        Recipe(status: 422, endpoints: [upload, poster], setting: .standard, name: "no video stream") {
             let sound = Media.soundOnly
             return head($0, ["Content-Length: \(sound.count)"]) + sound
         },
-        Recipe(status: 500, endpoints: [upload], setting: .noTempDir, name: "the temp directory removed") {
+        Recipe(status: 500, endpoints: [upload, poster], setting: .noTempDir, name: "the temp directory removed") {
             head($0, ["Content-Length: 1000", "Expect: 100-continue"])
         },
-        Recipe(status: 503, endpoints: [upload], setting: .standard, name: "past the upload budget",
+        Recipe(status: 503, endpoints: [upload, poster], setting: .standard, name: "past the upload budget",
                expectedHeaders: ["Retry-After"]) {
             head($0, ["Content-Length: \(Setting.uploadBudget + 1)", "Expect: 100-continue"])
         },
-        Recipe(status: 503, endpoints: [upload], setting: .draining, name: "draining", expectedHeaders: ["Retry-After"]) {
+        Recipe(status: 503, endpoints: [upload, poster], setting: .draining, name: "draining", expectedHeaders: ["Retry-After"]) {
             head($0, ["Content-Length: 1000", "Expect: 100-continue"])
         },
-        Recipe(status: 503, endpoints: [upload], setting: .degraded, name: "no worker process can start",
+        Recipe(status: 503, endpoints: [upload, poster], setting: .degraded, name: "no worker process can start",
                expectedHeaders: ["Retry-After"]) {
             head($0, ["Content-Length: 1000", "Expect: 100-continue"])
         },
-        Recipe(status: 507, endpoints: [upload], setting: .diskFull, name: "1 MiB into a 256 KiB tmpfs") {
+        Recipe(status: 507, endpoints: [upload, poster], setting: .diskFull, name: "1 MiB into a 256 KiB tmpfs") {
             let body = [UInt8](repeating: 0x47, count: 1 << 20)
             return head($0, ["Content-Length: \(body.count)"]) + body
         },

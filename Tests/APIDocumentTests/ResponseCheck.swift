@@ -58,6 +58,8 @@ struct ResponseCheck {
             problems += Self.videoProblems(response.body)
         } else if mediaType == "text/event-stream" {
             problems += Self.eventStreamProblems(response.text)
+        } else if mediaType.hasPrefix("image/") {
+            problems += Self.imageProblems(response.body, mediaType)
         } else if mediaType == "text/plain" {
             problems += Self.prometheusProblems(response.text)
         } else {
@@ -97,6 +99,29 @@ struct ResponseCheck {
         return text.split(separator: "\n").filter { line in
             !line.hasPrefix(":") && !fields.contains(line.prefix { $0 != ":" })
         }.map { "not an event stream line: \($0.prefix(80))" }
+    }
+
+    /// An image answer must be of its type (its signature) and decode to pixels (the ffmpeg CLI, where installed).
+    static func imageProblems(_ body: [UInt8], _ mediaType: String) -> [String] {
+        let signatures: [String: [UInt8?]] = [
+            "image/jpeg": [0xff, 0xd8, 0xff], "image/png": [0x89, 0x50, 0x4e, 0x47],
+            "image/webp": [0x52, 0x49, 0x46, 0x46, nil, nil, nil, nil, 0x57, 0x45, 0x42, 0x50],
+        ]
+        guard let signature = signatures[mediaType] else { return ["the check cannot read a \(mediaType) body"] }
+        guard body.count > signature.count, zip(signature, body).allSatisfy({ $0.0 == nil || $0.0 == $0.1 }) else {
+            return ["the body is not a \(mediaType): \(body.prefix(12))"]
+        }
+        guard let ffmpeg = which("ffmpeg") else { return [] }
+        do {
+            let scratch = try Scratch()
+            try Data(body).write(to: URL(fileURLWithPath: scratch.path("answer.image")))
+            let decoded = try run(ffmpeg, ["-nostdin", "-v", "error", "-i", scratch.path("answer.image"), "-f", "rawvideo",
+                                           "-pix_fmt", "rgb24", scratch.path("raw")])
+            let size = (try? FileManager.default.attributesOfItem(atPath: scratch.path("raw"))[.size] as? Int) ?? 0
+            return decoded.status == 0 && size > 0 ? [] : ["the \(mediaType) does not decode: \(decoded.err.suffix(300))"]
+        } catch {
+            return ["the \(mediaType) does not decode: \(error)"]
+        }
     }
 
     /// The Prometheus text format: comments, and `name{labels} value` samples.

@@ -44,7 +44,7 @@ struct ForkPerJobTests {
             let child = try #require(running.service.pool.counters.workerProcessIDs.first)
             let template = try #require(parent(of: child))
             let allowed: Set<String> = [
-                "SWIFT_BACKTRACE", "FFMPEG_PROCESSOR_LIBAV_LOG", "FFMPEG_PROCESSOR_WORKER_FAULTS",
+                "SWIFT_BACKTRACE", "SVT_LOG", "FFMPEG_PROCESSOR_LIBAV_LOG", "FFMPEG_PROCESSOR_WORKER_FAULTS",
                 "FFMPEG_PROCESSOR_WORKER_UNCONFINED",
             ]
             for pid in [child, template] {

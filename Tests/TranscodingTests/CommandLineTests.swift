@@ -28,7 +28,7 @@ struct CommandLineTests {
 
     @Test("bad input or option: exit 2 with the reason on stderr", arguments: [
         (["transcode", "NOISE", "OUT"], "not a video"),
-        (["transcode", "NOISE", "OUT", "--crf", "60"], "crf must be 0...51"),
+        (["transcode", "NOISE", "OUT", "--crf", "60"], "crf for h264 must be 0...51"),
         (["transcode", "NOISE", "OUT", "--preset", "warp"], "preset must be one of"),
         (["transcode", "NOISE", "OUT", "--hdr", "bright"], "hdr must be tonemap or keep, not 'bright'"),
         (["transcode", "NOISE", "OUT", "--deinterlace", "yes"], "deinterlace must be auto or off, not 'yes'"),

@@ -65,6 +65,10 @@ int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 /* The calling thread's nice value (Linux keeps one per thread; threads it creates inherit it). */
 int clinux_nice_this_thread(int nice);
 
+/* Takes CAP_SYS_NICE from the calling thread (and so from the threads it starts): a root process's libraries can no
+ * longer give their threads real-time priority. 0, or -1 with errno. */
+int clinux_drop_sys_nice_this_thread(void);
+
 /* The calling thread under SCHED_IDLE: it runs only on cycles no other thread of its group wants, and a waking
    thread of normal policy preempts it at once (threads it creates inherit the policy). */
 int clinux_sched_idle_this_thread(void);
