@@ -86,7 +86,7 @@ extension Routes {
                 reservation, input: input.borrowedDescriptor, output: output, options: options,
                 onStart: { jobs.started(job.id) }, progress: { jobs.progress(job.id, $0) })
             await pool.release(reservation)
-            Self.record(result, of: job, in: jobs, metrics: metrics)
+            Self.record(result, of: job, options: options, in: jobs, metrics: metrics)
         }
         jobs.onCancel(job.id) { task.cancel() }
         if let callback { webhooks?.follow(job.id, to: callback, in: jobs) }
@@ -94,8 +94,9 @@ extension Routes {
         if let wait = preference.wait, wait > 0, let status = await jobs.waitForFinalState(job.id, seconds: wait) {
             if status.state == .succeeded, let bytes = status.resultBytes, let file = jobs.store.open(job.secret) {
                 // The synchronous answer's fields, and where the result stays until its TTL.
+                let type = status.details["Content-Type"] ?? "video/mp4"
                 var fields: HTTPFields = [
-                    .contentType: "video/mp4", .contentDisposition: "inline; filename=\"\(videoID).mp4\"",
+                    .contentDisposition: "inline; filename=\"\(videoID).\(Self.fileExtension(type))\"",
                     HTTPField.Name("X-Video-Id")!: videoID, .contentLocation: "/jobs/\(job.id)/output",
                 ]
                 for (name, value) in status.details.sorted(by: { $0.key < $1.key }) {
@@ -132,14 +133,15 @@ extension Routes {
     /// What became of a job's run, into the registry and the results folder. A result that arrives after the job
     /// was cancelled is deleted at once.
     private static func record(
-        _ result: Result<WorkerPool.Outcome, JobFailure>, of job: (id: String, secret: String), in jobs: JobRegistry,
-        metrics: ServiceMetrics
+        _ result: Result<WorkerPool.Outcome, JobFailure>, of job: (id: String, secret: String), options: TranscodeOptions,
+        in jobs: JobRegistry, metrics: ServiceMetrics
     ) {
         switch result {
         case .success(let outcome):
             metrics.jobFinished(
                 queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
-                handoff: outcome.transcodeSeconds - outcome.report.seconds)
+                handoff: outcome.transcodeSeconds - outcome.report.seconds,
+                codec: options.poster == nil ? options.videoCodec : nil)
             let bytes = outcome.report.outputBytes
             do {
                 try jobs.store.commit(job.secret, bytes: bytes)
@@ -148,11 +150,15 @@ extension Routes {
                 jobs.failed(job.id, Problem(TempFileError(error.errno)).jobProblem)
                 return
             }
-            let details = [
+            var details = [
+                "Content-Type": options.poster?.format.mimeType ?? options.container.mimeType,
                 "X-Queue-Wait-Ms": milliseconds(outcome.queueWait),
                 "X-Transcode-Ms": milliseconds(outcome.transcodeSeconds),
-                "X-Video-Filters": outcome.report.videoFiltersText,
             ]
+            if options.poster == nil {
+                details["X-Video-Codec"] = options.videoCodec.rawValue
+                details["X-Video-Filters"] = outcome.report.videoFiltersText
+            }
             if !jobs.succeeded(job.id, bytes: bytes, details: details) { jobs.store.remove(job.secret, bytes: bytes) }
         case .failure(.transcode(.cancelled)):
             jobs.store.discard(job.secret)

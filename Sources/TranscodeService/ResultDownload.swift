@@ -75,8 +75,10 @@ extension Routes {
             return ServerResponse(status: .notModified, headerFields: fields)
         }
         guard let file = jobs.store.open(secret) else { throw Problem(.gone, "the job's result has been removed") }
-        fields[.contentType] = "video/mp4"
-        fields[.contentDisposition] = "inline; filename=\"\(status.videoID).mp4\""
+        // What the job made: an MP4, a WebM or a poster's image (its record says which).
+        let type = status.details["Content-Type"] ?? "video/mp4"
+        fields[.contentType] = type
+        fields[.contentDisposition] = "inline; filename=\"\(status.videoID).\(Self.fileExtension(type))\""
         // If-Range names the version the client holds a part of; any other version is sent whole.
         let rangeApplies = request.headerFields[.ifRange].map { $0 == tag } ?? true
         switch rangeApplies ? ByteRangeRequest(request.headerFields[.range], size: size) : .whole {
@@ -92,5 +94,10 @@ extension Routes {
                 .rangeNotSatisfiable, "the range lies past the result's \(size) bytes",
                 headers: [.contentRange: "bytes */\(size)", .acceptRanges: "bytes"])
         }
+    }
+
+    /// A download's file name extension for its media type.
+    static func fileExtension(_ type: String) -> String {
+        ["video/webm": "webm", "image/jpeg": "jpeg", "image/webp": "webp", "image/png": "png"][type] ?? "mp4"
     }
 }

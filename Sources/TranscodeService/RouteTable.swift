@@ -49,9 +49,15 @@ extension Routes {
     /// Ids that name a route rather than a video: every literal route's first segment, and `jobs`, kept for the
     /// asynchronous jobs' routes so that no client comes to depend on it as an id. docs/openapi.yaml's VideoID
     /// schema and the README list the same.
-    public static let reservedIDs: [String] =
-        table.filter { $0.kind != .transcode }.compactMap { $0.template.split(separator: "/").first.map(String.init) }
-        + ["jobs"]
+    public static let reservedIDs: [String] = {
+        var ids: [String] = []
+        for route in table {
+            guard let first = route.template.split(separator: "/").first, !first.hasPrefix("{"),
+                !ids.contains(String(first)) else { continue }
+            ids.append(String(first))
+        }
+        return ids
+    }()
 
     /// The 400 of a video sent to a reserved id: a 405 would say only that POST is wrong there, not why.
     static func reservedIDProblem(_ id: String) -> Problem {
@@ -82,7 +88,8 @@ extension Route {
     /// (the root, several segments, a bad id) names no resource at all, and gets 404.
     func refusal(of method: HTTPRequest.Method, _ segments: [String]) -> Problem {
         if let missing = missingResource(segments) { return missing }
-        if method == .post, kind != .transcode, kind != .poster, let id = segments.first {
+        // The literal route itself (POST /about): a video sent to a reserved id. Under it (POST /jobs/<id>): 405.
+        if method == .post, kind != .transcode, kind != .poster, segments.count == 1, let id = segments.first {
             return Routes.reservedIDProblem(id)
         }
         let detail = kind == .transcode || kind == .poster ? "use POST to send a video" : "\(method) is not allowed here"

@@ -35,7 +35,9 @@ enum RecipeBook {
         APIDocument.methods.map { Endpoint($0, route.template) }.filter { !served.contains($0) && !reserved.contains($0) }
     }
     /// A POST to a literal route's path: a video sent to a reserved id, a 400 that says so rather than a 405.
-    static let reserved: [Endpoint] = Routes.table.filter { $0.kind != .transcode }.map { Endpoint("POST", $0.template) }
+    static let reserved: [Endpoint] = Routes.table.filter { route in
+        !route.template.hasPrefix("/{") && route.template.split(separator: "/").count == 1
+    }.map { Endpoint("POST", $0.template) }
     static let upload = Endpoint("POST", "/{video_id}")
     static let poster = Endpoint("POST", "/{video_id}/poster")
     static let about = [Endpoint("GET", "/about"), Endpoint("HEAD", "/about")]
