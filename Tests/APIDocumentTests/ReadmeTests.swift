@@ -88,18 +88,8 @@ struct ReadmeTests {
             let live = try LiveService.inProcess { $0.maxBody = 64 << 20; $0.queueBytes = 256 << 20 }
             defer { live.stop() }
             let command = example.command.replacingOccurrences(of: "localhost:3000", with: "localhost:\(live.port)")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            // The line's own words, then: fail loudly, and print the status last.
-            process.arguments = ["-c", command + " -sS -w '\\nstatus=%{http_code}\\n'"]
-            process.currentDirectoryURL = scratch.url
-            process.environment = ["PATH": URL(fileURLWithPath: curl).deletingLastPathComponent().path]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
+            let (status, printed) = try Self.runCurl(command, curl: curl, in: scratch)
+            #expect(status == 0)
             #expect(printed.hasSuffix("status=200\n"), "\(printed.suffix(600))")
             // `-o FILE` saved the answer: it must decode as a video, or be the image it says it is.
             if let index = words.firstIndex(of: "-o") { try Self.checkSaved(scratch.path(words[index + 1])) }
@@ -112,6 +102,22 @@ struct ReadmeTests {
                         "the README says \(example.comment), the service sent \(shown ?? "nothing")")
             }
         }
+    }
+
+    /// A README line as a shell runs it in `scratch`, with its own words, then: fail loudly, give up after two
+    /// minutes, and print the status last. Its exit status and what it printed.
+    static func runCurl(_ command: String, curl: String, in scratch: Scratch) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command + " -sS --max-time 120 -w '\\nstatus=%{http_code}\\n'"]
+        process.currentDirectoryURL = scratch.url
+        process.environment = ["PATH": URL(fileURLWithPath: curl).deletingLastPathComponent().path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, printed)
     }
 
     /// A saved answer: an image by its signature, a video by decoding it.
@@ -141,17 +147,8 @@ struct ReadmeTests {
                 for word in words where word.hasPrefix("@") { try Self.writeInput(String(word.dropFirst()), in: scratch) }
                 var command = example.command.replacingOccurrences(of: "localhost:3000", with: "localhost:\(live.port)")
                 if let job { command = command.replacingOccurrences(of: Self.elidedJob, with: job) }
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/bin/sh")
-                process.arguments = ["-c", command + " -sS --max-time 120 -w '\\nstatus=%{http_code}\\n'"]
-                process.currentDirectoryURL = scratch.url
-                process.environment = ["PATH": URL(fileURLWithPath: curl).deletingLastPathComponent().path]
-                let output = Pipe()
-                process.standardOutput = output
-                try process.run()
-                let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
-                #expect(process.terminationStatus == 0, "\(command)")
+                let (status, printed) = try Self.runCurl(command, curl: curl, in: scratch)
+                #expect(status == 0, "\(command)")
                 if job == nil {
                     #expect(printed.hasSuffix("status=202\n"), "\(printed.suffix(600))")
                     let location = printed.split(separator: "\r\n").first { $0.lowercased().hasPrefix("location: /jobs/") }
