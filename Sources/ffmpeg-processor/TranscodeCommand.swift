@@ -109,7 +109,10 @@ struct TranscodeCommand: ParsableCommand {
             print(try body())
         } catch {
             printToStandardError("ffmpeg-processor: \(error)")
-            throw ExitCode(error.isInputError ? 2 : 1)
+            // Straight out, allocating nothing more: after a job that ran out of --job-memory the address space can
+            // still be full (freed memory kept by the allocator, thread stacks), and the argument parser's own exit
+            // path died there of a failed 16 KiB allocation, turning the 2 into a crash.
+            Glibc.exit(error.isInputError ? 2 : 1)
         }
     }
 
