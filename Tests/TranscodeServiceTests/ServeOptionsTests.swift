@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import TestSupport
 import Testing
 
@@ -32,8 +33,12 @@ struct ServeOptionsTests {
         }
     }
 
+    /// SIGTERM, and the drain's end; SIGKILL if it has not ended in 30 s. These tests are about the options, and
+    /// once (CI, 2026-12-07, `--host ::`) a drain here never ended until a second signal: a wait without a bound
+    /// would hold the whole run. LifecycleTests and LameDuckTests are where the drain itself is tested.
     static func stop(_ process: Process) {
         if process.isRunning { process.terminate() }
+        if !waitUntil(30, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 
