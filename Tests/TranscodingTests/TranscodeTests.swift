@@ -47,7 +47,7 @@ struct TranscodeTests {
             } else {
                 #expect(result.audio == nil)
             }
-            let boxes = try topLevelBoxes(output)
+            let boxes = try ContainerLayout.mp4Boxes(output)
             let moov = try #require(boxes.firstIndex(of: "moov"))
             let mdat = try #require(boxes.firstIndex(of: "mdat"))
             #expect(moov < mdat, "boxes: \(boxes)")
