@@ -8,15 +8,22 @@ PORT ?= 3000
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libx264-dev \
 	pkg-config ffmpeg bc curl util-linux mount libseccomp-dev
 
-.PHONY: deps bench-deps apt-install build release run test test-tsan harness bench bench-engine bench-service \
+.PHONY: deps bench-deps apt-install build release dist run test test-tsan harness bench bench-engine bench-service \
 	bench-http bench-instructions bench-upload bench-about bench-about-uploads leak-check fuzz-media fuzz-media-asan \
-	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure bench-split
+	fuzz-http soak hostile clean check-openapi check-deploy cluster-test bench-cluster image-check seccomp-measure \
+	bench-codecs browser-deps bench-split
 
 BENCH_PACKAGES := wrk nginx-light valgrind
+# Debian's headless-capable browser: BrowserPlaybackTests play the service's answers in it (skipped without it).
+BROWSER_PACKAGES := chromium
 
 # Idempotent and quick when everything is present: only missing packages are installed.
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+# The browser the playback tests use, kept out of `make deps` (about 100 MB).
+browser-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BROWSER_PACKAGES)"
 
 # What only the benchmarks need (wrk, and nginx to compare with), kept out of `make test`.
 bench-deps:
@@ -37,6 +44,17 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release
+
+# The relocatable binary, dist/ffmpeg-processor, for a host without the Swift toolchain (deploy/systemd): the Swift
+# runtime linked in (--static-swift-stdlib), as the Dockerfile builds it, so only the system's libraries remain.
+# .build-static is the scratch folder image-check uses too. The ldd check is here rather than in check-deploy: the
+# static release build takes about 6 minutes on 2 cores, and CI runs this target once (scripts/check-dist.sh).
+STATIC := -c release --static-swift-stdlib --scratch-path .build-static
+dist: deps
+	$(SWIFT) build $(STATIC) --product ffmpeg-processor
+	mkdir -p dist
+	install -m 0755 "$$($(SWIFT) build $(STATIC) --show-bin-path)/ffmpeg-processor" dist/ffmpeg-processor
+	scripts/check-dist.sh dist/ffmpeg-processor
 
 run: release
 	$$($(SWIFT) build -c release --show-bin-path)/ffmpeg-processor serve --port $(PORT)
@@ -69,7 +87,8 @@ check-openapi: $(TOOLS_VENV)/installed
 	$(TOOLS_VENV)/bin/openapi-spec-validator --schema 3.1 docs/openapi.yaml
 
 # Every file in deploy/ through its own engine's checker: haproxy -c, nginx -t, promtool (config, rules and their
-# unit tests), kubernetes-validate --strict, systemd-analyze verify (scripts/check-deploy.sh).
+# unit tests), kubernetes-validate --strict, systemd-analyze verify; and the rendered HAProxy and nginx run with their
+# defaults on loopback, their own errors checked to be problem+json (scripts/check-deploy.sh).
 DEPLOY_PACKAGES := haproxy nginx-light prometheus gettext-base systemd
 check-deploy: $(TOOLS_VENV)/installed
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(DEPLOY_PACKAGES)"
@@ -94,6 +113,7 @@ test-tsan: deps
 	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter HarnessTests
 	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter APIDocumentTests
 	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter SystemSupportTests
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN) --filter WorkerIsolationTests
 
 # The release service on a free port, the harness with its defaults against it, the report; HARNESS_ARGS adds options.
 harness: release
@@ -107,6 +127,10 @@ bench: bench-deps release
 	scripts/bench-fork.sh
 	scripts/bench-http.sh
 	scripts/bench-about-busy.sh
+
+# Each output codec (h264, hevc, av1, vp9) on the same generated clips: time, bytes, PSNR/SSIM (docs/BENCHMARKS.md).
+bench-codecs: deps release
+	scripts/bench-codecs.sh
 
 bench-engine: bench-deps release
 	scripts/bench.sh
@@ -135,9 +159,9 @@ soak: deps
 	$(SWIFT) build -c $(BUILD) --product harness
 	BUILD=$(BUILD) scripts/soak.sh
 
-# Replicas behind the shipped HAProxy configuration, then nginx's: a harness run, a rolling restart and a kill -9
-# under load (scripts/cluster-test.sh; REPLICAS, REQUESTS, CONCURRENCY, ROLLING_REQUESTS, KILL_REQUESTS). BUILD as
-# for soak.
+# Replicas behind the shipped HAProxy configuration, then nginx's, then none (kept connections straight to them): a
+# harness run, a rolling restart and a kill -9 under load (scripts/cluster-test.sh; REPLICAS, REQUESTS, CONCURRENCY,
+# ROLLING_REQUESTS, KILL_REQUESTS, STEPS). BUILD as for soak.
 CLUSTER_PACKAGES := haproxy nginx-light gettext-base curl bc
 cluster-test: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CLUSTER_PACKAGES)"
@@ -184,7 +208,7 @@ bench-upload: deps
 	scripts/bench-upload.sh
 
 clean:
-	rm -rf .build .build-asan .build-fuzz .build-tsan bench-out $(TOOLS_VENV)
+	rm -rf .build .build-asan .build-fuzz .build-static .build-tsan bench-out dist $(TOOLS_VENV)
 
 # The worker's seccomp allow-list, measured: strace -f -c over real jobs in unconfined debug workers (the trial clip,
 # every fixture format, MUTANTS fuzz mutants, bad inputs, a cancelled and a timed-out job). Its table is what

@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // HMAC-SHA256 for signed webhooks (Jobs/WebhookSigner.swift): no cryptography of our own.
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
         // Reads docs/openapi.yaml in APIDocumentTests; never linked into the service.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
@@ -56,10 +58,13 @@ let package = Package(
         // Split-and-stitch: a long upload planned at keyframes, cut by stream copy, its segments encoded by whoever
         // the service names (its pool), stitched with the audio encoded once. Knows nothing of routes.
         .target(name: "SplitStitch", dependencies: ["Transcoding", "SystemSupport"]),
+        // Async jobs: the registry, progress and events, results on disk with a TTL and a byte budget. Knows nothing of
+        // HTTP or libav.
+        .target(name: "Jobs", dependencies: ["SystemSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "TranscodeService",
             dependencies: [
-                "Transcoding", "WorkerIsolation", "HTTPServer", "SystemSupport", "CLinux", "SplitStitch",
+                "Transcoding", "WorkerIsolation", "HTTPServer", "Jobs", "SystemSupport", "CLinux", "SplitStitch",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -69,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "ffmpeg-processor",
             dependencies: [
-                "SplitStitch", "Transcoding", "TranscodeService", "WorkerIsolation", "SystemSupport",
+                "SplitStitch", "Transcoding", "TranscodeService", "WorkerIsolation", "SystemSupport", "Jobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -103,13 +108,14 @@ let package = Package(
             dependencies: ["Transcoding", "MediaFixtures", "SystemSupport", "CFFmpeg", "CLinux", "TestSupport"],
             exclude: ["Regressions"]),
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "SystemSupport", "TestSupport"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "TestSupport"]),
         .testTarget(name: "WorkerIsolationTests", dependencies: ["WorkerIsolation", "Transcoding", "SystemSupport", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SystemSupport", "CLinux", "TestSupport"]),
         .testTarget(
             name: "TranscodeServiceTests",
-            dependencies: ["TranscodeService", "SplitStitch", "WorkerIsolation", "Transcoding", "MediaFixtures", "HTTPServer", "SystemSupport",
-                           "TestSupport", "CLinux",
+            dependencies: ["TranscodeService", "SplitStitch", "WorkerIsolation", "Transcoding", "MediaFixtures", "HTTPServer",
+                           "SystemSupport", "TestSupport", "CLinux", "Jobs",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // docs/openapi.yaml against a running service, in both directions.

@@ -12,7 +12,10 @@ struct HarnessCommand: ParsableCommand {
         abstract: "Load-test a running ffmpeg-processor: N uploads at concurrency C, every answer decoded and checked.",
         discussion: "Exits 1 when the share of valid MP4s is under --min-success, 2 when the run cannot start, 0 otherwise.")
 
-    @Option(help: "The service's base URL.") var url = "http://127.0.0.1:3000"
+    @Option(help: "The service's base URL (default http://127.0.0.1:3000); repeated, replicas reached straight, each new connection to the next.")
+    var url: [String] = []
+    @Flag(help: "Keep each connection for request after request until the server closes it, then connect to the next --url, as a Kubernetes Service's clients do.")
+    var keepAlive = false
     @Option(help: "Requests to send.") var requests = 1000
     @Option(help: "Requests in flight at once.") var concurrency = 1000
     @Option(help: "The video to upload (default: a generated 6 s 640x360 clip with audio).") var file: String?
@@ -23,6 +26,8 @@ struct HarnessCommand: ParsableCommand {
     @Option(help: "Percent of the requests that disconnect at a random moment (upload, wait or download), half of them with a reset; counted apart.")
     var disconnect: Double = 0
     @Flag(help: "Check status, type and length only; do not decode the answers.") var noVerify = false
+    @Flag(help: "Send each video as an async job (Prefer: respond-async), follow its events to the end, then download and check its result.")
+    var async = false
     @Option(help: "Also write the report as JSON to this file.") var json: String?
 
     func validate() throws {
@@ -32,6 +37,7 @@ struct HarnessCommand: ParsableCommand {
         guard (0...100).contains(minSuccess) else { throw ValidationError("--min-success must be 0...100") }
         guard (0...100).contains(disconnect) else { throw ValidationError("--disconnect must be 0...100") }
         guard file == nil || dir == nil else { throw ValidationError("--file and --dir exclude each other") }
+        guard !async || disconnect == 0 else { throw ValidationError("--async and --disconnect exclude each other") }
     }
 
     func run() throws {
@@ -45,7 +51,9 @@ struct HarnessCommand: ParsableCommand {
     }
 
     private func trial() throws {
-        let endpoint = try Endpoint(url: url)
+        let endpoints = try (url.isEmpty ? ["http://127.0.0.1:3000"] : url).map { url throws(HarnessError) in
+            try Endpoint(url: url)
+        }
         let verify = !noVerify
         var scratch: String?
         defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
@@ -60,13 +68,16 @@ struct HarnessCommand: ParsableCommand {
             scratch = folder
             inputs = [try InputVideo.generate(in: folder)]
         }
-        var configuration = RunConfiguration(endpoint: endpoint, inputs: inputs)
+        var configuration = RunConfiguration(endpoint: endpoints[0], inputs: inputs)
+        configuration.otherEndpoints = Array(endpoints.dropFirst())
+        configuration.keepAlive = keepAlive
         configuration.requests = requests
         configuration.concurrency = concurrency
         configuration.query = query
         configuration.timeout = timeout
         configuration.verify = verify
         configuration.disconnectPercent = disconnect
+        configuration.async = async
         // Each request thread holds a socket and a temp file at once: a thousand of them need more than the usual
         // soft limit of 1024 descriptors.
         raiseDescriptorLimit()

@@ -37,8 +37,8 @@ fork_ms() { # metrics file
 
 if [[ -z ${BASELINE:-} ]]; then
     rate=$(p1 "$NEW_BIN" new)
-    printf 'P1 (trial clip x%s at concurrency 64): %.1f jobs/s; fork and confine per job: %.2f ms (mean)\n' \
-        "$P1_REQUESTS" "$rate" "$(fork_ms "$OUT/new.metrics")"
+    printf 'P1 (%s x%s at concurrency 64): %.1f jobs/s; fork and confine per job: %.2f ms (mean)\n' \
+        "$(basename "$TRIAL")" "$P1_REQUESTS" "$rate" "$(fork_ms "$OUT/new.metrics")"
     exit 0
 fi
 
@@ -49,7 +49,7 @@ swift build -c release --package-path "$OLD_SRC" --scratch-path .build-old/build
 swift build -c release --package-path "$OLD_SRC" --scratch-path .build-old/build --product harness >/dev/null
 OLD_BIN=$(swift build -c release --package-path "$OLD_SRC" --scratch-path .build-old/build --show-bin-path)
 
-echo "P1 (trial clip x$P1_REQUESTS at concurrency 64, --isolation process), $BASELINE vs this tree, $ROUNDS alternated rounds:"
+echo "P1 ($(basename "$TRIAL") x$P1_REQUESTS at concurrency 64, --isolation process), $BASELINE vs this tree, $ROUNDS alternated rounds:"
 printf '%6s %12s %12s %10s %12s\n' round "old jobs/s" "new jobs/s" "new/old" "fork ms"
 ratios=()
 for round in $(seq "$ROUNDS"); do

@@ -9,6 +9,8 @@
 #   - every fixture format the fuzzer seeds from (mp4/H.264+AAC, avi/MPEG-4+MP2, webm/VP8+Vorbis, mkv, mpegts+MP2,
 #     flv, ADTS AAC in mpegts), each as is, scaled, and without audio;
 #   - a 720p clip, so that x264 and the decoders run their frame threads;
+#   - every output codec (HEVC, AV1 in MP4 and WebM, VP9 with Opus), 10-bit HDR kept in each, and a poster in each
+#     image format;
 #   - every filter path: HLG and PQ (10-bit HEVC, tone-mapped, and kept with hdr=keep), an interlaced clip
 #     (bwdif, and deinterlace=off), the animated GIF fixture;
 #   - MUTANTS mutants of the fuzzer's (make fuzz-media's corpus, seed SEED);
@@ -73,6 +75,12 @@ post() { # file query
     done
     for file in "$OUT"/inputs/hlg.mov "$OUT"/inputs/pq.mov; do post "$file" "?hdr=keep"; done
     post "$OUT/inputs/interlaced.mp4" "?deinterlace=off"
+    # Every encoder and container (x265, SVT-AV1, libvpx, libopus; WebM), 10-bit HDR kept, and the posters' encoders.
+    for query in "?codec=hevc" "?codec=av1" "?codec=vp9" "?codec=av1&format=webm"; do
+        post "$OUT/inputs/hd.mp4" "$query"
+        for file in "$OUT"/inputs/hlg.mov "$OUT"/inputs/pq.mov; do post "$file" "$query&hdr=keep"; done
+    done
+    for format in jpeg webp png; do post "$OUT/inputs/hd.mp4" "/poster?at=1&format=$format"; done
     for file in "$OUT"/mutants/*; do post "$file" "?preset=ultrafast"; done
     # Cancelled: the client gives up mid-job. Timed out: the 3 s job limit stops a slow preset.
     curl -s -o /dev/null --max-time 1 --data-binary @"$OUT/inputs/hd.mp4" "$SERVICE_URL/cancelled?preset=veryslow" || true

@@ -125,6 +125,7 @@ private func kind(_ error: TranscodeError) -> String {
     case .io: "io"
     case .internal: "internal"
     case .invalidOption: "invalid-option"
+    case .pastTheEnd: "past-the-end"
     }
 }
 

@@ -29,6 +29,13 @@ final class AnonymousFile {
         if let failure { throw HarnessError("writing a response body: \(failure)") }
     }
 
+    /// The first `limit` bytes written, read back (a small body such as an event stream).
+    func contents(limit: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: limit)
+        let n = (try? syscallValue("pread") { bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, limit, 0) } }) ?? 0
+        return Array(bytes.prefix(max(n, 0)))
+    }
+
     static var defaultDirectory: String {
         getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
     }

@@ -34,6 +34,8 @@ public struct Report: Codable, Sendable {
     public var inputMBPerSecond: Double
     public var inputBytes: Int64
     public var outputBytes: Int64
+    /// TCP connections opened: one per request, or with `--keep-alive` one per server close.
+    public var connections: Int
 
     /// True when the run reached `minimum` percent of valid MP4s.
     public func passes(minimumSuccessRate minimum: Double) -> Bool { successRate >= minimum }
@@ -56,6 +58,7 @@ public struct Report: Codable, Sendable {
             row("latency", "no valid answer")
         }
         row("throughput", String(format: "%.2f jobs/s, %.2f MB/s of input", jobsPerSecond, inputMBPerSecond))
+        row("connections", "\(connections) opened")
         row("wall time", String(format: "%.2f s", wallSeconds))
         return lines.joined(separator: "\n")
     }

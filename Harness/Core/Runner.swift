@@ -5,6 +5,12 @@ import SystemSupport
 /// Everything one run needs; `Harness/` main fills it from the command line, tests directly.
 public struct RunConfiguration: Sendable {
     public var endpoint: Endpoint
+    /// More endpoints beside `endpoint` (replicas reached straight, with no balancer): each new connection goes to
+    /// the next of them all in turn.
+    public var otherEndpoints: [Endpoint] = []
+    /// Each thread keeps its connection for job after job until the server closes it, then connects to the next
+    /// endpoint, as the clients of a Kubernetes Service do; otherwise a connection per job.
+    public var keepAlive = false
     public var inputs: [InputVideo]
     public var requests = 1000
     public var concurrency = 1000
@@ -20,6 +26,9 @@ public struct RunConfiguration: Sendable {
     public var disconnectPercent = 0.0
     /// Where answers are spooled before they are checked.
     public var temporaryDirectory = AnonymousFile.defaultDirectory
+    /// Each request as an async job: submitted with `Prefer: respond-async`, followed through its event stream to
+    /// its final state, then downloaded from `/jobs/<id>/output`; its latency is all three.
+    public var async = false
 
     public init(endpoint: Endpoint, inputs: [InputVideo]) {
         self.endpoint = endpoint
@@ -37,10 +46,10 @@ public enum Runner {
         let start = monotonicNanos()
         let threads = min(configuration.concurrency, configuration.requests)
         let group = DispatchGroup()
-        for _ in 0..<threads {
+        for index in 0..<threads {
             group.enter()
             let thread = Thread {
-                work(configuration, shared, start: start)
+                work(configuration, shared, first: index, start: start)
                 group.leave()
             }
             // libav's decoders run on these threads when verifying; 1 MB is ample and only reserved, not used.
@@ -77,18 +86,27 @@ public enum Runner {
         let decoders = DispatchSemaphore(value: ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    private static func work(_ configuration: RunConfiguration, _ shared: Shared, start: UInt64) {
-        let client = UploadClient(endpoint: configuration.endpoint, temporaryDirectory: configuration.temporaryDirectory)
+    private static func work(_ configuration: RunConfiguration, _ shared: Shared, first: Int, start: UInt64) {
+        let endpoints = [configuration.endpoint] + configuration.otherEndpoints
+        let client = UploadClient(
+            endpoints: endpoints, first: first % endpoints.count, keepAlive: configuration.keepAlive,
+            temporaryDirectory: configuration.temporaryDirectory)
         let timeout = UInt64(configuration.timeout * 1e9)
         while true {
             let index = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
-            guard index < configuration.requests else { return }
+            guard index < configuration.requests else {
+                shared.tally.withLock { $0.connections += client.connections }
+                return
+            }
             let input = configuration.inputs[index % configuration.inputs.count]
-            let target = configuration.endpoint.target(videoID: "harness-\(index)", query: configuration.query)
             let disconnect = Disconnect.plan(percent: configuration.disconnectPercent, uploadBytes: input.size)
+            // Every --url shares the first one's path prefix: the replicas of one service.
+            let target = configuration.endpoint.target(videoID: "harness-\(index)", query: configuration.query)
             let begin = monotonicNanos()
-            let result = client.post(
-                target: target, input: input.fd, size: input.size, deadline: begin + timeout, disconnect: disconnect)
+            let result = configuration.async
+                ? AsyncExchange.run(client, target: target, input: input, deadline: begin + timeout)
+                : client.post(
+                    target: target, input: input.fd, size: input.size, deadline: begin + timeout, disconnect: disconnect)
             let latency = monotonicNanos() - begin
             switch result {
             case .abandoned:

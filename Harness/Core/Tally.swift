@@ -12,6 +12,8 @@ struct Tally: Sendable {
     var latency = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
     var inputBytes: Int64 = 0
     var outputBytes: Int64 = 0
+    /// TCP connections the request threads opened (fewer than the requests only with keep-alive).
+    var connections = 0
 
     mutating func recordSuccess(latencyNanos: UInt64, inputBytes: Int64, outputBytes: Int64) {
         done += 1
@@ -48,6 +50,7 @@ struct Tally: Sendable {
                     p50: milliseconds(latency.valueAtPercentile(50)), p90: milliseconds(latency.valueAtPercentile(90)),
                     p99: milliseconds(latency.valueAtPercentile(99)), max: milliseconds(latency.max)),
             wallSeconds: wallSeconds, jobsPerSecond: Double(succeeded) / wall,
-            inputMBPerSecond: Double(inputBytes) / 1e6 / wall, inputBytes: inputBytes, outputBytes: outputBytes)
+            inputMBPerSecond: Double(inputBytes) / 1e6 / wall, inputBytes: inputBytes, outputBytes: outputBytes,
+            connections: connections)
     }
 }

@@ -36,22 +36,45 @@ struct Answer {
     var contentLength: Int64?
     var bodyBytes: Int64
     var body: AnonymousFile
+    /// The server ends the connection after this answer (`Connection: close`, or a body delimited by the close).
+    var closes = false
 }
 
-/// One thread's HTTP/1.1 client: a fresh connection per job, the upload streamed from the input file in fixed-size
-/// pieces and the answer streamed to a temp file, so memory stays the same whatever the video sizes. Blocking in
-/// spirit (one exchange at a time) but on a non-blocking socket, so that every wait honours the job's deadline and
-/// an early answer (a 503 before the body is read) is seen while uploading.
+/// One thread's HTTP/1.1 client: the upload streamed from the input file in fixed-size pieces and the answer
+/// streamed to a temp file, so memory stays the same whatever the video sizes. Blocking in spirit (one exchange at a
+/// time) but on a non-blocking socket, so that every wait honours the job's deadline and an early answer (a 503
+/// before the body is read) is seen while uploading.
+///
+/// A fresh connection per job, or with `keepAlive` one connection for job after job until the server closes it, as
+/// a client of a Kubernetes Service keeps its connections (kube-proxy leaves established ones on a terminating pod).
+/// Each connection goes to the next of `endpoints` after the one the last connection went to.
 final class UploadClient {
-    private let endpoint: Endpoint
+    private let endpoints: [Endpoint]
+    private let keepAlive: Bool
+    private var current: Int
+    /// The connection kept from the last job, and the endpoint it goes to.
+    private var kept: Int32?
     private let temporaryDirectory: String
     private var buffer: [UInt8]
+    /// Connections opened so far.
+    private(set) var connections = 0
 
-    init(endpoint: Endpoint, temporaryDirectory: String = AnonymousFile.defaultDirectory, bufferSize: Int = 64 << 10) {
-        self.endpoint = endpoint
+    init(
+        endpoints: [Endpoint], first: Int = 0, keepAlive: Bool = false,
+        temporaryDirectory: String = AnonymousFile.defaultDirectory, bufferSize: Int = 64 << 10
+    ) {
+        precondition(!endpoints.isEmpty)
+        self.endpoints = endpoints
+        self.keepAlive = keepAlive
+        // One step back: the first connection moves on to `first`.
+        current = (first + endpoints.count - 1) % endpoints.count
         self.temporaryDirectory = temporaryDirectory
         buffer = [UInt8](repeating: 0, count: bufferSize)
     }
+
+    deinit { if let kept { close(kept) } }
+
+    private var endpoint: Endpoint { endpoints[current] }
 
     /// How one exchange ended.
     enum Outcome {
@@ -62,21 +85,21 @@ final class UploadClient {
     }
 
     /// POSTs `size` bytes of `input` (read with pread, so threads share one descriptor per file) to `target`; with
-    /// a `disconnect`, gives up at its moment instead of reading the answer.
-    func post(target: String, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil) -> Outcome {
+    /// a `disconnect`, gives up at its moment instead of reading the answer. `fields`: more header lines, each
+    /// ending in CRLF.
+    func post(
+        target: String, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil, fields: String = ""
+    ) -> Outcome {
         let fd: Int32
-        do {
-            fd = try syscallValue("socket") {
-                socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec(), 0)
-            }
-        } catch {
-            return .failed(Failure(cause: .connect, detail: "\(error)"))
+        switch connection(deadline: deadline) {
+        case .success(let connected): fd = connected
+        case .failure(let failure): return .failed(failure)
         }
-        defer { close(fd) }
+        var keep = false
+        defer { if keep { kept = fd } else { close(fd) } }
         do throws(Failure) {
-            try connect(fd, deadline: deadline)
             let head = "POST \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nContent-Type: application/octet-stream\r\n"
-                + "Content-Length: \(size)\r\nConnection: close\r\n\r\n"
+                + "Content-Length: \(size)\r\n\(fields)" + (keepAlive ? "" : "Connection: close\r\n") + "\r\n"
             var sendOnly = size
             if case .uploading(let bytes)? = disconnect?.moment { sendOnly = min(bytes, size) }
             let uploadError = try upload(fd, head: Array(head.utf8), input: input, size: sendOnly, deadline: deadline)
@@ -93,6 +116,65 @@ final class UploadClient {
             }
             guard let answer = try receive(fd, deadline: deadline, uploadError: uploadError, readOnly: readOnly) else {
                 return abandon(fd, reset: disconnect!.reset)
+            }
+            keep = keepAlive && !answer.closes && uploadError == nil
+            return .answered(answer)
+        } catch {
+            return .failed(error)
+        }
+    }
+
+    /// The kept connection if the server has not closed it meanwhile (an idle connection turns readable only with
+    /// its EOF), or a new one to the next endpoint that takes it.
+    private func connection(deadline: UInt64) -> Result<Int32, Failure> {
+        if let fd = kept {
+            kept = nil
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if (try? syscallValue("poll") { poll(&entry, 1, 0) }) == 0 { return .success(fd) }
+            close(fd)
+        }
+        var failure = Failure(cause: .connect, detail: "no endpoint")
+        // Each endpoint once: one refusing (a replica past its drain, or restarting) sends the job to the next.
+        for _ in endpoints.indices {
+            current = (current + 1) % endpoints.count
+            let fd: Int32
+            do {
+                fd = try syscallValue("socket") {
+                    socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec(), 0)
+                }
+            } catch {
+                return .failure(Failure(cause: .connect, detail: "\(error)"))
+            }
+            connections += 1
+            do throws(Failure) {
+                try connect(fd, deadline: deadline)
+                return .success(fd)
+            } catch {
+                close(fd)
+                failure = error
+                if error.cause == .timeout { break }
+            }
+        }
+        return .failure(failure)
+    }
+
+    /// GETs `target`, its whole answer (an event stream is read until the server ends it).
+    func get(target: String, deadline: UInt64) -> Outcome {
+        let fd: Int32
+        do {
+            fd = try syscallValue("socket") {
+                socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec(), 0)
+            }
+        } catch {
+            return .failed(Failure(cause: .connect, detail: "\(error)"))
+        }
+        defer { close(fd) }
+        do throws(Failure) {
+            try connect(fd, deadline: deadline)
+            let head = "GET \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nConnection: close\r\n\r\n"
+            _ = try upload(fd, head: Array(head.utf8), input: -1, size: 0, deadline: deadline)
+            guard let answer = try receive(fd, deadline: deadline, uploadError: nil) else {
+                return .failed(Failure(cause: .connectionLost, detail: "no answer"))
             }
             return .answered(answer)
         } catch {
@@ -179,6 +261,7 @@ final class UploadClient {
         }
         var bodyBytes: Int64 = 0
         var received: Int64 = 0
+        var closedByServer = false
         func lost(_ detail: String) -> Failure {
             Failure(cause: .connectionLost, detail: uploadError.map { "\(detail) (upload: \($0))" } ?? detail)
         }
@@ -209,6 +292,7 @@ final class UploadClient {
                 let event: HTTPResponseParser.Event
                 do { event = try parser.finish() } catch { throw lost(error.detail) }
                 _ = try consume(event)
+                closedByServer = true
             case .processed(let n):
                 received += Int64(n)
                 if let readOnly, received >= readOnly { return nil }
@@ -226,9 +310,10 @@ final class UploadClient {
                 if !finished { continue }
             }
             guard let head else { throw lost("no response") }
+            let asksClose = head.response.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
             return Answer(
                 status: head.response.status.code, fields: head.response.headerFields, contentLength: head.contentLength,
-                bodyBytes: bodyBytes, body: body)
+                bodyBytes: bodyBytes, body: body, closes: closedByServer || asksClose)
         }
     }
 

@@ -28,6 +28,7 @@ static inline int shim_averror_eof(void) { return AVERROR_EOF; }
 static inline int shim_averror_eagain(void) { return AVERROR(EAGAIN); }
 static inline int shim_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
 static inline int shim_averror_exit(void) { return AVERROR_EXIT; }
+static inline int shim_averror_external(void) { return AVERROR_EXTERNAL; }
 static inline int shim_averror_decoder_not_found(void) { return AVERROR_DECODER_NOT_FOUND; }
 static inline int shim_averror_demuxer_not_found(void) { return AVERROR_DEMUXER_NOT_FOUND; }
 static inline int64_t shim_nopts_value(void) { return AV_NOPTS_VALUE; }

@@ -7,10 +7,20 @@
 #include <pthread.h>
 #include <spawn.h>
 #include <sched.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 int clinux_o_tmpfile(void) { return O_TMPFILE; }
+
+int clinux_affinity_cpus(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    return CPU_COUNT(&set);
+}
 
 int clinux_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
@@ -31,6 +41,18 @@ int clinux_pipe_nonblock(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC)
 int clinux_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 
 int clinux_nice_this_thread(int nice) { return setpriority(PRIO_PROCESS, (id_t)gettid(), nice); }
+
+int clinux_drop_sys_nice_this_thread(void) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return -1;
+    const unsigned word = CAP_SYS_NICE / 32, bit = 1u << (CAP_SYS_NICE % 32);
+    if (!(data[word].effective & bit) && !(data[word].permitted & bit)) return 0;
+    data[word].effective &= ~bit;
+    data[word].permitted &= ~bit;
+    data[word].inheritable &= ~bit;
+    return (int)syscall(SYS_capset, &header, data);
+}
 
 int clinux_sched_idle_this_thread(void) {
     struct sched_param param = {0};
@@ -118,6 +140,8 @@ int clinux_spawn_set_default_signals(posix_spawnattr_t *attributes) {
 }
 
 pid_t clinux_fork(void) { return fork(); }
+
+int clinux_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int clinux_wait_signal(int status) { return WIFSIGNALED(status) ? WTERMSIG(status) : 0; }
 int clinux_wait_exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }

@@ -45,7 +45,9 @@ final class Connection: Selectable, @unchecked Sendable {
     /// When lingering ends however steadily the peer sends.
     var lingerEnds: UInt64 = 0
     static let lingerTotal: UInt64 = 30_000_000_000
-    private(set) var closed = false
+    var closed = false
+    /// The peer shut its sending side (a FIN) mid-body; epoll stops reporting it, which it would do on every turn.
+    var peerHalfClosed = false
 
     var driving = false
     var needsDrive = false
@@ -141,9 +143,13 @@ final class Connection: Selectable, @unchecked Sendable {
         if events.contains(.read) {
             readSocket()
         } else if events.contains(.readHangup) {
-            // Not reading (a handler is running or output is backed up) and the peer has gone.
-            abort()
-            return
+            // Not reading (a handler is running or output is backed up) and the peer has shut its side. Mid-body,
+            // what it sent before may still wait unread: its end is found when the body is read on.
+            guard awaitsRestOfBody else {
+                abort()
+                return
+            }
+            peerHalfClosed = true
         }
         drive()
     }
@@ -349,66 +355,5 @@ final class Connection: Selectable, @unchecked Sendable {
         timer = .none  // re-arm
         if close { closing = true }
         needsDrive = true
-    }
-
-    /// An error the server answers itself; the framing can no longer be trusted, so the connection closes after.
-    /// `requestLine` names a head refused before it became an exchange.
-    func respondError(_ error: HTTPRequestError, requestLine: RequestLine? = nil) {
-        dropSplice()
-        var refused = requestLine
-        var forwardedFor: String?
-        var isHEAD = parser.partialRequestIsHEAD
-        if let ex = exchange {
-            exchange = nil
-            ex.task?.cancel()
-            ex.body?.fail(.cancelled)
-            ex.dropHeld()
-            isHEAD = ex.isHEAD
-            if ex.responseStarted {
-                abort()
-                return
-            }
-            refused = ex.requestLine
-            forwardedFor = ex.forwardedFor
-        }
-        let bodyBytes = ResponseWriter.closingProblem(
-            error.status, detail: error.detail, isHEAD: isHEAD, dateLine: loop.dateCache.current(),
-            serverLine: context.serverLine, into: &outbound)
-        if let observer = context.observer {
-            notify(observer, refused, error.status, bodyBytes: bodyBytes, annotation: nil, forwardedFor: forwardedFor)
-        }
-        if error.status == .contentTooLarge { lingersLong = true }
-        closing = true
-        needsDrive = true
-    }
-
-    /// Closes now, whatever is in flight: the handler is cancelled and its body throws. A request still waiting for
-    /// its answer is observed as 499, nginx's "client closed request", since no response will carry its record:
-    /// unless `byServer` (the server is shutting down), when nothing was the client's doing.
-    func abort(byServer: Bool = false) {
-        guard !closed else { return }
-        closed = true
-        loop.reusable.remove(self)
-        loop.deregister(self)
-        closeDescriptor(descriptor)
-        dropSplice()
-        if let ex = exchange {
-            exchange = nil
-            if !ex.responseStarted, !byServer, let observer = context.observer {
-                notify(
-                    observer, ex.requestLine, Self.clientClosedRequest, bodyBytes: 0, annotation: nil,
-                    forwardedFor: ex.forwardedFor)
-            }
-            ex.task?.cancel()
-            ex.body?.fail(.clientDisconnected)
-            ex.dropHeld()
-        }
-        streamWaiter?.continuation.resume(returning: false)
-        streamWaiter = nil
-        if let file = pendingFile {
-            closeDescriptor(file.descriptor)
-            pendingFile = nil
-        }
-        context.connectionClosed()
     }
 }

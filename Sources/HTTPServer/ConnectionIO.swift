@@ -19,8 +19,9 @@ extension Connection {
         }
         guard case .processed(let count) = result else { return }
         if count == 0 {
-            // EOF. While lingering it is what we wait for; otherwise the client went away or is done.
-            abort()
+            // EOF. While lingering it is what we wait for; mid-body, a body cut short; otherwise the client went
+            // away or is done.
+            if lingering || !bodyCutShort() { abort() }
             return
         }
         if lingering {
@@ -99,7 +100,7 @@ extension Connection {
     }
 
     func updateInterest() {
-        var interest: EpollEvents = [.readHangup]
+        var interest: EpollEvents = peerHalfClosed ? [] : [.readHangup]
         if lingering {
             interest.insert(.read)
         } else if exchange != nil {

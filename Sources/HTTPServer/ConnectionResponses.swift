@@ -117,13 +117,13 @@ extension Connection {
     func writeImmediately(_ response: ServerResponse, to head: borrowing HTTPParser.Head) -> Bool {
         switch response.body {
         case .empty, .bytes: break
-        case .file, .streamed: return false
+        case .file, .fileRegion, .streamed: return false
         }
         let status = response.status
         guard status.kind != .informational else { return false }
         let queued = queueWhole(
             response, status: status, isHEAD: head.method == .head, isHTTP10: head.isHTTP10,
-            close: !head.keepAlive || closing)
+            close: !head.keepAlive || closing || !context.keepsAlive)
         if let observer = context.observer {
             notify(
                 observer, head.requestLine, status, bodyBytes: queued.bodyBytes, annotation: response.annotation,
@@ -144,7 +144,7 @@ extension Connection {
             switch response.body {
             case .empty: framing = .length(0)
             case .bytes(let bytes): framing = .length(Int64(bytes.count))
-            case .file(_, let length): framing = .length(max(0, length))
+            case .file(_, let length), .fileRegion(_, _, let length): framing = .length(max(0, length))
             case .streamed: break
             }
         }
@@ -167,7 +167,10 @@ extension Connection {
         case .file(let fd, let length) where allowsBody && !isHEAD && length > 0:
             pendingFile = (fd, 0, length)
             bodyBytes = length
-        case .file(let fd, _):
+        case .fileRegion(let fd, let offset, let length) where allowsBody && !isHEAD && length > 0:
+            pendingFile = (fd, offset, length)
+            bodyBytes = length
+        case .file(let fd, _), .fileRegion(let fd, _, _):
             closeDescriptor(fd)
         default:
             break
@@ -190,11 +193,14 @@ extension Connection {
     private func closeAfterResponse(_ ex: Exchange, forceClose: Bool) -> Bool {
         // A body left unread (past the discard bound, or under a streamed answer) would be parsed as the next
         // request: close instead.
-        forceClose || !ex.keepAlive || !ex.bodyComplete || closing
+        forceClose || !ex.keepAlive || !ex.bodyComplete || closing || !context.keepsAlive
     }
 
     /// Releases what a response that will never be sent owns: its file descriptor.
     static func dispose(_ response: ServerResponse) {
-        if case .file(let fd, _) = response.body { closeDescriptor(fd) }
+        switch response.body {
+        case .file(let fd, _), .fileRegion(let fd, _, _): closeDescriptor(fd)
+        default: break
+        }
     }
 }

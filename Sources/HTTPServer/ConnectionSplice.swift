@@ -96,7 +96,7 @@ extension Connection {
                     if splice.inPipe > 0 { splice.paused = true }
                     break batch
                 case .processed(0):
-                    abort()  // the client closed mid-body
+                    if !bodyCutShort() { abort() }
                     return true
                 case .processed(let n): moved = n
                 }

@@ -16,25 +16,16 @@ final class ListeningSocket: Sendable {
     }
 
     static func bind(host: String, port: Int, backlog: Int32, holders: Int) throws(IOError) -> ListeningSocket {
-        var storage = sockaddr_storage()
-        let length: socklen_t
-        let family: Int32
-        if let v4 = ipv4(host, port) {
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: v4, as: sockaddr_in.self) }
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            family = AF_INET
-        } else if let v6 = ipv6(host, port) {
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: v6, as: sockaddr_in6.self) }
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            family = AF_INET6
-        } else {
-            throw IOError(call: "inet_pton(\(host))", errno: Errno(rawValue: EINVAL))
-        }
+        var address = try ListenAddress(host: host, port: port)
+        let family = address.family
+        let length = address.length
         let type = Int32(SOCK_STREAM.rawValue) | clinux_sock_nonblock() | clinux_sock_cloexec()
         let fd = try syscallValue("socket") { socket(family, type, 0) }
         do {
             try Sys.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1)
-            _ = try withUnsafePointer(to: &storage) { pointer throws(IOError) in
+            // `::` takes IPv4 clients too, whatever the host's net.ipv6.bindv6only says.
+            if family == AF_INET6 { try Sys.setOption(fd, level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: 0) }
+            _ = try withUnsafePointer(to: &address.storage) { pointer throws(IOError) in
                 try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(IOError) in
                     try syscallValue("bind") { Glibc.bind(fd, address, length) }
                 }
@@ -56,22 +47,6 @@ final class ListeningSocket: Sendable {
             closeDescriptor(fd)
             throw error
         }
-    }
-
-    private static func ipv4(_ host: String, _ port: Int) -> sockaddr_in? {
-        var address = sockaddr_in()
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        return address
-    }
-
-    private static func ipv6(_ host: String, _ port: Int) -> sockaddr_in6? {
-        var address = sockaddr_in6()
-        guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { return nil }
-        address.sin6_family = sa_family_t(AF_INET6)
-        address.sin6_port = UInt16(port).bigEndian
-        return address
     }
 
     func release() {

@@ -21,6 +21,7 @@ final class ServerContext: Sendable {
     let keepAliveTimeout: UInt64
     let writeTimeout: UInt64
     private let open = Atomic<Int>(0)
+    private let keepAliveEnded = Atomic<Bool>(false)
     /// Body bytes that went socket → file by splice, never through this process's memory.
     let splicedBytes = Atomic<Int64>(0)
 
@@ -51,6 +52,11 @@ final class ServerContext: Sendable {
     }
 
     var openConnections: Int { open.load(ordering: .relaxed) }
+
+    /// False once `Server.endKeepAlive()` has been called: every response from then on closes its connection.
+    var keepsAlive: Bool { !keepAliveEnded.load(ordering: .relaxed) }
+
+    func endKeepAlive() { keepAliveEnded.store(true, ordering: .relaxed) }
 
     /// The 503 sent to a connection beyond `maxConnections`, and the length of its body.
     func overloadResponse(dateLine: [UInt8]) -> (wire: [UInt8], bodyBytes: Int64) {
@@ -128,6 +134,26 @@ public final class Server: Sendable {
             state.listeners = listeners
             state.phase = .running
             return socket.port
+        }
+    }
+
+    /// From now on every response carries `Connection: close`, so that the keep-alive pools of clients and
+    /// balancers empty while the server still answers (a replica's lame duck). Like Go's
+    /// `Server.SetKeepAlivesEnabled(false)`.
+    public func endKeepAlive() { context.endKeepAlive() }
+
+    /// Closes the connections that sit idle between two requests (keep-alive ends with it), as Go's
+    /// `Server.Shutdown` and nginx's graceful stop do: otherwise a client or balancer would send its next request
+    /// on one, and it could only be refused. Each gets a FIN, not a reset, so a client sees the close before it
+    /// reuses the connection; a request already on its way is read and dropped, never half-answered. A connection
+    /// that has not sent its first request yet, or is inside one, is left to finish (its answer closes it).
+    public func closeIdleConnections() {
+        context.endKeepAlive()
+        let loops = state.withLock { $0.loops }
+        for loop in loops {
+            loop.execute {
+                for case let connection as Connection in loop.allSelectables { connection.closeIfIdle() }
+            }
         }
     }
 

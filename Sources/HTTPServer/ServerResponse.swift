@@ -70,6 +70,8 @@ public enum ResponseBody: Sendable {
     /// Sent with sendfile(2) from the descriptor's current offset 0. The server owns the descriptor from here on
     /// and closes it when done or on any error, including when the response is never sent.
     case file(descriptor: Int32, length: Int64)
+    /// `length` bytes of the descriptor from `offset` (a byte range), sent and owned as `.file` is.
+    case fileRegion(descriptor: Int32, offset: Int64, length: Int64)
     /// Sent with the chunked transfer coding (close-delimited to an HTTP/1.0 client); made by `stream(_:)`.
     case streamed(ResponseStream)
 

@@ -85,7 +85,9 @@ public struct ClusterSegmentRunner<Fallback: SegmentRunner>: SegmentRunner {
 
     /// The segment's settings as the query a client would send: the peer applies them as to any upload.
     static func query(_ options: TranscodeOptions) -> String {
-        var items = ["crf=\(options.crf)", "preset=\(options.preset)", "hdr=\(options.hdr.rawValue)",
+        // The crf in force, not `quality`: the peer's defaults are not asked to agree with this replica's.
+        var items = ["codec=\(options.videoCodec.rawValue)", "format=\(options.container.rawValue)",
+                     "crf=\(options.encoderCRF)", "preset=\(options.preset)", "hdr=\(options.hdr.rawValue)",
                      "deinterlace=\(options.deinterlace.rawValue)", "audio=false"]
         if let height = options.maxHeight { items.append("height=\(height)") }
         if let width = options.maxWidth { items.append("width=\(width)") }

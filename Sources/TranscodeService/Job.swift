@@ -11,6 +11,10 @@ final class Job: Sendable {
     let output: Int32
     let options: TranscodeOptions
     let cancellation = TranscodeCancellation()
+    /// Told when a worker takes the job (an async job's `running`).
+    let onStart: (@Sendable () -> Void)?
+    /// Hears the worker's progress reports, on the worker thread.
+    let progress: (@Sendable (Double) -> Void)?
     private let enqueued = ContinuousClock.now
     private struct State {
         var continuation: Continuation?
@@ -18,7 +22,12 @@ final class Job: Sendable {
     }
     private let state = Locked(State())
 
-    init(input: Int32, output: Int32, options: TranscodeOptions) {
+    init(
+        input: Int32, output: Int32, options: TranscodeOptions, onStart: (@Sendable () -> Void)? = nil,
+        progress: (@Sendable (Double) -> Void)? = nil
+    ) {
+        self.onStart = onStart
+        self.progress = progress
         self.input = input
         self.output = output
         self.options = options
@@ -53,6 +62,7 @@ final class Job: Sendable {
             return true
         }
         guard claimed else { return }
+        onStart?()
         let started = ContinuousClock.now
         counters.running.add(1, ordering: .relaxed)
         var options = options

@@ -1,4 +1,5 @@
 import Foundation
+import SystemSupport
 
 /// The hand-off between the actor and the worker threads: a blocking FIFO.
 final class JobQueue: @unchecked Sendable {
@@ -22,9 +23,16 @@ final class JobQueue: @unchecked Sendable {
     /// threads); when others run or wait, each job runs on its share of the cores, so that workers do not fight.
     func threads(waiting: Int) -> Int {
         let busy = counters.running.load(ordering: .relaxed)
-        if busy == 0 && waiting == 0 { return 0 }
+        if busy == 0 && waiting == 0 { return Self.threadsAlone(ServiceConfig.container) }
         let workers = max(counters.workers.load(ordering: .relaxed), 1)
         return max(ServiceConfig.cores / workers, 1)
+    }
+
+    /// A lone job's count: 0 lets libav count the CPUs it may run on (the affinity mask), which is every core the
+    /// service has unless a CPU quota (cgroup cpu.max) allows fewer; then the quota, since each thread costs
+    /// memory (deploy/kubernetes/README.md, "Sizing") and threads beyond the quota only wait for it.
+    static func threadsAlone(_ limits: ContainerLimits) -> Int {
+        limits.cores < (limits.affinityCPUs ?? limits.onlineCPUs) ? limits.cores : 0
     }
 
     var waiting: Int {

@@ -6,8 +6,9 @@ public let serviceVersion = "0.1.0"
 /// Where the service is in its life, readable from the event loop without a lock.
 ///
 /// On SIGTERM a replica first goes lame duck: `/about` answers 503 "draining" so that load balancers take it out of
-/// rotation, while every request, uploads included, is still served for `--shutdown-delay`. Then it drains: it
-/// stops accepting, refuses new jobs on the connections it still has, and waits for the admitted ones.
+/// rotation, while every request, uploads included, is still served for `--shutdown-delay`, each answer closing its
+/// connection so that keep-alive pools move elsewhere. Then it drains: it closes its idle connections, stops
+/// accepting, refuses new jobs (503, not processed) on the connections it still has, and waits for the admitted ones.
 public final class Lifecycle: Sendable {
     public enum Phase: Int, Sendable {
         case serving, lameDuck, draining

@@ -55,8 +55,9 @@ extension Problem {
     init(_ error: TranscodeError) {
         switch error {
         case .notAVideo: self.init(.unsupportedMediaType, "\(error)")
-        case .noVideoStream, .unsupportedCodec, .corruptInput: self.init(.unprocessableContent, "\(error)")
+        case .noVideoStream, .unsupportedCodec, .corruptInput, .pastTheEnd: self.init(.unprocessableContent, "\(error)")
         case .limitExceeded(.jobTime): self.init(.unprocessableContent, "the video takes too long to transcode (job time limit)")
+        case .limitExceeded(.memory): self.init(JobFailure.outOfMemory)
         case .limitExceeded: self.init(.contentTooLarge, "\(error)")
         case .invalidOption: self.init(.badRequest, "\(error)")
         case .cancelled: self.init(.serviceUnavailable, "the job was cancelled")

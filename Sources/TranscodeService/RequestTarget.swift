@@ -26,14 +26,15 @@ struct RequestTarget {
     }
 }
 
-/// The id of `POST /<video_id>`: 1–128 of [A-Za-z0-9._-], not "." or "..". It names the job in logs and headers,
-/// never a file.
+/// The id of `POST /<video_id>`: 1–128 of [A-Za-z0-9._-], not "." or "..", nor a reserved id (`Routes.reservedIDs`).
+/// It names the job in logs and headers, never a file.
 func validateVideoID(_ segments: [String]) throws(Problem) -> String {
     guard segments.count == 1, let id = segments.first else {
         throw Problem(.badRequest, "the video id must be a single path segment")
     }
     guard (1...128).contains(id.utf8.count) else { throw Problem(.badRequest, "the video id must be 1 to 128 characters") }
     guard id != "." && id != ".." else { throw Problem(.badRequest, "the video id cannot be \(id)") }
+    guard !Routes.reservedIDs.contains(id) else { throw Routes.reservedIDProblem(id) }
     guard id.utf8.allSatisfy({ byte in
         (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
             || byte == 0x2e || byte == 0x5f || byte == 0x2d
@@ -43,8 +44,8 @@ func validateVideoID(_ segments: [String]) throws(Problem) -> String {
     return id
 }
 
-/// Applies `?height=&width=&crf=&preset=&audio=&hdr=&deinterlace=` to `base`; unknown, repeated or out-of-range
-/// values are refused.
+/// Applies `?height=&width=&crf=&quality=&preset=&audio=&hdr=&deinterlace=&codec=&format=` to `base`; unknown,
+/// repeated or out-of-range values, and codecs the container cannot carry, are refused.
 func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(Problem) -> TranscodeOptions {
     var options = base
     var seen: Set<String> = []
@@ -60,9 +61,15 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
         case "height": options.maxHeight = try integer()
         case "width": options.maxWidth = try integer()
         case "crf": options.crf = try integer()
+        case "quality":
+            do { options.quality = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
+        case "codec":
+            do { options.codec = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
+        case "format":
+            do { options.format = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
         case "preset": options.preset = value
         case "audio":
-            switch value {
+            switch value.lowercased() {
             case "1", "true", "yes", "on": options.audio = true
             case "0", "false", "no", "off": options.audio = false
             default: throw Problem(.badRequest, "audio must be true or false, not '\(value)'")
@@ -73,7 +80,7 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
             do { options.deinterlace = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
         default:
             throw Problem(
-                .badRequest, "unknown query parameter '\(key)' (known: height, width, crf, preset, audio, hdr, deinterlace)")
+                .badRequest, "unknown query parameter '\(key)' (known: \(knownQueryParameters.joined(separator: ", ")))")
         }
     }
     do {
@@ -83,6 +90,39 @@ func applyQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(P
     }
     return options
 }
+
+/// Applies `?at=&width=&height=&format=&hdr=&deinterlace=` of `POST /<video_id>/poster` to `base`: the image's
+/// time (seconds, or `auto`), its largest size, its format (jpeg, webp, png) and the conversions the video gets.
+func applyPosterQuery(_ query: [(String, String)], to base: TranscodeOptions) throws(Problem) -> TranscodeOptions {
+    var poster = TranscodeOptions.Poster()
+    var rest: [(String, String)] = []
+    var seen: Set<String> = []
+    for (key, value) in query {
+        guard seen.insert(key).inserted else { throw Problem(.badRequest, "query parameter \(key) is repeated") }
+        switch key {
+        case "at":
+            guard value != "auto" else { continue }
+            // Decimal seconds only: no exponent, sign, inf or nan.
+            guard !value.isEmpty, value.utf8.count <= 12,
+                value.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2e }), let seconds = Double(value)
+            else { throw Problem(.badRequest, "at must be seconds (e.g. 2.5) or auto, not '\(value)'") }
+            poster.at = seconds
+        case "format":
+            do { poster.format = try TranscodeOptions.parse(key, value) } catch { throw Problem(.badRequest, "\(error)") }
+        case "width", "height", "hdr", "deinterlace": rest.append((key, value))
+        default:
+            throw Problem(.badRequest, "unknown query parameter '\(key)' (known: at, width, height, format, hdr, deinterlace)")
+        }
+    }
+    var options = try applyQuery(rest, to: base)
+    options.poster = poster
+    do { try options.validate() } catch { throw Problem(.badRequest, "\(error)") }
+    return options
+}
+
+let knownQueryParameters = [
+    "height", "width", "crf", "quality", "preset", "audio", "hdr", "deinterlace", "codec", "format", "split",
+]
 
 /// Strict percent-decoding: a '%' must start two hex digits, and the result must be UTF-8 without control bytes.
 private func percentDecode(_ text: Substring) throws(Problem) -> String {

@@ -6,11 +6,18 @@ import HTTPTypes
 public struct Route: Sendable, Hashable {
     /// What the route does; its raw value labels the route in logs and metrics.
     public enum Kind: String, Sendable, CaseIterable {
-        case about, metrics, transcode
+        case about, metrics, transcode, poster
+        /// An async job's status (GET, HEAD) and its cancellation or deletion (DELETE).
+        case job
+        /// An async job's result.
+        case jobOutput
+        /// An async job's progress as Server-Sent Events.
+        case jobEvents
     }
 
     public let kind: Kind
-    /// The path as OpenAPI writes it: a literal (`/about`) or the one templated segment `/{video_id}`.
+    /// The path as OpenAPI writes it: a literal (`/about`), the templated segment `/{video_id}` and its
+    /// `/{video_id}/poster`, or a job's `/jobs/{job_id}` and what lies under it.
     public let template: String
     /// The methods that do the route's work. OPTIONS, which every route answers, is not among them.
     public let methods: [HTTPRequest.Method]
@@ -29,10 +36,33 @@ extension Routes {
         Route(kind: .about, template: "/about", methods: [.get, .head]),
         Route(kind: .metrics, template: "/metrics", methods: [.get]),
         Route(kind: .transcode, template: "/{video_id}", methods: [.post]),
+        Route(kind: .poster, template: "/{video_id}/poster", methods: [.post]),
+        Route(kind: .job, template: "/jobs/{job_id}", methods: [.get, .head, .delete]),
+        Route(kind: .jobOutput, template: "/jobs/{job_id}/output", methods: [.get, .head]),
+        Route(kind: .jobEvents, template: "/jobs/{job_id}/events", methods: [.get]),
     ]
 
     static let upload = table.first { $0.kind == .transcode }!
+    static let posterRoute = table.first { $0.kind == .poster }!
     static let aboutRoute = table.first { $0.kind == .about }!
+
+    /// Ids that name a route rather than a video: every literal route's first segment, and `jobs`, kept for the
+    /// asynchronous jobs' routes so that no client comes to depend on it as an id. docs/openapi.yaml's VideoID
+    /// schema and the README list the same.
+    public static let reservedIDs: [String] = {
+        var ids: [String] = []
+        for route in table {
+            guard let first = route.template.split(separator: "/").first, !first.hasPrefix("{"),
+                !ids.contains(String(first)) else { continue }
+            ids.append(String(first))
+        }
+        return ids
+    }()
+
+    /// The 400 of a video sent to a reserved id: a 405 would say only that POST is wrong there, not why.
+    static func reservedIDProblem(_ id: String) -> Problem {
+        Problem(.badRequest, "'\(id)' is reserved and cannot be a video id (reserved: \(reservedIDs.joined(separator: ", ")))")
+    }
 
     /// Every method some route serves, and OPTIONS: what the server answers `OPTIONS *` with (RFC 9110 §9.3.7).
     public static let serverWideMethods: [HTTPRequest.Method] = {
@@ -43,7 +73,13 @@ extension Routes {
 
     /// The route a request target's path segments belong to.
     static func route(for segments: [String]) -> Route {
-        table.first { segments.count == 1 && "/" + segments[0] == $0.template } ?? upload
+        if segments.count >= 2 && segments.count <= 3 && segments[0] == "jobs" {
+            let kind: Route.Kind? = segments.count == 2 ? .job : segments[2] == "output" ? .jobOutput
+                : segments[2] == "events" ? .jobEvents : nil
+            if let kind, let route = table.first(where: { $0.kind == kind }) { return route }
+        }
+        if segments.count == 2 && segments[1] == "poster" { return posterRoute }
+        return table.first { segments.count == 1 && "/" + segments[0] == $0.template } ?? upload
     }
 }
 
@@ -52,7 +88,11 @@ extension Route {
     /// (the root, several segments, a bad id) names no resource at all, and gets 404.
     func refusal(of method: HTTPRequest.Method, _ segments: [String]) -> Problem {
         if let missing = missingResource(segments) { return missing }
-        let detail = kind == .transcode ? "use POST to send a video" : "\(method) is not allowed here"
+        // The literal route itself (POST /about): a video sent to a reserved id. Under it (POST /jobs/<id>): 405.
+        if method == .post, kind != .transcode, kind != .poster, segments.count == 1, let id = segments.first {
+            return Routes.reservedIDProblem(id)
+        }
+        let detail = kind == .transcode || kind == .poster ? "use POST to send a video" : "\(method) is not allowed here"
         return Problem(.methodNotAllowed, detail, headers: [.allow: allow])
     }
 
@@ -65,6 +105,7 @@ extension Route {
 
     /// The 404 of a path routed to `/{video_id}` that is no video id; nil for a path that names this route.
     private func missingResource(_ segments: [String]) -> Problem? {
+        if kind == .poster { return (try? validateVideoID([segments[0]])) == nil ? Problem(.notFound, "no such resource") : nil }
         guard kind == .transcode else { return nil }
         if segments.isEmpty {
             return Problem(.notFound, "POST a video to /<video_id>; GET /about for the service's state")

@@ -1,16 +1,20 @@
 import HTTPServer
 import HTTPTypes
+import Jobs
 import Synchronization
 import Transcoding
 import WorkerIsolation
 
-/// The service's HTTP surface: `POST /<video_id>`, `GET|HEAD /about`, `GET /metrics`, and OPTIONS on each (the
+/// The service's HTTP surface: `POST /<video_id>`, `POST /<video_id>/poster`, `GET|HEAD /about`, `GET /metrics`, and OPTIONS on each (the
 /// server answers `OPTIONS *` from `Routes.serverWideMethods`). Errors are problem+json.
 public struct Routes: Sendable {
     let config: ServiceConfig
     let pool: WorkerPool
     let lifecycle: Lifecycle
     let metrics: ServiceMetrics
+    let jobs: JobRegistry
+    /// Nil without a `--callback-secret`: then no callback is accepted.
+    let webhooks: WebhookSender?
 
     /// Answers the about route on the event loop itself: no task hop, so it stays fast while every worker is busy.
     /// Its path and methods are the route table's.
@@ -47,36 +51,67 @@ public struct Routes: Sendable {
         case .metrics:
             return ServerResponse(
                 status: .ok, headerFields: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .bytes(Array(metrics.exposition(counters: pool.counters).utf8)))
+                body: .bytes(Array(metrics.exposition(counters: pool.counters, jobs: jobs).utf8)))
         case .transcode:
             return try await transcodeUpload(request, body, target, &record)
+        case .job:
+            return try jobStatus(request, target.segments[1])
+        case .jobOutput:
+            return try jobOutput(request, target.segments[1])
+        case .jobEvents:
+            return try jobEvents(request, target.segments[1])
+        case .poster:
+            return try await transcodeUpload(request, body, target, &record, poster: true)
         }
     }
 
+    /// A video's upload, for its transcode or (`poster`) one frame of it as an image: the same admission, sandbox
+    /// and errors.
     private func transcodeUpload(
-        _ request: HTTPRequest, _ body: RequestBody, _ target: RequestTarget, _ record: inout RequestRecord
+        _ request: HTTPRequest, _ body: RequestBody, _ target: RequestTarget, _ record: inout RequestRecord,
+        poster: Bool = false
     ) async throws(Problem) -> ServerResponse {
-        let id = try validateVideoID(target.segments)
+        let id = try validateVideoID(poster ? Array(target.segments.prefix(1)) : target.segments)
         record.videoID = id
-        var (split, query) = try Routes.splitChoice(target.query)
-        var options = try applyQuery(query, to: config.baseOptions)
+        // `split` and `callback` are the job's, not the transcode's: neither query parser sees them. A poster is one
+        // frame, never split, so its query keeps `split` to be refused as unknown.
+        var (split, query) = poster ? (false, target.query) : try Routes.splitChoice(target.query)
+        query = query.filter { $0.0 != "callback" }
+        var options = try poster
+            ? applyPosterQuery(query, to: config.baseOptions) : applyQuery(query, to: config.baseOptions)
+        let async = AsyncPreference(request.headerFields[values: Self.prefer])
+        let callback = try callbackTarget(request, target, async: async != nil)
         if let segment = try Routes.segmentRequest(request.headerFields) {
+            guard !poster, async == nil, Routes.stitchable(options) else {
+                throw Problem(.badRequest, "a segment request is a synchronous H.264 video in MP4, not a poster or async job")
+            }
             options.segment = segment.window
             options.audio = false
             split = false
             record.parent = segment.parent
             metrics.segment("received")
         }
+        // The stitcher joins H.264 segments into MP4: any other output is one whole-file job.
+        split = split && Routes.stitchable(options)
         guard request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil else {
             throw Problem(.lengthRequired, "send the video with Content-Length or chunked transfer coding")
         }
         guard !lifecycle.isDraining else {
-            throw Problem(.serviceUnavailable, "the service is shutting down", headers: [.retryAfter: "5"])
+            // Refused before anything is done with it (its body is never read), and on a connection that closes
+            // after it: a balancer or client may send it again, to another replica.
+            throw Problem(
+                .serviceUnavailable, "the service is shutting down; the request was not processed and is safe to retry",
+                headers: [.retryAfter: "5"])
         }
         // No worker process can start (a broken binary, a sandbox the kernel refuses): an admitted upload would wait
         // for as long as that lasts. /about says the same, so a balancer sends it elsewhere.
         guard pool.counters.canRunJobs else {
             throw Problem(.serviceUnavailable, "no worker process can start", headers: [.retryAfter: "5"])
+        }
+        if async != nil && jobs.store.isFull {
+            throw Problem(
+                .serviceUnavailable, "the kept async results fill the service's --result-bytes",
+                headers: [.retryAfter: String(max(Int(config.resultTTL / 10), 1))])
         }
         // Admission comes before the body: a refused client has sent nothing but its head.
         let reservation: WorkerPool.Reservation
@@ -84,6 +119,11 @@ public struct Routes: Sendable {
         case .admitted(let granted): reservation = granted
         case .rejected(let seconds):
             throw Problem(.serviceUnavailable, "all workers are busy and the queue is full", headers: [.retryAfter: String(seconds)])
+        }
+        if let async {
+            // The job's runner gives the place back when the job ends, whoever is still listening.
+            return try await submitAsync(
+                body, id: id, options: options, reservation: reservation, async, callback: callback, &record)
         }
         // The place is given back before the answer goes out, so that the client's next request finds it free.
         let response: ServerResponse
@@ -103,6 +143,45 @@ public struct Routes: Sendable {
         _ body: RequestBody, id: String, options: TranscodeOptions, split: Bool, reservation: WorkerPool.Reservation,
         _ record: inout RequestRecord
     ) async throws(Problem) -> ServerResponse {
+        let input = try await receive(body, reservation)
+        if split, let answer = try await transcodeSplit(input, id: id, options: options, reservation: reservation, &record) {
+            return answer
+        }
+        let output = try temporaryFile()
+        switch await pool.run(reservation, input: input.borrowedDescriptor, output: output.borrowedDescriptor, options: options) {
+        case .success(let outcome):
+            record.queueMs = outcome.queueWait * 1000
+            record.transcodeMs = outcome.transcodeSeconds * 1000
+            metrics.jobFinished(
+                queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
+                handoff: outcome.transcodeSeconds - outcome.report.seconds,
+                codec: options.poster == nil ? options.videoCodec : nil)
+            var fields: HTTPFields = [
+                HTTPField.Name("X-Video-Id")!: id,
+                HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
+                HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
+            ]
+            if let poster = options.poster {
+                fields[.contentType] = poster.format.mimeType
+                fields[.contentDisposition] = "inline; filename=\"\(id).\(poster.format.rawValue)\""
+            } else {
+                fields[.contentType] = options.container.mimeType
+                fields[.contentDisposition] = "inline; filename=\"\(id).\(options.container.fileExtension)\""
+                fields[HTTPField.Name("X-Video-Codec")!] = options.videoCodec.rawValue
+                fields[HTTPField.Name("X-Video-Filters")!] = outcome.report.videoFiltersText
+            }
+            return ServerResponse(
+                status: .ok,
+                headerFields: fields,
+                // libav wrote the file through its own descriptor; its size is in the report, not in `output.size`.
+                body: .file(descriptor: output.take(), length: outcome.report.outputBytes))
+        case .failure(let error):
+            throw Problem(error)
+        }
+    }
+
+    /// The upload's body into an anonymous temp file, admitted against the byte budget as it arrives.
+    func receive(_ body: RequestBody, _ reservation: WorkerPool.Reservation) async throws(Problem) -> TempFile {
         let input = try temporaryFile()
         // A chunked body declared no size, so its bytes are admitted against the byte budget as they arrive, a step
         // at a time (one actor hop per step, not per chunk).
@@ -133,32 +212,7 @@ public struct Routes: Sendable {
             throw Problem(.badRequest, "the upload did not complete (\(error))")
         }
         guard input.size > 0 else { throw Problem(.badRequest, "the body is empty: send the video as the body") }
-        if split, let answer = try await transcodeSplit(input, id: id, options: options, reservation: reservation, &record) {
-            return answer
-        }
-        let output = try temporaryFile()
-        switch await pool.run(reservation, input: input.borrowedDescriptor, output: output.borrowedDescriptor, options: options) {
-        case .success(let outcome):
-            record.queueMs = outcome.queueWait * 1000
-            record.transcodeMs = outcome.transcodeSeconds * 1000
-            metrics.jobFinished(
-                queueWait: outcome.queueWait, transcode: outcome.transcodeSeconds,
-                handoff: outcome.transcodeSeconds - outcome.report.seconds)
-            return ServerResponse(
-                status: .ok,
-                headerFields: [
-                    .contentType: "video/mp4",
-                    .contentDisposition: "inline; filename=\"\(id).mp4\"",
-                    HTTPField.Name("X-Video-Id")!: id,
-                    HTTPField.Name("X-Queue-Wait-Ms")!: milliseconds(outcome.queueWait),
-                    HTTPField.Name("X-Transcode-Ms")!: milliseconds(outcome.transcodeSeconds),
-                    HTTPField.Name("X-Video-Filters")!: outcome.report.videoFiltersText,
-                ],
-                // libav wrote the file through its own descriptor; its size is in the report, not in `output.size`.
-                body: .file(descriptor: output.take(), length: outcome.report.outputBytes))
-        case .failure(let error):
-            throw Problem(error)
-        }
+        return input
     }
 
     /// How much of the byte budget a chunked upload takes at a time.

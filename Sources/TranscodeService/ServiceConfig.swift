@@ -1,6 +1,7 @@
 import Glibc
 import HTTPServer
 import SplitStitch
+import SystemSupport
 import Transcoding
 import WorkerIsolation
 
@@ -9,7 +10,7 @@ import WorkerIsolation
 public struct ServiceConfig: Sendable {
     public var host = "0.0.0.0"
     public var port = 3000
-    /// Transcoding threads; default one per core.
+    /// Transcoding threads; default one per core the container allows (`cores`).
     public var workers = ServiceConfig.cores
     /// Requests admitted beyond the running ones (uploading or waiting). 1024 lets the original experiment's 1000
     /// simultaneous requests all through.
@@ -58,14 +59,58 @@ public struct ServiceConfig: Sendable {
     /// The balancer in front of the replicas (`--cluster-url`): a split job's segments go through it, so that any
     /// replica may encode them; nil: only this replica's own pool.
     public var clusterURL: ClusterURL? = nil
+    /// `--replica-name`: the first part of every async job id, so that a balancer can route `/jobs/<replica>.` to
+    /// the replica that owns the job. Nil: the host name (in Kubernetes, the pod's name).
+    public var replicaName: String?
+    /// `--results-dir`: where async results are kept, as the service's only named files; emptied at start. Nil: a
+    /// folder `ffmpeg-processor-results` under `tmpDir`.
+    public var resultsDir: String?
+    /// `--result-ttl`: seconds a finished async job and its result are kept; then 410 Gone.
+    public var resultTTL = 3600.0
+    /// `--result-bytes`: once the kept results fill it, new async requests get 503 before their body is read.
+    public var resultBytes: Int64 = 16 << 30
+    /// `--callback-allow`: the hosts webhooks may go to; empty, none.
+    public var callbackAllow = CallbackAllowList()
+    /// `--callback-secret`: the Standard Webhooks secret (`whsec_` and base64) that signs every webhook.
+    public var callbackSecret: String?
+    /// Seconds before a failed webhook is sent again; each next wait doubles, up to a minute.
+    public var callbackFirstRetry = 1.0
+    /// Seconds a webhook is retried before it is given up.
+    public var callbackRetryWindow = 600.0
+    /// Seconds between the heartbeat comments of an idle event stream: below the 60 s idle cut of common proxies.
+    public var eventHeartbeat = 15.0
 
-    /// The default `--job-memory`: the address space of one worker process, libraries and thread stacks included
-    /// (RLIMIT_AS counts reservations, not resident pages). An idle worker holds 0.4 GiB of it; a 2 s 1080p job
-    /// peaked at 1.1 GiB (1.5 GiB at preset veryslow) on 2 cores. More cores mean more libav threads, and inputs
-    /// near the default 8K pixel limit need several times a 1080p job's frames: raise it for those.
-    public static let defaultJobMemory: Int64 = WorkerSettings.defaultJobMemory
+    /// The results folder in effect.
+    public var effectiveResultsDir: String { resultsDir ?? tmpDir + "/ffmpeg-processor-results" }
 
-    public init() {}
+    /// The `--job-memory` of a node that sets no memory limit: the address space of one worker process, libraries
+    /// and thread stacks included (RLIMIT_AS counts reservations, not resident pages). An idle worker holds 0.4 GiB of
+    /// it; a 3 s 1080p job needs 1.16 GiB at preset medium on 2 cores, 1.5 GiB at veryslow
+    /// (deploy/kubernetes/README.md, "Sizing"). More cores mean more libav threads, and inputs near the default 8K
+    /// pixel limit need several times a 1080p job's frames: raise it for those.
+    public static let jobMemoryCeiling: Int64 = WorkerSettings.defaultJobMemory
+    /// What the service process itself keeps of the cgroup's `memory.max` (event loop, upload buffers, its own
+    /// libraries) before the rest is shared among the workers.
+    public static let serviceMemoryReserve: Int64 = 256 << 20
+    /// The smallest `--job-memory` the service starts with: below it not even a small clip transcodes.
+    public static let minimumJobMemory: Int64 = 256 << 20
+    /// The default `--job-memory` for the default number of workers.
+    public static let defaultJobMemory = defaultJobMemory(workers: cores, memoryMax: container.memoryMax)
+
+    /// The default `--job-memory` for `workers` workers: `jobMemoryCeiling`, or less in a container whose
+    /// `memory.max` could not hold that many workers at once. Each worker's resident memory is at most its address
+    /// space, so workers that each keep to `(memory.max - reserve) / workers` can never make the cgroup's OOM killer
+    /// end the whole service: a job that needs more gets 413 instead.
+    public static func defaultJobMemory(workers: Int, memoryMax: Int64?) -> Int64 {
+        guard let memoryMax else { return jobMemoryCeiling }
+        let share = (memoryMax - serviceMemoryReserve) / Int64(max(workers, 1))
+        return min(jobMemoryCeiling, max(share, minimumJobMemory))
+    }
+
+    public init() {
+        // WorkerSettings knows nothing of containers; its 4 GiB is this type's ceiling.
+        worker.jobMemory = Self.defaultJobMemory
+    }
 
     /// "127.0.0.1,10.0.0.0/8" as address ranges; nil if any entry is neither an address nor a CIDR network.
     public static func trustedProxies(parsing list: String) -> [AddressRange]? {
@@ -77,7 +122,12 @@ public struct ServiceConfig: Sendable {
         return ranges
     }
 
-    public static var cores: Int { max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1) }
+    /// What the container allows this process (cgroup v2 `cpu.max` and `memory.max`, the affinity mask), read once.
+    public static let container = ContainerLimits.current()
+
+    /// The CPUs the container lets this process keep busy, not the node's: the smaller of `cpu.max`'s quota and
+    /// the affinity mask.
+    public static var cores: Int { container.cores }
 
     public static var defaultTemporaryDirectory: String {
         getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
@@ -88,7 +138,7 @@ public struct ServiceConfig: Sendable {
         var options = TranscodeOptions()
         options.limits = limits
         options.limits.jobTimeLimitSeconds = jobTimeout
-        // 0 here means "let the pool decide per job" (see `JobQueue.threads(forJobAlone:)`).
+        // 0 here means "let the pool decide per job" (see `JobQueue.threads(waiting:)`).
         options.threads = 0
         return options
     }
@@ -104,6 +154,8 @@ public struct ServiceConfig: Sendable {
             + (isolation == .process
                 ? " job-memory=\(worker.jobMemory)"
                 : "")
+            + " \(Self.container.summary)"
+            + " results-dir=\(effectiveResultsDir) result-ttl=\(resultTTL)s result-bytes=\(resultBytes)"
             + " split=\(split.mode.rawValue) segment-seconds=\(split.segmentSeconds)s split-min-seconds=\(split.minimumSeconds)s"
             + " cluster-url=\(clusterURL?.description ?? "none")"
             + " trusted-proxies=\(trustedProxies.isEmpty ? "none" : trustedProxies.map(\.description).joined(separator: ","))"

@@ -1,8 +1,10 @@
 import WorkerIsolation
 import CoreMetrics
 import HTTPServer
+import Jobs
 import Prometheus
 import SystemSupport
+import Transcoding
 
 /// The service's metrics, through swift-metrics with a Prometheus registry of its own (no global bootstrap, so
 /// several services can live in one test process). Exposed as text by `GET /metrics`.
@@ -30,6 +32,13 @@ public final class ServiceMetrics: Sendable {
     private let forkTime: CoreMetrics.Timer
     private let crashes = Locked<[String: CoreMetrics.Counter]>([:])
     private let split = Locked<[String: CoreMetrics.Counter]>([:])
+    private let asyncJobs: [JobState: CoreMetrics.Gauge]
+    private let resultBytes: CoreMetrics.Gauge
+    private let eventWatchers: CoreMetrics.Gauge
+    private let webhooksDelivered: CoreMetrics.Counter
+    private let webhooksFailed: CoreMetrics.Counter
+    /// Jobs done, by the codec written: four series, made up front.
+    private let transcodes: [VideoCodec: CoreMetrics.Counter]
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -50,7 +59,25 @@ public final class ServiceMetrics: Sendable {
         readyWorkers = CoreMetrics.Gauge(label: "ffmpeg_processor_workers_ready", factory: factory)
         restarts = CoreMetrics.Counter(label: "ffmpeg_processor_worker_restarts_total", factory: factory)
         forkTime = CoreMetrics.Timer(label: "ffmpeg_processor_worker_fork_seconds", factory: factory)
+        asyncJobs = Dictionary(uniqueKeysWithValues: JobState.allCases.map { state in
+            (state, CoreMetrics.Gauge(
+                label: "ffmpeg_processor_async_jobs", dimensions: [("state", state.rawValue)], factory: factory))
+        })
+        resultBytes = CoreMetrics.Gauge(label: "ffmpeg_processor_result_bytes", factory: factory)
+        // Event streams and `wait=` requests: each costs a task and its buffers, never a thread.
+        eventWatchers = CoreMetrics.Gauge(label: "ffmpeg_processor_event_watchers", factory: factory)
+        webhooksDelivered = CoreMetrics.Counter(
+            label: "ffmpeg_processor_webhook_attempts_total", dimensions: [("outcome", "delivered")], factory: factory)
+        webhooksFailed = CoreMetrics.Counter(
+            label: "ffmpeg_processor_webhook_attempts_total", dimensions: [("outcome", "failed")], factory: factory)
+        transcodes = Dictionary(uniqueKeysWithValues: VideoCodec.allCases.map { codec in
+            (codec, CoreMetrics.Counter(
+                label: "ffmpeg_processor_transcodes_total", dimensions: [("codec", codec.rawValue)], factory: factory))
+        })
     }
+
+    /// One webhook attempt: answered 2xx, or not (no connection, no answer, another status).
+    func webhookAttempted(delivered: Bool) { (delivered ? webhooksDelivered : webhooksFailed).increment() }
 
     /// A child forked and confined for the next job, off the request's path: the cost one process per job adds.
     func workerForked(seconds: Double) { forkTime.recordNanoseconds(Int64(seconds * 1e9)) }
@@ -118,14 +145,20 @@ public final class ServiceMetrics: Sendable {
 
     /// `handoff`: the worker thread's time for the job less the engine's own, i.e. what running it elsewhere
     /// (in a worker process: the message, the descriptors, the answer, the wake-ups) added to it.
-    func jobFinished(queueWait: Double, transcode: Double, handoff: Double) {
+    /// `codec`: what a transcode wrote; nil for a poster.
+    func jobFinished(queueWait: Double, transcode: Double, handoff: Double, codec: VideoCodec?) {
+        if let codec { transcodes[codec]?.increment() }
         self.queueWait.recordNanoseconds(Int64(queueWait * 1e9))
         transcodeTime.recordNanoseconds(Int64(transcode * 1e9))
         handoffTime.recordNanoseconds(Int64(max(handoff, 0) * 1e9))
     }
 
-    /// The Prometheus text exposition, with the pool's gauges read from `counters` at this moment.
-    func exposition(counters: PoolCounters) -> String {
+    /// The Prometheus text exposition, with the pool's gauges read from `counters`, and the async jobs' from
+    /// `jobs`, at this moment.
+    func exposition(counters: PoolCounters, jobs: JobRegistry) -> String {
+        for (state, count) in jobs.countsByState { asyncJobs[state]?.record(count) }
+        resultBytes.record(jobs.store.usedBytes)
+        eventWatchers.record(jobs.watcherCount)
         queueDepth.record(counters.queued)
         running.record(counters.running.load(ordering: .relaxed))
         capacity.record(counters.capacity.load(ordering: .relaxed))

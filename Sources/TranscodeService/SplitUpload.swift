@@ -2,6 +2,7 @@ import HTTPServer
 import HTTPTypes
 import Glibc
 import SplitStitch
+import SystemSupport
 import Transcoding
 import WorkerIsolation
 
@@ -41,6 +42,12 @@ extension Routes {
             throw Problem(.badRequest, "split must be auto or off, not '\(value)'")
         }
         return (mode == .auto, query.filter { $0.0 != "split" })
+    }
+
+    /// Whether a video with these options can be split: the stitcher joins H.264 segments into one MP4, so other
+    /// codecs and WebM, and posters, are one whole-file job.
+    static func stitchable(_ options: TranscodeOptions) -> Bool {
+        options.poster == nil && options.videoCodec == .h264 && options.container == .mp4
     }
 
     /// Segments in flight at once through the balancer.
@@ -105,14 +112,15 @@ extension Routes {
         let total = (ContinuousClock.now - started)
         let seconds = Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18
         record.transcodeMs = seconds * 1000
-        var info = stat()
-        let length = fstat(output.borrowedDescriptor, &info) == 0 ? Int64(info.st_size) : 0
+        let length: Int64
+        do { length = try fileSize(of: output.borrowedDescriptor) } catch { throw Problem(TempFileError(error.errno)) }
         return ServerResponse(
             status: .ok,
             headerFields: [
-                .contentType: "video/mp4",
-                .contentDisposition: "inline; filename=\"\(id).mp4\"",
+                .contentType: options.container.mimeType,
+                .contentDisposition: "inline; filename=\"\(id).\(options.container.fileExtension)\"",
                 HTTPField.Name("X-Video-Id")!: id,
+                HTTPField.Name("X-Video-Codec")!: options.videoCodec.rawValue,
                 HTTPField.Name("X-Queue-Wait-Ms")!: "0",
                 HTTPField.Name("X-Transcode-Ms")!: milliseconds(seconds),
                 HTTPField.Name("X-Video-Filters")!: outcome.videoFiltersText,

@@ -1,6 +1,7 @@
 import CFFmpeg
 
-/// Decode → swresample to the encoder's format → AAC in frames of the encoder's size, keeping the channel layout.
+/// Decode → swresample to the encoder's format → the container's audio (AAC, or Opus in WebM) in frames of the
+/// encoder's size, keeping the channel layout.
 final class AudioPipeline {
     let input: UnsafeMutablePointer<AVStream>
     let output: UnsafeMutablePointer<AVStream>
@@ -29,19 +30,22 @@ final class AudioPipeline {
         decoder = try CodecContext(codec)
         try check(avcodec_parameters_to_context(decoder.pointer, parameters), "copying decoder parameters")
         decoder.pointer.pointee.pkt_timebase = stream.pointee.time_base
-        guard (try? decoder.open()) != nil, decoder.pointer.pointee.sample_rate > 0 else { return nil }
+        // Audio that cannot be decoded is dropped; audio that does not fit in the job's memory is not.
+        do { try decoder.open() } catch .limitExceeded(.memory) { throw .limitExceeded(.memory) } catch { return nil }
+        guard decoder.pointer.pointee.sample_rate > 0 else { return nil }
 
-        guard let aac = avcodec_find_encoder(AV_CODEC_ID_AAC) else {
-            throw .internal(averror: shim_averror_decoder_not_found(), message: "the AAC encoder is not available")
+        let name = muxer.container.audioEncoderName
+        guard let codec = avcodec_find_encoder_by_name(name) else {
+            throw .internal(averror: shim_averror_decoder_not_found(), message: "the \(name) encoder is not available")
         }
-        encoder = try CodecContext(aac)
+        encoder = try CodecContext(codec)
         let enc = encoder.pointer
-        enc.pointee.sample_fmt = aac.pointee.sample_fmts?.pointee ?? AV_SAMPLE_FMT_FLTP
-        enc.pointee.sample_rate = closestRate(decoder.pointer.pointee.sample_rate, supported: aac.pointee.supported_samplerates)
-        try chooseLayout(for: enc, from: decoder.pointer, supported: aac.pointee.ch_layouts)
+        enc.pointee.sample_fmt = preferredFormat(codec.pointee.sample_fmts)
+        enc.pointee.sample_rate = closestRate(decoder.pointer.pointee.sample_rate, supported: codec.pointee.supported_samplerates)
+        try chooseLayout(for: enc, from: decoder.pointer, supported: codec.pointee.ch_layouts)
         enc.pointee.time_base = AVRational(num: 1, den: enc.pointee.sample_rate)
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
-        // No bit rate set: the AAC encoder's own default is what the CLI uses (128 kb/s for stereo).
+        // No bit rate set: the encoder's own default is what the CLI uses (AAC 128 kb/s, Opus 96 kb/s for stereo).
         try encoder.open()
 
         output = try muxer.addStream(for: encoder)
@@ -132,7 +136,7 @@ final class AudioPipeline {
             let planes = UnsafeMutableRawPointer(buffer.pointer.pointee.extended_data!)
                 .assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
             guard av_audio_fifo_write(fifo.pointer, planes, written) == written else {
-                throw .internal(averror: shim_averror(ENOMEM), message: "av_audio_fifo_write")
+                throw .allocationFailed("av_audio_fifo_write")
             }
         }
     }
@@ -189,6 +193,17 @@ private func silenceDamage(_ frame: UnsafeMutablePointer<AVFrame>) {
             for i in 0..<count where !(abs(samples[i]) <= 65536) { samples[i] = 0 }
         }
     }
+}
+
+/// Float when the encoder takes it (libopus lists s16 first, which would cost precision for nothing), else its first.
+private func preferredFormat(_ formats: UnsafePointer<AVSampleFormat>?) -> AVSampleFormat {
+    guard var cursor = formats else { return AV_SAMPLE_FMT_FLTP }
+    let first = cursor.pointee
+    while cursor.pointee != AV_SAMPLE_FMT_NONE {
+        if cursor.pointee == AV_SAMPLE_FMT_FLTP || cursor.pointee == AV_SAMPLE_FMT_FLT { return cursor.pointee }
+        cursor += 1
+    }
+    return first
 }
 
 /// The input's rate when the encoder supports it, else the nearest one it does (as the CLI chooses).

@@ -6,10 +6,19 @@ import Glibc
 final class Demuxer {
     /// Real containers only: no playlists (hls, concat, dash), no image sequences, no raw or device formats. GIF is
     /// here for animations; a GIF of one picture is refused as a still image once decoded (see `isImageFormat`).
-    static let allowedFormats: Set<String> = [
+    /// Raw DV is a camcorder's own file, its demuxer as old and as small as AVI's.
+    static let videoFormats: Set<String> = [
         "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "ogg", "asf",
-        "mxf", "ivf", "gif",
+        "mxf", "ivf", "gif", "dv",
     ]
+
+    /// Containers that only ever hold sound. They are opened all the same, so that a song gets the answer an M4A
+    /// or an Opus file (in a video container) gets, "no video stream", rather than a "not a video" that reads as if
+    /// the file were not media at all.
+    static let audioFormats: Set<String> = ["mp3", "aac", "wav", "flac"]
+
+    /// Every demuxer libav may open for us, also given to libav as `format_whitelist`.
+    static let allowedFormats = videoFormats.union(audioFormats)
 
     /// Formats that hold still images as often as animations: one decoded picture from them is not a video.
     static let imageFormats: Set<String> = ["gif"]
@@ -49,7 +58,7 @@ final class Demuxer {
         formatName = name
 
         guard let allocated = avformat_alloc_context() else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "avformat_alloc_context")
+            throw .allocationFailed("avformat_alloc_context")
         }
         allocated.pointee.pb = io.context
         allocated.pointee.interrupt_callback = control.interruptCallback

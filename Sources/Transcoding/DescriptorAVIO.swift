@@ -15,13 +15,13 @@ enum DescriptorAVIO {
         seek: @convention(c) (UnsafeMutableRawPointer?, Int64, Int32) -> Int64
     ) throws(TranscodeError) -> UnsafeMutablePointer<AVIOContext> {
         guard let buffer = av_malloc(Int(bufferSize)) else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "av_malloc")
+            throw .allocationFailed("av_malloc")
         }
         guard let io = avio_alloc_context(
             buffer.assumingMemoryBound(to: UInt8.self), bufferSize, writable ? 1 : 0, opaque, read, write, seek)
         else {
             av_free(buffer)
-            throw .internal(averror: shim_averror(ENOMEM), message: "avio_alloc_context")
+            throw .allocationFailed("avio_alloc_context")
         }
         return io
     }
@@ -37,18 +37,13 @@ enum DescriptorAVIO {
     /// least `sizeAtLeast`, for a file whose last bytes may still be in the context's buffer); a negative AVERROR
     /// on failure.
     static func seek(_ fd: Int32, offset: inout Int64, to target: Int64, whence: Int32, sizeAtLeast: Int64 = 0) -> Int64 {
-        func size() -> Int64? {
-            var info = stat()
-            guard (try? syscallValue("fstat") { fstat(fd, &info) }) != nil else { return nil }
-            return Int64(info.st_size)
-        }
-        if whence & AVSEEK_SIZE != 0 { return size().map { max($0, sizeAtLeast) } ?? Int64(shim_averror(EIO)) }
+        if whence & AVSEEK_SIZE != 0 { return (try? fileSize(of: fd)).map { max($0, sizeAtLeast) } ?? Int64(shim_averror(EIO)) }
         let base: Int64
         switch whence & ~AVSEEK_FORCE {
         case SEEK_SET: base = 0
         case SEEK_CUR: base = offset
         case SEEK_END:
-            guard let end = size() else { return Int64(shim_averror(EIO)) }
+            guard let end = try? fileSize(of: fd) else { return Int64(shim_averror(EIO)) }
             base = end
         default: return Int64(shim_averror(EINVAL))
         }

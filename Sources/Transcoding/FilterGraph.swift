@@ -7,17 +7,22 @@ import CFFmpeg
 /// the graph and frees it in `deinit`, its one cleanup point. libav keeps no pointer of ours.
 final class FilterGraph {
     private let graph: UnsafeMutablePointer<AVFilterGraph>
+    private let free: (UnsafeMutablePointer<AVFilterGraph>) -> Void
     // Borrowed from `graph`, which frees them; set once in `init`.
     private var source: UnsafeMutablePointer<AVFilterContext>? = nil
     private var sink: UnsafeMutablePointer<AVFilterContext>? = nil
 
     /// A graph running `description` (the chain as `ffmpeg -vf` takes it) for pictures of `input`'s size, format and
-    /// aspect ratio, in `timeBase`; `threads` 0: one per core.
-    init(_ description: String, input: PictureShape, timeBase: AVRational, threads: Int) throws(TranscodeError) {
+    /// aspect ratio, in `timeBase`; `threads` 0: one per core. `free` frees the graph (tests watch it through this).
+    init(
+        _ description: String, input: PictureShape, timeBase: AVRational, threads: Int,
+        free: @escaping (UnsafeMutablePointer<AVFilterGraph>) -> Void = FilterGraph.free
+    ) throws(TranscodeError) {
         guard let graph = avfilter_graph_alloc() else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "avfilter_graph_alloc")
+            throw .allocationFailed("avfilter_graph_alloc")
         }
         self.graph = graph
+        self.free = free
         // From here a throw runs deinit, which frees the graph and whatever was added to it.
         graph.pointee.nb_threads = Int32(threads)
 
@@ -38,7 +43,7 @@ final class FilterGraph {
             avfilter_inout_free(&inputs)
         }
         guard let fedBySource = outputs, let feedingSink = inputs else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "avfilter_inout_alloc")
+            throw .allocationFailed("avfilter_inout_alloc")
         }
         fedBySource.pointee.name = av_strdup("in")
         fedBySource.pointee.filter_ctx = source
@@ -56,7 +61,10 @@ final class FilterGraph {
         if code < 0 { throw .internal(averror: code, message: "\(what()): \(averrorText(code))") }
     }
 
-    deinit {
+    deinit { free(graph) }
+
+    /// Frees `graph` and every filter context in it.
+    static func free(_ graph: UnsafeMutablePointer<AVFilterGraph>) {
         var freeing: UnsafeMutablePointer<AVFilterGraph>? = graph
         avfilter_graph_free(&freeing)
     }

@@ -11,8 +11,6 @@ final class InputIO {
     private let opened: OwnedDescriptor?
     private var offset: Int64 = 0
     private let control: JobControl
-    /// Bytes handed to libav, for the report.
-    private(set) var bytesRead: Int64 = 0
 
     init(_ location: MediaLocation, control: JobControl) throws(TranscodeError) {
         switch location {
@@ -54,7 +52,6 @@ final class InputIO {
         }
         if n == 0 { return shim_averror_eof() }
         offset += Int64(n)
-        bytesRead += Int64(n)
         return Int32(n)
     }
 

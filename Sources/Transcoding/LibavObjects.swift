@@ -7,7 +7,7 @@ package final class Packet {
     package let pointer: UnsafeMutablePointer<AVPacket>
 
     package init() throws(TranscodeError) {
-        guard let packet = av_packet_alloc() else { throw .internal(averror: shim_averror(ENOMEM), message: "av_packet_alloc") }
+        guard let packet = av_packet_alloc() else { throw .allocationFailed("av_packet_alloc") }
         pointer = packet
     }
 
@@ -21,7 +21,7 @@ package final class Frame {
     package let pointer: UnsafeMutablePointer<AVFrame>
 
     package init() throws(TranscodeError) {
-        guard let frame = av_frame_alloc() else { throw .internal(averror: shim_averror(ENOMEM), message: "av_frame_alloc") }
+        guard let frame = av_frame_alloc() else { throw .allocationFailed("av_frame_alloc") }
         pointer = frame
     }
 
@@ -37,7 +37,7 @@ package final class CodecContext {
 
     package init(_ codec: UnsafePointer<AVCodec>) throws(TranscodeError) {
         guard let context = avcodec_alloc_context3(codec) else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "avcodec_alloc_context3")
+            throw .allocationFailed("avcodec_alloc_context3")
         }
         self.codec = codec
         pointer = context
@@ -53,7 +53,11 @@ package final class CodecContext {
         var dictionary: OpaquePointer? = nil
         defer { av_dict_free(&dictionary) }
         for (key, value) in options { av_dict_set(&dictionary, key, value, 0) }
-        try check(avcodec_open2(pointer, codec, &dictionary), "opening \(String(cString: codec.pointee.name))")
+        let status = avcodec_open2(pointer, codec, &dictionary)
+        // Opening starts the codec's frame or slice threads, and pthread_create answers EAGAIN when a thread's stack
+        // does not fit in the address space left.
+        if status == shim_averror_eagain() && JobMemory.declaredLimit != nil { throw .limitExceeded(.memory) }
+        try check(status, "opening \(String(cString: codec.pointee.name))")
     }
 }
 
@@ -67,7 +71,7 @@ final class BitstreamFilter {
         }
         var allocated: UnsafeMutablePointer<AVBSFContext>? = nil
         try check(av_bsf_alloc(filter, &allocated), "allocating \(name)")
-        guard let allocated else { throw .internal(averror: shim_averror(ENOMEM), message: "av_bsf_alloc") }
+        guard let allocated else { throw .allocationFailed("av_bsf_alloc") }
         pointer = allocated
         try check(avcodec_parameters_copy(pointer.pointee.par_in, parameters), "copying \(name) parameters")
         pointer.pointee.time_base_in = timeBase
@@ -92,7 +96,7 @@ final class Resampler {
             swr_alloc_set_opts2(
                 &context, &outputLayout, outputFormat, outputRate, &inputLayout, inputFormat, inputRate, 0, nil),
             "swr_alloc_set_opts2")
-        guard let context else { throw .internal(averror: shim_averror(ENOMEM), message: "swr_alloc_set_opts2") }
+        guard let context else { throw .allocationFailed("swr_alloc_set_opts2") }
         pointer = context
         try check(swr_init(context), "swr_init")
     }
@@ -108,7 +112,7 @@ final class AudioFifo {
 
     init(format: AVSampleFormat, channels: Int32) throws(TranscodeError) {
         guard let fifo = av_audio_fifo_alloc(format, channels, 4096) else {
-            throw .internal(averror: shim_averror(ENOMEM), message: "av_audio_fifo_alloc")
+            throw .allocationFailed("av_audio_fifo_alloc")
         }
         pointer = fifo
     }

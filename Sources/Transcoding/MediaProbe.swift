@@ -28,6 +28,8 @@ public struct MediaProbe: Sendable, Equatable {
         /// "progressive", or the interlaced order ("tt": top field first, coded first; "bb", "tb", "bt"); nil when
         /// the stream does not say.
         public var fieldOrder: String? = nil
+        /// The container's four-character code for the codec ("avc1", "hvc1", "av01"), when it has one.
+        public var codecTag: String? = nil
         /// Decoded frames, when asked to decode.
         public var frameCount: Int?
         /// Decoded audio samples per channel, when asked to decode.
@@ -91,6 +93,10 @@ public struct MediaProbe: Sendable, Equatable {
             pixelFormat: pixelFormat, width: Int(parameters.width), height: Int(parameters.height),
             sampleRate: Int(parameters.sample_rate), channels: Int(parameters.ch_layout.nb_channels),
             channelLayout: layout, rotation: rotation)
+        if parameters.codec_tag != 0 {
+            let tag = withUnsafeBytes(of: parameters.codec_tag.littleEndian) { Array($0) }
+            if tag.allSatisfy({ (0x20...0x7e).contains($0) }) { described.codecTag = String(decoding: tag, as: UTF8.self) }
+        }
         if kind == .video {
             func name(_ text: UnsafePointer<CChar>?, unless unspecified: Bool) -> String? {
                 unspecified ? nil : text.map { String(cString: $0) }

@@ -26,7 +26,7 @@ public enum SegmentSplit {
             let stream = demuxer.streams[plan.streamIndex]
             guard Rational(stream.pointee.time_base) == plan.timeBase else { throw mismatch("the input has changed") }
             for other in demuxer.streams where other != stream { other.pointee.discard = AVDISCARD_ALL }
-            let muxer = try Muxer(output, control: control)
+            let muxer = try Muxer(output, container: .mp4, control: control)
             let copy = try muxer.addStream(copying: stream.pointee.codecpar, timeBase: stream.pointee.time_base)
             copyDisplayMatrix(from: stream, to: copy)
             try muxer.writeHeader(control: control)

@@ -32,7 +32,7 @@ public func stitch(
 
     let original = try Demuxer(source, limits: options.limits, control: control)
     guard let originalVideo = original.bestVideoStream() else { throw .noVideoStream }
-    let muxer = try Muxer(output, control: control)
+    let muxer = try Muxer(output, container: .mp4, control: control)
     let video = try muxer.addStream(copying: parts[0].stream.pointee.codecpar, timeBase: parts[0].stream.pointee.time_base)
     video.pointee.avg_frame_rate = originalVideo.pointee.avg_frame_rate
     copyDisplayMatrix(from: originalVideo, to: video)

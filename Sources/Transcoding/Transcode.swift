@@ -18,25 +18,36 @@ public struct TranscodeReport: Sendable, Equatable {
     public var inputDuration: Double?
     /// First to last video frame written, including the last frame's own duration, seconds.
     public var outputDuration: Double
+    /// The input file's size (not the bytes libav read: its seeks read some twice and may skip others).
     public var inputBytes: Int64
     public var outputBytes: Int64
     public var seconds: Double
-    /// The libav thread count the video encoder was opened with (0: one per core): the service chooses it per job.
+    /// The threads libav runs the video decoder with: the job's `threads` (the service chooses it per job), or for 0
+    /// libav's own choice from the CPUs in the affinity mask (with frame threading, one more than them, at most 16;
+    /// one for a decoder that has no threads).
     public var threads: Int
     /// The video filter stages that ran, in order, e.g. `["bwdif", "tonemap(hlg->bt709)"]`; empty when the decoded
     /// pictures were already what the encoder takes.
     public var videoFilters: [String]
     /// The filter chain the video went through, as `ffmpeg -vf` takes it, to reproduce the conversion with the CLI
-    /// (chains joined by " | " when the pictures changed mid-stream and the graph was built again).
+    /// (distinct chains joined by " | " when the pictures changed mid-stream and the graph was built again; at most
+    /// four).
     public var videoFilterGraph: String
+    /// Times the filter graph was built again because the pictures changed shape mid-stream.
+    public var videoFilterRebuilds: Int
 
-    /// `videoFilters` as one token: the names joined by commas, or `none`.
-    public var videoFiltersText: String { videoFilters.isEmpty ? "none" : videoFilters.joined(separator: ",") }
+    /// `videoFilters` as one token (the X-Video-Filters header): the names joined by commas, or `none`, then
+    /// `;rebuilds=N` when the graph was built again. Bounded: see `VideoFilter.maxNamedStages`.
+    public var videoFiltersText: String {
+        (videoFilters.isEmpty ? "none" : videoFilters.joined(separator: ","))
+            + (videoFilterRebuilds > 0 ? ";rebuilds=\(videoFilterRebuilds)" : "")
+    }
 
     public init(
         inputFormat: String, inputVideoCodec: String, width: Int, height: Int, videoFrames: Int, audioSamples: Int64,
         hasAudio: Bool, audioCopied: Bool, inputDuration: Double?, outputDuration: Double, inputBytes: Int64,
-        outputBytes: Int64, seconds: Double, threads: Int, videoFilters: [String] = [], videoFilterGraph: String = ""
+        outputBytes: Int64, seconds: Double, threads: Int, videoFilters: [String] = [], videoFilterGraph: String = "",
+        videoFilterRebuilds: Int = 0
     ) {
         self.inputFormat = inputFormat
         self.inputVideoCodec = inputVideoCodec
@@ -54,6 +65,7 @@ public struct TranscodeReport: Sendable, Equatable {
         self.threads = threads
         self.videoFilters = videoFilters
         self.videoFilterGraph = videoFilterGraph
+        self.videoFilterRebuilds = videoFilterRebuilds
     }
 
     public var summary: String {
@@ -65,14 +77,18 @@ public struct TranscodeReport: Sendable, Equatable {
     }
 }
 
-/// Transcodes `input` to a web-ready MP4 at `output`: H.264 yuv420p + AAC (AAC-LC input copied, other audio
-/// encoded), `+faststart`, the input's timing and display rotation kept. Runs on the calling thread until done;
-/// `cancellation` stops it from another thread.
+/// Transcodes `input` to a web-ready file at `output`: by default H.264 yuv420p + AAC in MP4 (AAC-LC input copied,
+/// other audio encoded), `+faststart`; or HEVC/AV1 in MP4, VP9/AV1 + Opus in WebM (`options.codec`, `.format`);
+/// the input's timing and display rotation kept. Runs on the calling thread until done; `cancellation` stops it
+/// from another thread. `progress` hears, on this thread, the share of the input's duration that the encoded video
+/// covers, in steps of at least `progressStep`; never 1, which only the finished file deserves, and never when the
+/// input does not say how long it is.
 @discardableResult
 public func transcode(
     input: MediaLocation, output: MediaLocation, options: TranscodeOptions = TranscodeOptions(),
-    cancellation: TranscodeCancellation? = nil
+    cancellation: TranscodeCancellation? = nil, progress: ((Double) -> Void)? = nil
 ) throws(TranscodeError) -> TranscodeReport {
+    if options.poster != nil { return try posterJob(input: input, output: output, options: options, cancellation: cancellation) }
     try options.validate()
     Libav.configureLogging()
     let started = monotonicNanos()
@@ -81,7 +97,7 @@ public func transcode(
 
     let demuxer = try Demuxer(input, limits: options.limits, control: control)
     guard let videoStream = demuxer.bestVideoStream() else { throw .noVideoStream }
-    let muxer = try Muxer(output, control: control)
+    let muxer = try Muxer(output, container: options.container, control: control)
     let startTime = demuxer.context.pointee.start_time
     let video = try VideoPipeline(
         stream: videoStream, demuxer: demuxer, muxer: muxer, options: options, startTime: startTime)
@@ -94,6 +110,17 @@ public func transcode(
         stream.pointee.discard = AVDISCARD_ALL
     }
     try muxer.writeHeader(control: control)
+    let inputSeconds = demuxer.context.pointee.duration == shim_nopts_value() || demuxer.context.pointee.duration <= 0
+        ? nil : Double(demuxer.context.pointee.duration) / Double(AV_TIME_BASE)
+    var reported = 0.0
+    func report() {
+        guard let progress, let inputSeconds, let first = video.firstPts else { return }
+        let covered = Double(video.encodedEndPts - first) * av_q2d(video.timeBase) / inputSeconds
+        let fraction = min(max(covered, 0), progressCeiling)
+        guard fraction - reported >= progressStep else { return }
+        reported = fraction
+        progress(fraction)
+    }
 
     let packet = try Packet()
     demuxing: while true {
@@ -109,11 +136,14 @@ public func transcode(
         defer { av_packet_unref(packet.pointer) }
         if packet.pointer.pointee.stream_index == video.input.pointee.index {
             try video.decode(packet.pointer, muxer: muxer, control: control)
+            report()
         } else if let audio, packet.pointer.pointee.stream_index == audio.input.pointee.index {
             try audio.process(packet.pointer, muxer: muxer, control: control)
         }
     }
     try video.decode(nil, muxer: muxer, control: control)
+    // The encoder's lookahead held the last frames back until this flush: a short clip reports only here.
+    report()
     try audio?.process(nil, muxer: muxer, control: control)
     guard video.framesEncoded > 0 else { throw .corruptInput("no video frame could be decoded") }
     // One picture is a still image, whatever its container; an animated GIF is a video.
@@ -132,13 +162,32 @@ public func transcode(
         audioCopied: audio?.isCopy ?? false,
         inputDuration: duration == shim_nopts_value() ? nil : Double(duration) / Double(AV_TIME_BASE),
         outputDuration: Double(video.endPts - (video.firstPts ?? 0)) * av_q2d(video.timeBase),
-        inputBytes: demuxer.io.bytesRead,
+        inputBytes: fileSize(input) ?? 0,
         outputBytes: fileSize(output) ?? 0,
         seconds: Double(monotonicNanos() - started) / 1e9,
-        threads: video.encoderThreads,
+        threads: video.decoderThreads,
         videoFilters: video.filterStages,
-        videoFilterGraph: video.filterGraphs.joined(separator: " | ")
+        videoFilterGraph: video.filterGraphs.joined(separator: " | "),
+        videoFilterRebuilds: video.filterRebuilds
     )
+}
+
+/// The smallest progress change `transcode` reports, so that a long job sends about a hundred reports.
+public let progressStep = 0.01
+/// The most progress `transcode` reports: the trailer and the moov move are still to come.
+public let progressCeiling = 0.99
+
+/// A poster as a job: the pool, the worker processes and their protocol carry transcode reports, and a poster's
+/// fits one (one frame, its size, the image's bytes).
+private func posterJob(
+    input: MediaLocation, output: MediaLocation, options: TranscodeOptions, cancellation: TranscodeCancellation?
+) throws(TranscodeError) -> TranscodeReport {
+    let started = monotonicNanos()
+    let made = try poster(input: input, output: output, options: options, cancellation: cancellation)
+    return TranscodeReport(
+        inputFormat: "", inputVideoCodec: "", width: made.width, height: made.height, videoFrames: 1, audioSamples: 0,
+        hasAudio: false, audioCopied: false, inputDuration: nil, outputDuration: made.seconds, inputBytes: 0,
+        outputBytes: Int64(made.bytes), seconds: Double(monotonicNanos() - started) / 1e9, threads: options.threads)
 }
 
 /// Seconds with three decimals, without Foundation.
@@ -149,12 +198,10 @@ func secondsText(_ seconds: Double) -> String {
 }
 
 private func fileSize(_ location: MediaLocation) -> Int64? {
-    var info = stat()
     switch location {
-    case .path(let path): guard stat(path, &info) == 0 else { return nil }
-    case .fileDescriptor(let fd): guard fstat(fd, &info) == 0 else { return nil }
+    case .path(let path): (try? fileStatus(atPath: path)).map { Int64($0.st_size) }
+    case .fileDescriptor(let fd): try? fileSize(of: fd)
     }
-    return Int64(info.st_size)
 }
 
 /// Process-wide libav settings.

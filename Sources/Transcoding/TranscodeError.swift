@@ -22,9 +22,13 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
     case `internal`(averror: Int32, message: String)
     /// An option value out of its range; nothing was done.
     case invalidOption(String)
+    /// A poster was asked for at a time after the video's last frame (seconds; the last frame's time).
+    case pastTheEnd(at: Double, last: Double)
 
     public enum Limit: String, Sendable, Equatable {
         case pixels, duration, frames, streams, jobTime = "job time"
+        /// The job needed more address space than its process is allowed (the service's `--job-memory`).
+        case memory
     }
 
     public var description: String {
@@ -35,20 +39,32 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
         case .noVideoStream: return "the input has no video stream"
         case .unsupportedCodec(let codec): return "unsupported video codec: \(codec)"
         case .corruptInput(let detail): return "corrupt input: \(detail)"
+        case .limitExceeded(.memory): return "limit exceeded: memory (the input needs more than --job-memory allows)"
         case .limitExceeded(let limit): return "limit exceeded: \(limit.rawValue)"
         case .cancelled: return "cancelled"
         case .io(let errno): return "I/O error: \(errno)"
         case .internal(let code, let message): return "internal error \(code): \(message)"
         case .invalidOption(let detail): return "invalid option: \(detail)"
+        case .pastTheEnd(let at, let last):
+            return "at=\(secondsText(at)) is past the end: the last frame starts at \(secondsText(last)) s"
         }
     }
 
     /// True when the input itself (not this machine) is at fault: the CLI exits 2, the service answers 4xx.
     public var isInputError: Bool {
         switch self {
-        case .notAVideo, .noVideoStream, .unsupportedCodec, .corruptInput, .limitExceeded, .invalidOption: true
+        case .notAVideo, .noVideoStream, .unsupportedCodec, .corruptInput, .limitExceeded, .invalidOption, .pastTheEnd:
+            true
         case .cancelled, .io, .internal: false
         }
+    }
+}
+
+extension TranscodeError {
+    /// An allocation we asked libav for failed: under the job's memory limit that is the limit (413), else the
+    /// machine's trouble, kept as an internal error.
+    static func allocationFailed(_ what: String) -> TranscodeError {
+        JobMemory.declaredLimit != nil ? .limitExceeded(.memory) : .internal(averror: shim_averror(ENOMEM), message: what)
     }
 }
 
@@ -62,6 +78,7 @@ func averrorText(_ code: Int32) -> String {
 /// Maps a negative libav return value to a typed error; libav passes errno values through as AVERROR(errno).
 package func libavError(_ code: Int32, _ what: String) -> TranscodeError {
     if code == shim_averror_exit() { return .cancelled }
+    if JobMemory.isExhausted(code) { return .limitExceeded(.memory) }
     if code < 0 && code > -4096 { return .io(Errno(rawValue: -code)) }
     return .internal(averror: code, message: "\(what): \(averrorText(code))")
 }

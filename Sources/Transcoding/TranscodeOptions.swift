@@ -1,8 +1,14 @@
 /// Output settings and input limits for one transcode. Defaults equal `ffmpeg -i in out.mp4` with this libav.
 public struct TranscodeOptions: Sendable, Equatable {
-    /// x264 constant rate factor, 0 (lossless) ... 51.
-    public var crf: Int = 23
-    /// x264 preset, one of `TranscodeOptions.presets`.
+    /// The video codec; nil: the container's default (H.264 in MP4, VP9 in WebM).
+    public var codec: VideoCodec? = nil
+    /// The container; nil: the codec's (WebM for VP9, MP4 for the others).
+    public var format: Container? = nil
+    /// Constant rate factor on the codec's own scale (`VideoCodec.crfRange`); nil: `quality`'s, or the codec's default.
+    public var crf: Int? = nil
+    /// A codec-neutral quality, mapped to each codec's `crf` at comparable PSNR; not together with `crf`.
+    public var quality: Quality? = nil
+    /// x264/x265 preset, one of `TranscodeOptions.presets`; AV1 and VP9 have their speed fixed (`VideoCodec`).
     public var preset: String = "medium"
     /// Largest output width; the picture is scaled down keeping its aspect ratio. `nil`: the input's.
     public var maxWidth: Int? = nil
@@ -19,6 +25,8 @@ public struct TranscodeOptions: Sendable, Equatable {
     public var limits: Limits = Limits()
     /// Set for one segment of a split job: only that window's frames are encoded, at their original timestamps.
     public var segment: SegmentWindow? = nil
+    /// When set, the job writes one frame as an image (`poster(input:output:options:)`) instead of the video.
+    public var poster: Poster? = nil
 
     public struct Limits: Sendable, Equatable {
         /// Largest width × height accepted from the input (declared or decoded). Default: 8K UHD.
@@ -39,12 +47,24 @@ public struct TranscodeOptions: Sendable, Equatable {
     }
 
     /// HDR (PQ or HLG transfer) input: `tonemap` makes BT.709 SDR that every player shows as meant; `keep` keeps the
-    /// HDR signal and its tags (8-bit), as the ffmpeg CLI does, for players that handle HLG or PQ in H.264.
+    /// HDR signal and its colour tags: 10-bit from a 10-bit input in HEVC, AV1 and VP9; 8-bit in H.264, as the ffmpeg
+    /// CLI does, for players that handle HLG or PQ in H.264.
     public enum HDR: String, Sendable, CaseIterable { case tonemap, keep }
 
     /// Interlaced input (the stream or its frames say so): `auto` deinterlaces it, one frame per frame; `off` encodes
     /// the fields as they are, combing and all.
     public enum Deinterlace: String, Sendable, CaseIterable { case auto, off }
+
+    public enum Quality: String, Sendable, CaseIterable { case low, medium, high }
+
+    /// The codec written: the one asked for, else the container's default.
+    public var videoCodec: VideoCodec { codec ?? format?.videoCodecs.first ?? .h264 }
+    /// The container written: the one asked for, else the first that takes the codec.
+    public var container: Container {
+        format ?? Container.allCases.first { $0.videoCodecs.contains(videoCodec) } ?? .mp4
+    }
+    /// The `crf` given to the encoder.
+    public var encoderCRF: Int { crf ?? videoCodec.crf(for: quality ?? .medium) }
 
     /// `text` as a value of `Choice`, or an `invalidOption` naming `name` and the values it takes.
     public static func parse<Choice: RawRepresentable & CaseIterable>(
@@ -64,9 +84,24 @@ public struct TranscodeOptions: Sendable, Equatable {
 
     /// Rejects any value out of range instead of clamping it: a caller asking for crf 60 has made a mistake.
     public func validate() throws(TranscodeError) {
-        guard (0...51).contains(crf) else { throw .invalidOption("crf must be 0...51, not \(crf)") }
+        guard container.videoCodecs.contains(videoCodec) else {
+            throw .invalidOption(
+                "\(container.rawValue) cannot carry \(videoCodec.rawValue); valid: \(Container.combinationsText)")
+        }
+        if let crf {
+            guard quality == nil else { throw .invalidOption("give crf or quality, not both") }
+            let range = videoCodec.crfRange
+            guard range.contains(crf) else {
+                throw .invalidOption(
+                    "crf for \(videoCodec.rawValue) must be \(range.lowerBound)...\(range.upperBound), not \(crf)")
+            }
+        }
         guard Self.presets.contains(preset) else {
             throw .invalidOption("preset must be one of \(Self.presets.joined(separator: ", ")), not \(preset)")
+        }
+        // A preset the encoder would ignore is a mistake the caller should hear of.
+        guard videoCodec.takesPreset || preset == "medium" else {
+            throw .invalidOption("preset applies to h264 and hevc only; \(videoCodec.rawValue)'s speed is fixed")
         }
         for (name, value) in [("width", maxWidth), ("height", maxHeight)] {
             if let value, !(16...16384).contains(value) {
@@ -79,6 +114,9 @@ public struct TranscodeOptions: Sendable, Equatable {
         guard limits.maxFrames >= 1 else { throw .invalidOption("max frames must be at least 1") }
         guard limits.maxStreams >= 1 else { throw .invalidOption("max streams must be at least 1") }
         guard limits.probeSize >= 32 * 1024 else { throw .invalidOption("probe size must be at least 32 KiB") }
+        if let at = poster?.at, !(at >= 0 && at <= limits.maxDurationSeconds) {
+            throw .invalidOption("at must be 0...\(Int(limits.maxDurationSeconds)) seconds or auto")
+        }
         if let limit = limits.jobTimeLimitSeconds, limit <= 0 {
             throw .invalidOption("job time limit must be positive")
         }

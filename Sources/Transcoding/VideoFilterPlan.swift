@@ -39,13 +39,16 @@ struct PictureShape {
         topFieldFirst = frame.pointee.top_field_first != 0
     }
 
-    /// Whether a graph built for `self` also suits `other`: the same size, format and aspect, the same HDR transfer (or
-    /// none), the same range. Field flags are left out: a graph that deinterlaces keeps doing so, and the pipeline
-    /// adds one when a frame first says it is interlaced.
+    /// Whether a graph built for `self` also suits `other`: the same size, format and aspect, and the same colour tags
+    /// (primaries, transfer, matrix, range). The tags count because the graph is configured from the first picture
+    /// it gets: libavfilter 8's buffer source carries no colour properties, so a scaler or zscale set up for one
+    /// matrix or range goes on converting with it, and the plan itself changes with them (tone mapping for an HDR
+    /// transfer, the BT.2020 defaults for untagged primaries, the range conversion). Field flags are left out: a graph
+    /// that deinterlaces keeps doing so, and the pipeline adds one when a frame first says it is interlaced.
     func sameGraph(as other: PictureShape) -> Bool {
         width == other.width && height == other.height && format == other.format
-            && av_cmp_q(sampleAspect, other.sampleAspect) == 0 && HDRTransfer(transfer) == HDRTransfer(other.transfer)
-            && isFullRange == other.isFullRange
+            && av_cmp_q(sampleAspect, other.sampleAspect) == 0 && transfer == other.transfer
+            && primaries == other.primaries && matrix == other.matrix && range == other.range
     }
 
     var descriptor: UnsafePointer<AVPixFmtDescriptor>? { av_pix_fmt_desc_get(format) }
@@ -80,7 +83,7 @@ enum HDRTransfer: String {
 }
 
 /// The stages one picture shape needs on its way to the encoder's yuv420p, each only where needed, in order:
-/// deinterlace, composite transparency, scale, tone-map or dither, then the range and format conversions. The chain
+/// deinterlace, composite transparency, scale, tone-map or dither, the range and format conversions, then a turn. The chain
 /// is text that `ffmpeg -vf` takes as it is, so a reader can reproduce any job's conversion with the CLI.
 struct VideoFilterPlan: Equatable {
     struct Stage: Equatable {
@@ -91,14 +94,20 @@ struct VideoFilterPlan: Equatable {
     }
 
     var stages: [Stage]
+    /// yuv420p; yuv420p10le for HDR kept in 10 bits (`hdr=keep` with HEVC, AV1 or VP9); a poster's image format.
+    var outputFormat: AVPixelFormat
+    /// Filters just before the output format, for outputs with colour rules of their own (a JPEG's BT.601 matrix).
+    var finalFilters: String?
+    var outputFormatName: String { av_get_pix_fmt_name(outputFormat).map { String(cString: $0) } ?? "yuv420p" }
 
     /// The background that transparent pixels are composited onto: white, the initial background of a web page, so
     /// that a transparent GIF looks as it did on a plain page.
     static let compositeBackground = "white"
 
-    /// The whole chain, ending with the always-on yuv420p.
+    /// The whole chain, ending with the always-on output format.
     var description: String {
-        (stages.map(\.filters).filter { !$0.isEmpty } + ["format=yuv420p"]).joined(separator: ",")
+        (stages.map(\.filters).filter { !$0.isEmpty } + [finalFilters, "format=\(outputFormatName)"].compactMap { $0 })
+            .joined(separator: ",")
     }
     /// The stages' names for the report.
     var names: [String] { stages.map(\.name) }
@@ -112,9 +121,13 @@ struct VideoFilterPlan: Equatable {
     ///   - keepDeinterlacing: the graph this one replaces deinterlaced, so this one does too, whatever the frame says.
     init(
         for shape: PictureShape, streamFieldOrder: AVFieldOrder, target: (width: Int32, height: Int32),
-        options: TranscodeOptions, keepDeinterlacing: Bool = false
+        options: TranscodeOptions, keepDeinterlacing: Bool = false, turn: PictureTurn? = nil,
+        outputFormat: AVPixelFormat = AV_PIX_FMT_YUV420P, finalFilters: String? = nil
     ) {
         stages = []
+        self.outputFormat = outputFormat
+        self.finalFilters = finalFilters
+        let keepsDepth = (av_pix_fmt_desc_get(outputFormat).map { $0.pointee.comp.0.depth } ?? 8) > 8
         let streamInterlaced = [AV_FIELD_TT, AV_FIELD_BB, AV_FIELD_TB, AV_FIELD_BT].contains(streamFieldOrder)
         if options.deinterlace == .auto, shape.interlaced || streamInterlaced || keepDeinterlacing,
             Self.canDeinterlace(shape)
@@ -144,7 +157,7 @@ struct VideoFilterPlan: Equatable {
         let rgb = shape.isRGB || shape.hasAlpha
         if let hdr = HDRTransfer(shape.transfer), options.hdr == .tonemap, !rgb {
             stages.append(Stage(name: "tonemap(\(hdr.rawValue)->bt709)", filters: Self.toneMap(shape)))
-        } else if shape.depth > 8, !rgb {
+        } else if shape.depth > 8, !rgb, !keepsDepth {
             // Error diffusion rather than truncation, so that smooth gradients keep no bands.
             let range = shape.isFullRange ? ":r=tv" : ""
             stages.append(Stage(name: "dither(\(shape.depth)->8)", filters: "zscale=d=error_diffusion\(range)"))
@@ -152,19 +165,21 @@ struct VideoFilterPlan: Equatable {
         } else if rgb {
             // RGB becomes BT.709 YUV (the output is tagged so); swscale's default would be BT.601, untagged.
             scale.append("out_color_matrix=bt709:out_range=tv")
-            stages.append(Stage(name: "format(\(shape.formatName)->yuv420p)", filters: ""))
+            stages.append(Stage(name: "format(\(shape.formatName)->\(outputFormatName))", filters: ""))
         } else if shape.isFullRange {
             // JPEG-range input (MJPEG's yuvj420p, full-range H.264) is squeezed into the TV range every player expects.
             scale.append("out_range=tv")
             stages.append(Stage(name: "range(pc->tv)", filters: ""))
-        } else if shape.format != AV_PIX_FMT_YUV420P {
-            stages.append(Stage(name: "format(\(shape.formatName)->yuv420p)", filters: ""))
+        } else if shape.format != outputFormat {
+            stages.append(Stage(name: "format(\(shape.formatName)->\(outputFormatName))", filters: ""))
         }
         // The scale filter goes where its first stage is: after deinterlacing and compositing, before tone mapping
         // (which is cheaper on fewer pixels).
         if !scale.isEmpty, let first = stages.firstIndex(where: { $0.filters.isEmpty }) {
             stages[first].filters = "scale=" + scale.joined(separator: ":")
         }
+        // Last, on the fewest pixels, when the container cannot carry the rotation.
+        if let turn { stages.append(Stage(name: "rotate(\(turn.rawValue))", filters: turn.filters)) }
     }
 
     /// The colour tags of the output, which describe its pixels: BT.709 for tone-mapped HDR, BT.709 with the sRGB

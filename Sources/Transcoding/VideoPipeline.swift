@@ -1,7 +1,8 @@
 import CFFmpeg
 
-/// Decode → filter graph (deinterlace, tone-map, dither, scale: only what the pictures need) → yuv420p at even
-/// dimensions → libx264, keeping every frame and its timestamp.
+/// Decode → filter graph (deinterlace, tone-map, dither, scale: only what the pictures need) → yuv420p (10-bit for
+/// HDR kept in HEVC, AV1 or VP9) at even
+/// dimensions → the codec's encoder (libx264, libx265, libsvtav1 or libvpx-vp9), keeping every frame and its timestamp.
 final class VideoPipeline {
     let input: UnsafeMutablePointer<AVStream>
     let output: UnsafeMutablePointer<AVStream>
@@ -28,16 +29,21 @@ final class VideoPipeline {
     /// First and last presentation time written, in the encoder's time base, for the report.
     private(set) var firstPts: Int64?
     private(set) var endPts: Int64 = 0
+    /// The end of the last packet the encoder gave back, in its time base: how far the output has got.
+    private(set) var encodedEndPts: Int64 = 0
 
     var width: Int32 { encoder.pointer.pointee.width }
     var height: Int32 { encoder.pointer.pointee.height }
     var timeBase: AVRational { encoder.pointer.pointee.time_base }
-    /// The thread count libx264 was opened with (0: one per core, its own choice).
-    var encoderThreads: Int { Int(encoder.pointer.pointee.thread_count) }
+    /// The threads libavcodec gave the decoder once open: the count asked for, or for 0 its own choice from the CPUs
+    /// it may run on. (libx264 keeps its choice to itself, so the decoder's is the one a report can show.)
+    var decoderThreads: Int { Int(decoder.pointer.pointee.thread_count) }
     /// The filter stages that ran, e.g. `["bwdif", "tonemap(hlg->bt709)"]`; empty when the pictures went as they were.
     var filterStages: [String] { filter.stagesRun }
     /// The filter chains built, as `ffmpeg -vf` takes them.
     var filterGraphs: [String] { filter.descriptions }
+    /// Graphs built after the first.
+    var filterRebuilds: Int { filter.rebuilds }
 
     init(
         stream: UnsafeMutablePointer<AVStream>, demuxer: Demuxer, muxer: Muxer, options: TranscodeOptions,
@@ -54,21 +60,30 @@ final class VideoPipeline {
         decoder.pointer.pointee.pkt_timebase = stream.pointee.time_base
         decoder.pointer.pointee.thread_count = Int32(options.threads)
         decoder.pointer.pointee.max_pixels = Int64(options.limits.maxPixels)
-        do { try decoder.open() } catch {
+        do { try decoder.open() } catch .limitExceeded(.memory) {
+            throw .limitExceeded(.memory)
+        } catch {
             throw .unsupportedCodec(String(cString: avcodec_get_name(parameters.pointee.codec_id)))
         }
 
-        guard let x264 = avcodec_find_encoder_by_name("libx264") else {
-            throw .internal(averror: shim_averror_decoder_not_found(), message: "libx264 is not available")
+        let written = options.videoCodec
+        guard let encoderCodec = avcodec_find_encoder_by_name(written.encoderName) else {
+            throw .internal(averror: shim_averror_decoder_not_found(), message: "\(written.encoderName) is not available")
         }
-        encoder = try CodecContext(x264)
+        encoder = try CodecContext(encoderCodec)
         let size = outputSize(
             width: Int(parameters.pointee.width), height: Int(parameters.pointee.height),
             maxWidth: options.maxWidth, maxHeight: options.maxHeight)
+        let turn = muxer.container == .webm ? PictureTurn(stream) : nil
         let enc = encoder.pointer
-        enc.pointee.width = Int32(size.width)
-        enc.pointee.height = Int32(size.height)
-        enc.pointee.pix_fmt = AV_PIX_FMT_YUV420P
+        enc.pointee.width = Int32(turn?.swapsSides == true ? size.height : size.width)
+        enc.pointee.height = Int32(turn?.swapsSides == true ? size.width : size.height)
+        // HDR kept as it is stays 10-bit where the codec has a 10-bit profile every HDR player decodes (HEVC Main 10,
+        // AV1 Main, VP9 profile 2); H.264's High 10 plays almost nowhere, so H.264 keeps 8 bits.
+        let inputDepth = av_pix_fmt_desc_get(AVPixelFormat(rawValue: parameters.pointee.format)).map { $0.pointee.comp.0.depth } ?? 8
+        let tenBit = options.hdr == .keep && written != .h264 && inputDepth > 8
+            && HDRTransfer(parameters.pointee.color_trc) != nil
+        enc.pointee.pix_fmt = tenBit ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P
         // The input's own time base keeps variable frame rate timing exact. A segment takes the original's time
         // base and frame rate, so that its SPS is byte for byte every other segment's.
         window = options.segment
@@ -85,19 +100,24 @@ final class VideoPipeline {
         enc.pointee.colorspace = colour.matrix
         enc.pointee.thread_count = Int32(options.threads)
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
-        try encoder.open(options: ["preset": options.preset, "crf": String(options.crf)])
+        // libvpx's crf is a cap under a bit rate unless the bit rate is 0; libav's default is 200 kb/s.
+        if written == .vp9 { enc.pointee.bit_rate = 0 }
+        if written == .av1 { RealtimeGuard.dropForThisThread() }
+        try encoder.open(options: written.privateOptions(preset: options.preset, crf: options.encoderCRF))
 
         output = try muxer.addStream(for: encoder)
+        if muxer.container == .mp4, let tag = written.mp4Tag { output.pointee.codecpar.pointee.codec_tag = tag }
         output.pointee.avg_frame_rate = stream.pointee.avg_frame_rate
-        copyDisplayMatrix(from: stream, to: output)
+        if turn == nil { copyDisplayMatrix(from: stream, to: output) }
         startOffset = options.segment?.origin ?? saneTimestamp(startTime).map {
             saneTimestamp(av_rescale_q($0, shim_time_base_q(), stream.pointee.time_base)) ?? 0
         } ?? 0
         decoded = try Frame()
         packet = try Packet()
         filter = try VideoFilter(
-            target: (enc.pointee.width, enc.pointee.height), timeBase: timeBase,
-            streamFieldOrder: parameters.pointee.field_order, options: options)
+            target: (Int32(size.width), Int32(size.height)), timeBase: timeBase,
+            streamFieldOrder: parameters.pointee.field_order, options: options, turn: turn,
+            outputFormat: enc.pointee.pix_fmt)
     }
 
     /// Feeds one demuxed packet (or nil to flush) and encodes every frame it yields.
@@ -181,6 +201,7 @@ final class VideoPipeline {
             if let duration = durations.removeValue(forKey: packet.pointer.pointee.pts) {
                 packet.pointer.pointee.duration = duration
             }
+            encodedEndPts = max(encodedEndPts, packet.pointer.pointee.pts + max(packet.pointer.pointee.duration, 0))
             try muxer.write(packet.pointer, from: timeBase, to: output, control: control)
             if frame == nil { try control.checkpoint() }
         }
@@ -198,8 +219,8 @@ func outputSize(width: Int, height: Int, maxWidth: Int?, maxHeight: Int?) -> (wi
     if let maxWidth, width > maxWidth { factor = min(factor, Double(maxWidth) / Double(width)) }
     if let maxHeight, height > maxHeight { factor = min(factor, Double(maxHeight) / Double(height)) }
     // Rounded down: an odd 321x241 becomes 320x240, never a stretched 322x242.
-    func even(_ value: Double, limit: Int?) -> Int { max(2, Int(value.rounded()) & ~1) }
-    return (even(Double(width) * factor, limit: maxWidth), even(Double(height) * factor, limit: maxHeight))
+    func even(_ value: Double) -> Int { max(2, Int(value.rounded()) & ~1) }
+    return (even(Double(width) * factor), even(Double(height) * factor))
 }
 
 /// Carries the display rotation over, so that players show the output upright as they did the input.

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import Transcoding
 import SystemSupport
 
 /// What a worker process does to itself before it reads its first job, and what `transcode --sandbox` does before
@@ -38,7 +39,11 @@ public enum Sandbox {
         } catch {
             throw Failure(step: "PR_SET_NO_NEW_PRIVS", code: error.errno.rawValue)
         }
-        if let policy { try SeccompPolicy.load(policy) }
+        if let policy {
+            try SeccompPolicy.load(policy)
+            // The filter refuses real-time priority itself, and would kill the capset the guard makes.
+            RealtimeGuard.isNeeded = false
+        }
     }
 
     private static func setLimit(_ resource: __rlimit_resource, _ value: rlim_t, _ name: String) throws(Failure) {

@@ -5,23 +5,28 @@ import Glibc
 /// are already open, plus the socket to the parent. Nothing opens a file, creates a socket, connects, executes a
 /// program, traces or signals another process, or creates one; threads stay allowed.
 ///
-/// Measured, not guessed: `make seccomp-measure` (scripts/seccomp-measure.sh) runs the service's workers with the
-/// whole sandbox but this filter, attaches `strace -f -c` to them once they are ready, and sends them the trial
-/// clip, every fixture format (each as is, scaled, and without audio), a 720p clip, 300 fuzz mutants, bad inputs,
-/// a cancelled job and a timed-out one. Its table (2026-11-30, glibc 2.36, libav 59): futex, recvmsg, pwrite64, brk,
-/// rt_sigprocmask, madvise, clone3, set_robust_list, pread64, mprotect, munmap, rseq, mmap, newfstatat, close,
-/// sendmsg, sched_getaffinity, openat, read, lseek. Each is below; the few calls added by reading rather than
-/// measuring say so, with the reason.
+/// Measured, not guessed: `make seccomp-measure` (scripts/seccomp-measure.sh) runs the service's templates and
+/// their children with the whole sandbox but the filters, attaches `strace -f -c` to each template once it is ready
+/// (following every child it forks), and sends them the trial clip, every fixture format (each as is, scaled, and
+/// without audio), a 720p clip, HLG and PQ (tone-mapped and kept), an interlaced clip (deinterlaced and not), the
+/// animated GIF, 300 fuzz mutants, bad inputs, a cancelled job and a timed-out one. Its table (2026-12-07, glibc
+/// 2.36, libav 59; 321 × 200, 34 × 422, 6 × 415): futex, wait4, clone, mprotect, pwrite64, recvmsg, rt_sigprocmask,
+/// clone3, mmap, set_robust_list, madvise, rseq, clock_nanosleep, munmap, pread64, brk, sched_getaffinity, sendmsg,
+/// newfstatat, close, restart_syscall, prctl, openat, read, gettid, rt_sigaction, dup2, getppid, lseek. Each is
+/// below, in the job list or the template's; the few calls added by reading rather than measuring say so, with the
+/// reason.
 ///
 /// **What a forbidden call gets.** Most kill the process (SECCOMP_RET_KILL_PROCESS), as in OpenSSH's and Android's
 /// media policies: a decoder that makes one is running code nobody wrote for it and must not get a second try. EPERM
 /// would let an exploit probe the list call by call and carry on; a kill ends the job at once, and the parent sees
-/// SIGSYS, logs it, counts it and starts a fresh process. Two calls answer an error instead, because libraries make
+/// SIGSYS, logs it, counts it and starts a fresh process. Some calls answer an error instead, because libraries make
 /// them and cope with the refusal:
 /// - `openat` gets EACCES, as OpenSSH's filter answers `open`. The measurement caught glibc opening files lazily
 ///   on libav's behalf: `tzset` reads /etc/localtime when a demuxer formats a creation time, and `iconv_open` loads
 ///   gconv modules when the MPEG-TS demuxer decodes a DVB service name. Refused, both fall back (UTC; the raw
 ///   bytes), and the job goes on; killed, a valid MPEG-TS upload would fail.
+/// - `sched_setscheduler` and `sched_setaffinity` get EPERM: SVT-AV1 run as root asks real-time priority for its
+///   threads, and pins them; it copes with a refusal, and a job's threads must never outrank the service's own.
 /// - `clone3` gets ENOSYS: glibc ≥ 2.34 tries it first for every new thread and falls back to `clone` only on
 ///   ENOSYS, and `clone3` passes its flags in memory, where a filter cannot read them to tell a thread from a
 ///   process. `clone` passes them in a register, so it is allowed for threads only.
@@ -58,8 +63,13 @@ public enum SeccompPolicy {
         ("transcode --sandbox, measured the same way: glibc installs its thread-cancellation handler when the "
             + "process makes its first thread, which a worker has done before its filter, the CLI after it",
          ["rt_sigaction"]),
+        ("x265 and SVT-AV1 (codec=hevc, av1), measured with strace -f on `transcode --sandbox`: libnuma's probe "
+            + "(get_mempolicy, read-only) when x265 builds its thread pools; SVT-AV1 asks its own user id",
+         ["get_mempolicy", "geteuid"]),
         ("ends: of a thread, and of the process (neither returns, so strace -c cannot count them)",
          ["exit", "exit_group"]),
+        ("the kernel's own restart of a sleep or a wait that a stop and continue interrupted (SIGSTOP, a debugger)",
+         ["restart_syscall"]),
         ("by reading glibc: realloc of a block above the mmap threshold moves it with mremap; abort() (libav's "
             + "av_assert0) raises SIGABRT with getpid + tgkill, limited to this process below",
          ["mremap", "getpid", "rt_sigreturn"]),
@@ -108,6 +118,13 @@ public enum SeccompPolicy {
         ("clone3", ENOSYS),
         // isatty(3), which libav's logger calls when TERM is set, is ioctl(TCGETS): "not a terminal" is true.
         ("ioctl", ENOTTY),
+        // SVT-AV1 run as root asks for SCHED_FIFO priority 99 for its threads (glibc applies it with
+        // sched_setscheduler in each new thread); refused, pthread_create says EPERM and SVT starts them at normal
+        // priority. A job's threads must never outrank the event loop.
+        ("sched_setscheduler", EPERM),
+        // SVT-AV1 then pins each new thread (here to an empty set, which the kernel would refuse with EINVAL) and
+        // goes on whatever the answer: where a job's threads run is the kernel's and the operator's choice.
+        ("sched_setaffinity", EPERM),
     ]
 
     /// Loads the filter into every thread of the process, and so into every thread started from now on.

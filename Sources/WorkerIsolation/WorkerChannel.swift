@@ -64,6 +64,18 @@ struct WorkerChannel {
         }
     }
 
+    /// The next message, in a process whose parent is its whole world: the parent's end closed exits with 0, a
+    /// broken message or a failed read with 71, after a line on stderr naming `who`.
+    func receiveOrExit(_ who: String) -> (message: WorkerMessage, descriptors: [Int32]) {
+        do {
+            guard let received = try receive() else { _exit(0) }
+            return received
+        } catch {
+            printToStandardError("\(who) \(getpid()): \(error)")
+            _exit(71)
+        }
+    }
+
     /// Waits up to `milliseconds` (-1: for ever) for a message or the peer's end; true if one is there.
     func waitReadable(milliseconds: Int32) throws(IOError) -> Bool {
         var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)

@@ -36,15 +36,8 @@ enum WorkerChild {
         }
         var jobs = 0
         while true {
-            let received: (message: WorkerMessage, descriptors: [Int32])?
-            do {
-                received = try channel.receive()
-            } catch {
-                printToStandardError("worker \(getpid()): \(error)")
-                _exit(71)
-            }
-            // The parent closed its end: the service is stopping, or gave up on this job.
-            guard let (message, descriptors) = received else { _exit(0) }
+            // The parent closing its end (the service is stopping, or gave up on this job) ends the process.
+            let (message, descriptors) = channel.receiveOrExit("worker")
             switch message {
             case .job(let id, let options) where descriptors.count == 2 && jobs == 0:
                 jobs += 1
@@ -131,7 +124,8 @@ private final class JobRunner: @unchecked Sendable {
         do {
             outcome = .report(try transcode(
                 input: .fileDescriptor(job.input), output: .fileDescriptor(job.output), options: job.options,
-                cancellation: cancellation))
+                cancellation: cancellation,
+                progress: { [channel] fraction in try? channel.send(.progress(id: job.id, fraction: fraction)) }))
         } catch .io(.noMemory) {
             outcome = .outOfMemory
         } catch .internal(let code, _) where code == -ENOMEM {

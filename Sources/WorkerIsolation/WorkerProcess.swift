@@ -3,64 +3,19 @@ import Glibc
 import SystemSupport
 import Transcoding
 
-/// How a pool thread starts its template and the processes it forks.
-public struct WorkerSettings: Sendable {
-    /// The binary started as `<executable> worker`: this one (`/proc/self/exe`) in the service; tests name the
-    /// built `ffmpeg-processor`, since their own binary is the test runner.
-    public var executable = "/proc/self/exe"
-    /// RLIMIT_AS of the template and each job's process, bytes (`--job-memory`).
-    public var jobMemory: Int64 = WorkerSettings.defaultJobMemory
-    /// A 1080p job at the default preset peaks near 1.1 GiB of address space (docs/BENCHMARKS.md); 4 GiB leaves room
-    /// for 4K and the slower presets.
-    public static let defaultJobMemory: Int64 = 4 << 30
-    /// How long a job's process told to stop (a cancelled job) has before SIGKILL, seconds; how far past the job
-    /// time limit a job may run before its process is killed; how long a finished one has to exit.
-    public var killGrace = 2.0
-    /// How long a new template or child has to confine itself and say ready, seconds. It needs a fraction of a
-    /// second; a loaded machine (a debug build under a full test run) has taken over 10.
-    public var startTimeout = 30.0
-    /// The longest pause between two failed starts, seconds (the first is 0.1 s, doubling).
-    public var maxBackoff = 30.0
-
-    public init() {}
-}
-
-/// Where a pool publishes its workers' state: called from the pool threads.
-public protocol WorkerGauges: AnyObject, Sendable {
-    /// A pool thread gained (+1) or lost (-1) a process able to take a job.
-    func readyChanged(by delta: Int)
-    /// A pool thread's starts began (+1) or stopped (-1) failing.
-    func failingChanged(by delta: Int)
-}
-
-/// What happened to a worker's processes, for the log and the metrics (Service wires it to both).
-public enum WorkerEvent: Sendable, Equatable {
-    /// A template is ready; `replacing` is false only for each thread's first.
-    case started(worker: Int, pid: Int32, replacing: Bool)
-    /// A child was forked and confined itself for the next job, `seconds` after the thread asked the template.
-    case forked(worker: Int, pid: Int32, seconds: Double)
-    /// A template or a child could not start or did not confine itself; the thread waits `retryIn` seconds.
-    case startFailed(worker: Int, reason: String, retryIn: Double)
-    /// A job's process ended in a way nobody in the service asked for: during its job, or while it waited for one
-    /// (`duringJob` false). `failure` says how, and so what its job answers.
-    case died(worker: Int, pid: Int32, failure: JobFailure, duringJob: Bool)
-    /// The service killed a job's process: its job was cancelled, or ran past its time limit, and it did not stop.
-    case killed(worker: Int, pid: Int32, reason: String)
-}
-
 /// One pool thread's processes, and everything the thread does with them: keep a warm template (starting it,
 /// backing off when starts fail), keep one child forked ahead and confined, hand it a job, wait for the answer
 /// while watching cancellation and the deadline, and say what a death means. Each child runs one job. Used by
 /// its thread alone.
 public final class WorkerProcess {
     public let index: Int
-    private let settings: WorkerSettings
+    let settings: WorkerSettings
     private let gauges: any WorkerGauges
     private let observe: @Sendable (WorkerEvent) -> Void
-    private let arguments: [String]
-    private let environment: [String]
+    let arguments: [String]
+    let environment: [String]
     private let oomKills = OOMKillCounter()
-    private var template: Peer?
+    var template: Peer?
     private var child: Peer?
     /// A child that has answered its job and is on its way out, reaped after the answer went back.
     private var finished: Peer?
@@ -71,7 +26,7 @@ public final class WorkerProcess {
     private var jobID: UInt64 = 0
 
     /// A process and this thread's end of its socket.
-    private final class Peer {
+    final class Peer {
         let pid: pid_t
         let socket: OwnedDescriptor
         var channel: WorkerChannel { WorkerChannel(descriptor: socket.rawValue) }
@@ -95,9 +50,10 @@ public final class WorkerProcess {
     /// secrets. The Swift runtime's crash handler would exec a backtracer from a dying child, which the filter
     /// forbids: the process would die of SIGSYS instead of the signal that really ended it. Passed on from the
     /// service's own: libav's log level (`FFMPEG_PROCESSOR_LIBAV_LOG`), and in debug builds the two test switches of
-    /// WorkerFaults.swift. docs/SECURITY.md lists the same.
+    /// WorkerFaults.swift. SVT-AV1 reads its log level only from `SVT_LOG`, and at its default prints a dozen lines of
+    /// configuration for every AV1 job: errors only (1). docs/SECURITY.md lists the same.
     static func environment() -> [String] {
-        var environment = ["SWIFT_BACKTRACE=enable=no"]
+        var environment = ["SWIFT_BACKTRACE=enable=no", "SVT_LOG=1"]
         var passed = ["FFMPEG_PROCESSOR_LIBAV_LOG"]
         #if DEBUG
         passed += ["FFMPEG_PROCESSOR_WORKER_FAULTS", "FFMPEG_PROCESSOR_WORKER_UNCONFINED"]
@@ -154,34 +110,58 @@ public final class WorkerProcess {
 
     /// Runs one job in the child forked for it. Cancellation is passed on as a `cancel` message; a child that has
     /// not answered `killGrace` seconds after it, or after the job's time limit, is killed.
+    ///
+    /// `progress` hears the child's progress reports, checked (this job's, a number in 0...1, rising, in steps of
+    /// at least `progressStep`) so that a child cannot flood the parent or make a job's progress go back.
     public func run(
-        options: TranscodeOptions, input: Int32, output: Int32, cancellation: TranscodeCancellation
+        options: TranscodeOptions, input: Int32, output: Int32, cancellation: TranscodeCancellation,
+        progress: ((Double) -> Void)? = nil
     ) -> Result<TranscodeReport, JobFailure> {
         jobID += 1
         let id = jobID
         // A child that died while it waited (killed from outside, say) is noticed here at the latest; the job then
         // gets one fresh process rather than an error it did nothing to earn.
-        if !checkIdle() {
-            do { try prepareChild() } catch { return .failure(.workerLost("no process could be started: \(error)")) }
+        var child: Peer
+        var attempts = 0
+        while true {
+            attempts += 1
+            if !checkIdle() {
+                do { try prepareChild() } catch { return .failure(.workerLost("no process could be started: \(error)")) }
+            }
+            guard let current = self.child else { return .failure(.workerLost("no worker process")) }
+            child = current
+            do {
+                try child.channel.send(.job(id: id, options: options), descriptors: [input, output])
+                break
+            } catch {
+                // It died between the look and the send: the same case, once.
+                _ = lose(child, killedFor: nil, duringJob: false, oomBefore: nil, nil)
+                if attempts > 1 { return .failure(.workerLost("two processes in a row were gone before their job")) }
+            }
         }
-        guard let child else { return .failure(.workerLost("no worker process")) }
         let oomBefore = oomKills.count()
-        do {
-            try child.channel.send(.job(id: id, options: options), descriptors: [input, output])
-        } catch {
-            return .failure(lose(child, killedFor: nil, duringJob: true, oomBefore: oomBefore, "\(error)"))
-        }
         let started = monotonicNanos()
         let grace = UInt64(settings.killGrace * 1e9)
         let deadline = options.limits.jobTimeLimitSeconds.map { started + UInt64($0 * 1e9) + grace }
         var cancelledAt: UInt64?
         var killedFor: JobFailure?
+        var reported = 0.0
+        var reports = 0
         while true {
             do {
                 // A tenth of a second at a time: the cancellation flag and the deadline are looked at in between.
                 if try child.channel.waitReadable(milliseconds: 100) {
                     guard let (message, descriptors) = try receiveUnlessDead(child) else { break }
                     for fd in descriptors { closeDescriptor(fd) }
+                    if case .progress(id, let fraction) = message, descriptors.isEmpty, fraction.isFinite,
+                        fraction >= reported + progressStep * 0.999, fraction <= progressCeiling,
+                        reports < Int(1 / progressStep) + 1
+                    {
+                        reported = fraction
+                        reports += 1
+                        progress?(fraction)
+                        continue
+                    }
                     // One answer, for this job, with nothing attached: anything else is a child that lies.
                     guard case .finished(id, let outcome) = message, descriptors.isEmpty else {
                         signalProcess(child.pid, SIGKILL)
@@ -194,7 +174,7 @@ public final class WorkerProcess {
                     case .report(var report):
                         // The answer's length comes from the file itself, not from a process that parsed the input:
                         // a lying worker could otherwise make the response promise bytes the file does not have.
-                        guard let size = try? fileSize(output) else {
+                        guard let size = try? fileSize(of: output) else {
                             return .failure(.workerLost("the output cannot be measured"))
                         }
                         report.outputBytes = size
@@ -261,9 +241,10 @@ public final class WorkerProcess {
     /// shutting down).
     public func shutdown() {
         reapFinished()
-        if let child {
-            self.child = nil
-            _ = reapChild(child.pid)
+        if let pid = child?.pid {
+            // The last reference, and so the socket whose end the child waits for, goes first.
+            child = nil
+            _ = reapChild(pid)
         }
         dropTemplate()
         setReady(false)
@@ -306,209 +287,13 @@ public final class WorkerProcess {
     }
 
     /// How a process ended, from its wait status: the signal's name or the exit status.
-    private static func ending(_ status: Int32) -> String {
+    static func ending(_ status: Int32) -> String {
         let signal = clinux_wait_signal(status)
         return signal != 0 ? signalName(signal) : "exit status \(clinux_wait_exit_code(status))"
-    }
-
-    // MARK: the template
-
-    private func spawnTemplate() throws(StartFailure) -> Peer {
-        let ends: (parent: Int32, child: Int32)
-        do { ends = try WorkerChannel.pair() } catch { throw StartFailure("socketpair: \(error)") }
-        let parentEnd = OwnedDescriptor(taking: ends.parent)
-        let childEnd = OwnedDescriptor(taking: ends.child)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        guard clinux_spawn_dup2(&actions, childEnd.rawValue, WorkerChild.socketDescriptor) == 0,
-            clinux_spawn_close_from(&actions, WorkerChild.socketDescriptor + 1) == 0,
-            clinux_spawn_set_default_signals(&attributes) == 0
-        else { throw StartFailure("posix_spawn attributes") }
-        var pid: pid_t = 0
-        // posix_spawn answers its error number rather than setting errno.
-        let status = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in posix_spawn(&pid, settings.executable, &actions, &attributes, argv, envp) }
-        }
-        childEnd.close()
-        guard status == 0 else { throw StartFailure("posix_spawn \(settings.executable): \(Errno(rawValue: status))") }
-        let spawned = Peer(pid: pid, socket: parentEnd)
-        do {
-            if case .ready = try expectMessage(spawned, what: "the template") { return spawned }
-            throw StartFailure("the template sent something else than ready")
-        } catch {
-            signalProcess(pid, SIGKILL)
-            let ending = waitForTemplate(pid, block: true).map(Self.ending)
-            throw StartFailure("\(error) (\(ending ?? "not reaped"))")
-        }
-    }
-
-    /// The next message from `peer`, within the start timeout.
-    private func expectMessage(_ peer: Peer, what: String) throws(StartFailure) -> WorkerMessage {
-        do {
-            guard try peer.channel.waitReadable(milliseconds: Int32(settings.startTimeout * 1000)) else {
-                throw StartFailure("\(what) did not answer within \(settings.startTimeout) s")
-            }
-            guard let (message, descriptors) = try peer.channel.receive() else { throw StartFailure("\(what) ended") }
-            for fd in descriptors { closeDescriptor(fd) }
-            guard descriptors.isEmpty else { throw StartFailure("\(what) sent descriptors") }
-            return message
-        } catch let failure as StartFailure {
-            throw failure
-        } catch {
-            throw StartFailure("\(what): \(error)")
-        }
-    }
-
-    /// Asks the template for a fresh child and waits until the child has confined itself.
-    private func forkChild() throws(StartFailure) -> Peer {
-        guard let template else { throw StartFailure("no template") }
-        let ends: (parent: Int32, child: Int32)
-        do { ends = try WorkerChannel.pair() } catch { throw StartFailure("socketpair: \(error)") }
-        let parentEnd = OwnedDescriptor(taking: ends.parent)
-        let pid: pid_t
-        do {
-            let childEnd = OwnedDescriptor(taking: ends.child)
-            do {
-                try template.channel.send(.spawn, descriptors: [childEnd.rawValue])
-            } catch {
-                dropTemplate()
-                throw StartFailure("the template is gone: \(error)")
-            }
-            let answer: WorkerMessage
-            do { answer = try expectMessage(template, what: "the template") } catch {
-                dropTemplate()
-                throw error
-            }
-            switch answer {
-            case .spawned(let spawned): pid = spawned
-            case .spawnFailed(let code): throw StartFailure("fork: \(Errno(rawValue: code))")
-            default:
-                dropTemplate()
-                throw StartFailure("the template answered \(answer) to a spawn")
-            }
-        }
-        let spawned = Peer(pid: pid, socket: parentEnd)
-        do {
-            if case .ready = try expectMessage(spawned, what: "the child") { return spawned }
-            throw StartFailure("the child sent something else than ready")
-        } catch {
-            signalProcess(pid, SIGKILL)
-            let ending = reapChild(pid).map(Self.ending)
-            throw StartFailure("\(error) (\(ending ?? "not reaped"))")
-        }
-    }
-
-    /// A child's wait status, through the template that forked it (only a parent can wait); it waits up to the kill
-    /// grace, then kills. Nil if the template cannot tell (it died, and its children with it).
-    private func reapChild(_ pid: pid_t) -> Int32? {
-        guard let template else { return nil }
-        do {
-            try template.channel.send(.reap(pid: pid, graceMilliseconds: UInt32(settings.killGrace * 1000)))
-            guard case .reaped(pid, let status) = try expectMessage(template, what: "the template"), status != -1 else {
-                dropTemplate()
-                return nil
-            }
-            return status
-        } catch {
-            dropTemplate()
-            return nil
-        }
-    }
-
-    /// Closes the template's socket, which it takes as the order to exit (its children die with it), and waits.
-    private func dropTemplate() {
-        guard let dropped = template else { return }
-        template = nil
-        let pid = dropped.pid
-        _ = consume dropped
-        let deadline = monotonicNanos() + UInt64(settings.killGrace * 1e9)
-        while waitForTemplate(pid, block: false) == nil {
-            if monotonicNanos() > deadline {
-                signalProcess(pid, SIGKILL)
-                _ = waitForTemplate(pid, block: true)
-                return
-            }
-            usleep(2_000)
-        }
-    }
-
-    /// The template's wait status once it has ended (nil while it runs, unless `block`): it is this process's child.
-    private func waitForTemplate(_ pid: pid_t, block: Bool) -> Int32? {
-        var status: Int32 = 0
-        let reaped = try? syscallValue("waitpid") { waitpid(pid, &status, block ? 0 : WNOHANG) }
-        return reaped == pid ? status : nil
     }
 
     struct StartFailure: Error, CustomStringConvertible {
         let description: String
         init(_ description: String) { self.description = description }
     }
-}
-
-/// The OOM killer's count for this service's cgroup (v2 `memory.events`, v1 `memory.oom_control`): a SIGKILL that
-/// came while it grew was the kernel's.
-struct OOMKillCounter {
-    private let path: String?
-
-    /// `path`: the file to read; by default the one of this process's cgroup.
-    init(path: String? = OOMKillCounter.locate()) {
-        self.path = path
-    }
-
-    func count() -> Int? {
-        guard let path, let text = readSmallFile(path) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
-            return Int(line.dropFirst("oom_kill ".count))
-        }
-        return nil
-    }
-
-    /// v2's `memory.events` or v1's `memory.oom_control` of the cgroup `/proc/self/cgroup` names (`groups`), under
-    /// `root`; nil where neither can be read (no cgroup memory controller, or not mounted).
-    static func locate(groups: String? = readSmallFile("/proc/self/cgroup"), root: String = "/sys/fs/cgroup") -> String? {
-        guard let groups else { return nil }
-        for line in groups.split(separator: "\n") {
-            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            guard fields.count == 3 else { continue }
-            let group = fields[2] == "/" ? "" : String(fields[2])
-            let candidates = fields[0] == "0"
-                ? ["\(root)\(group)/memory.events", "\(root)/memory.events"]
-                : fields[1].split(separator: ",").contains("memory")
-                    ? ["\(root)/memory\(group)/memory.oom_control", "\(root)/memory/memory.oom_control"] : []
-            if let found = candidates.first(where: { readSmallFile($0) != nil }) { return found }
-        }
-        return nil
-    }
-}
-
-/// The first 4 KiB of a file under /proc or /sys, nil if it cannot be read.
-func readSmallFile(_ path: String) -> String? {
-    guard let fd = try? syscallValue("open", { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
-    let file = OwnedDescriptor(taking: fd)
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    guard let count = try? syscallValue("read", { read(file.rawValue, &buffer, buffer.count) }) else { return nil }
-    return String(decoding: buffer.prefix(count), as: UTF8.self)
-}
-
-/// The size of an open file, from fstat.
-private func fileSize(_ descriptor: Int32) throws(IOError) -> Int64 {
-    var info = stat()
-    _ = try syscallValue("fstat") { fstat(descriptor, &info) }
-    return Int64(info.st_size)
-}
-
-/// Sends `signal` to `pid`; a process already gone (ESRCH) is what the caller wanted anyway.
-private func signalProcess(_ pid: pid_t, _ signal: Int32) {
-    _ = try? syscallValue("kill") { kill(pid, signal) }
-}
-
-/// A NULL-terminated array of C strings that lives for the call.
-private func withCStrings<T>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
-    let pointers = strings.map { strdup($0) } + [nil]
-    defer { for pointer in pointers { free(pointer) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

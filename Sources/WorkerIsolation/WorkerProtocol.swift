@@ -14,6 +14,7 @@ import Transcoding
 //   parent → child     job(id, options)   with the input and output descriptors attached (SCM_RIGHTS)
 //                      cancel(id)         stop job `id` at its next checkpoint (a stale id is ignored)
 //   child → parent     ready              the child's own filter is in force; its one job may come
+//                      progress(id, f)    the share of the input encoded so far, in steps of at least 1 %
 //                      finished(id, …)    the report, a typed error, or "out of memory"; then the child exits
 //
 // The template never reads a job's bytes, and a child never sees a second job. The parent trusts nothing a child
@@ -26,6 +27,7 @@ enum WorkerMessage: Equatable, Sendable {
     case cancel(id: UInt64)
     case ready
     case finished(id: UInt64, WorkerOutcome)
+    case progress(id: UInt64, fraction: Double)
     case spawn
     case spawned(pid: Int32)
     case spawnFailed(errno: Int32)
@@ -51,7 +53,7 @@ struct WorkerProtocolError: Error, CustomStringConvertible {
 
 extension WorkerMessage {
     private enum Tag: UInt8 {
-        case job = 1, cancel, ready, finished, spawn, spawned, spawnFailed, reap, reaped
+        case job = 1, cancel, ready, finished, spawn, spawned, spawnFailed, reap, reaped, progress
     }
 
     func encoded() -> [UInt8] {
@@ -70,6 +72,10 @@ extension WorkerMessage {
             writer.byte(Tag.finished.rawValue)
             writer.integer(id)
             writer.outcome(outcome)
+        case .progress(let id, let fraction):
+            writer.byte(Tag.progress.rawValue)
+            writer.integer(id)
+            writer.double(fraction)
         case .spawn:
             writer.byte(Tag.spawn.rawValue)
         case .spawned(let pid):
@@ -98,6 +104,7 @@ extension WorkerMessage {
         case .cancel: self = .cancel(id: try reader.integer())
         case .ready: self = .ready
         case .finished: self = .finished(id: try reader.integer(), try reader.outcome())
+        case .progress: self = .progress(id: try reader.integer(), fraction: try reader.double())
         case .spawn: self = .spawn
         case .spawned: self = .spawned(pid: try reader.integer())
         case .spawnFailed: self = .spawnFailed(errno: try reader.integer())
@@ -130,7 +137,10 @@ struct WireWriter {
     }
 
     mutating func options(_ options: TranscodeOptions) {
-        int(options.crf)
+        optional(options.crf) { $0.int($1) }
+        optional(options.quality) { $0.string($1.rawValue) }
+        optional(options.codec) { $0.string($1.rawValue) }
+        optional(options.format) { $0.string($1.rawValue) }
         string(options.preset)
         optional(options.maxWidth) { $0.int($1) }
         optional(options.maxHeight) { $0.int($1) }
@@ -144,6 +154,10 @@ struct WireWriter {
         int(options.limits.maxFrames)
         string(options.hdr.rawValue)
         string(options.deinterlace.rawValue)
+        optional(options.poster) { writer, poster in
+            writer.optional(poster.at) { $0.double($1) }
+            writer.string(poster.format.rawValue)
+        }
         optional(options.segment) { $0.segmentWindow($1) }
     }
 
@@ -168,6 +182,7 @@ struct WireWriter {
             integer(UInt16(min(report.videoFilters.count, Int(UInt16.max))))
             for stage in report.videoFilters.prefix(Int(UInt16.max)) { string(stage) }
             string(report.videoFilterGraph)
+            int(report.videoFilterRebuilds)
         case .failed(let error):
             byte(1)
             self.error(error)
@@ -187,6 +202,7 @@ struct WireWriter {
         case .io(let errno): byte(6); integer(errno.rawValue)
         case .internal(let code, let message): byte(7); integer(code); string(message)
         case .invalidOption(let detail): byte(8); string(detail)
+        case .pastTheEnd(let at, let last): byte(9); double(at); double(last)
         }
     }
 }
@@ -237,9 +253,20 @@ struct WireReader {
         try bool() ? try read(&self) : nil
     }
 
+    /// A string naming one case of `Choice`.
+    mutating func choice<Choice: RawRepresentable>(_: Choice.Type = Choice.self) throws(WorkerProtocolError) -> Choice
+    where Choice.RawValue == String {
+        let text = try string()
+        guard let value = Choice(rawValue: text) else { throw WorkerProtocolError(description: "unknown value \(text)") }
+        return value
+    }
+
     mutating func options() throws(WorkerProtocolError) -> TranscodeOptions {
         var options = TranscodeOptions()
-        options.crf = try int()
+        options.crf = try optional { reader throws(WorkerProtocolError) in try reader.int() }
+        options.quality = try optional { reader throws(WorkerProtocolError) in try reader.choice() }
+        options.codec = try optional { reader throws(WorkerProtocolError) in try reader.choice() }
+        options.format = try optional { reader throws(WorkerProtocolError) in try reader.choice() }
         options.preset = try string()
         options.maxWidth = try optional { reader throws(WorkerProtocolError) in try reader.int() }
         options.maxHeight = try optional { reader throws(WorkerProtocolError) in try reader.int() }
@@ -261,6 +288,11 @@ struct WireReader {
             throw WorkerProtocolError(description: "unknown deinterlace \(deinterlace)")
         }
         options.deinterlace = deinterlaceChoice
+        options.poster = try optional { reader throws(WorkerProtocolError) in
+            TranscodeOptions.Poster(
+                at: try reader.optional { reader throws(WorkerProtocolError) in try reader.double() },
+                format: try reader.choice())
+        }
         options.segment = try optional { reader throws(WorkerProtocolError) in try reader.segmentWindow() }
         return options
     }
@@ -277,6 +309,7 @@ struct WireReader {
             let stages = Int(try integer(UInt16.self))
             report.videoFilters = try (0..<stages).map { _ throws(WorkerProtocolError) in try string() }
             report.videoFilterGraph = try string()
+            report.videoFilterRebuilds = try int()
             return .report(report)
         case 1: return .failed(try error())
         case 2: return .outOfMemory
@@ -300,6 +333,7 @@ struct WireReader {
         case 6: return .io(Errno(rawValue: try integer()))
         case 7: return .internal(averror: try integer(), message: try string())
         case 8: return .invalidOption(try string())
+        case 9: return .pastTheEnd(at: try double(), last: try double())
         default: throw WorkerProtocolError(description: "unknown error")
         }
     }

@@ -25,6 +25,9 @@ public enum WorkerTemplate {
         JobMemory.keepFreedMemoryForNextJob()
         let faults = WorkerFaults.fromEnvironment()
         let channel = WorkerChannel(descriptor: WorkerChild.socketDescriptor)
+        // Before the filter (memfd_create is not on it) and before the first fork: every child starts warm. A
+        // failure costs only speed.
+        do { try Warmup.run() } catch { printToStandardError("worker template \(getpid()): warm-up failed: \(error)") }
         do {
             try Sandbox.confine(Sandbox.Limits(addressSpace: jobMemory), policy: faults.unconfined ? nil : .template)
             try channel.send(.ready)
@@ -35,15 +38,8 @@ public enum WorkerTemplate {
         let template = getpid()
         var children = Set<pid_t>()
         while true {
-            let received: (message: WorkerMessage, descriptors: [Int32])?
-            do {
-                received = try channel.receive()
-            } catch {
-                printToStandardError("worker template \(getpid()): \(error)")
-                _exit(71)
-            }
-            // The pool thread closed its end: the service is stopping. The children die with this process.
-            guard let (message, descriptors) = received else { _exit(0) }
+            // The pool thread closing its end (the service is stopping) ends the process, and its children with it.
+            let (message, descriptors) = channel.receiveOrExit("worker template")
             let answer: WorkerMessage
             switch message {
             case .spawn where descriptors.count == 1:

@@ -7,12 +7,13 @@ import SplitStitch
 import TranscodeService
 import Transcoding
 import WorkerIsolation
+import Jobs
 
 /// `ffmpeg-processor serve` (the default): the HTTP service. Every option also reads an environment variable.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve POST /<video_id>, GET /about and GET /metrics.",
+        abstract: "Serve POST /<video_id> (or an async job under /jobs/<id>), GET /about and GET /metrics.",
         discussion: """
             Each option can also be set with the environment variable in brackets; a flag wins over the variable.
             SIGTERM or SIGINT first makes the service a lame duck for the shutdown delay (/about answers 503 so that
@@ -21,41 +22,53 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Address to listen on [HOST].") var host: String?
+    @Option(help: "Address to listen on: IPv4, IPv6 (:: takes both) or a name such as localhost [HOST].") var host: String?
     @Option(help: "Port [PORT].") var port: Int?
-    @Option(help: "Transcoding threads; default one per core [WORKERS].") var workers: Int?
+    @Option(help: "Transcoding threads; default one per core the container allows (cgroup cpu.max, affinity mask) [WORKERS].") var workers: Int?
     @Option(help: "Requests admitted beyond the running ones [QUEUE].") var queue: Int?
     @Option(help: "Nice value of the transcoding threads, 0-19, so they yield to the event loop [WORKER_NICE].")
     var workerNice: Int?
     @Option(help: "nice (the default: normal scheduling at --worker-nice) or idle (SCHED_IDLE: requests preempt transcodes at once; for a machine or container that runs nothing else) [WORKER_POLICY].")
     var workerPolicy: String?
-    @Option(help: "Largest body in bytes [MAX_BODY].") var maxBody: Int64?
-    @Option(help: "Declared upload bytes admitted at once [QUEUE_BYTES].") var queueBytes: Int64?
+    @Option(help: "Largest body: bytes, or a size such as 1GiB or 512MiB [MAX_BODY].") var maxBody: String?
+    @Option(help: "Declared upload bytes admitted at once, e.g. 8GiB [QUEUE_BYTES].") var queueBytes: String?
     @Option(help: "Folder for the anonymous temp files [TMP_DIR].") var tmpDir: String?
-    @Option(help: "Time limit of one transcode, seconds [JOB_TIMEOUT].") var jobTimeout: Double?
+    @Option(help: "Time limit of one transcode: seconds, or e.g. 10m [JOB_TIMEOUT].") var jobTimeout: String?
     @Option(help: "Seconds after SIGTERM during which /about answers 503 but everything is still served, so load balancers take the replica out first [SHUTDOWN_DELAY].")
-    var shutdownDelay: Double?
-    @Option(help: "Time SIGTERM waits for jobs after the shutdown delay, seconds [DRAIN_TIMEOUT].") var drainTimeout: Double?
+    var shutdownDelay: String?
+    @Option(help: "Time SIGTERM waits for jobs after the shutdown delay: seconds, or e.g. 1m [DRAIN_TIMEOUT].") var drainTimeout: String?
     @Option(help: "Open connections; at the limit the oldest idle one makes room [MAX_CONNECTIONS].")
     var maxConnections: Int?
-    @Option(help: "Seconds a client may take to send its request head [HEADER_TIMEOUT].") var headerTimeout: Double?
+    @Option(help: "Seconds a client may take to send its request head [HEADER_TIMEOUT].") var headerTimeout: String?
     @Option(help: "Seconds an upload may stall before its connection is dropped [BODY_IDLE_TIMEOUT].")
-    var bodyIdleTimeout: Double?
-    @Option(help: "Slowest upload accepted after a 10 s grace, bytes/s; 0 disables [MIN_BODY_RATE].")
-    var minBodyRate: Int?
+    var bodyIdleTimeout: String?
+    @Option(help: "Slowest upload accepted after a 10 s grace, bytes/s (e.g. 1024 or 1KiB); 0 disables [MIN_BODY_RATE].")
+    var minBodyRate: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical [LOG_LEVEL].") var logLevel: String?
     @Option(help: "Proxies whose X-Forwarded-For names the client in the log: addresses or CIDR networks, comma-separated, e.g. 127.0.0.1,10.0.0.0/8; none by default [TRUSTED_PROXY].")
     var trustedProxy: String?
     @Option(help: "process (the default: each transcode in a sandboxed worker process, so a crash costs one job) or thread (in this process, as before) [ISOLATION].")
     var isolation: String?
-    @Option(help: "Address space of one worker process, bytes; a job that needs more gets 413 [JOB_MEMORY]. Default \(WorkerSettings.defaultJobMemory >> 30) GiB.")
-    var jobMemory: Int64?
-    @Option(help: "auto (the default: a video longer than --split-min-seconds is cut at keyframes and its segments encoded in parallel, when more than one worker can take one) or off [SPLIT].")
+    @Option(help: "Address space of one job's process, bytes or e.g. 4GiB; a job that needs more gets 413 [JOB_MEMORY]. Default \(ServiceConfig.jobMemoryCeiling >> 30) GiB, or less when the cgroup's memory.max cannot hold that for every worker.")
+    var jobMemory: String?
+    @Option(help: "Names this replica in async job ids (<replica>.<random>), so a balancer can route /jobs/<replica>. to it; default the host name [REPLICA_NAME].")
+    var replicaName: String?
+    @Option(help: "Folder for async results, emptied at start; default ffmpeg-processor-results under --tmp-dir [RESULTS_DIR].")
+    var resultsDir: String?
+    @Option(help: "How long a finished async job and its result are kept: seconds, or e.g. 1h; then 410 [RESULT_TTL].")
+    var resultTtl: String?
+    @Option(help: "Bytes of async results kept at once, or e.g. 16GiB; past it new async requests get 503 [RESULT_BYTES]. Default 16 GiB.")
+    var resultBytes: String?
+    @Option(help: "Hosts async jobs' webhooks may go to: names, addresses or CIDR networks, comma-separated; none by default [CALLBACK_ALLOW].")
+    var callbackAllow: String?
+    @Option(help: "The Standard Webhooks secret (whsec_ and base64) that signs every webhook; needed with --callback-allow [CALLBACK_SECRET].")
+    var callbackSecret: String?
+    @Option(help: "auto (the default: an H.264/MP4 video longer than --split-min-seconds is cut at keyframes and its segments encoded in parallel, when more than one worker can take one) or off [SPLIT].")
     var split: String?
-    @Option(help: "About how long each segment of a split video is, seconds; cuts land on keyframes [SEGMENT_SECONDS].")
-    var segmentSeconds: Double?
-    @Option(help: "Videos up to this long, seconds, are never split [SPLIT_MIN_SECONDS].")
-    var splitMinSeconds: Double?
+    @Option(help: "About how long each segment of a split video is: seconds, or e.g. 10s; cuts land on keyframes [SEGMENT_SECONDS].")
+    var segmentSeconds: String?
+    @Option(help: "Videos up to this long (seconds, or e.g. 1m) are never split [SPLIT_MIN_SECONDS].")
+    var splitMinSeconds: String?
     @Option(help: "The balancer in front of the replicas, http://host:port: a split video's segments go through it to any replica, and back to this one's own pool after 3 failed tries; none by default [CLUSTER_URL].")
     var clusterUrl: String?
 
@@ -73,16 +86,16 @@ struct ServeCommand: AsyncParsableCommand {
             config.workerPolicy = parsed
         }
         config.queue = try queue ?? env.number("QUEUE") ?? config.queue
-        config.maxBody = try maxBody ?? env.number("MAX_BODY") ?? config.maxBody
-        config.queueBytes = try queueBytes ?? env.number("QUEUE_BYTES") ?? config.queueBytes
+        config.maxBody = try env.size(maxBody, "MAX_BODY") ?? config.maxBody
+        config.queueBytes = try env.size(queueBytes, "QUEUE_BYTES") ?? config.queueBytes
         config.tmpDir = try tmpDir ?? env.string("TMP_DIR") ?? config.tmpDir
-        config.jobTimeout = try jobTimeout ?? env.number("JOB_TIMEOUT") ?? config.jobTimeout
-        config.drainTimeout = try drainTimeout ?? env.number("DRAIN_TIMEOUT") ?? config.drainTimeout
-        config.shutdownDelay = try shutdownDelay ?? env.number("SHUTDOWN_DELAY") ?? config.shutdownDelay
+        config.jobTimeout = try env.seconds(jobTimeout, "JOB_TIMEOUT") ?? config.jobTimeout
+        config.drainTimeout = try env.seconds(drainTimeout, "DRAIN_TIMEOUT") ?? config.drainTimeout
+        config.shutdownDelay = try env.seconds(shutdownDelay, "SHUTDOWN_DELAY") ?? config.shutdownDelay
         config.maxConnections = try maxConnections ?? env.number("MAX_CONNECTIONS") ?? config.maxConnections
-        config.headerTimeout = try headerTimeout ?? env.number("HEADER_TIMEOUT") ?? config.headerTimeout
-        config.bodyIdleTimeout = try bodyIdleTimeout ?? env.number("BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
-        config.minBodyRate = try minBodyRate ?? env.number("MIN_BODY_RATE") ?? config.minBodyRate
+        config.headerTimeout = try env.seconds(headerTimeout, "HEADER_TIMEOUT") ?? config.headerTimeout
+        config.bodyIdleTimeout = try env.seconds(bodyIdleTimeout, "BODY_IDLE_TIMEOUT") ?? config.bodyIdleTimeout
+        config.minBodyRate = try env.size(minBodyRate, "MIN_BODY_RATE").map { Int(clamping: $0) } ?? config.minBodyRate
         config.logLevel = try logLevel ?? env.string("LOG_LEVEL") ?? config.logLevel
         if let proxies = try trustedProxy ?? env.string("TRUSTED_PROXY") {
             guard let parsed = ServiceConfig.trustedProxies(parsing: proxies) else {
@@ -96,15 +109,35 @@ struct ServeCommand: AsyncParsableCommand {
             }
             config.isolation = parsed
         }
-        config.worker.jobMemory = try jobMemory ?? env.number("JOB_MEMORY") ?? config.worker.jobMemory
+        config.worker.jobMemory = try env.size(jobMemory, "JOB_MEMORY")
+            ?? ServiceConfig.defaultJobMemory(workers: config.workers, memoryMax: ServiceConfig.container.memoryMax)
+        config.replicaName = try replicaName ?? env.string("REPLICA_NAME") ?? config.replicaName
+        config.resultsDir = try resultsDir ?? env.string("RESULTS_DIR") ?? config.resultsDir
+        config.resultTTL = try env.seconds(resultTtl, "RESULT_TTL") ?? config.resultTTL
+        config.resultBytes = try env.size(resultBytes, "RESULT_BYTES") ?? config.resultBytes
+        if let allow = try callbackAllow ?? env.string("CALLBACK_ALLOW") {
+            guard let parsed = CallbackAllowList(parsing: allow) else {
+                throw ValidationError("callback-allow must be host names, addresses or CIDR networks, comma-separated")
+            }
+            config.callbackAllow = parsed
+        }
+        config.callbackSecret = try callbackSecret ?? env.string("CALLBACK_SECRET") ?? config.callbackSecret
+        if !config.callbackAllow.isEmpty {
+            guard config.callbackSecret.flatMap(WebhookSigner.init(secret:)) != nil else {
+                throw ValidationError("callback-allow needs a callback-secret: whsec_ and the key in base64")
+            }
+        }
+        guard config.resultTTL > 0, config.resultBytes > 0 else {
+            throw ValidationError("result-ttl and result-bytes must be positive")
+        }
         if let split = try split ?? env.string("SPLIT") {
-            guard let parsed = SplitSettings.Mode(rawValue: split) else {
+            guard let parsed = SplitSettings.Mode(rawValue: split.lowercased()) else {
                 throw ValidationError("split must be auto or off, not \(split)")
             }
             config.split.mode = parsed
         }
-        config.split.segmentSeconds = try segmentSeconds ?? env.number("SEGMENT_SECONDS") ?? config.split.segmentSeconds
-        config.split.minimumSeconds = try splitMinSeconds ?? env.number("SPLIT_MIN_SECONDS") ?? config.split.minimumSeconds
+        config.split.segmentSeconds = try env.seconds(segmentSeconds, "SEGMENT_SECONDS") ?? config.split.segmentSeconds
+        config.split.minimumSeconds = try env.seconds(splitMinSeconds, "SPLIT_MIN_SECONDS") ?? config.split.minimumSeconds
         if let url = try clusterUrl ?? env.string("CLUSTER_URL") {
             guard let parsed = ClusterURL(url) else { throw ValidationError("cluster-url must be http://host[:port], not \(url)") }
             config.clusterURL = parsed
@@ -196,6 +229,24 @@ struct Environment {
     func number<T: LosslessStringConvertible>(_ name: String) throws -> T? {
         guard let text = try string(name) else { return nil }
         guard let value = T(text) else { throw ValidationError("\(name)=\(text) is not a valid number") }
+        return value
+    }
+
+    /// The flag's value, else the variable's, read as a size (`1GiB`, `512MiB`, `4G` or bytes).
+    func size(_ flag: String?, _ name: String) throws -> Int64? {
+        try quantity(flag, name, ConfigQuantity.bytes, "a size such as 1GiB, 512MiB, 4G or a number of bytes")
+    }
+
+    /// The flag's value, else the variable's, read as a duration (`600s`, `10m` or seconds).
+    func seconds(_ flag: String?, _ name: String) throws -> Double? {
+        try quantity(flag, name, ConfigQuantity.seconds, "a duration such as 600s, 10m or a number of seconds")
+    }
+
+    private func quantity<T>(_ flag: String?, _ name: String, _ parse: (String) -> T?, _ expected: String) throws -> T? {
+        let (text, source): (String?, String) =
+            flag != nil ? (flag, "--" + String(name.lowercased().map { $0 == "_" ? "-" : $0 })) : (try string(name), name)
+        guard let text else { return nil }
+        guard let value = parse(text) else { throw ValidationError("\(source) \(text) is not \(expected)") }
         return value
     }
 }

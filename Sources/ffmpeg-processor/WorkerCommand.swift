@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import Transcoding
 import WorkerIsolation
 
 /// `ffmpeg-processor worker`: the warm template a pool thread starts under `--isolation process`, with its socket on
@@ -13,6 +14,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The process id of the service that started this one.") var parent: Int32
 
     func run() throws {
+        // The template confines itself and each job's process to `jobMemory`, after which the engine cannot ask:
+        // declared here, before, and inherited by every fork, so a failed allocation is the job's 413, not a 500.
+        JobMemory.declareAddressSpaceLimit(jobMemory)
         WorkerTemplate.run(parent: parent, jobMemory: jobMemory)
     }
 }

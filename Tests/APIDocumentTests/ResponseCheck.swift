@@ -52,8 +52,14 @@ struct ResponseCheck {
             if mediaType == "application/problem+json", value["status"] != .int(response.status) {
                 problems.append("the problem's status \(value["status"] ?? .null) is not the answer's \(response.status)")
             }
+        } else if mediaType == "video/mp4" && response.status == 206 {
+            problems += Self.rangeProblems(response)
         } else if mediaType == "video/mp4" {
             problems += Self.videoProblems(response.body)
+        } else if mediaType == "text/event-stream" {
+            problems += Self.eventStreamProblems(response.text)
+        } else if mediaType.hasPrefix("image/") {
+            problems += Self.imageProblems(response.body, mediaType)
         } else if mediaType == "text/plain" {
             problems += Self.prometheusProblems(response.text)
         } else {
@@ -74,6 +80,47 @@ struct ResponseCheck {
             return []
         } catch {
             return ["the MP4 does not decode: \(error)"]
+        }
+    }
+
+    /// A part of a file: as long as its Content-Range says.
+    static func rangeProblems(_ response: TestClient.Response) -> [String] {
+        let numbers = (response.header("Content-Range") ?? "").split { !$0.isNumber }.compactMap { Int($0) }
+        guard numbers.count == 3, numbers[1] - numbers[0] + 1 == response.body.count else {
+            return ["\(response.body.count) bytes under Content-Range \(response.header("Content-Range") ?? "none")"]
+        }
+        return []
+    }
+
+    /// The WHATWG event stream format: `field: value` lines and comments, events ended by an empty line.
+    static func eventStreamProblems(_ text: String) -> [String] {
+        guard text.hasSuffix("\n\n") else { return ["the event stream does not end with an empty line"] }
+        let fields: Set<Substring> = ["id", "event", "data", "retry"]
+        return text.split(separator: "\n").filter { line in
+            !line.hasPrefix(":") && !fields.contains(line.prefix { $0 != ":" })
+        }.map { "not an event stream line: \($0.prefix(80))" }
+    }
+
+    /// An image answer must be of its type (its signature) and decode to pixels (the ffmpeg CLI, where installed).
+    static func imageProblems(_ body: [UInt8], _ mediaType: String) -> [String] {
+        let signatures: [String: [UInt8?]] = [
+            "image/jpeg": [0xff, 0xd8, 0xff], "image/png": [0x89, 0x50, 0x4e, 0x47],
+            "image/webp": [0x52, 0x49, 0x46, 0x46, nil, nil, nil, nil, 0x57, 0x45, 0x42, 0x50],
+        ]
+        guard let signature = signatures[mediaType] else { return ["the check cannot read a \(mediaType) body"] }
+        guard body.count > signature.count, zip(signature, body).allSatisfy({ $0.0 == nil || $0.0 == $0.1 }) else {
+            return ["the body is not a \(mediaType): \(body.prefix(12))"]
+        }
+        guard let ffmpeg = which("ffmpeg") else { return [] }
+        do {
+            let scratch = try Scratch()
+            try Data(body).write(to: URL(fileURLWithPath: scratch.path("answer.image")))
+            let decoded = try run(ffmpeg, ["-nostdin", "-v", "error", "-i", scratch.path("answer.image"), "-f", "rawvideo",
+                                           "-pix_fmt", "rgb24", scratch.path("raw")])
+            let size = (try? FileManager.default.attributesOfItem(atPath: scratch.path("raw"))[.size] as? Int) ?? 0
+            return decoded.status == 0 && size > 0 ? [] : ["the \(mediaType) does not decode: \(decoded.err.suffix(300))"]
+        } catch {
+            return ["the \(mediaType) does not decode: \(error)"]
         }
     }
 

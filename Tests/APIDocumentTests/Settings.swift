@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Logging
 import TestSupport
 import TranscodeService
@@ -21,6 +22,10 @@ enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
     case diskFull
     /// Worker processes that cannot start (their binary exits at once): /about says degraded, uploads get 503.
     case degraded
+    /// Async jobs made at start: one succeeded (the trial clip), two failed (text), named in `JobFixture`.
+    case jobs
+    /// A 0.5 s `--result-ttl`, and a job made at start that has since expired.
+    case expired
 
     var description: String { rawValue }
 
@@ -75,7 +80,81 @@ enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
                 throw DocumentError("the pool never said it was degraded")
             }
             return live
+        case .jobs:
+            let live = try LiveService.inProcess { $0.replicaName = JobFixture.replica }
+            do {
+                JobFixture.set(.succeeded, try live.finishedJob(Media.trial, "succeeded"))
+                JobFixture.set(.failed, try live.finishedJob(Media.text, "failed"))
+                JobFixture.set(.deletable, try live.finishedJob(Media.text, "failed"))
+            } catch {
+                live.stop()
+                throw error
+            }
+            return live
+        case .expired:
+            let live = try LiveService.inProcess { $0.replicaName = JobFixture.replica; $0.resultTTL = 0.5 }
+            do {
+                let id = try live.submitJob(Media.text)
+                // Polled until gone, not until failed: with so short a TTL a loaded machine may never show `failed`.
+                guard waitUntil(60, { (try? live.statusCode("GET", "/jobs/\(id)")) == 410 }) else {
+                    throw DocumentError("the job never expired")
+                }
+                JobFixture.set(.expired, id)
+            } catch {
+                live.stop()
+                throw error
+            }
+            return live
         }
+    }
+}
+
+/// The ids of the jobs the `.jobs` and `.expired` settings made, for the recipes' paths.
+enum JobFixture {
+    enum Kind: Sendable { case succeeded, failed, deletable, expired }
+
+    static let replica = "doc"
+    /// An id of the replica's form that no job has.
+    static let unknown = replica + "." + String(repeating: "0", count: 32)
+    private static let ids = Mutex<[Kind: String]>([:])
+
+    static func set(_ kind: Kind, _ id: String) { ids.withLock { $0[kind] = id } }
+    static func id(_ kind: Kind) -> String { ids.withLock { $0[kind] } ?? unknown }
+}
+
+extension LiveService {
+    /// Submits `body` with `Prefer: respond-async` and polls the job until its state is `state`; its id.
+    func finishedJob(_ body: [UInt8], _ state: String) throws -> String {
+        let location = "/jobs/" + (try submitJob(body))
+        let done = waitUntil(120) {
+            let status = try? TestClient(port: port).exchange("GET \(location) HTTP/1.1\r\nHost: t\r\n\r\n")
+            return status?.text.contains("\"state\":\"\(state)\"") == true
+        }
+        guard done else { throw DocumentError("\(location) never \(state)") }
+        return String(location.dropFirst("/jobs/".count))
+    }
+
+    /// Submits `body` with `Prefer: respond-async`; the job's id.
+    func submitJob(_ body: [UInt8]) throws -> String {
+        let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
+        try client.send("POST /doc HTTP/1.1\r\nHost: t\r\nPrefer: respond-async\r\nContent-Length: \(body.count)\r\n\r\n")
+        try client.send(body)
+        let accepted = try client.readResponse()
+        guard accepted.status == 202, let location = accepted.header("Location") else {
+            throw DocumentError("no job: \(accepted.status) \(accepted.text)")
+        }
+        return String(location.dropFirst("/jobs/".count))
+    }
+
+    func statusCode(_ method: String, _ target: String) throws -> Int {
+        try TestClient(port: port).exchange("\(method) \(target) HTTP/1.1\r\nHost: t\r\n\r\n", head: method == "HEAD").status
+    }
+}
+
+extension TestClient {
+    func exchange(_ request: String, head: Bool = false) throws -> Response {
+        try send(request)
+        return try readResponse(head: head)
     }
 }
 

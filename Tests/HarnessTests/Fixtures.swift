@@ -86,6 +86,18 @@ final class ServiceProcess {
         }
     }
 
+    /// Uploads answered 200, from the service's /metrics.
+    func transcodes() throws -> Int {
+        let port = Int(url.split(separator: ":").last ?? "") ?? 0
+        let client = try TestClient(port: port)
+        try client.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        let samples = try client.readResponse().text.split(separator: "\n").filter {
+            $0.hasPrefix("ffmpeg_processor_requests_total{") && $0.contains("route=\"transcode\"")
+                && $0.contains("status=\"200\"")
+        }
+        return Int(samples.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +))
+    }
+
     /// SIGTERM, then a drained service exits 0. Any other status is an issue: under `make test-tsan` a data race in
     /// the service makes it exit 66, and this is the only place that sees it.
     func stop() {

@@ -33,6 +33,40 @@ struct HarnessServiceTests {
         #expect(report.latencyMs.map { $0.p50 > 0 && $0.p50 <= $0.p99 && $0.p99 <= $0.max } == true)
     }
 
+    @Test("--async: each job submitted, followed through its events and downloaded; every MP4 verified")
+    func asyncJobs() async throws {
+        let input = try await onThread { Clips.small }
+        let (result, report) = try await onThread {
+            let service = try ServiceProcess()
+            defer { service.stop() }
+            let scratch = try Scratch()
+            let result = try runChild(try builtExecutable("harness"), [
+                "--url", service.url, "--requests", "12", "--concurrency", "6", "--file", input, "--async",
+                "--json", scratch.path("report.json"),
+            ])
+            return (result, try readReport(scratch.path("report.json")))
+        }
+        #expect(result.status == 0, "\(result.out)\(result.err)")
+        #expect(report.succeeded == 12 && report.failures.isEmpty, "\(report.failures) \(report.failureExamples)")
+        #expect(report.verified)
+    }
+
+    @Test("--async counts a job that failed under the status its problem names")
+    func asyncFailures() async throws {
+        let (result, report) = try await onThread {
+            let service = try ServiceProcess(["--job-timeout", "0.000001"])
+            defer { service.stop() }
+            let scratch = try Scratch()
+            let result = try runChild(try builtExecutable("harness"), [
+                "--url", service.url, "--requests", "4", "--concurrency", "2", "--file", Clips.small, "--async",
+                "--min-success", "0", "--json", scratch.path("report.json"),
+            ])
+            return (result, try readReport(scratch.path("report.json")))
+        }
+        #expect(result.status == 0, "\(result.out)\(result.err)")
+        #expect(report.failures == ["http 422": 4])
+    }
+
     @Test("a service with a tiny job time limit: every request counted under its status, and exit 1")
     func failing() async throws {
         let input = try await onThread { Clips.small }
@@ -259,5 +293,39 @@ struct HarnessPartsTests {
             return try InputVideo.loadDirectory(scratch.url.path, verify: true).map { URL(fileURLWithPath: $0.path).lastPathComponent }
         }
         #expect(names == ["a.mp4", "b.mp4"])
+    }
+}
+
+@Suite("Harness keep-alive", .serialized)
+struct HarnessKeepAliveTests {
+    @Test("--keep-alive with two replicas: each thread keeps one connection for all its uploads, and both replicas serve")
+    func keptConnections() async throws {
+        let input = try await onThread { Clips.tiny }
+        let (report, served) = try await onThread {
+            let replicas = [try ServiceProcess(), try ServiceProcess()]
+            defer { replicas.forEach { $0.stop() } }
+            let report = try runHarness(
+                url: replicas[0].url, input: input, requests: 12, concurrency: 2,
+                extra: ["--url", replicas[1].url, "--keep-alive"])
+            return (report, try replicas.map { try $0.transcodes() })
+        }
+        #expect(report.succeeded == 12, "\(report.failures) \(report.failureExamples)")
+        #expect(report.connections == 2, "one per thread, never closed by the replicas")
+        #expect(served.allSatisfy { $0 > 0 } && served.reduce(0, +) == 12, "\(served)")
+    }
+
+    @Test("without --keep-alive: a connection per upload, and the uploads spread over the replicas given")
+    func connectionPerUpload() async throws {
+        let input = try await onThread { Clips.tiny }
+        let (report, served) = try await onThread {
+            let replicas = [try ServiceProcess(), try ServiceProcess()]
+            defer { replicas.forEach { $0.stop() } }
+            let report = try runHarness(
+                url: replicas[0].url, input: input, requests: 6, concurrency: 2, extra: ["--url", replicas[1].url])
+            return (report, try replicas.map { try $0.transcodes() })
+        }
+        #expect(report.succeeded == 6, "\(report.failures) \(report.failureExamples)")
+        #expect(report.connections == 6)
+        #expect(served == [3, 3], "each thread alternates")
     }
 }

@@ -1,10 +1,13 @@
 import Foundation
 
 /// Runs a program and returns its exit status, standard output and standard error.
-public func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+public func run(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil
+) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if let environment { process.environment = environment }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

@@ -44,19 +44,28 @@ public final class TestClient {
     /// back, not how fast. A test that waits for silence passes its own shorter one.
     public let receiveTimeoutSeconds: Int
 
-    public init(port: Int, receiveTimeoutSeconds: Int = 30) throws {
+    /// Connects to `host` (an IPv4 or IPv6 literal, 127.0.0.1 unless told) at `port`.
+    public init(port: Int, host: String = "127.0.0.1", receiveTimeoutSeconds: Int = 30) throws {
         self.receiveTimeoutSeconds = receiveTimeoutSeconds
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure.connect(Errno(rawValue: errno)) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
+        var v4 = sockaddr_in()
+        var v6 = sockaddr_in6()
+        let family = inet_pton(AF_INET, host, &v4.sin_addr) == 1 ? AF_INET : AF_INET6
+        guard family == AF_INET || inet_pton(AF_INET6, host, &v6.sin6_addr) == 1 else {
+            throw Failure.connect(Errno(rawValue: EINVAL))
         }
+        fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure.connect(Errno(rawValue: errno)) }
+        v4.sin_family = sa_family_t(AF_INET)
+        v4.sin_port = UInt16(port).bigEndian
+        v6.sin6_family = sa_family_t(AF_INET6)
+        v6.sin6_port = UInt16(port).bigEndian
+        let rc = family == AF_INET
+            ? withUnsafePointer(to: &v4) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            : withUnsafePointer(to: &v6) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
         guard rc == 0 else {
             let failure = Errno(rawValue: errno)
             close(fd)
@@ -181,11 +190,15 @@ public final class TestClient {
         }
     }
 
-    /// Shuts down both directions with a reset (SO_LINGER 0), like a client that crashed.
+    /// Ends the connection with a reset, like a client that is gone, while the descriptor stays ours until deinit.
+    /// shutdown(2) would send a FIN, which the server must read as a half-close (a client that still listens);
+    /// connect(2) to AF_UNSPEC disconnects a TCP socket with an RST (Linux's tcp_disconnect).
     public func reset() {
         var option = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
-        shutdown(fd, Int32(SHUT_RDWR))
+        var unspecified = sockaddr()
+        unspecified.sa_family = sa_family_t(AF_UNSPEC)
+        _ = connect(fd, &unspecified, socklen_t(MemoryLayout<sockaddr>.size))
     }
 }
 

@@ -3,13 +3,13 @@ import Glibc
 import SystemSupport
 import TestSupport
 import Testing
-import TranscodeService
+@testable import TranscodeService
 import WorkerIsolation
 import Transcoding
 
 /// The pool chooses libav's thread count per job (docs/ARCHITECTURE.md, "Threads"): a job that starts alone gets every core
-/// (threads 0), one that starts while others run or wait gets `cores / workers`. Seen in the thread count the job's
-/// encoder was opened with, which the report carries.
+/// (threads 0, which libav turns into a count from the CPUs), one that starts while others run or wait gets
+/// `cores / workers`. Seen in the threads libav gave the job's decoder, which the report carries.
 @Suite("adaptive threads per job", .serialized)
 struct AdaptiveThreadsTests {
     /// The service's own starting point: threads 0 means "the pool decides".
@@ -58,11 +58,31 @@ struct AdaptiveThreadsTests {
         Task { try await run(pool, Clips.slow, preset: "veryslow") }
     }
 
-    @Test("a job alone on the pool is opened with libav threads 0: every core", arguments: Isolation.allCases)
+    /// What libavcodec makes of threads 0 for a frame-threaded decoder (H.264): one thread more than the CPUs it may
+    /// run on (its av_cpu_count reads the affinity mask), at most 16; one on a single CPU.
+    static var everyCore: Int {
+        if JobQueue.threadsAlone(ServiceConfig.container) != 0 { return ServiceConfig.cores }
+        let cpus = ContainerLimits.current().affinityCPUs ?? ServiceConfig.cores
+        return cpus > 1 ? min(cpus + 1, 16) : 1
+    }
+
+    @Test("a lone job's count: libav's own (0) when the affinity mask is the limit, the CPU quota when that is lower",
+          arguments: [
+              (ContainerLimits(affinityCPUs: 8, onlineCPUs: 8), 0),
+              (ContainerLimits(quotaCPUs: 2, affinityCPUs: 64, onlineCPUs: 64), 2),
+              (ContainerLimits(quotaCPUs: 16, affinityCPUs: 4, onlineCPUs: 64), 0),
+              (ContainerLimits(quotaCPUs: 1, onlineCPUs: 4), 1),
+          ])
+    func aloneUnderLimits(_ limits: ContainerLimits, _ expected: Int) {
+        #expect(JobQueue.threadsAlone(limits) == expected)
+    }
+
+    @Test("a job alone on the pool leaves the count to libav (threads 0): a decoder thread for every core, and one more",
+          arguments: Isolation.allCases)
     func alone(_ isolation: Isolation) async throws {
         let pool = WorkerPool(workers: 2, queueCapacity: 4, byteBudget: 1 << 30, isolation: try poolIsolation(isolation))
         let outcome = try await Self.run(pool, Clips.small.bytes).get()
-        #expect(outcome.report.threads == 0)
+        #expect(outcome.report.threads == Self.everyCore)
         await pool.shutdown()
     }
 
@@ -78,7 +98,7 @@ struct AdaptiveThreadsTests {
         await pool.shutdown()
     }
 
-    @Test("a job that starts while another waits gets cores / workers threads; the last one, alone, gets 0",
+    @Test("a job that starts while another waits gets cores / workers threads; the last one, alone, every core",
           arguments: Isolation.allCases)
     func besideAWaitingJob(_ isolation: Isolation) async throws {
         let pool = WorkerPool(workers: 1, queueCapacity: 4, byteBudget: 1 << 30, isolation: try poolIsolation(isolation))
@@ -91,7 +111,7 @@ struct AdaptiveThreadsTests {
         busy.cancel()
         #expect(try await busy.value.failureValue == .transcode(.cancelled))
         let threads = [try await first.value.get().report.threads, try await second.value.get().report.threads]
-        #expect(threads.sorted() == [0, max(ServiceConfig.cores / 1, 1)])
+        #expect(threads.sorted() == [max(ServiceConfig.cores / 1, 1), Self.everyCore].sorted())
         await pool.shutdown()
     }
 }

@@ -36,14 +36,20 @@ final class FakePeer: Sendable {
         Thread {
             while true {
                 let connection = accept(listener, nil, nil)
-                guard connection >= 0 else { return }
+                guard connection >= 0 else {
+                    // Closed here, once nothing can use it: closed by stop() while this thread served a connection,
+                    // its number could be another test's listener by the next accept.
+                    close(listener)
+                    return
+                }
                 count.value.add(1, ordering: .relaxed)
                 FakePeer.serve(connection, behaviour)
             }
         }.start()
     }
 
-    func stop() { shutdown(listener, Int32(SHUT_RDWR)); close(listener) }
+    /// Makes the next accept fail, which ends the thread and closes the listener.
+    func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
 
     private static func serve(_ connection: Int32, _ behaviour: Behaviour) {
         defer { close(connection) }

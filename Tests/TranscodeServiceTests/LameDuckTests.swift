@@ -17,6 +17,9 @@ struct LameDuckTests {
             defer { if process.isRunning { process.terminate() } }
             guard port > 0 else { return }
             let health = try keptAliveConnection(port: port)
+            // Kept by a client that sends nothing more: open through the lame duck (LifecycleTests sees it closed when
+            // the drain begins).
+            let idle = try keptAliveConnection(port: port)
             let signalled = Date()
             kill(process.processIdentifier, SIGTERM)
 
@@ -24,6 +27,7 @@ struct LameDuckTests {
             #expect(Date().timeIntervalSince(signalled) < 1, "the balancer must see it at once")
             let fields = try #require(try JSONSerialization.jsonObject(with: Data(about.body)) as? [String: Any])
             #expect(fields["status"] as? String == "draining")
+            #expect(about.header("Connection") == "close", "the balancer's kept connection must go")
             let stopsIn = try #require(fields["stops_in_seconds"] as? Int, "\(fields)")
             #expect((25...28).contains(stopsIn), "lame duck (8 s) + drain (20 s), counted from the signal: \(stopsIn)")
 
@@ -34,6 +38,8 @@ struct LameDuckTests {
             #expect(Date().timeIntervalSince(signalled) < 8, "the upload was meant to arrive within the delay")
             let answer = try late.readResponse()
             #expect(answer.status == 200, "\(answer.status) \(answer.text)")
+            #expect(answer.header("Connection") == "close", "every answer of the lame duck empties keep-alive pools")
+            #expect(!idle.hasIncoming, "an idle connection was closed before the delay was over")
 
             // After the delay: no new connection is accepted, and the idle service exits at once.
             #expect(waitUntil(10) { (try? TestClient(port: port)) == nil }, "the listener outlived the delay")

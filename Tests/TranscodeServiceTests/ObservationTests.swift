@@ -44,6 +44,16 @@ struct ObservationTests {
         },
         .answer(431, method: "GET", to: "GET /flood HTTP/1.1\r\nHost: t\r\n" + String(repeating: "X-F: v\r\n", count: 150) + "\r\n"),
         .answer(505, level: .warning, to: "GET /about HTTP/2.0\r\nHost: t\r\n\r\n"),
+        // An upload cut short by the client's half-close: it can still read its 400, and that is what is counted.
+        ServerAnswer(status: 400, route: "transcode", method: "POST", level: .info, configure: { _ in }) { running in
+            let client = try TestClient(port: running.port)
+            try client.send("POST /cut HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+            try client.send([UInt8](repeating: 0, count: 1000))
+            shutdown(client.fd, Int32(SHUT_WR))
+            let answer = try client.readResponse()
+            #expect(answer.status == 400)
+            #expect(answer.text.contains("cut short"), "\(answer.text)")
+        },
         // The holder, which leaves before its answer, is the 499.
         ServerAnswer(status: 503, route: "other", method: "-", level: .warning, others: [499], configure: { $0.maxConnections = 1 }) { running in
             // Inside its handler, waiting for the rest of its upload: never closed to make room.

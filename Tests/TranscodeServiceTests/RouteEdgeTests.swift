@@ -24,6 +24,8 @@ struct RouteEdgeTests {
         .init(method: "GET", target: "/clip-7", status: 405),
         .init(method: "GET", target: "/", status: 404),
         .init(method: "POST", target: "/..", status: 400),
+        .init(method: "POST", target: "/about", status: 400),
+        .init(method: "POST", target: "/jobs", status: 400),
         .init(method: "POST", target: "/a/b", status: 400),
         .init(method: "POST", target: "/clip?crf=99", status: 400),
         .init(method: "POST", target: "/clip?color=red", status: 400),
@@ -115,7 +117,7 @@ struct RouteEdgeTests {
         #expect(Self.methods(response.header("Allow")) == Set(route.methods.map(\.rawValue) + ["OPTIONS"]))
     }
 
-    @Test("a 405's Allow names OPTIONS too", arguments: ["DELETE /about", "POST /metrics", "GET /clip-7"])
+    @Test("a 405's Allow names OPTIONS too", arguments: ["DELETE /about", "PUT /metrics", "GET /clip-7"])
     func refusalAllowsOptions(_ requestLine: String) async throws {
         let response = try await Self.exchanges(["\(requestLine) HTTP/1.1\r\nHost: t\r\n\r\n"])[0]
         #expect(response.status == 405)

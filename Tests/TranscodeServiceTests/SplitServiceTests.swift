@@ -68,6 +68,47 @@ struct SplitServiceTests {
         }
     }
 
+    @Test("only H.264 in MP4 is split: another codec or WebM is one whole-file job, as it was",
+          arguments: [("codec=hevc", "hevc", "video/mp4"), ("format=webm", "vp9", "video/webm")])
+    func otherOutputsWhole(_ query: String, _ codec: String, _ type: String) async throws {
+        try await onThread {
+            let service = try Self.splitting()
+            defer { service.stop() }
+            let answer = try service.post("/long?\(query)", body: Self.long.bytes)
+            #expect(answer.status == 200, "\(answer.text.prefix(300))")
+            #expect(answer.header("X-Video-Segments") == nil)
+            #expect(answer.header("X-Video-Codec") == codec)
+            #expect(answer.header("Content-Type") == type)
+            let probe = try Clips.probe(answer.body)
+            #expect(probe.video?.codec == codec && probe.video?.decodeErrors == 0)
+            #expect(probe.video?.frameCount == Self.long.frames)
+            #expect(try service.metric("ffmpeg_processor_split_jobs_total{outcome=\"ok\"}") ?? 0 == 0)
+        }
+    }
+
+    @Test("a poster is never split (split= is not its parameter), and X-Segment asks for H.264 in MP4")
+    func posterAndSegmentOutputs() async throws {
+        try await onThread {
+            let service = try Self.splitting()
+            defer { service.stop() }
+            let poster = try service.post("/long/poster?at=1", body: Self.long.bytes)
+            #expect(poster.status == 200, "\(poster.text.prefix(300))")
+            #expect(poster.header("Content-Type") == "image/jpeg")
+            #expect(poster.header("X-Video-Segments") == nil)
+            #expect(Array(poster.body.prefix(3)) == [0xff, 0xd8, 0xff])
+            let withSplit = try service.post("/long/poster?split=off", body: Self.long.bytes)
+            #expect(withSplit.status == 400)
+            #expect(withSplit.text.contains("unknown query parameter 'split'"), "\(withSplit.text)")
+            let header = "X-Segment: parent=p; time-base=1/12800; frame-rate=25/1; shift=0; origin=0\r\n"
+            for target in ["/part?codec=vp9", "/part?format=webm", "/part/poster"] {
+                let refused = try service.post(target, body: Self.long.bytes, extraHeaders: header)
+                #expect(refused.status == 400, "\(target)")
+                #expect(refused.text.contains("a segment request is a synchronous H.264 video in MP4"), "\(refused.text)")
+            }
+            #expect(try service.metric("ffmpeg_processor_split_jobs_total{outcome=\"ok\"}") ?? 0 == 0)
+        }
+    }
+
     @Test("the segment request: X-Segment's window encoded alone, video only, at the original timestamps; a bad one is 400")
     func segmentRequest() async throws {
         try await onThread {

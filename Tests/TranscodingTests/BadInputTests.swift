@@ -49,7 +49,7 @@ struct BadInputTests {
             let scratch = try Scratch()
             try SyntheticClip().write(to: scratch.path("whole.mp4"))
             let whole = try Data(contentsOf: URL(fileURLWithPath: scratch.path("whole.mp4")))
-            #expect(try topLevelBoxes(scratch.path("whole.mp4")).last == "moov")
+            #expect(try ContainerLayout.mp4Boxes(scratch.path("whole.mp4")).last == "moov")
             _ = FileManager.default.createFile(atPath: scratch.path("half.mp4"), contents: whole.prefix(whole.count / 2))
             #expect {
                 try transcode(input: .path(scratch.path("half.mp4")), output: .path(scratch.path("out.mp4")))

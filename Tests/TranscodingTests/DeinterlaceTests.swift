@@ -64,35 +64,4 @@ struct DeinterlaceTests {
             #expect(after.tff >= info.videoFrames * 9 / 10, "output: \(after)")
         }
     }
-
-    @Test("progressive frames followed by interlaced ones of another size: the graph is rebuilt mid-stream and no frame is lost")
-    func changesMidStream() async throws {
-        try await onThread {
-            let scratch = try Scratch()
-            var first = SyntheticClip()
-            first.container = "mpegts"
-            first.audioCodec = nil
-            first.seconds = 0.6
-            var second = Self.clip()
-            second.audioCodec = nil
-            second.width = 256
-            second.height = 192
-            second.seconds = 0.6
-            let a = try first.write(to: scratch.path("a.ts")), b = try second.write(to: scratch.path("b.ts"))
-            // MPEG-TS is a stream of packets: one file after the other is one stream whose pictures change.
-            let joined = try Data(contentsOf: URL(fileURLWithPath: scratch.path("a.ts")))
-                + Data(contentsOf: URL(fileURLWithPath: scratch.path("b.ts")))
-            try joined.write(to: URL(fileURLWithPath: scratch.path("in.ts")))
-
-            let report = try transcode(input: .path(scratch.path("in.ts")), output: .path(scratch.path("out.mp4")))
-
-            #expect(report.videoFrames == a.videoFrames + b.videoFrames)
-            #expect(report.videoFilters == ["bwdif", "scale(256x192->320x240)"])
-            #expect(report.videoFilterGraph
-                    == "format=yuv420p | bwdif=mode=send_frame:parity=auto:deint=interlaced,scale=w=320:h=240,format=yuv420p")
-            let video = try #require(try MediaProbe.probe(.path(scratch.path("out.mp4")), decode: true).video)
-            #expect(video.width == 320 && video.height == 240)
-            #expect(video.frameCount == a.videoFrames + b.videoFrames && video.decodeErrors == 0)
-        }
-    }
 }

@@ -50,6 +50,16 @@ enum FFmpegCLI {
         return value
     }
 
+    /// Average PSNR of two images (or first frames) compared in RGB: a JPEG decodes to full-range BT.601 YUV, and
+    /// letting the filter pick a common YUV format measures swscale's range handling rather than the pictures.
+    static func psnrRGB(_ file: String, against reference: String) throws -> Double {
+        let text = try measure([file, reference], "[0:v]format=rgb24[a];[1:v]format=rgb24[b];[a][b]psnr")
+        guard let range = text.range(of: "average:", options: .backwards),
+            let value = Double(text[range.upperBound...].prefix { !$0.isWhitespace })
+        else { throw CLIError(description: "no PSNR in: \(text.suffix(600))") }
+        return value
+    }
+
     /// Mean luma (8-bit code) and mean saturation over every frame, from the `signalstats` filter.
     static func signalStats(_ file: String, through chain: String? = nil) throws -> (luma: Double, saturation: Double) {
         let graph = "[0:v]" + (chain.map { $0 + "," } ?? "") + "signalstats,metadata=print:file=-"

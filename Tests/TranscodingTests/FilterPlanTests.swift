@@ -96,19 +96,19 @@ struct FilterPlanTests {
         #expect(size == String(Int(target.width) * Int(target.height) * 3 / 2), "\(result.out.prefix(300))")
     }
 
-    @Test("a graph is rebuilt for another size, format, HDR transfer or range, not for field flags or other tags")
+    @Test("a graph is rebuilt for another size, format, aspect or colour tag (primaries, transfer, matrix, range), not for field flags")
     func sameGraph() {
         let base = PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P)
         var interlaced = base
         interlaced.interlaced = true
-        var otherPrimaries = base
-        otherPrimaries.primaries = AVCOL_PRI_BT470BG
-        #expect(base.sameGraph(as: interlaced) && base.sameGraph(as: otherPrimaries))
+        interlaced.topFieldFirst = true
+        #expect(base.sameGraph(as: interlaced))
         var changes: [PictureShape] = []
         for change in [
-            { (s: inout PictureShape) in s.width = 322 }, { $0.format = AV_PIX_FMT_YUV422P },
-            { $0.transfer = AVCOL_TRC_ARIB_STD_B67 }, { $0.range = AVCOL_RANGE_JPEG },
+            { (s: inout PictureShape) in s.width = 322 }, { $0.height = 242 }, { $0.format = AV_PIX_FMT_YUV422P },
             { $0.sampleAspect = AVRational(num: 4, den: 3) },
+            { $0.transfer = AVCOL_TRC_ARIB_STD_B67 }, { $0.transfer = AVCOL_TRC_SMPTE170M },
+            { $0.primaries = AVCOL_PRI_BT470BG }, { $0.matrix = AVCOL_SPC_BT470BG }, { $0.range = AVCOL_RANGE_JPEG },
         ] as [(inout PictureShape) -> Void] {
             var changed = base
             change(&changed)
@@ -129,17 +129,33 @@ struct FilterPlanTests {
         #expect(try TranscodeOptions.parse("deinterlace", "off") == TranscodeOptions.Deinterlace.off)
     }
 
-    @Test("a chain libavfilter cannot parse or configure is a typed error, and the graph frees what it had made")
+    @Test("a chain libavfilter cannot parse or configure is a typed error, and the graph is freed with the filters it had made")
     func refusedChain() {
         let shape = PictureShape(width: 320, height: 240, format: AV_PIX_FMT_YUV420P)
-        for chain in ["no_such_filter", "crop=w=9999:h=9999,format=yuv420p", "format=yuv420p[dangling]"] {
+        // The filters in each graph when it was freed: one entry per graph freed.
+        var freed: [UInt32] = []
+        let watch = { (graph: UnsafeMutablePointer<AVFilterGraph>) in
+            freed.append(graph.pointee.nb_filters)
+            FilterGraph.free(graph)
+        }
+        // With the filters left in the graph when it was freed: none where parsing failed (avfilter_graph_parse_ptr
+        // frees the source and sink too), all of them (source, chain, sink) where configuring did.
+        for (chain, filters) in [("no_such_filter", 0), ("crop=w=9999:h=9999,format=yuv420p", 4),
+                                 ("format=yuv420p[dangling]", 3)] as [(String, UInt32)] {
+            freed = []
             #expect {
-                _ = try FilterGraph(chain, input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1)
+                _ = try FilterGraph(chain, input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1, free: watch)
             } throws: { error in
                 guard case .internal(_, let message) = error as? TranscodeError else { return false }
                 return message.contains(chain)
             }
+            #expect(freed == [filters], "\(chain): the graph is freed once, with what it held")
         }
-        #expect((try? FilterGraph("format=yuv420p", input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1)) != nil)
+        freed = []
+        var graph = try? FilterGraph("format=yuv420p", input: shape, timeBase: AVRational(num: 1, den: 25), threads: 1,
+                                     free: watch)
+        #expect(graph != nil && freed.isEmpty)
+        graph = nil
+        #expect(freed == [3], "source, format and sink, freed once with the graph")
     }
 }

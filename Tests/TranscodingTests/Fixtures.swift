@@ -43,23 +43,6 @@ struct Fixture: CustomTestStringConvertible, Sendable {
     }
 }
 
-/// The top-level MP4 boxes in file order, to check that moov comes before mdat.
-func topLevelBoxes(_ path: String) throws -> [String] {
-    let data = try Data(contentsOf: URL(fileURLWithPath: path))
-    var boxes: [String] = []
-    var offset = 0
-    while offset + 8 <= data.count {
-        var size = data[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
-        let type = String(decoding: data[offset + 4..<offset + 8], as: UTF8.self)
-        if size == 1, offset + 16 <= data.count { size = data[offset + 8..<offset + 16].reduce(0) { $0 << 8 | Int($1) } }
-        if size == 0 { size = data.count - offset }
-        guard size >= 8 else { break }
-        boxes.append(type)
-        offset += size
-    }
-    return boxes
-}
-
 /// The fixtures' clip: 1.5 s at 160x120, then whatever the case changes.
 func smallClip(_ configure: (inout SyntheticClip) -> Void) -> SyntheticClip {
     var clip = SyntheticClip()

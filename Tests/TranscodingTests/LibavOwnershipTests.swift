@@ -14,7 +14,7 @@ struct LibavOwnershipTests {
         do {
             let control = JobControl(cancellation: nil, timeLimitSeconds: nil)
             watched = control
-            muxer = try Muxer(.path(scratch.path("out.mp4")), control: control)
+            muxer = try Muxer(.path(scratch.path("out.mp4")), container: .mp4, control: control)
         }
         #expect(watched != nil, "libav holds the control's address, so the muxer must hold the control")
         muxer = nil  // avio_closep in deinit calls the interrupt callback

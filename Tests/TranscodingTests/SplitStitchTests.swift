@@ -110,7 +110,7 @@ struct SplitStitchTests {
                 #expect(audio.codec == "aac" && audio.decodeErrors == 0)
                 #expect(abs((audio.decodedDuration ?? 0) - (source.audio?.decodedDuration ?? -1)) < 0.1)
             }
-            let boxes = try topLevelBoxes(stitchedPath)
+            let boxes = try ContainerLayout.mp4Boxes(stitchedPath)
             #expect((boxes.firstIndex(of: "moov") ?? .max) < (boxes.firstIndex(of: "mdat") ?? -1), "\(boxes)")
 
             guard FFmpegCLI.available else { return }

@@ -47,7 +47,7 @@ struct TranscodeTests {
             } else {
                 #expect(result.audio == nil)
             }
-            let boxes = try topLevelBoxes(output)
+            let boxes = try ContainerLayout.mp4Boxes(output)
             let moov = try #require(boxes.firstIndex(of: "moov"))
             let mdat = try #require(boxes.firstIndex(of: "mdat"))
             #expect(moov < mdat, "boxes: \(boxes)")
@@ -146,4 +146,14 @@ struct TranscodeTests {
             #expect(small.outputBytes < large.outputBytes)
         }
     }
+}
+
+/// The worker template's warm-up runs every stage a real job does: both decoders, the filter graph, x264 and the AAC
+/// encoder (its MP2 is not copied).
+@Test("the warm-up clip goes through every stage of a job")
+func warmupRunsEveryStage() throws {
+    let report = try Warmup.run()
+    #expect(report.inputVideoCodec == "h264" && report.videoFrames == 3, "\(report)")
+    #expect(report.hasAudio && !report.audioCopied && report.audioSamples > 0, "\(report)")
+    #expect(!report.videoFilters.isEmpty, "\(report)")
 }

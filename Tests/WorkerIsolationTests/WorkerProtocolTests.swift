@@ -45,6 +45,7 @@ struct WorkerProtocolTests {
         .ready,
         .finished(id: 5, .report(report)),
         .finished(id: 6, .outOfMemory),
+        .progress(id: 8, fraction: 0.42),
     ] + [
         TranscodeError.notAVideo(detected: nil), .notAVideo(detected: "png_pipe"), .noVideoStream,
         .unsupportedCodec("prores"), .corruptInput("no video frame could be decoded"), .limitExceeded(.jobTime),

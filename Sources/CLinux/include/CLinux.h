@@ -46,6 +46,10 @@ long clinux_splice_move(int from, int to, size_t length);
 int clinux_pipe_nonblock(int fds[2]);
 int clinux_set_pipe_size(int fd, int size);
 
+/* sched_getaffinity and CPU_COUNT are GNU extensions too: the CPUs this process may run on (taskset, cpusets), or -1
+   with errno set. */
+int clinux_affinity_cpus(void);
+
 /* mallopt's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD, which Swift's Glibc module leaves out. */
 #include <malloc.h>
 static inline void clinux_malloc_thresholds(int mmap_threshold, int trim_threshold) {
@@ -60,6 +64,10 @@ int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
 /* The calling thread's nice value (Linux keeps one per thread; threads it creates inherit it). */
 int clinux_nice_this_thread(int nice);
+
+/* Takes CAP_SYS_NICE from the calling thread (and so from the threads it starts): a root process's libraries can no
+ * longer give their threads real-time priority. 0, or -1 with errno. */
+int clinux_drop_sys_nice_this_thread(void);
 
 /* The calling thread under SCHED_IDLE: it runs only on cycles no other thread of its group wants, and a waking
    thread of normal policy preempts it at once (threads it creates inherit the policy). */
@@ -96,6 +104,9 @@ int clinux_set_no_new_privileges(void);
    default disposition and unblocked there (the service ignores SIGTERM/SIGINT; a child must not inherit that). */
 int clinux_spawn_dup2(posix_spawn_file_actions_t *actions, int from, int to);
 int clinux_spawn_set_default_signals(posix_spawnattr_t *attributes);
+
+/* memfd_create(2), close-on-exec: a file in memory, with no name anywhere (the worker template's warm-up). */
+int clinux_memfd(const char *name);
 
 /* fork(2), which Swift does not import: the worker template forks each job's process from itself. */
 pid_t clinux_fork(void);
