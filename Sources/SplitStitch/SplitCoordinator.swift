@@ -107,14 +107,17 @@ public final class SplitJob: Sendable {
     }
 
     /// Encodes every segment through `runner` and stitches them into `output`. The input descriptor given to
-    /// `prepare` must still be open.
-    public func run(output: Int32, parent: String, runner: some SegmentRunner) async throws(SplitFailure) -> SplitOutcome {
+    /// `prepare` must still be open. `progress` hears the share of the segments encoded, below 1: the stitch is
+    /// still to come.
+    public func run(
+        output: Int32, parent: String, runner: some SegmentRunner, progress: (@Sendable (Double) -> Void)? = nil
+    ) async throws(SplitFailure) -> SplitOutcome {
         let started = ContinuousClock.now
         var segmentOptions = options
         segmentOptions.audio = false
         let reports = try await Self.encodeAll(
             plan, windows: windows, cuts: cuts, answers: answers, options: segmentOptions, parallelism: parallelism,
-            parent: parent, runner: runner)
+            parent: parent, runner: runner, progress: progress)
         let encoded = ContinuousClock.now
         let cancellation = TranscodeCancellation()
         let (answers, input, options) = (answers, input, options)
@@ -138,12 +141,14 @@ public final class SplitJob: Sendable {
     /// Longest first, at most `parallelism` in flight; a busy answer waits and tries again, any failure ends them all.
     private static func encodeAll(
         _ plan: SegmentPlan, windows: [TranscodeOptions.SegmentWindow], cuts: [SegmentFile], answers: [SegmentFile],
-        options: TranscodeOptions, parallelism: Int, parent: String, runner: some SegmentRunner
+        options: TranscodeOptions, parallelism: Int, parent: String, runner: some SegmentRunner,
+        progress: (@Sendable (Double) -> Void)?
     ) async throws(SplitFailure) -> [TranscodeReport] {
         let order = plan.segments.sorted { $0.seconds > $1.seconds }.map(\.index)
         var reports = [TranscodeReport?](repeating: nil, count: order.count)
         let result: Result<Void, SplitFailure> = await withTaskGroup(of: Result<(Int, TranscodeReport), SplitFailure>.self) { group in
             var next = order.makeIterator()
+            var done = 0
             func launch() {
                 guard let index = next.next() else { return }
                 var segmentOptions = options
@@ -158,6 +163,8 @@ public final class SplitJob: Sendable {
                 switch finished {
                 case .success(let (index, report)):
                     reports[index] = report
+                    done += 1
+                    progress?(0.95 * Double(done) / Double(order.count))
                     launch()
                 case .failure(let failure):
                     group.cancelAll()

@@ -59,10 +59,12 @@ extension Routes {
 
     /// The async upload, once admitted: the body is read, a job registered and started, and the answer is 202 with
     /// its status, or with `wait=N` the video itself if it is done in time. The job runs in a task of its own and
-    /// holds the admission place until it ends: a client that leaves does not cancel it, only DELETE does.
+    /// holds the admission place until it ends (a split job until it is cut, as a synchronous one): a client that
+    /// leaves does not cancel it, only DELETE does.
     func submitAsync(
-        _ body: RequestBody, id videoID: String, options: TranscodeOptions, reservation: WorkerPool.Reservation,
-        _ preference: AsyncPreference, callback: CallbackTarget?, _ record: inout RequestRecord
+        _ body: RequestBody, id videoID: String, options: TranscodeOptions, split: Bool,
+        reservation: WorkerPool.Reservation, _ preference: AsyncPreference, callback: CallbackTarget?,
+        _ record: inout RequestRecord
     ) async throws(Problem) -> ServerResponse {
         let input: TempFile
         let job: (id: String, secret: String)
@@ -80,8 +82,28 @@ extension Routes {
             await pool.release(reservation)
             throw Problem(TempFileError(error.errno))
         }
-        let task = Task { [pool, jobs, metrics] in
+        let task = Task { [self] in
             defer { closeDescriptor(output) }
+            if split {
+                do throws(Problem) {
+                    let started = ContinuousClock.now
+                    if let outcome = try await runSplit(
+                        input, output: output, id: videoID, options: options, reservation: reservation,
+                        onStart: { jobs.started(job.id) }, progress: { jobs.progress(job.id, $0) })
+                    {
+                        let seconds = Self.seconds(ContinuousClock.now - started)
+                        let details = Self.splitDetails(outcome, seconds: seconds, options: options)
+                        Self.recordSplit(of: job, output: output, details: details, options: options, in: jobs)
+                        return
+                    }
+                } catch {
+                    await pool.release(reservation)
+                    jobs.store.discard(job.secret)
+                    // Only DELETE cancels this task: a split stopped by it is the cancelled job, not a failure.
+                    if Task.isCancelled { jobs.cancelled(job.id) } else { jobs.failed(job.id, error.jobProblem) }
+                    return
+                }
+            }
             let result = await pool.run(
                 reservation, input: input.borrowedDescriptor, output: output, options: options,
                 onStart: { jobs.started(job.id) }, progress: { jobs.progress(job.id, $0) })
@@ -128,6 +150,25 @@ extension Routes {
         guard async else { throw Problem(.badRequest, "a callback needs Prefer: respond-async") }
         guard webhooks != nil else { throw Problem(.badRequest, "this service sends no callbacks (no --callback-secret)") }
         return try CallbackTarget(url, allowed: config.callbackAllow)
+    }
+
+    /// A split job's stitched result, into the registry and the results folder, as `record` does for one job's.
+    private static func recordSplit(
+        of job: (id: String, secret: String), output: Int32, details: [String: String], options: TranscodeOptions,
+        in jobs: JobRegistry
+    ) {
+        let bytes: Int64
+        do throws(IOError) {
+            bytes = try fileSize(of: output)
+            try jobs.store.commit(job.secret, bytes: bytes)
+        } catch {
+            jobs.store.discard(job.secret)
+            jobs.failed(job.id, Problem(TempFileError(error.errno)).jobProblem)
+            return
+        }
+        var details = details
+        details["Content-Type"] = options.container.mimeType
+        if !jobs.succeeded(job.id, bytes: bytes, details: details) { jobs.store.remove(job.secret, bytes: bytes) }
     }
 
     /// What became of a job's run, into the registry and the results folder. A result that arrives after the job

@@ -123,7 +123,8 @@ public struct Routes: Sendable {
         if let async {
             // The job's runner gives the place back when the job ends, whoever is still listening.
             return try await submitAsync(
-                body, id: id, options: options, reservation: reservation, async, callback: callback, &record)
+                body, id: id, options: options, split: split, reservation: reservation, async, callback: callback,
+                &record)
         }
         // The place is given back before the answer goes out, so that the client's next request finds it free.
         let response: ServerResponse

@@ -74,6 +74,33 @@ extension Routes {
         _ record: inout RequestRecord
     ) async throws(Problem) -> ServerResponse? {
         let started = ContinuousClock.now
+        let output: TempFile
+        do { output = try TempFile(directory: config.tmpDir) } catch { throw Problem(error) }
+        guard let outcome = try await runSplit(
+            input, output: output.borrowedDescriptor, id: id, options: options, reservation: reservation)
+        else { return nil }
+        let seconds = Self.seconds(ContinuousClock.now - started)
+        record.transcodeMs = seconds * 1000
+        let length: Int64
+        do { length = try fileSize(of: output.borrowedDescriptor) } catch { throw Problem(TempFileError(error.errno)) }
+        var fields: HTTPFields = [
+            .contentType: options.container.mimeType,
+            .contentDisposition: "inline; filename=\"\(id).\(options.container.fileExtension)\"",
+            HTTPField.Name("X-Video-Id")!: id,
+        ]
+        for (name, value) in Self.splitDetails(outcome, seconds: seconds, options: options) {
+            fields[HTTPField.Name(name)!] = value
+        }
+        return ServerResponse(status: .ok, headerFields: fields, body: .file(descriptor: output.take(), length: length))
+    }
+
+    /// The split job itself, its stitched video written to `output`; nil, with `reservation` still held, when the
+    /// upload is better run as one job. `onStart` runs once the upload is known to be split; `progress` hears the
+    /// share of its segments encoded.
+    func runSplit(
+        _ input: TempFile, output: Int32, id: String, options: TranscodeOptions, reservation: WorkerPool.Reservation,
+        onStart: (@Sendable () -> Void)? = nil, progress: (@Sendable (Double) -> Void)? = nil
+    ) async throws(Problem) -> SplitOutcome? {
         let job: SplitJob
         do {
             guard let prepared = try await SplitJob.prepare(
@@ -87,11 +114,10 @@ extension Routes {
             throw Problem(error)
         }
         await pool.release(reservation)
-        let output: TempFile
-        do { output = try TempFile(directory: config.tmpDir) } catch { throw Problem(error) }
-        let outcome: SplitOutcome
+        onStart?()
         do {
             let own = PoolSegmentRunner(pool: pool, metrics: metrics)
+            let outcome: SplitOutcome
             if let url = config.clusterURL {
                 let metrics = metrics
                 let peers = ClusterSegmentRunner(url: url, fallback: own) { event in
@@ -100,33 +126,32 @@ extension Routes {
                     case .fellBack: metrics.segment("fallback")
                     }
                 }
-                outcome = try await job.run(output: output.borrowedDescriptor, parent: id, runner: peers)
+                outcome = try await job.run(output: output, parent: id, runner: peers, progress: progress)
             } else {
-                outcome = try await job.run(output: output.borrowedDescriptor, parent: id, runner: own)
+                outcome = try await job.run(output: output, parent: id, runner: own, progress: progress)
             }
+            metrics.splitJob(ok: true)
+            return outcome
         } catch {
             metrics.splitJob(ok: false)
             throw Problem(error)
         }
-        metrics.splitJob(ok: true)
-        let total = (ContinuousClock.now - started)
-        let seconds = Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18
-        record.transcodeMs = seconds * 1000
-        let length: Int64
-        do { length = try fileSize(of: output.borrowedDescriptor) } catch { throw Problem(TempFileError(error.errno)) }
-        return ServerResponse(
-            status: .ok,
-            headerFields: [
-                .contentType: options.container.mimeType,
-                .contentDisposition: "inline; filename=\"\(id).\(options.container.fileExtension)\"",
-                HTTPField.Name("X-Video-Id")!: id,
-                HTTPField.Name("X-Video-Codec")!: options.videoCodec.rawValue,
-                HTTPField.Name("X-Queue-Wait-Ms")!: "0",
-                HTTPField.Name("X-Transcode-Ms")!: milliseconds(seconds),
-                HTTPField.Name("X-Video-Filters")!: outcome.videoFiltersText,
-                HTTPField.Name("X-Video-Segments")!: String(outcome.segments),
-            ],
-            body: .file(descriptor: output.take(), length: length))
+    }
+
+    /// The fields a split answer has beyond the whole-file answer's kind and id, for a synchronous answer and an
+    /// async job's status alike.
+    static func splitDetails(_ outcome: SplitOutcome, seconds: Double, options: TranscodeOptions) -> [String: String] {
+        [
+            "X-Queue-Wait-Ms": "0",
+            "X-Transcode-Ms": milliseconds(seconds),
+            "X-Video-Codec": options.videoCodec.rawValue,
+            "X-Video-Filters": outcome.videoFiltersText,
+            "X-Video-Segments": String(outcome.segments),
+        ]
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 

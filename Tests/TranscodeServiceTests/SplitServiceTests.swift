@@ -86,6 +86,32 @@ struct SplitServiceTests {
         }
     }
 
+    @Test("an async upload (Prefer: respond-async) is split too: its result and wait= answer are the split answer")
+    func asyncSplit() async throws {
+        try await onThread {
+            let service = try Self.splitting()
+            defer { service.stop() }
+            let waited = try service.submit("/long", body: Self.long.bytes, prefer: "respond-async, wait=300")
+            #expect(waited.status == 200, "\(waited.text.prefix(300))")
+            let segments = try #require(waited.header("X-Video-Segments").flatMap { Int($0) })
+            #expect(segments >= 3)
+            #expect(waited.header("X-Video-Codec") == "h264" && waited.header("Content-Type") == "video/mp4")
+            #expect(try Clips.probe(waited.body).video?.frameCount == Self.long.frames)
+
+            let location = try service.submitJob("/long", body: Self.long.bytes)
+            let seen = try service.follow(location, seconds: 300) { $0["state"] as? String == "succeeded" }
+            let progress = seen.compactMap { $0["progress"] as? Double }
+            #expect(progress == progress.sorted(), "\(progress)")
+            let output = try service.get(location + "/output")
+            #expect(output.status == 200)
+            let probe = try Clips.probe(output.body)
+            #expect(probe.video?.frameCount == Self.long.frames && probe.video?.decodeErrors == 0)
+            #expect(probe.audio?.codec == "aac")
+            #expect(try service.metric("ffmpeg_processor_split_jobs_total{outcome=\"ok\"}") == 2)
+            #expect(service.service.pool.counters.admitted.load(ordering: .relaxed) == 0)
+        }
+    }
+
     @Test("a poster is never split (split= is not its parameter), and X-Segment asks for H.264 in MP4")
     func posterAndSegmentOutputs() async throws {
         try await onThread {
