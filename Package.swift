@@ -110,7 +110,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "SystemSupport", "TestSupport"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "TestSupport"]),
-        .testTarget(name: "WorkerIsolationTests", dependencies: ["WorkerIsolation", "Transcoding", "SystemSupport", "TestSupport"]),
+        .testTarget(name: "WorkerIsolationTests", dependencies: ["WorkerIsolation", "Transcoding", "SystemSupport", "CLinux", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SystemSupport", "CLinux", "TestSupport"]),
         .testTarget(
             name: "TranscodeServiceTests",

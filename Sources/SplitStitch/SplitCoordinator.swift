@@ -16,53 +16,49 @@ public struct SplitOutcome: Sendable {
 
 /// Why a split job failed.
 public enum SplitFailure: Error, Sendable {
-    /// The probe, a cut or the stitch failed.
+    /// A pass over the upload (plan, cut, stitch) failed with a transcode error.
     case transcode(TranscodeError)
+    /// A pass's job failed otherwise (its process died, ran out of memory, answered nonsense).
+    case pass(any Error & Sendable)
     /// A segment's job failed: the job fails with its reason.
     case segment(index: Int, any Error & Sendable)
     /// No temp file could be made.
     case io(Errno)
 }
 
-/// The coordinator of one upload: probes it, cuts it at keyframes (`prepare`), has each segment encoded by a
-/// runner (longest first, at most `parallelism` at a time) and stitches the answers with the source's audio
-/// (`run`). It holds no worker: every wait here is a suspended task, and the libav passes run on threads of their own.
+/// Where a split job's passes over the upload run after its plan (which the service gets from the job that would
+/// otherwise transcode it whole: `TranscodeOptions.SplitPass.plan`). The service runs each as a job of its pool, so
+/// that the upload is parsed in a sandboxed worker process like any job's, never in the coordinator.
+public protocol SplitPasses: Sendable {
+    /// Cuts each segment of `plan` from the upload into `segments`, in order, by stream copy; each cut's timestamp
+    /// shift (`SegmentSplit.write`).
+    func cut(_ plan: SegmentPlan, into segments: [Int32]) async throws(SplitFailure) -> [Int64]
+    /// Joins the segments' answers with the upload's audio into `output` (`stitch`).
+    func stitch(_ answers: [Int32], into output: Int32) async throws(SplitFailure) -> StitchReport
+}
+
+/// The coordinator of one upload: has it cut at its plan's keyframes (`prepare`), each segment encoded by a
+/// runner (longest first, at most `parallelism` at a time) and the answers stitched with the upload's audio
+/// (`run`). It holds no worker and parses no byte of the upload: every pass is a `SplitPasses` job, every wait a
+/// suspended task.
 public final class SplitJob: Sendable {
     public let plan: SegmentPlan
-    private let input: Int32
     private let options: TranscodeOptions
     private let parallelism: Int
+    private let passes: any SplitPasses
     private let windows: [TranscodeOptions.SegmentWindow]
     private let cuts: [SegmentFile]
     private let answers: [SegmentFile]
     private let prepareSeconds: Double
 
-    /// Nil when splitting does not pay or cannot be faithful: the caller then runs the upload as one job.
-    ///
-    /// The probe, the cuts and the stitch read the upload in this process, so they stay demux and remux only: an
-    /// input whose audio would have to be decoded (anything but AAC-LC) is left to the sandboxed whole-file job.
+    /// Nil when `plan` (a worker's answer) does not pay or a cut cannot be faithful: the caller then runs the
+    /// upload as one job, which reports a bad input in its own words; only a cancellation ends it here.
     public static func prepare(
-        input: Int32, options: TranscodeOptions, settings: SplitSettings, parallelism: Int, temporaryDirectory: String
+        plan: SegmentPlan, options: TranscodeOptions, settings: SplitSettings, parallelism: Int,
+        temporaryDirectory: String, passes: some SplitPasses
     ) async throws(SplitFailure) -> SplitJob? {
-        guard settings.mode == .auto, parallelism > 1, options.segment == nil else { return nil }
+        guard plan.pays(minimumSeconds: settings.minimumSeconds, audio: options.audio) else { return nil }
         let started = ContinuousClock.now
-        let cancellation = TranscodeCancellation()
-        let plan: SegmentPlan
-        do {
-            let probed = try await onLibavThread(cancellation) { () throws(TranscodeError) in
-                try SegmentPlan.probe(
-                    .fileDescriptor(input), segmentSeconds: settings.segmentSeconds,
-                    minimumSeconds: settings.segmentMinimumSeconds, skipUpTo: settings.minimumSeconds,
-                    limits: options.limits, cancellation: cancellation)
-            }
-            guard let probed, probed.segments.count > 1, probed.duration > settings.minimumSeconds,
-                !(options.audio && probed.sourceAudio == .encoded)
-            else { return nil }
-            plan = probed
-        } catch {
-            // The whole-file job reports a bad input in its own words.
-            return nil
-        }
         let cuts: [SegmentFile]
         let answers: [SegmentFile]
         do {
@@ -71,43 +67,38 @@ public final class SplitJob: Sendable {
         } catch {
             throw .io(error.errno)
         }
+        let shifts: [Int64]
         do {
-            let windows = try await onLibavThread(cancellation) { () throws(TranscodeError) in
-                try plan.segments.map { (segment) throws(TranscodeError) in
-                    try SegmentSplit.write(
-                        segment.index, of: plan, from: .fileDescriptor(input),
-                        to: .fileDescriptor(cuts[segment.index].descriptor), limits: options.limits,
-                        cancellation: cancellation)
-                }
-            }
-            return SplitJob(
-                plan: plan, input: input, options: options, parallelism: parallelism, windows: windows, cuts: cuts,
-                answers: answers, prepareSeconds: seconds(ContinuousClock.now - started))
-        } catch .cancelled {
+            shifts = try await passes.cut(plan, into: cuts.map(\.descriptor))
+        } catch .transcode(.cancelled) {
             throw .transcode(.cancelled)
         } catch {
             // A cut that cannot be faithful (timestamps the MP4 muxer moves unevenly, say) is no reason to refuse
             // the upload: the whole-file job may well take it.
             return nil
         }
+        return SplitJob(
+            plan: plan, options: options, parallelism: parallelism, passes: passes,
+            windows: plan.segments.map { plan.window($0, shift: shifts[$0.index]) }, cuts: cuts, answers: answers,
+            prepareSeconds: seconds(ContinuousClock.now - started))
     }
 
     private init(
-        plan: SegmentPlan, input: Int32, options: TranscodeOptions, parallelism: Int,
+        plan: SegmentPlan, options: TranscodeOptions, parallelism: Int, passes: any SplitPasses,
         windows: [TranscodeOptions.SegmentWindow], cuts: [SegmentFile], answers: [SegmentFile], prepareSeconds: Double
     ) {
         self.plan = plan
-        self.input = input
         self.options = options
         self.parallelism = parallelism
+        self.passes = passes
         self.windows = windows
         self.cuts = cuts
         self.answers = answers
         self.prepareSeconds = prepareSeconds
     }
 
-    /// Encodes every segment through `runner` and stitches them into `output`. The input descriptor given to
-    /// `prepare` must still be open. `progress` hears the share of the segments encoded, below 1: the stitch is
+    /// Encodes every segment through `runner` and stitches them into `output`; the upload the passes read must
+    /// still be open. `progress` hears the share of the segments encoded, below 1: the stitch is
     /// still to come.
     public func run(
         output: Int32, parent: String, runner: some SegmentRunner, progress: (@Sendable (Double) -> Void)? = nil
@@ -119,18 +110,7 @@ public final class SplitJob: Sendable {
             plan, windows: windows, cuts: cuts, answers: answers, options: segmentOptions, parallelism: parallelism,
             parent: parent, runner: runner, progress: progress)
         let encoded = ContinuousClock.now
-        let cancellation = TranscodeCancellation()
-        let (answers, input, options) = (answers, input, options)
-        let report: StitchReport
-        do {
-            report = try await onLibavThread(cancellation) { () throws(TranscodeError) in
-                try stitch(
-                    segments: answers.map { .fileDescriptor($0.descriptor) }, source: .fileDescriptor(input),
-                    output: .fileDescriptor(output), options: options, cancellation: cancellation)
-            }
-        } catch {
-            throw .transcode(error)
-        }
+        let report = try await passes.stitch(answers.map(\.descriptor), into: output)
         return SplitOutcome(
             segments: plan.segments.count, segmentSeconds: plan.segments.map(\.seconds),
             videoFiltersText: reports[0].videoFiltersText, stitch: report,

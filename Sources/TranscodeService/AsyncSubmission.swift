@@ -86,15 +86,19 @@ extension Routes {
             defer { closeDescriptor(output) }
             if split {
                 do throws(Problem) {
-                    let started = ContinuousClock.now
-                    if let outcome = try await runSplit(
+                    switch try await runSplit(
                         input, output: output, id: videoID, options: options, reservation: reservation,
                         onStart: { jobs.started(job.id) }, progress: { jobs.progress(job.id, $0) })
                     {
-                        let seconds = Self.seconds(ContinuousClock.now - started)
+                    case .split(let outcome, let seconds)?:
                         let details = Self.splitDetails(outcome, seconds: seconds, options: options)
                         Self.recordSplit(of: job, output: output, details: details, options: options, in: jobs)
                         return
+                    case .whole(let outcome)?:
+                        await pool.release(reservation)
+                        Self.record(.success(outcome), of: job, options: options, in: jobs, metrics: metrics)
+                        return
+                    case nil: break
                     }
                 } catch {
                     await pool.release(reservation)

@@ -9,6 +9,8 @@ final class Job: Sendable {
 
     let input: Int32
     let output: Int32
+    /// A split pass's segments (`TranscodeOptions.splitPass`).
+    let extra: [Int32]
     let options: TranscodeOptions
     let cancellation = TranscodeCancellation()
     /// Told when a worker takes the job (an async job's `running`).
@@ -23,13 +25,15 @@ final class Job: Sendable {
     private let state = Locked(State())
 
     init(
-        input: Int32, output: Int32, options: TranscodeOptions, onStart: (@Sendable () -> Void)? = nil,
+        input: Int32, output: Int32, extra: [Int32] = [], options: TranscodeOptions,
+        onStart: (@Sendable () -> Void)? = nil,
         progress: (@Sendable (Double) -> Void)? = nil
     ) {
         self.onStart = onStart
         self.progress = progress
         self.input = input
         self.output = output
+        self.extra = extra
         self.options = options
     }
 

@@ -145,11 +145,26 @@ public struct Routes: Sendable {
         _ record: inout RequestRecord
     ) async throws(Problem) -> ServerResponse {
         let input = try await receive(body, reservation)
-        if split, let answer = try await transcodeSplit(input, id: id, options: options, reservation: reservation, &record) {
-            return answer
-        }
         let output = try temporaryFile()
-        switch await pool.run(reservation, input: input.borrowedDescriptor, output: output.borrowedDescriptor, options: options) {
+        var planned: WorkerPool.Outcome? = nil
+        if split {
+            switch try await runSplit(
+                input, output: output.borrowedDescriptor, id: id, options: options, reservation: reservation)
+            {
+            case .split(let outcome, let seconds)?:
+                return try splitAnswer(outcome, seconds: seconds, output: output, id: id, options: options, &record)
+            case .whole(let outcome)?: planned = outcome
+            case nil: break
+            }
+        }
+        let result: Result<WorkerPool.Outcome, JobFailure>
+        if let planned {
+            result = .success(planned)
+        } else {
+            result = await pool.run(
+                reservation, input: input.borrowedDescriptor, output: output.borrowedDescriptor, options: options)
+        }
+        switch result {
         case .success(let outcome):
             record.queueMs = outcome.queueWait * 1000
             record.transcodeMs = outcome.transcodeSeconds * 1000

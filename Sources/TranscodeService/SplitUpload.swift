@@ -66,20 +66,19 @@ extension Routes {
         }
     }
 
-    /// The upload as a split job, or nil when splitting does not pay (then it is one job, as before). Once the
-    /// segments are cut the upload gives its admission place back: the coordinator holds no place and no worker
-    /// while its segments take theirs.
-    func transcodeSplit(
-        _ input: TempFile, id: String, options: TranscodeOptions, reservation: WorkerPool.Reservation,
+    /// What became of an upload offered for splitting.
+    enum SplitResult {
+        /// Split, encoded and stitched into the output, in `seconds`.
+        case split(SplitOutcome, seconds: Double)
+        /// Not worth splitting: the job that planned it transcoded it whole into the output, as an ordinary job.
+        case whole(WorkerPool.Outcome)
+    }
+
+    /// The synchronous answer to a split upload: the whole-file answer's kind and id, the split's fields.
+    func splitAnswer(
+        _ outcome: SplitOutcome, seconds: Double, output: TempFile, id: String, options: TranscodeOptions,
         _ record: inout RequestRecord
-    ) async throws(Problem) -> ServerResponse? {
-        let started = ContinuousClock.now
-        let output: TempFile
-        do { output = try TempFile(directory: config.tmpDir) } catch { throw Problem(error) }
-        guard let outcome = try await runSplit(
-            input, output: output.borrowedDescriptor, id: id, options: options, reservation: reservation)
-        else { return nil }
-        let seconds = Self.seconds(ContinuousClock.now - started)
+    ) throws(Problem) -> ServerResponse {
         record.transcodeMs = seconds * 1000
         let length: Int64
         do { length = try fileSize(of: output.borrowedDescriptor) } catch { throw Problem(TempFileError(error.errno)) }
@@ -94,27 +93,39 @@ extension Routes {
         return ServerResponse(status: .ok, headerFields: fields, body: .file(descriptor: output.take(), length: length))
     }
 
-    /// The split job itself, its stitched video written to `output`; nil, with `reservation` still held, when the
-    /// upload is better run as one job. `onStart` runs once the upload is known to be split; `progress` hears the
-    /// share of its segments encoded.
+    /// Offers the upload for splitting: its job (under `reservation`) plans it, or transcodes it whole into
+    /// `output` when splitting does not pay; a planned upload is cut, its place given back (the coordinator then
+    /// holds no place and no worker while its segments take theirs), its segments encoded and stitched into
+    /// `output`. Nil, with `reservation` still held and `output` untouched, when splitting is off here or a cut
+    /// failed: then it is one ordinary job. `onStart` and `progress` are the planning job's, then the share of the
+    /// segments encoded.
     func runSplit(
         _ input: TempFile, output: Int32, id: String, options: TranscodeOptions, reservation: WorkerPool.Reservation,
         onStart: (@Sendable () -> Void)? = nil, progress: (@Sendable (Double) -> Void)? = nil
-    ) async throws(Problem) -> SplitOutcome? {
+    ) async throws(Problem) -> SplitResult? {
+        // Through the balancer every replica's workers may take a segment: as many at once as there are.
+        let parallelism = config.clusterURL == nil ? pool.workers : Self.clusterParallelism
+        guard config.split.mode == .auto, parallelism > 1, options.segment == nil else { return nil }
+        let started = ContinuousClock.now
         let job: SplitJob
         do {
-            guard let prepared = try await SplitJob.prepare(
-                input: input.borrowedDescriptor, options: options, settings: config.split,
-                // Through the balancer every replica's workers may take a segment: as many at once as there are.
-                parallelism: config.clusterURL == nil ? pool.workers : Self.clusterParallelism,
+            let passes = PoolSplitPasses(
+                pool: pool, input: input.borrowedDescriptor, options: options, reservation: reservation,
                 temporaryDirectory: config.tmpDir)
-            else { return nil }
-            job = prepared
+            switch try await passes.plan(config.split, output: output, onStart: onStart, progress: progress) {
+            case .whole(let outcome): return .whole(outcome)
+            case .unplanned: return nil
+            case .split(let plan):
+                guard let prepared = try await SplitJob.prepare(
+                    plan: plan, options: options, settings: config.split, parallelism: parallelism,
+                    temporaryDirectory: config.tmpDir, passes: passes)
+                else { return nil }
+                job = prepared
+            }
         } catch {
             throw Problem(error)
         }
         await pool.release(reservation)
-        onStart?()
         do {
             let own = PoolSegmentRunner(pool: pool, metrics: metrics)
             let outcome: SplitOutcome
@@ -131,7 +142,7 @@ extension Routes {
                 outcome = try await job.run(output: output, parent: id, runner: own, progress: progress)
             }
             metrics.splitJob(ok: true)
-            return outcome
+            return .split(outcome, seconds: Self.seconds(ContinuousClock.now - started))
         } catch {
             metrics.splitJob(ok: false)
             throw Problem(error)
@@ -160,6 +171,8 @@ extension Problem {
         switch failure {
         case .transcode(let error): self.init(error)
         case .io(let errno): self.init(TempFileError(errno))
+        case .pass(let error):
+            self = (error as? JobFailure).map(Problem.init) ?? Problem(.internalServerError, "split: \(error)")
         case .segment(let index, let error):
             var problem =
                 if let refusal = error as? PeerRefusal {

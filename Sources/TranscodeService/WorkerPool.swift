@@ -126,16 +126,17 @@ public actor WorkerPool {
         counters.admitted.store(reservations.count, ordering: .relaxed)
     }
 
-    /// Runs one transcode on a worker thread. Cancelling the calling task cancels the job: a queued job is dropped
-    /// at once, a running one stops within a frame. `onStart` runs on the worker thread when it takes the job,
-    /// `progress` there with each progress report (see `transcode`).
+    /// Runs one transcode on a worker thread (or a split job's pass: `options.splitPass`, its segments `extra`).
+    /// Cancelling the calling task cancels the job: a queued job is dropped at once, a running one stops within a
+    /// frame. `onStart` runs on the worker thread when it takes the job, `progress` there with each progress report
+    /// (see `transcode`).
     public func run(
-        _ reservation: Reservation, input: Int32, output: Int32, options: TranscodeOptions,
+        _ reservation: Reservation, input: Int32, output: Int32, options: TranscodeOptions, extra: [Int32] = [],
         onStart: (@Sendable () -> Void)? = nil, progress: (@Sendable (Double) -> Void)? = nil
     ) async -> Result<Outcome, JobFailure> {
         // Only admitted requests run: admission is what bounds the queue.
         precondition(reservations[reservation.id] != nil, "run() without a live reservation")
-        let job = Job(input: input, output: output, options: options, onStart: onStart, progress: progress)
+        let job = Job(input: input, output: output, extra: extra, options: options, onStart: onStart, progress: progress)
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 job.start(continuation)
@@ -168,8 +169,9 @@ public actor WorkerPool {
         while case .job(let job, let waiting) = queue.take() {
             job.execute(counters: queue.counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
                 Result { () throws(TranscodeError) -> TranscodeReport in
-                    try transcode(input: .fileDescriptor(job.input), output: .fileDescriptor(job.output),
-                                  options: options, cancellation: cancellation, progress: job.progress)
+                    try WorkerJob.run(
+                        input: job.input, output: job.output, extra: job.extra, options: options,
+                        cancellation: cancellation, progress: job.progress)
                 }.mapError(JobFailure.transcode)
             }
         }
@@ -189,8 +191,8 @@ public actor WorkerPool {
             case .job(let job, let waiting):
                 job.execute(counters: counters, threads: queue.threads(waiting: waiting)) { options, cancellation in
                     worker.run(
-                        options: options, input: job.input, output: job.output, cancellation: cancellation,
-                        progress: job.progress)
+                        options: options, input: job.input, output: job.output, extra: job.extra,
+                        cancellation: cancellation, progress: job.progress)
                 }
                 // That process is on its way out; the next is listed once it is forked.
                 counters.setProcess(nil, of: worker.index)

@@ -15,9 +15,20 @@ public struct SegmentPlan: Sendable, Equatable {
         public var end: Int64?
         /// Presentation seconds the segment covers, for longest-first scheduling and logs.
         public var seconds: Double
+
+        public init(index: Int, firstPacket: Int, endPacket: Int, start: Int64?, end: Int64?, seconds: Double) {
+            self.index = index
+            self.firstPacket = firstPacket
+            self.endPacket = endPacket
+            self.start = start
+            self.end = end
+            self.seconds = seconds
+        }
     }
 
     public var segments: [Segment]
+    /// The most segments a plan has: each is one descriptor passed to the stitch's worker process.
+    public static let maximumSegments = 128
     /// The input's video stream index, which the split checks it is copying.
     public var streamIndex: Int
     public var timeBase: Rational
@@ -34,8 +45,29 @@ public struct SegmentPlan: Sendable, Equatable {
     /// What the stitch does with the source's first audio stream.
     public var sourceAudio: SourceAudio
 
+    public init(
+        segments: [Segment], streamIndex: Int, timeBase: Rational, frameRate: Rational, origin: Int64,
+        keyframes: [Double], packets: Int, duration: Double, sourceAudio: SourceAudio
+    ) {
+        self.segments = segments
+        self.streamIndex = streamIndex
+        self.timeBase = timeBase
+        self.frameRate = frameRate
+        self.origin = origin
+        self.keyframes = keyframes
+        self.packets = packets
+        self.duration = duration
+        self.sourceAudio = sourceAudio
+    }
+
     /// `copied`: plain AAC-LC, remuxed as it is; `encoded`: decoded and encoded again, as a whole-file job would.
     public enum SourceAudio: String, Sendable { case none, copied, encoded }
+
+    /// Whether splitting pays and is faithful: more than one segment, a video longer than `minimumSeconds`, and
+    /// no audio to encode (the stitch copies AAC-LC; other audio is left to the whole-file job).
+    public func pays(minimumSeconds: Double, audio: Bool) -> Bool {
+        segments.count > 1 && duration > minimumSeconds && !(audio && sourceAudio == .encoded)
+    }
 
     /// The window a segment's job encodes, given the split's timestamp shift (`SegmentSplit`'s read-back).
     public func window(_ segment: Segment, shift: Int64) -> TranscodeOptions.SegmentWindow {

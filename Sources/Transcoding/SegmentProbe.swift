@@ -50,10 +50,16 @@ extension SegmentPlan {
 
         // Keyframes in decode order; a cut is a keyframe's packet index and presentation time.
         let keys = packets.indices.filter { packets[$0].key }
-        var cutPackets = SegmentPlan.cuts(
-            keyframes: keys.map { seconds(packets[$0].pts) }, duration: duration, segmentSeconds: segmentSeconds,
-            minimumSeconds: minimumSeconds
-        ).map { keys[$0] }
+        var (length, minimum) = (segmentSeconds, minimumSeconds)
+        var cutIndices: [Int]
+        repeat {
+            cutIndices = SegmentPlan.cuts(
+                keyframes: keys.map { seconds(packets[$0].pts) }, duration: duration, segmentSeconds: length,
+                minimumSeconds: minimum)
+            // Each segment is a descriptor of the stitch job: a very long video gets longer segments instead.
+            (length, minimum) = (length * 2, minimum * 2)
+        } while cutIndices.count > maximumSegments
+        var cutPackets = cutIndices.map { keys[$0] }
         // The first segment starts with the first packet whatever it is; the whole-file transcode would decode it too.
         if cutPackets.first != nil { cutPackets[0] = 0 }
 

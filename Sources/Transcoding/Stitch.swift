@@ -11,6 +11,19 @@ public struct StitchReport: Sendable, Equatable {
     /// First frame's start to the last frame's end, seconds.
     public var outputDuration: Double
     public var seconds: Double
+
+    public init(
+        segments: Int, videoFrames: Int, hasAudio: Bool, audioCopied: Bool, audioSamples: Int64, outputDuration: Double,
+        seconds: Double
+    ) {
+        self.segments = segments
+        self.videoFrames = videoFrames
+        self.hasAudio = hasAudio
+        self.audioCopied = audioCopied
+        self.audioSamples = audioSamples
+        self.outputDuration = outputDuration
+        self.seconds = seconds
+    }
 }
 
 /// Joins the H.264 segments a split job's segments answered, in order, into one MP4 with `+faststart`: one sample

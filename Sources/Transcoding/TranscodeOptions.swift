@@ -25,6 +25,8 @@ public struct TranscodeOptions: Sendable, Equatable {
     public var limits: Limits = Limits()
     /// Set for one segment of a split job: only that window's frames are encoded, at their original timestamps.
     public var segment: SegmentWindow? = nil
+    /// Set for one of a split job's passes over the upload: the job plans, cuts or stitches instead of transcoding.
+    public var splitPass: SplitPass? = nil
     /// When set, the job writes one frame as an image (`poster(input:output:options:)`) instead of the video.
     public var poster: Poster? = nil
 

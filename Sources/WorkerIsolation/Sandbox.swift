@@ -11,10 +11,13 @@ public enum Sandbox {
         /// RLIMIT_AS in bytes: every mapping past it fails, so libav's allocations answer ENOMEM. nil: unchanged.
         public var addressSpace: Int64?
         /// RLIMIT_NOFILE: the highest descriptor number plus one. A worker holds stdio, its socket and one job's two
-        /// files; a decoder has no business with more.
+        /// files, or a split pass's segments beside them (at most `SegmentPlan.maximumSegments`); a decoder has no
+        /// business with more. The filter lets the job open nothing, so the room gives it no file it was not sent.
         public var descriptors: Int
 
-        public init(addressSpace: Int64?, descriptors: Int = 16) {
+        public static let defaultDescriptors = 16 + SegmentPlan.maximumSegments
+
+        public init(addressSpace: Int64?, descriptors: Int = defaultDescriptors) {
             self.addressSpace = addressSpace
             self.descriptors = descriptors
         }

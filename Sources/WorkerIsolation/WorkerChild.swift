@@ -39,9 +39,13 @@ enum WorkerChild {
             // The parent closing its end (the service is stopping, or gave up on this job) ends the process.
             let (message, descriptors) = channel.receiveOrExit("worker")
             switch message {
-            case .job(let id, let options) where descriptors.count == 2 && jobs == 0:
+            case .job(let id, let options)
+            where descriptors.count == 2 + (options.splitPass?.extraDescriptors ?? 0) && jobs == 0:
                 jobs += 1
-                runner.submit(JobRunner.Job(id: id, options: options, input: descriptors[0], output: descriptors[1]))
+                runner.submit(
+                    JobRunner.Job(
+                        id: id, options: options, input: descriptors[0], output: descriptors[1],
+                        extra: Array(descriptors.dropFirst(2))))
             case .cancel(let id) where descriptors.isEmpty:
                 runner.cancel(id)
             default:
@@ -60,6 +64,8 @@ private final class JobRunner: @unchecked Sendable {
         let options: TranscodeOptions
         let input: Int32
         let output: Int32
+        /// A split pass's segments.
+        let extra: [Int32]
     }
 
     private let channel: WorkerChannel
@@ -122,8 +128,8 @@ private final class JobRunner: @unchecked Sendable {
         let (job, cancellation) = taken
         var outcome: WorkerOutcome
         do {
-            outcome = .report(try transcode(
-                input: .fileDescriptor(job.input), output: .fileDescriptor(job.output), options: job.options,
+            outcome = .report(try WorkerJob.run(
+                input: job.input, output: job.output, extra: job.extra, options: job.options,
                 cancellation: cancellation,
                 progress: { [channel] fraction in try? channel.send(.progress(id: job.id, fraction: fraction)) }))
         } catch .io(.noMemory) {
@@ -141,8 +147,7 @@ private final class JobRunner: @unchecked Sendable {
             outcome = fault.inject(jobMemory: jobMemory)
         }
         #endif
-        closeDescriptor(job.input)
-        closeDescriptor(job.output)
+        for fd in [job.input, job.output] + job.extra { closeDescriptor(fd) }
         // The parent may be gone (it gave up on the job): nobody is left to answer, and the process ends either way.
         try? channel.send(.finished(id: job.id, outcome))
         _exit(0)

@@ -114,7 +114,7 @@ public final class WorkerProcess {
     /// `progress` hears the child's progress reports, checked (this job's, a number in 0...1, rising, in steps of
     /// at least `progressStep`) so that a child cannot flood the parent or make a job's progress go back.
     public func run(
-        options: TranscodeOptions, input: Int32, output: Int32, cancellation: TranscodeCancellation,
+        options: TranscodeOptions, input: Int32, output: Int32, extra: [Int32] = [], cancellation: TranscodeCancellation,
         progress: ((Double) -> Void)? = nil
     ) -> Result<TranscodeReport, JobFailure> {
         jobID += 1
@@ -131,7 +131,7 @@ public final class WorkerProcess {
             guard let current = self.child else { return .failure(.workerLost("no worker process")) }
             child = current
             do {
-                try child.channel.send(.job(id: id, options: options), descriptors: [input, output])
+                try child.channel.send(.job(id: id, options: options), descriptors: [input, output] + extra)
                 break
             } catch {
                 // It died between the look and the send: the same case, once.

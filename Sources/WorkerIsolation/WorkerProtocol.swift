@@ -11,7 +11,8 @@ import Transcoding
 //                      spawned(pid)       the child is forked (it says ready on its own socket once confined)
 //                      spawnFailed(errno) fork(2) failed
 //                      reaped(pid, status) the wait status
-//   parent → child     job(id, options)   with the input and output descriptors attached (SCM_RIGHTS)
+//   parent → child     job(id, options)   with the input and output descriptors attached (SCM_RIGHTS), then a
+//                                         split pass's segments (`options.splitPass`, SplitPassJob.swift)
 //                      cancel(id)         stop job `id` at its next checkpoint (a stale id is ignored)
 //   child → parent     ready              the child's own filter is in force; its one job may come
 //                      progress(id, f)    the share of the input encoded so far, in steps of at least 1 %
@@ -159,6 +160,7 @@ struct WireWriter {
             writer.string(poster.format.rawValue)
         }
         optional(options.segment) { $0.segmentWindow($1) }
+        optional(options.splitPass) { $0.splitPass($1) }
     }
 
     mutating func outcome(_ outcome: WorkerOutcome) {
@@ -294,6 +296,7 @@ struct WireReader {
                 format: try reader.choice())
         }
         options.segment = try optional { reader throws(WorkerProtocolError) in try reader.segmentWindow() }
+        options.splitPass = try optional { reader throws(WorkerProtocolError) in try reader.splitPass() }
         return options
     }
 

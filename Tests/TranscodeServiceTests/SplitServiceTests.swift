@@ -29,6 +29,9 @@ struct SplitServiceTests {
             #expect(segments >= 3)
             #expect(try service.metric("ffmpeg_processor_split_jobs_total{outcome=\"ok\"}") == 1)
             #expect(try service.metric("ffmpeg_processor_segments_total{event=\"sent\"}") == Double(segments))
+            // The plan, the cut and the stitch read the upload as jobs of the pool (worker processes, by default),
+            // beside the segments': the service itself parsed none of it.
+            #expect(service.service.pool.counters.completed.load(ordering: .relaxed) == segments + 3)
             let whole = try service.post("/long?split=off", body: Self.long.bytes)
             #expect(whole.status == 200)
             #expect(whole.header("X-Video-Segments") == nil)
@@ -45,6 +48,25 @@ struct SplitServiceTests {
             #expect(times[0] == times[1])
             // Both answers given back their places: nothing is admitted once they are answered.
             #expect(service.service.pool.counters.admitted.load(ordering: .relaxed) == 0)
+        }
+    }
+
+    @Test("more segments than a worker process has descriptors of its own: the cut and the stitch get them all")
+    func manySegments() async throws {
+        let many = Clips.generate("many-keyframes.mp4") { $0.seconds = 18; $0.keyframeInterval = 25 }
+        try await onThread {
+            let service = try RunningService(workers: 2, queue: 4) {
+                $0.split.segmentSeconds = 1
+                $0.split.minimumSeconds = 3
+            }
+            defer { service.stop() }
+            let answer = try service.post("/many", body: many.bytes)
+            #expect(answer.status == 200, "\(answer.text.prefix(300))")
+            let segments = try #require(answer.header("X-Video-Segments").flatMap { Int($0) })
+            #expect(segments >= 16)
+            let probe = try Clips.probe(answer.body)
+            #expect(probe.video?.frameCount == many.frames && probe.video?.decodeErrors == 0)
+            #expect(probe.audio?.codec == "aac")
         }
     }
 

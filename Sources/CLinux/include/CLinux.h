@@ -90,7 +90,7 @@ static inline size_t clinux_epoll_event_size(void) { return sizeof(struct epoll_
    with `count` descriptors as one message (MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE). `clinux_receive_fds`
    receives one message; the descriptors it carries arrive close-on-exec, and any beyond `capacity` are closed.
    `truncated` is set when the message or its descriptors did not fit. Both return what sendmsg/recvmsg return. */
-#define CLINUX_MAX_PASSED_FDS 4
+#define CLINUX_MAX_PASSED_FDS 130 /* a job's input and output, and a stitch's 128 segments */
 long clinux_send_fds(int socket, const void *bytes, size_t length, const int *fds, int count);
 long clinux_receive_fds(int socket, void *bytes, size_t length, int *fds, int capacity, int *count, int *truncated);
 static inline int clinux_sock_seqpacket(void) { return SOCK_SEQPACKET; }
