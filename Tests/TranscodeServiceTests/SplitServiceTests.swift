@@ -70,6 +70,31 @@ struct SplitServiceTests {
         }
     }
 
+    @Test("DELETE of an async job mid-split cancels it: its segments stop, every place and worker is free again")
+    func deleteMidSplit() async throws {
+        let many = Clips.generate("many-keyframes.mp4") { $0.seconds = 18; $0.keyframeInterval = 25 }
+        try await onThread {
+            let service = try RunningService(workers: 2, queue: 4) {
+                $0.split.segmentSeconds = 1
+                $0.split.minimumSeconds = 3
+            }
+            defer { service.stop() }
+            let location = try service.submitJob("/many?preset=veryslow", body: many.bytes)
+            // Progress moves once a segment is in: the job is split and its other segments are under way.
+            _ = try service.follow(location, seconds: 120) { ($0["progress"] as? Double ?? 0) > 0 }
+            #expect(try service.request("DELETE", location).status == 204)
+            #expect(try service.follow(location, seconds: 30) { $0["state"] as? String == "cancelled" }.isEmpty == false)
+            #expect(try service.wait(seconds: 30) { $0["running"] as? Int == 0 && $0["queued"] as? Int == 0 })
+            #expect(waitUntil(30) { service.service.pool.counters.admitted.load(ordering: .relaxed) == 0 })
+            #expect(try service.get(location + "/output").status == 409)
+            // Stopped, not run out: fewer jobs completed than the plan, the cut, its segments (at least 16, as in
+            // manySegments) and the stitch would be, and no split job succeeded.
+            let completed = service.service.pool.counters.completed.load(ordering: .relaxed)
+            #expect(completed < 2 + 16, "\(completed) jobs completed")
+            #expect(try service.metric("ffmpeg_processor_split_jobs_total{outcome=\"ok\"}") ?? 0 == 0)
+        }
+    }
+
     @Test("no split with one worker, for a short video, or with a bad split value (400)")
     func notSplit() async throws {
         try await onThread {
