@@ -32,7 +32,10 @@ struct ManyWatchersTests {
             #expect(waitUntil(60) { running.service.jobs.watcherCount == 1000 }, "\(running.service.jobs.watcherCount)")
             let grown = Self.residentBytes() - before
             let threadsAfter = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count
-            #expect(grown < 20 << 20, "1000 watchers grew the process by \(grown >> 20) MiB")
+            // Under TSan each watcher's buffers carry shadow memory (62 MB in CI); the bound is for real builds.
+            if !threadSanitizerIsActive {
+                #expect(grown < 20 << 20, "1000 watchers grew the process by \(grown >> 20) MiB")
+            }
             // The cooperative pool may add a thread or two under the load; a thread per watcher would add 1000.
             #expect(threadsAfter - threadsBefore < 16, "\(threadsBefore) → \(threadsAfter) threads")
             #expect(try running.request("DELETE", location).status == 204)
