@@ -162,6 +162,20 @@ struct ServeCommand: AsyncParsableCommand {
         await signals.first()
         logger.info("signal received: draining (a second signal exits at once)")
         signals.onNext { _exit(130) }
+        // The drain is bounded by its own clock, but it runs on the cooperative pool and ends by joining the event
+        // loops: should either ever stall (seen once in CI, never reproduced), the replica must still go away by
+        // itself rather than wait for the orchestrator's SIGKILL. A Dispatch timer does not need that pool.
+        let bound = config.shutdownDelay + config.drainTimeout + 10
+        DispatchQueue.global().asyncAfter(deadline: .now() + bound) { [logger] in
+            logger.error("the drain did not end within \(Int(bound)) s of the signal: exiting without it")
+            _exit(70)
+        }
+        #if DEBUG
+        // The test of the timer above: a drain that never ends.
+        if getenv("FFMPEG_PROCESSOR_DEBUG_STALL_DRAIN").map({ String(cString: $0) }) == "1" {
+            while true { pause() }
+        }
+        #endif
         await service.drainAndStop()
         logger.info("stopped")
     }

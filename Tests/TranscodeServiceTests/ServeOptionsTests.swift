@@ -60,6 +60,20 @@ struct ServeOptionsTests {
         #expect(try connection.readResponse().status == 200)
     }
 
+    @Test("a drain that never ends still ends the process: exit 70 once --drain-timeout and 10 s have passed")
+    func stalledDrain() throws {
+        let (process, port, log) = try Self.start(
+            ["--drain-timeout", "1s"], environment: ["FFMPEG_PROCESSOR_DEBUG_STALL_DRAIN": "1"])
+        defer { Self.stop(process) }
+        try #require(port != nil, "the service did not start: \(log)")
+        let signalled = ContinuousClock.now
+        process.terminate()
+        // 11 s is the bound; the margin is for a loaded machine, the lower bound shows the timer, not the drain, ended it.
+        #expect(waitUntil(60) { !process.isRunning })
+        #expect(ContinuousClock.now - signalled >= .seconds(10))
+        #expect(process.terminationStatus == 70)
+    }
+
     @Test("a host that is neither an address nor a name that resolves stops the start with the reason")
     func unknownHost() throws {
         let (process, port, log) = try Self.start(["--host", "no-such-host.invalid"])
