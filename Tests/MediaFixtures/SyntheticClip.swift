@@ -28,6 +28,10 @@ public struct SyntheticClip: Sendable {
     /// Each frame holds two fields half a frame apart, top field first, coded as interlaced (`AV_CODEC_FLAG_INTERLACED_DCT`
     /// and `_ME`; MBAFF with libx264).
     public var interlaced = false
+    /// 8-bit only: the first frames show these pictures, one each, before the moving pattern (which still moves
+    /// as if it had been shown from the start).
+    public var opening: [Opening] = []
+    public enum Opening: Sendable { case black, checkerboard }
 
     /// - sdr: 8-bit 4:2:0, untagged.
     /// - sdr10: 10-bit 4:2:0, BT.709.
@@ -90,7 +94,9 @@ public struct SyntheticClip: Sendable {
             let videoSeconds = Double(videoPts) / (variableFrameRate ? 1000 : Double(frameRate))
             if !videoDone, let video, audioDone || videoSeconds <= Double(audioPts) / Double(sampleRate) {
                 try SyntheticPicture.prepare(picture.pointer, for: video.encoder.pointer)
-                if signal == .rgba {
+                if videoIndex < opening.count {
+                    SyntheticPicture.fillOpening8(picture.pointer, opening[videoIndex])
+                } else if signal == .rgba {
                     SyntheticPicture.fillRGBA(picture.pointer, index: videoIndex)
                 } else if signal != .sdr {
                     SyntheticPicture.fill10(picture.pointer, index: videoIndex, flatLevel: flatLevel)
