@@ -97,16 +97,17 @@ public struct HDR10Metadata: Sendable, Equatable, CustomStringConvertible {
               let white = point(metadata.white_point),
               let maxLuminance = units(metadata.max_luminance, luminanceUnits),
               let minLuminance = units(metadata.min_luminance, luminanceUnits),
-              maxLuminance > 0, maxLuminance <= Int(UInt32.max)
+              maxLuminance > 0, maxLuminance <= Int(UInt32.max), minLuminance <= maxLuminance
         else { return nil }
         return MasteringDisplay(red: red, green: green, blue: blue, whitePoint: white,
                                 maxLuminance: maxLuminance, minLuminance: minLuminance)
     }
 
-    /// 0,0 is CTA-861.3's "unknown": nothing to carry.
+    /// 0,0 is CTA-861.3's "unknown": nothing to carry. Its fields (and HEVC's, and `clli`'s) are 16 bits, which
+    /// libav's are not.
     private static func contentLight(_ metadata: AVContentLightMetadata) -> ContentLight? {
         guard metadata.MaxCLL > 0 || metadata.MaxFALL > 0 else { return nil }
-        return ContentLight(maxCLL: Int(metadata.MaxCLL), maxFALL: Int(metadata.MaxFALL))
+        return ContentLight(maxCLL: Int(min(metadata.MaxCLL, 65535)), maxFALL: Int(min(metadata.MaxFALL, 65535)))
     }
 
     /// Adds both parts to an output stream's side data, from which the MP4 muxer writes `mdcv` and `clli` and the
@@ -234,8 +235,8 @@ extension HDR10Metadata {
     }
 }
 
-/// `value / scale` written out exactly, for a power-of-ten `scale`: 34000 in 50000ths is "0.68000". Without
-/// Foundation, and without a binary float's rounding.
+/// `value / scale` written out exactly, for a `scale` that divides a power of ten: 34000 in 50000ths is "0.68000".
+/// Without Foundation, and without a binary float's rounding.
 func decimal(_ value: Int, _ scale: Int) -> String {
     var places = 0
     var unit = 1
