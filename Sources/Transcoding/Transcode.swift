@@ -103,8 +103,10 @@ public func transcode(
     guard let videoStream = demuxer.bestVideoStream() else { throw .noVideoStream }
     let muxer = try Muxer(output, container: options.container, control: control)
     let startTime = demuxer.context.pointee.start_time
+    let packets = PacketReader(demuxer)
+    let hdr10 = try HDR10Metadata.kept(stream: videoStream, reader: packets, options: options, control: control)
     let video = try VideoPipeline(
-        stream: videoStream, demuxer: demuxer, muxer: muxer, options: options, startTime: startTime)
+        stream: videoStream, demuxer: demuxer, muxer: muxer, options: options, startTime: startTime, hdr10: hdr10)
     let audio: (any AudioOutput)? =
         if options.audio, let stream = demuxer.bestAudioStream(related: videoStream.pointee.index) {
             try makeAudioOutput(stream: stream, muxer: muxer, options: options, startTime: startTime)
@@ -143,7 +145,7 @@ public func transcode(
     let packet = try Packet()
     demuxing: while true {
         try control.checkpoint()
-        let status = av_read_frame(demuxer.context, packet.pointer)
+        let status = packets.read(into: packet.pointer)
         if status == shim_averror_eof() { break }
         if status < 0 {
             if let reason = control.shouldStop() { throw reason }
