@@ -173,9 +173,10 @@ struct ServeCommand: AsyncParsableCommand {
         signals.onNext { _exit(130) }
         // The drain is bounded by its own clock, but it runs on the cooperative pool and ends by joining the event
         // loops: should either ever stall (seen once in CI, never reproduced), the replica must still go away by
-        // itself rather than wait for the orchestrator's SIGKILL. A Dispatch timer does not need that pool.
+        // itself rather than wait for the orchestrator's SIGKILL. A queue of its own, not a global one: on Linux the
+        // global queues share their few threads with that pool, and a timer there waited behind the stalled drain.
         let bound = config.shutdownDelay + config.drainTimeout + 10
-        DispatchQueue.global().asyncAfter(deadline: .now() + bound) { [logger] in
+        DispatchQueue(label: "drain-bound").asyncAfter(deadline: .now() + bound) { [logger] in
             logger.error("the drain did not end within \(Int(bound)) s of the signal: exiting without it")
             _exit(70)
         }
