@@ -57,6 +57,8 @@ extension Problem {
         case .notAVideo: self.init(.unsupportedMediaType, "\(error)")
         case .noVideoStream, .unsupportedCodec, .corruptInput, .pastTheEnd: self.init(.unprocessableContent, "\(error)")
         case .limitExceeded(.jobTime): self.init(.unprocessableContent, "the video takes too long to transcode (job time limit)")
+        case .limitExceeded(.stall):
+            self.init(.unprocessableContent, "the transcode stopped making progress: no frame was encoded for the stall limit")
         case .limitExceeded(.memory): self.init(JobFailure.outOfMemory)
         case .limitExceeded: self.init(.contentTooLarge, "\(error)")
         case .invalidOption: self.init(.badRequest, "\(error)")

@@ -21,8 +21,14 @@ public struct ServiceConfig: Sendable {
     public var queueBytes: Int64 = 8 << 30
     /// Where the anonymous temp files live.
     public var tmpDir = ServiceConfig.defaultTemporaryDirectory
-    /// Wall-clock limit of one transcode, seconds.
+    /// Wall-clock limit of one transcode, seconds: the floor, to which `jobTimePerVideoSecond` adds.
     public var jobTimeout = 600.0
+    /// Seconds of limit per second of 1080p video (in proportion to the output's pixels). One 1080p job at the
+    /// default preset takes about 1.2 s a second of video on 2 cores, twice that with both workers busy: 3 leaves
+    /// room, so a 10-minute 1080p upload gets 600 + 1800 s (docs/BENCHMARKS.md, 2026-12-07).
+    public var jobTimePerVideoSecond = 3.0
+    /// A job that encodes no frame for this long is killed, whatever its limit (the bound on a hang).
+    public var stallTimeout = 60.0
     /// How long SIGTERM waits for running and queued jobs.
     public var drainTimeout = 60.0
     /// Seconds between SIGTERM and the drain (lame duck): `/about` answers 503 at once so that load balancers stop
@@ -138,6 +144,8 @@ public struct ServiceConfig: Sendable {
         var options = TranscodeOptions()
         options.limits = limits
         options.limits.jobTimeLimitSeconds = jobTimeout
+        options.limits.jobTimePerVideoSecond = jobTimePerVideoSecond
+        options.limits.stallLimitSeconds = stallTimeout
         // 0 here means "let the pool decide per job" (see `JobQueue.threads(waiting:)`).
         options.threads = 0
         return options
@@ -146,7 +154,8 @@ public struct ServiceConfig: Sendable {
     /// One line for the start-up log.
     public var summary: String {
         "host=\(host) port=\(port) workers=\(workers) queue=\(queue) max-body=\(maxBody) queue-bytes=\(queueBytes) "
-            + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s shutdown-delay=\(shutdownDelay)s drain-timeout=\(drainTimeout)s "
+            + "tmp-dir=\(tmpDir) job-timeout=\(jobTimeout)s job-time-per-video-second=\(jobTimePerVideoSecond)s "
+            + "stall-timeout=\(stallTimeout)s shutdown-delay=\(shutdownDelay)s drain-timeout=\(drainTimeout)s "
             + "log-level=\(logLevel) "
             + "event-loops=\(eventLoopThreads) max-connections=\(maxConnections) header-timeout=\(headerTimeout)s "
             + "body-idle-timeout=\(bodyIdleTimeout)s min-body-rate=\(minBodyRate)B/s "

@@ -1,17 +1,31 @@
 import CFFmpeg
 import SystemSupport
 
-/// What libav's interrupt callback consults: the caller's cancellation and the job's deadline.
+/// What libav's interrupt callback consults: the caller's cancellation, the job's deadline and, once frames are
+/// being encoded, how long ago the last one was.
 final class JobControl {
     let cancellation: TranscodeCancellation?
-    private let deadline: UInt64?
+    private let started = monotonicNanos()
+    private var deadline: UInt64?
+    private var stallLimit: UInt64?
+    private var lastAlive: UInt64?
     /// Why the last check said stop, so that an AVERROR_EXIT can be reported as what it was.
     private(set) var stopReason: TranscodeError?
 
     init(cancellation: TranscodeCancellation?, timeLimitSeconds: Double?) {
         self.cancellation = cancellation
-        self.deadline = timeLimitSeconds.map { monotonicNanos() + UInt64($0 * 1e9) }
+        self.deadline = timeLimitSeconds.map { started + UInt64($0 * 1e9) }
     }
+
+    /// The limit once the video's length is known (seconds from the job's start), and the stall bound from now on.
+    func setTimeLimit(_ seconds: Double?, stallSeconds: Double?) {
+        deadline = seconds.map { started + UInt64($0 * 1e9) }
+        stallLimit = stallSeconds.map { UInt64($0 * 1e9) }
+        noteAlive()
+    }
+
+    /// A frame was encoded.
+    func noteAlive() { lastAlive = monotonicNanos() }
 
     /// Nil while the job may go on.
     func shouldStop() -> TranscodeError? {
@@ -20,6 +34,8 @@ final class JobControl {
             stopReason = .cancelled
         } else if let deadline, monotonicNanos() >= deadline {
             stopReason = .limitExceeded(.jobTime)
+        } else if let stallLimit, let lastAlive, monotonicNanos() >= lastAlive + stallLimit {
+            stopReason = .limitExceeded(.stall)
         }
         return stopReason
     }

@@ -40,6 +40,11 @@ public struct MediaProbe: Sendable, Equatable {
         public var decodeErrors: Int?
         /// Decoded video frames that say they hold two fields, when asked to decode.
         public var interlacedFrames: Int?
+        /// HDR10 metadata in the container (MP4's `mdcv`/`clli`, Matroska's MasteringMetadata/MaxCLL).
+        public var containerHDR10: HDR10Metadata? = nil
+        /// HDR10 metadata the decoder attached to the first frame (HEVC's SEI, AV1's metadata OBUs), when asked to
+        /// decode.
+        public var firstFrameHDR10: HDR10Metadata? = nil
     }
 
     /// libav's first name for the container ("mov" for MP4).
@@ -109,6 +114,7 @@ public struct MediaProbe: Sendable, Equatable {
                                          unless: parameters.color_space == AVCOL_SPC_UNSPECIFIED)
             described.colorRange = name(av_color_range_name(parameters.color_range),
                                         unless: parameters.color_range == AVCOL_RANGE_UNSPECIFIED)
+            described.containerHDR10 = HDR10Metadata(stream: stream)
             described.fieldOrder =
                 switch parameters.field_order {
                 case AV_FIELD_PROGRESSIVE: "progressive"
@@ -129,6 +135,7 @@ public struct MediaProbe: Sendable, Equatable {
         var samples = 0
         var errors = 0
         var interlaced = 0
+        var firstHDR10: HDR10Metadata?
         var first: Int64?
         var end: Int64 = 0
     }
@@ -158,6 +165,7 @@ public struct MediaProbe: Sendable, Equatable {
                 errors: &errors, what: "decoding stream \(index)"
             ) { () throws(TranscodeError) in
                 defer { av_frame_unref(frame.pointer) }
+                if counter.frames == 0 { counter.firstHDR10 = HDR10Metadata(frame: frame.pointer) }
                 counter.frames += 1
                 counter.samples += Int(frame.pointer.pointee.nb_samples)
                 if frame.pointer.pointee.interlaced_frame != 0 { counter.interlaced += 1 }
@@ -182,7 +190,10 @@ public struct MediaProbe: Sendable, Equatable {
             guard let counter = counters[stream.index] else { continue }
             streams[i].frameCount = counter.frames
             if stream.kind == .audio { streams[i].sampleCount = counter.samples }
-            if stream.kind == .video { streams[i].interlacedFrames = counter.interlaced }
+            if stream.kind == .video {
+                streams[i].interlacedFrames = counter.interlaced
+                streams[i].firstFrameHDR10 = counter.firstHDR10
+            }
             streams[i].decodeErrors = counter.errors
             streams[i].decodedDuration = counter.first.map { Double(counter.end - $0) * av_q2d(counter.timeBase) }
         }

@@ -49,15 +49,21 @@ public enum VideoCodec: String, Sendable, CaseIterable {
     /// libvpx's speed settings are fixed at the values measured to serve (see `privateOptions`).
     public var takesPreset: Bool { self == .h264 || self == .hevc }
 
-    /// The encoder's private options besides `crf`.
-    func privateOptions(preset: String, crf: Int) -> [String: String] {
+    /// The encoder's private options besides `crf`; `hdr10` goes into the bitstream where FFmpeg 5.1's wrapper can
+    /// pass it (x265's SEI, SVT-AV1's metadata OBUs; 5.1 reads no side data from frames). VP9 has no place for it,
+    /// and x264's SEI is not read back by 5.1's H.264 decoder, so neither gets it there: their containers carry it.
+    func privateOptions(preset: String, crf: Int, hdr10: HDR10Metadata? = nil) -> [String: String] {
         switch self {
         case .h264: ["preset": preset, "crf": String(crf)]
         // x265 writes its banner and statistics to stderr unless told not to.
-        case .hevc: ["preset": preset, "crf": String(crf), "x265-params": "log-level=error"]
+        case .hevc:
+            ["preset": preset, "crf": String(crf),
+             "x265-params": (["log-level=error"] + (hdr10?.x265Parameters ?? [])).joined(separator: ":")]
         // Preset 8: 1.8-2.5x x264 medium's CPU time; preset 6 makes 10-16 % fewer bytes for 1.6-1.8x preset 8's
         // time, preset 10 more bytes at lower PSNR (docs/BENCHMARKS.md).
-        case .av1: ["preset": "8", "crf": String(crf)]
+        case .av1:
+            ["preset": "8", "crf": String(crf)].merging(
+                hdr10.map { ["svtav1-params": $0.svtAV1Parameters.joined(separator: ":")] } ?? [:]) { a, _ in a }
         // Constant quality needs a zero bit rate (set on the context); row-mt lets 2+ threads share one tile column
         // at small sizes; cpu-used 2 makes 4 % fewer bytes (+0.3 dB) for 1.4x cpu-used 4's time.
         case .vp9: ["crf": String(crf), "deadline": "good", "cpu-used": "4", "row-mt": "1"]

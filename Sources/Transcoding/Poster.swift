@@ -30,7 +30,7 @@ extension TranscodeOptions {
             }
         }
 
-        /// Seconds from the start; nil (`auto`): the first frame of the first seconds that is neither black nor blank.
+        /// Seconds from the start; nil (`auto`): the most representative frame of the first seconds (`Thumbnail`).
         public var at: Double?
         public var format: ImageFormat
 
@@ -50,17 +50,55 @@ public struct PosterReport: Sendable, Equatable {
 }
 
 /// Writes one frame of `input` as an image at `output`: the frame shown at `options.at` (the first whose time is at or
-/// after it, as `ffmpeg -ss <at> -i input -frames:v 1` picks), converted exactly as a transcode converts it
-/// (deinterlaced, tone-mapped, scaled) and turned upright, since an image carries no rotation.
+/// after it, as `ffmpeg -ss <at> -i input -frames:v 1` picks), or with `auto` the most representative frame of the
+/// first seconds (`Thumbnail`), converted exactly as a transcode converts it (deinterlaced, tone-mapped, scaled) and
+/// turned upright, since an image carries no rotation.
 @discardableResult
 public func poster(input: MediaLocation, output: MediaLocation, options: TranscodeOptions,
                    cancellation: TranscodeCancellation? = nil) throws(TranscodeError) -> PosterReport {
     try options.validate()
     Libav.configureLogging()
     let request = options.poster ?? TranscodeOptions.Poster()
-    let limits = options.limits
-    let control = JobControl(cancellation: cancellation, timeLimitSeconds: limits.jobTimeLimitSeconds)
-    let demuxer = try Demuxer(input, limits: limits, control: control)
+    let control = JobControl(cancellation: cancellation, timeLimitSeconds: options.limits.jobTimeLimitSeconds)
+    var target = request.at.map(FrameChooser.Target.time)
+    if target == nil {
+        // Two passes rather than keeping the candidates: a few seconds of 4K frames would be gigabytes, their
+        // histograms are kilobytes. The second pass opens the input afresh, so its frames come in the same order.
+        var thumbnail = Thumbnail()
+        _ = try eachFrame(of: input, options: options, control: control, from: nil) { frame, seconds in
+            thumbnail.add(frame, seconds: seconds)
+        }
+        target = .index(thumbnail.choice)
+    }
+    var chooser = FrameChooser(target!)
+    let chosen = try Frame()
+    let opened = try eachFrame(of: input, options: options, control: control, from: request.at) {
+        frame, seconds throws(TranscodeError) in
+        if chooser.offer(seconds: seconds) {
+            try check(av_frame_ref(chosen.pointer, frame), "keeping a frame")
+        }
+        return chooser.isDone
+    }
+    guard chooser.hasFrame else {
+        if let at = request.at, let last = chooser.lastSeconds { throw .pastTheEnd(at: at, last: last) }
+        throw .corruptInput("no video frame could be decoded")
+    }
+    let image = try withExtendedLifetime(opened.demuxer) { () throws(TranscodeError) in
+        try encodeImage(chosen.pointer, stream: opened.stream, format: request.format, options: options)
+    }
+    try writeAll(image.bytes, to: output)
+    return PosterReport(width: image.width, height: image.height, seconds: chooser.chosenSeconds ?? 0,
+                        bytes: image.bytes.count)
+}
+
+/// Opens `input`'s video (from the keyframe at or before `at`, if given) and decodes it, handing each frame and its
+/// time from the start to `body` until `body` says it is done or the video ends. The demuxer is returned open: the
+/// stream it owns describes the frames.
+private func eachFrame(
+    of input: MediaLocation, options: TranscodeOptions, control: JobControl, from at: Double?,
+    _ body: (UnsafeMutablePointer<AVFrame>, Double) throws(TranscodeError) -> Bool
+) throws(TranscodeError) -> (demuxer: Demuxer, stream: UnsafeMutablePointer<AVStream>) {
+    let demuxer = try Demuxer(input, limits: options.limits, control: control)
     guard let stream = demuxer.bestVideoStream() else { throw .noVideoStream }
     for other in demuxer.streams where other != stream { other.pointee.discard = AVDISCARD_ALL }
     let decoder = try openVideoDecoder(stream, options: options)
@@ -68,109 +106,136 @@ public func poster(input: MediaLocation, output: MediaLocation, options: Transco
     let start = saneTimestamp(demuxer.context.pointee.start_time).map {
         av_rescale_q($0, shim_time_base_q(), timeBase)
     } ?? 0
-    if let at = request.at, at > 0 {
+    if let at, at > 0 {
         // To the keyframe at or before `at`; decoding goes on from there. A container that cannot seek is read from
         // its start, which is where it already is.
         let target = Int64(at * Double(AV_TIME_BASE)) + (saneTimestamp(demuxer.context.pointee.start_time) ?? 0)
         _ = avformat_seek_file(demuxer.context, -1, Int64.min, target, target, 0)
     }
-    let chosen = try Frame()
     let decoded = try Frame()
     let packet = try Packet()
-    var chooser = FrameChooser(at: request.at)
     var errors = 0
-    func take() throws(TranscodeError) -> Bool {
-        var done = false
+    var done = false
+    func take() throws(TranscodeError) {
         try DecodeLoop.drain(
             receive: { avcodec_receive_frame(decoder.pointer, decoded.pointer) }, control: control, errors: &errors,
             what: "decoding video"
         ) { () throws(TranscodeError) in
             defer { av_frame_unref(decoded.pointer) }
             guard !done, let pts = saneTimestamp(decoded.pointer.pointee.best_effort_timestamp) else { return }
-            let seconds = Double(pts - start) * av_q2d(timeBase)
-            if chooser.offer(decoded.pointer, seconds: seconds) {
-                av_frame_unref(chosen.pointer)
-                try check(av_frame_ref(chosen.pointer, decoded.pointer), "keeping a frame")
-                done = chooser.isDone
-            }
+            done = try body(decoded.pointer, Double(pts - start) * av_q2d(timeBase))
         }
-        return done
     }
-    reading: while true {
+    while !done {
         try control.checkpoint()
         let status = av_read_frame(demuxer.context, packet.pointer)
-        if status < 0 { break reading }
+        if status < 0 { break }
         defer { av_packet_unref(packet.pointer) }
         guard packet.pointer.pointee.stream_index == stream.pointee.index else { continue }
         if avcodec_send_packet(decoder.pointer, packet.pointer) < 0 { continue }
-        if try take() { break reading }
+        try take()
     }
-    if !chooser.isDone {
+    if !done {
         avcodec_send_packet(decoder.pointer, nil)
-        _ = try take()
+        try take()
     }
-    guard chooser.hasFrame else {
-        if let at = request.at, let last = chooser.lastSeconds { throw .pastTheEnd(at: at, last: last) }
-        throw .corruptInput("no video frame could be decoded")
-    }
-    let image = try encodeImage(chosen.pointer, stream: stream, format: request.format, options: options)
-    try writeAll(image.bytes, to: output)
-    return PosterReport(width: image.width, height: image.height, seconds: chooser.chosenSeconds ?? 0,
-                        bytes: image.bytes.count)
+    return (demuxer, stream)
 }
 
-/// The frame a poster shows: at a time, the first frame at or after it; `auto`, the first of the first 3 seconds
-/// whose luma is neither nearly uniform (a black, white or blank fade) nor absent, else the first frame.
+/// The frame a poster shows: at a time, the first frame at or after it; else the frame with that index among those
+/// decoded (with timestamps) from the start.
 struct FrameChooser {
-    let at: Double?
+    enum Target: Equatable { case time(Double), index(Int) }
+    let target: Target
     private(set) var hasFrame = false
     private(set) var isDone = false
     private(set) var chosenSeconds: Double?
     private(set) var lastSeconds: Double?
+    private var seen = 0
 
-    init(at: Double?) { self.at = at }
+    init(_ target: Target) { self.target = target }
 
-    /// Whether `frame` is the one to keep (so far).
-    mutating func offer(_ frame: UnsafeMutablePointer<AVFrame>, seconds: Double) -> Bool {
+    /// Whether the frame at `seconds`, the next one decoded, is the one to keep.
+    mutating func offer(seconds: Double) -> Bool {
         lastSeconds = max(lastSeconds ?? seconds, seconds)
-        if let at {
-            // A microsecond of slack: timestamps in 1/90000 or milliseconds do not land on `at` exactly.
-            guard seconds >= at - 1e-6 else { return false }
+        defer { seen += 1 }
+        switch target {
+        // A microsecond of slack: timestamps in 1/90000 or milliseconds do not land on `at` exactly.
+        case .time(let at) where seconds < at - 1e-6: return false
+        case .index(let index) where seen != index: return false
+        default:
             (hasFrame, isDone, chosenSeconds) = (true, true, seconds)
             return true
         }
-        let informative = lumaSpread(frame) >= 10
-        if informative || !hasFrame {
-            (hasFrame, chosenSeconds) = (true, seconds)
-            isDone = informative || seconds >= 3
-            return true
-        }
-        isDone = seconds >= 3
-        return false
+    }
+}
+
+/// `auto`'s choice, as libavfilter's `thumbnail` filter makes it (vf_thumbnail.c): of the frames of the first
+/// `seconds` (at most `limit`), the one whose histogram is closest, by the sum of squared differences, to their
+/// average. Frames whose luma is nearly uniform (black, white, a blank fade) are left out while any other exists:
+/// an intro of black would otherwise pull the average, and the choice, towards itself. The histogram is of luma,
+/// sampled; formats without a luma plane (RGB, palettes) give no histogram, and then the first frame is chosen.
+struct Thumbnail {
+    static let seconds = 3.0
+    static let limit = 200
+    private var histograms: [[Double]] = []
+    private var informative: [Bool] = []
+
+    /// Takes the histogram of the next frame, shown at `seconds`; true once enough frames have been seen (the frame
+    /// is then not taken if it is past the first seconds).
+    mutating func add(_ frame: UnsafeMutablePointer<AVFrame>, seconds: Double) -> Bool {
+        if seconds >= Self.seconds && !histograms.isEmpty { return true }
+        let histogram = Self.lumaHistogram(frame)
+        histograms.append(histogram ?? [])
+        informative.append(histogram.map { Self.spread($0) >= 10 } ?? false)
+        return histograms.count >= Self.limit
     }
 
-    /// The standard deviation of a sample of the luma plane, in 8-bit codes; 0 for formats it cannot read.
-    private func lumaSpread(_ frame: UnsafeMutablePointer<AVFrame>) -> Double {
+    /// The chosen frame's index among those added.
+    var choice: Int {
+        let candidates = histograms.indices.filter { informative[$0] }
+        guard !candidates.isEmpty else { return 0 }
+        var average = [Double](repeating: 0, count: 256)
+        for index in candidates {
+            for bin in 0..<256 { average[bin] += histograms[index][bin] / Double(candidates.count) }
+        }
+        return candidates.min { a, b in distance(histograms[a], average) < distance(histograms[b], average) }!
+    }
+
+    private func distance(_ histogram: [Double], _ average: [Double]) -> Double {
+        (0..<256).reduce(0) { sum, bin in sum + (histogram[bin] - average[bin]) * (histogram[bin] - average[bin]) }
+    }
+
+    /// The standard deviation of the sampled luma, in 8-bit codes.
+    private static func spread(_ histogram: [Double]) -> Double {
+        let mean = (0..<256).reduce(0) { $0 + Double($1) * histogram[$1] }
+        let squares = (0..<256).reduce(0) { $0 + Double($1 * $1) * histogram[$1] }
+        return max(squares - mean * mean, 0).squareRoot()
+    }
+
+    /// The share of sampled luma samples at each 8-bit code (a higher depth shifted down); nil for formats it cannot read.
+    private static func lumaHistogram(_ frame: UnsafeMutablePointer<AVFrame>) -> [Double]? {
         guard let descriptor = av_pix_fmt_desc_get(AVPixelFormat(rawValue: frame.pointee.format)),
             descriptor.pointee.flags & UInt64(AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL) == 0,
             let plane = frame.pointee.data.0
-        else { return 0 }
-        let depth = Int(descriptor.pointee.comp.0.depth)
+        else { return nil }
+        let shift = max(Int(descriptor.pointee.comp.0.depth) - 8, 0)
         let wide = descriptor.pointee.comp.0.step > 1
         let (width, height, lineSize) = (Int(frame.pointee.width), Int(frame.pointee.height), Int(frame.pointee.linesize.0))
-        var (sum, squares, count) = (0.0, 0.0, 0.0)
-        for y in stride(from: 0, to: height, by: max(height / 32, 1)) {
-            for x in stride(from: 0, to: width, by: max(width / 32, 1)) {
-                let row = plane + y * lineSize
-                let value = wide
-                    ? Double(UnsafeRawPointer(row + 2 * x).loadUnaligned(as: UInt16.self)) / Double(1 << (depth - 8))
-                    : Double(row[x])
-                (sum, squares, count) = (sum + value, squares + value * value, count + 1)
+        // About 128 × 128 samples, whatever the size.
+        let (stepX, stepY) = (max(width / 128, 1), max(height / 128, 1))
+        var counts = [Int](repeating: 0, count: 256)
+        var total = 0
+        for y in stride(from: 0, to: height, by: stepY) {
+            let row = plane + y * lineSize
+            for x in stride(from: 0, to: width, by: stepX) {
+                let value = wide ? Int(UnsafeRawPointer(row + 2 * x).loadUnaligned(as: UInt16.self)) >> shift : Int(row[x])
+                counts[min(value, 255)] += 1
+                total += 1
             }
         }
-        guard count > 0 else { return 0 }
-        let mean = sum / count
-        return (max(squares / count - mean * mean, 0)).squareRoot()
+        guard total > 0 else { return nil }
+        return counts.map { Double($0) / Double(total) }
     }
 }
 

@@ -82,11 +82,15 @@ public struct TranscodeReport: Sendable, Equatable {
 /// the input's timing and display rotation kept. Runs on the calling thread until done; `cancellation` stops it
 /// from another thread. `progress` hears, on this thread, the share of the input's duration that the encoded video
 /// covers, in steps of at least `progressStep`; never 1, which only the finished file deserves, and never when the
-/// input does not say how long it is.
+/// input does not say how long it is. `alive` hears the job's time limit (`Limits.jobTimeLimit`) once the input's
+/// length is known, then again about once a second while frames are being encoded, so that a watcher in another
+/// process can tell a long job from a hung one; last with `finishing`, when only the file's completion is left
+/// (the index moved to the front: no frames, so no stall bound, only the time limit).
 @discardableResult
 public func transcode(
     input: MediaLocation, output: MediaLocation, options: TranscodeOptions = TranscodeOptions(),
-    cancellation: TranscodeCancellation? = nil, progress: ((Double) -> Void)? = nil
+    cancellation: TranscodeCancellation? = nil, progress: ((Double) -> Void)? = nil,
+    alive: ((_ timeLimitSeconds: Double?, _ finishing: Bool) -> Void)? = nil
 ) throws(TranscodeError) -> TranscodeReport {
     if options.poster != nil { return try posterJob(input: input, output: output, options: options, cancellation: cancellation) }
     try options.validate()
@@ -99,8 +103,10 @@ public func transcode(
     guard let videoStream = demuxer.bestVideoStream() else { throw .noVideoStream }
     let muxer = try Muxer(output, container: options.container, control: control)
     let startTime = demuxer.context.pointee.start_time
+    let packets = PacketReader(demuxer)
+    let hdr10 = try HDR10Metadata.kept(stream: videoStream, reader: packets, options: options, control: control)
     let video = try VideoPipeline(
-        stream: videoStream, demuxer: demuxer, muxer: muxer, options: options, startTime: startTime)
+        stream: videoStream, demuxer: demuxer, muxer: muxer, options: options, startTime: startTime, hdr10: hdr10)
     let audio: (any AudioOutput)? =
         if options.audio, let stream = demuxer.bestAudioStream(related: videoStream.pointee.index) {
             try makeAudioOutput(stream: stream, muxer: muxer, options: options, startTime: startTime)
@@ -112,8 +118,22 @@ public func transcode(
     try muxer.writeHeader(control: control)
     let inputSeconds = demuxer.context.pointee.duration == shim_nopts_value() || demuxer.context.pointee.duration <= 0
         ? nil : Double(demuxer.context.pointee.duration) / Double(AV_TIME_BASE)
+    let timeLimit = options.limits.jobTimeLimit(
+        videoSeconds: inputSeconds, width: Int(video.width), height: Int(video.height))
+    control.setTimeLimit(timeLimit, stallSeconds: options.limits.stallLimitSeconds)
+    alive?(timeLimit, false)
+    var lastAlive = (at: monotonicNanos(), frames: 0)
     var reported = 0.0
     func report() {
+        if video.framesEncoded > lastAlive.frames {
+            control.noteAlive()
+            let now = monotonicNanos()
+            if now - lastAlive.at >= 1_000_000_000 {
+                alive?(timeLimit, false)
+                lastAlive.at = now
+            }
+            lastAlive.frames = video.framesEncoded
+        }
         guard let progress, let inputSeconds, let first = video.firstPts else { return }
         let covered = Double(video.encodedEndPts - first) * av_q2d(video.timeBase) / inputSeconds
         let fraction = min(max(covered, 0), progressCeiling)
@@ -125,7 +145,7 @@ public func transcode(
     let packet = try Packet()
     demuxing: while true {
         try control.checkpoint()
-        let status = av_read_frame(demuxer.context, packet.pointer)
+        let status = packets.read(into: packet.pointer)
         if status == shim_averror_eof() { break }
         if status < 0 {
             if let reason = control.shouldStop() { throw reason }
@@ -148,6 +168,8 @@ public func transcode(
     guard video.framesEncoded > 0 else { throw .corruptInput("no video frame could be decoded") }
     // One picture is a still image, whatever its container; an animated GIF is a video.
     if demuxer.isImageFormat && video.framesEncoded < 2 { throw .notAVideo(detected: "single-frame \(demuxer.shortName)") }
+    control.setTimeLimit(timeLimit, stallSeconds: nil)
+    alive?(timeLimit, true)
     try muxer.finish(control: control)
 
     let parameters = video.input.pointee.codecpar.pointee

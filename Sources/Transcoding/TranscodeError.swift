@@ -27,6 +27,8 @@ public enum TranscodeError: Error, Equatable, Sendable, CustomStringConvertible 
 
     public enum Limit: String, Sendable, Equatable {
         case pixels, duration, frames, streams, jobTime = "job time"
+        /// No frame was encoded for the stall limit: a hang, whatever the time limit.
+        case stall
         /// The job needed more address space than its process is allowed (the service's `--job-memory`).
         case memory
     }

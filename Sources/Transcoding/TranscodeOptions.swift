@@ -42,10 +42,31 @@ public struct TranscodeOptions: Sendable, Equatable {
         /// Most video frames an input may hold (declared by the container, or decoded): 4 hours at 120 fps. The
         /// duration limit alone does not bound them, since timestamps may be as close as one tick.
         public var maxFrames: Int = 4 * 3600 * 120
-        /// Wall-clock limit of one job, in seconds; `nil`: none.
+        /// Wall-clock limit of one job, in seconds; `nil`: none. With `jobTimePerVideoSecond`, the floor.
         public var jobTimeLimitSeconds: Double? = nil
+        /// Seconds added to `jobTimeLimitSeconds` per second of the input's video, for a 1920x1080 output (in
+        /// proportion to the output's pixels), once the input says how long it is: a long video is not a hang.
+        public var jobTimePerVideoSecond: Double = 0
+        /// A job that encodes no frame for this long, once it has started encoding, is stopped whatever its time
+        /// limit: the bound on a hang once the limit has grown with a long video. `nil`: none.
+        public var stallLimitSeconds: Double? = nil
 
         public init() {}
+
+        /// The time limit of a job that writes `videoSeconds` of `width`x`height` video: the floor, plus
+        /// `jobTimePerVideoSecond` per second at 1080p's pixel count; the floor alone when the length is unknown.
+        public func jobTimeLimit(videoSeconds: Double?, width: Int, height: Int) -> Double? {
+            guard let floor = jobTimeLimitSeconds else { return nil }
+            guard let videoSeconds, videoSeconds.isFinite, videoSeconds > 0 else { return floor }
+            let seconds = min(videoSeconds, maxDurationSeconds)
+            return floor + jobTimePerVideoSecond * seconds * Double(width * height) / Double(1920 * 1080)
+        }
+
+        /// The longest limit `jobTimeLimit` can give within these limits: what a worker's parent allows a worker
+        /// to claim.
+        public var longestJobTimeLimit: Double? {
+            jobTimeLimit(videoSeconds: maxDurationSeconds, width: maxPixels, height: 1)
+        }
     }
 
     /// HDR (PQ or HLG transfer) input: `tonemap` makes BT.709 SDR that every player shows as meant; `keep` keeps the
@@ -121,6 +142,12 @@ public struct TranscodeOptions: Sendable, Equatable {
         }
         if let limit = limits.jobTimeLimitSeconds, limit <= 0 {
             throw .invalidOption("job time limit must be positive")
+        }
+        guard limits.jobTimePerVideoSecond >= 0, limits.jobTimePerVideoSecond.isFinite else {
+            throw .invalidOption("job time per video second must be 0 or more")
+        }
+        if let stall = limits.stallLimitSeconds, !(stall > 0) {
+            throw .invalidOption("stall limit must be positive")
         }
     }
 }

@@ -47,7 +47,7 @@ final class VideoPipeline {
 
     init(
         stream: UnsafeMutablePointer<AVStream>, demuxer: Demuxer, muxer: Muxer, options: TranscodeOptions,
-        startTime: Int64
+        startTime: Int64, hdr10: HDR10Metadata? = nil
     ) throws(TranscodeError) {
         input = stream
         limits = options.limits
@@ -103,9 +103,10 @@ final class VideoPipeline {
         // libvpx's crf is a cap under a bit rate unless the bit rate is 0; libav's default is 200 kb/s.
         if written == .vp9 { enc.pointee.bit_rate = 0 }
         if written == .av1 { RealtimeGuard.dropForThisThread() }
-        try encoder.open(options: written.privateOptions(preset: options.preset, crf: options.encoderCRF))
+        try encoder.open(options: written.privateOptions(preset: options.preset, crf: options.encoderCRF, hdr10: hdr10))
 
         output = try muxer.addStream(for: encoder)
+        try hdr10?.attach(to: output)
         if muxer.container == .mp4, let tag = written.mp4Tag { output.pointee.codecpar.pointee.codec_tag = tag }
         output.pointee.avg_frame_rate = stream.pointee.avg_frame_rate
         if turn == nil { copyDisplayMatrix(from: stream, to: output) }

@@ -11,12 +11,12 @@ import Transcoding
 public enum WorkerJob {
     public static func run(
         input: Int32, output: Int32, extra: [Int32], options: TranscodeOptions, cancellation: TranscodeCancellation?,
-        progress: ((Double) -> Void)?
+        progress: ((Double) -> Void)?, alive: ((Double?, Bool) -> Void)? = nil
     ) throws(TranscodeError) -> TranscodeReport {
         guard let pass = options.splitPass else {
             return try transcode(
                 input: .fileDescriptor(input), output: .fileDescriptor(output), options: options,
-                cancellation: cancellation, progress: progress)
+                cancellation: cancellation, progress: progress, alive: alive)
         }
         guard extra.count == pass.extraDescriptors else {
             throw .invalidOption("a split pass needs \(pass.extraDescriptors) segment descriptors, not \(extra.count)")
@@ -42,7 +42,7 @@ public enum WorkerJob {
                 whole.splitPass = nil
                 return try transcode(
                     input: .fileDescriptor(input), output: .fileDescriptor(output), options: whole,
-                    cancellation: cancellation, progress: progress)
+                    cancellation: cancellation, progress: progress, alive: alive)
             }
             written.optional(plan) { $0.segmentPlan($1) }
             answer = extra[0]

@@ -131,7 +131,10 @@ private final class JobRunner: @unchecked Sendable {
             outcome = .report(try WorkerJob.run(
                 input: job.input, output: job.output, extra: job.extra, options: job.options,
                 cancellation: cancellation,
-                progress: { [channel] fraction in try? channel.send(.progress(id: job.id, fraction: fraction)) }))
+                progress: { [channel] fraction in try? channel.send(.progress(id: job.id, fraction: fraction)) },
+                alive: { [channel] limit, finishing in
+                    try? channel.send(.alive(id: job.id, timeLimit: limit, finishing: finishing))
+                }))
         } catch .io(.noMemory) {
             outcome = .outOfMemory
         } catch .internal(let code, _) where code == -ENOMEM {

@@ -142,7 +142,10 @@ public final class WorkerProcess {
         let oomBefore = oomKills.count()
         let started = monotonicNanos()
         let grace = UInt64(settings.killGrace * 1e9)
-        let deadline = options.limits.jobTimeLimitSeconds.map { started + UInt64($0 * 1e9) + grace }
+        var deadline = options.limits.jobTimeLimitSeconds.map { started + UInt64($0 * 1e9) + grace }
+        // Set by the child's first `alive`: until then the floor alone bounds it; from then on, also silence.
+        var lastAlive: UInt64?
+        var aliveReports = 0
         var cancelledAt: UInt64?
         var killedFor: JobFailure?
         var reported = 0.0
@@ -160,6 +163,17 @@ public final class WorkerProcess {
                         reported = fraction
                         reports += 1
                         progress?(fraction)
+                        continue
+                    }
+                    // A limit no larger than these options can give, and about one report a second: a child that
+                    // claims more, or floods, is lying.
+                    if case .alive(id, let limit, let finishing) = message, descriptors.isEmpty,
+                        limit.map({ $0 > 0 && $0 <= (options.limits.longestJobTimeLimit ?? 0) }) ?? true,
+                        aliveReports <= 2 * Int((monotonicNanos() - started) / 1_000_000_000) + 4
+                    {
+                        aliveReports += 1
+                        deadline = limit.map { started + UInt64($0 * 1e9) + grace }
+                        lastAlive = finishing ? nil : monotonicNanos()
                         continue
                     }
                     // One answer, for this job, with nothing attached: anything else is a child that lies.
@@ -198,6 +212,9 @@ public final class WorkerProcess {
                 signalProcess(child.pid, SIGKILL)
             } else if let deadline, now > deadline {
                 killedFor = .transcode(.limitExceeded(.jobTime))
+                signalProcess(child.pid, SIGKILL)
+            } else if let lastAlive, let stall = options.limits.stallLimitSeconds, now > lastAlive + UInt64(stall * 1e9) + grace {
+                killedFor = .transcode(.limitExceeded(.stall))
                 signalProcess(child.pid, SIGKILL)
             }
         }

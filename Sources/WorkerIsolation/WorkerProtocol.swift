@@ -29,6 +29,9 @@ enum WorkerMessage: Equatable, Sendable {
     case ready
     case finished(id: UInt64, WorkerOutcome)
     case progress(id: UInt64, fraction: Double)
+    /// Frames are being encoded, under this time limit (seconds from the job's start; nil: none); `finishing`: the
+    /// last one, with only the file's completion left.
+    case alive(id: UInt64, timeLimit: Double?, finishing: Bool)
     case spawn
     case spawned(pid: Int32)
     case spawnFailed(errno: Int32)
@@ -54,7 +57,7 @@ struct WorkerProtocolError: Error, CustomStringConvertible {
 
 extension WorkerMessage {
     private enum Tag: UInt8 {
-        case job = 1, cancel, ready, finished, spawn, spawned, spawnFailed, reap, reaped, progress
+        case job = 1, cancel, ready, finished, spawn, spawned, spawnFailed, reap, reaped, progress, alive
     }
 
     func encoded() -> [UInt8] {
@@ -77,6 +80,11 @@ extension WorkerMessage {
             writer.byte(Tag.progress.rawValue)
             writer.integer(id)
             writer.double(fraction)
+        case .alive(let id, let timeLimit, let finishing):
+            writer.byte(Tag.alive.rawValue)
+            writer.integer(id)
+            writer.optional(timeLimit) { $0.double($1) }
+            writer.bool(finishing)
         case .spawn:
             writer.byte(Tag.spawn.rawValue)
         case .spawned(let pid):
@@ -106,6 +114,11 @@ extension WorkerMessage {
         case .ready: self = .ready
         case .finished: self = .finished(id: try reader.integer(), try reader.outcome())
         case .progress: self = .progress(id: try reader.integer(), fraction: try reader.double())
+        case .alive:
+            self = .alive(
+                id: try reader.integer(),
+                timeLimit: try reader.optional { reader throws(WorkerProtocolError) in try reader.double() },
+                finishing: try reader.bool())
         case .spawn: self = .spawn
         case .spawned: self = .spawned(pid: try reader.integer())
         case .spawnFailed: self = .spawnFailed(errno: try reader.integer())
@@ -152,6 +165,8 @@ struct WireWriter {
         int(options.limits.maxStreams)
         int(options.limits.probeSize)
         optional(options.limits.jobTimeLimitSeconds) { $0.double($1) }
+        double(options.limits.jobTimePerVideoSecond)
+        optional(options.limits.stallLimitSeconds) { $0.double($1) }
         int(options.limits.maxFrames)
         string(options.hdr.rawValue)
         string(options.deinterlace.rawValue)
@@ -279,6 +294,8 @@ struct WireReader {
         options.limits.maxStreams = try int()
         options.limits.probeSize = try int()
         options.limits.jobTimeLimitSeconds = try optional { reader throws(WorkerProtocolError) in try reader.double() }
+        options.limits.jobTimePerVideoSecond = try double()
+        options.limits.stallLimitSeconds = try optional { reader throws(WorkerProtocolError) in try reader.double() }
         options.limits.maxFrames = try int()
         let hdr = try string()
         guard let hdrChoice = TranscodeOptions.HDR(rawValue: hdr) else {

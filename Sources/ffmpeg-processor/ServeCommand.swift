@@ -33,7 +33,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest body: bytes, or a size such as 1GiB or 512MiB [MAX_BODY].") var maxBody: String?
     @Option(help: "Declared upload bytes admitted at once, e.g. 8GiB [QUEUE_BYTES].") var queueBytes: String?
     @Option(help: "Folder for the anonymous temp files [TMP_DIR].") var tmpDir: String?
-    @Option(help: "Time limit of one transcode: seconds, or e.g. 10m [JOB_TIMEOUT].") var jobTimeout: String?
+    @Option(help: "Time limit of one transcode, to which --job-time-per-video-second adds: seconds, or e.g. 10m [JOB_TIMEOUT].")
+    var jobTimeout: String?
+    @Option(help: "Seconds of time limit added per second of 1080p video, in proportion to the output's pixels [JOB_TIME_PER_VIDEO_SECOND].")
+    var jobTimePerVideoSecond: Double?
+    @Option(help: "A job that encodes no frame for this long is killed, whatever its limit: seconds, or e.g. 1m [STALL_TIMEOUT].")
+    var stallTimeout: String?
     @Option(help: "Seconds after SIGTERM during which /about answers 503 but everything is still served, so load balancers take the replica out first [SHUTDOWN_DELAY].")
     var shutdownDelay: String?
     @Option(help: "Time SIGTERM waits for jobs after the shutdown delay: seconds, or e.g. 1m [DRAIN_TIMEOUT].") var drainTimeout: String?
@@ -90,6 +95,9 @@ struct ServeCommand: AsyncParsableCommand {
         config.queueBytes = try env.size(queueBytes, "QUEUE_BYTES") ?? config.queueBytes
         config.tmpDir = try tmpDir ?? env.string("TMP_DIR") ?? config.tmpDir
         config.jobTimeout = try env.seconds(jobTimeout, "JOB_TIMEOUT") ?? config.jobTimeout
+        config.jobTimePerVideoSecond = try jobTimePerVideoSecond ?? env.number("JOB_TIME_PER_VIDEO_SECOND")
+            ?? config.jobTimePerVideoSecond
+        config.stallTimeout = try env.seconds(stallTimeout, "STALL_TIMEOUT") ?? config.stallTimeout
         config.drainTimeout = try env.seconds(drainTimeout, "DRAIN_TIMEOUT") ?? config.drainTimeout
         config.shutdownDelay = try env.seconds(shutdownDelay, "SHUTDOWN_DELAY") ?? config.shutdownDelay
         config.maxConnections = try maxConnections ?? env.number("MAX_CONNECTIONS") ?? config.maxConnections
@@ -154,7 +162,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (0...65535).contains(config.port) else { throw ValidationError("port must be 0...65535") }
         guard config.workers >= 1, config.queue >= 0, config.maxConnections >= 1, config.maxBody > 0,
-            config.queueBytes > 0, config.jobTimeout > 0, config.drainTimeout >= 0, config.shutdownDelay >= 0,
+            config.queueBytes > 0, config.jobTimeout > 0, config.jobTimePerVideoSecond >= 0,
+            config.stallTimeout > 0, config.drainTimeout >= 0, config.shutdownDelay >= 0,
             config.headerTimeout > 0, config.bodyIdleTimeout > 0, config.minBodyRate >= 0,
             (0...19).contains(config.workerNice)
         else {
@@ -186,6 +195,21 @@ struct ServeCommand: AsyncParsableCommand {
         await signals.first()
         logger.info("signal received: draining (a second signal exits at once)")
         signals.onNext { _exit(130) }
+        // The drain is bounded by its own clock, but it runs on the cooperative pool and ends by joining the event
+        // loops: should either ever stall (seen once in CI, never reproduced), the replica must still go away by
+        // itself rather than wait for the orchestrator's SIGKILL. A queue of its own, not a global one: on Linux the
+        // global queues share their few threads with that pool, and a timer there waited behind the stalled drain.
+        let bound = config.shutdownDelay + config.drainTimeout + 10
+        DispatchQueue(label: "drain-bound").asyncAfter(deadline: .now() + bound) { [logger] in
+            logger.error("the drain did not end within \(Int(bound)) s of the signal: exiting without it")
+            _exit(70)
+        }
+        #if DEBUG
+        // The test of the timer above: a drain that never ends.
+        if getenv("FFMPEG_PROCESSOR_DEBUG_STALL_DRAIN").map({ String(cString: $0) }) == "1" {
+            while true { pause() }
+        }
+        #endif
         await service.drainAndStop()
         logger.info("stopped")
     }

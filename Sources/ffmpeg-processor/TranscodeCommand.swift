@@ -26,7 +26,7 @@ struct TranscodeCommand: ParsableCommand {
     @Option(help: "HDR (PQ or HLG) input: tonemap (to BT.709 SDR) or keep.") var hdr: String = "tonemap"
     @Option(help: "Interlaced input: auto (deinterlace with bwdif) or off.") var deinterlace: String = "auto"
     @Flag(help: "Write one frame as an image (a poster) instead of the video.") var poster = false
-    @Option(help: "With --poster: seconds from the start, or auto (the first frame that is not black or blank).")
+    @Option(help: "With --poster: seconds from the start, or auto (the most representative frame of the first 3 s).")
     var at: String = "auto"
     @Option(help: "With --poster: jpeg, webp or png (default: the output's extension, else jpeg).") var imageFormat: String?
     @Flag(help: "Open both files, then confine this process as the service's workers are (seccomp allow-list, no new privileges, no core file) before reading the input.")

@@ -33,17 +33,35 @@ public struct SyntheticClip: Sendable {
     /// libx264 with B-frames and open GOPs: each keyframe after the first is an I-frame (not IDR) whose leading
     /// B-frames, shown before it, reference the GOP before.
     public var openGOP = false
+    /// 8-bit only: the first frames show these pictures, one each, before the moving pattern (which still moves
+    /// as if it had been shown from the start).
+    public var opening: [Opening] = []
+    public enum Opening: Sendable { case black, checkerboard }
 
     /// - sdr: 8-bit 4:2:0, untagged.
     /// - sdr10: 10-bit 4:2:0, BT.709.
     /// - hlg: 10-bit 4:2:0, BT.2020 with the HLG transfer (arib-std-b67), as phones record it.
-    /// - pq: 10-bit 4:2:0, BT.2020 with the PQ transfer (smpte2084) and HDR10 metadata: mastering display P3-D65 at
-    ///   0.005–1000 nits, MaxCLL 1000, MaxFALL 400 (in the HEVC SEI when the codec is libx265).
+    /// - pq: 10-bit 4:2:0, BT.2020 with the PQ transfer (smpte2084) and HDR10 metadata (`pqMetadata`): mastering
+    ///   display P3-D65 at 0.005–1000 nits, MaxCLL 1000, MaxFALL 400 (in the HEVC SEI when the codec is libx265, and
+    ///   in the container with `pqMetadataInContainer`).
     /// - rgba: 8-bit RGB with alpha (for "png" or "qtrle" in MOV): see `SyntheticPicture.fillRGBA`.
     public enum Signal: Sendable { case sdr, sdr10, hlg, pq, rgba }
     /// With a 10-bit signal: every luma sample at this code and the chroma neutral, instead of the moving pattern (a
     /// flat field between two 8-bit levels shows whether a conversion dithers or truncates).
     public var flatLevel: Int? = nil
+    /// B-frames between reference frames (libav's `max_b_frames`): a decoder then gives its first frame only after
+    /// several packets.
+    public var bFrames = 0
+    /// With `.pq`: the HDR10 metadata also in the container's stream side data (MP4's `mdcv`/`clli`, Matroska's
+    /// MasteringMetadata), the only place it has with VP9.
+    public var pqMetadataInContainer = false
+
+    /// The `.pq` signal's HDR10 metadata, in x265's units (0.00002 and 0.0001 nits): P3 primaries, D65.
+    public static let pqMetadata = HDR10Metadata(
+        masteringDisplay: .init(
+            red: .init(x: 34000, y: 16000), green: .init(x: 13250, y: 34500), blue: .init(x: 7500, y: 3000),
+            whitePoint: .init(x: 15635, y: 16450), maxLuminance: 10_000_000, minLuminance: 50),
+        contentLight: .init(maxCLL: 1000, maxFALL: 400))
 
     public struct Info: Sendable, Equatable {
         public var videoFrames: Int
@@ -95,7 +113,9 @@ public struct SyntheticClip: Sendable {
             let videoSeconds = Double(videoPts) / (variableFrameRate ? 1000 : Double(frameRate))
             if !videoDone, let video, audioDone || videoSeconds <= Double(audioPts) / Double(sampleRate) {
                 try SyntheticPicture.prepare(picture.pointer, for: video.encoder.pointer)
-                if signal == .rgba {
+                if videoIndex < opening.count {
+                    SyntheticPicture.fillOpening8(picture.pointer, opening[videoIndex])
+                } else if signal == .rgba {
                     SyntheticPicture.fillRGBA(picture.pointer, index: videoIndex)
                 } else if signal != .sdr {
                     SyntheticPicture.fill10(picture.pointer, index: videoIndex, flatLevel: flatLevel)
@@ -175,6 +195,7 @@ public struct SyntheticClip: Sendable {
         enc.pointee.time_base = variableFrameRate ? AVRational(num: 1, den: 1000) : AVRational(num: 1, den: Int32(frameRate))
         enc.pointee.framerate = AVRational(num: Int32(frameRate), den: 1)
         enc.pointee.gop_size = Int32(keyframeInterval)
+        enc.pointee.max_b_frames = Int32(bFrames)
         enc.pointee.bit_rate = 400_000
         if muxer.needsGlobalHeader { enc.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER }
         var options: [String: String] = [:]
@@ -200,6 +221,7 @@ public struct SyntheticClip: Sendable {
         if rotation != 0, let data = av_stream_new_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, 36) {
             data.withMemoryRebound(to: Int32.self, capacity: 9) { av_display_rotation_set($0, rotation) }
         }
+        if signal == .pq && pqMetadataInContainer { try Self.pqMetadata.attach(to: stream) }
         return (encoder, stream)
     }
 

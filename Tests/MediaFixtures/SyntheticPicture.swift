@@ -75,6 +75,19 @@ enum SyntheticPicture {
         }
     }
 
+    /// An 8-bit 4:2:0 picture unlike the moving pattern: black, or a checkerboard of 40-pixel squares at black and
+    /// white (informative, but with a histogram of two spikes where the pattern's is flat).
+    static func fillOpening8(_ frame: UnsafeMutablePointer<AVFrame>, _ opening: SyntheticClip.Opening) {
+        let w = Int(frame.pointee.width), h = Int(frame.pointee.height)
+        for y in 0..<h {
+            let row = frame.pointee.data.0! + y * Int(frame.pointee.linesize.0)
+            for x in 0..<w { row[x] = opening == .black || (x / 40 + y / 40) % 2 == 0 ? 16 : 235 }
+        }
+        for (plane, stride) in [(frame.pointee.data.1!, Int(frame.pointee.linesize.1)), (frame.pointee.data.2!, Int(frame.pointee.linesize.2))] {
+            for y in 0..<((h + 1) / 2) { (plane + y * stride).update(repeating: 128, count: (w + 1) / 2) }
+        }
+    }
+
     private static func fillChroma8(_ frame: UnsafeMutablePointer<AVFrame>, index: Int) {
         let w = Int(frame.pointee.width), h = Int(frame.pointee.height)
         let chromaRamp = (0..<(w / 2 + 65)).map { UInt8(128 + $0 % 64) }

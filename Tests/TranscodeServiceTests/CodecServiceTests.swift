@@ -1,4 +1,5 @@
 import Foundation
+import MediaFixtures
 import TestSupport
 import Testing
 import Transcoding
@@ -30,6 +31,30 @@ struct CodecServiceTests {
             #expect(try ContainerLayout.indexFirst(path))
             let metrics = try running.get("/metrics").text
             #expect(metrics.contains("ffmpeg_processor_transcodes_total{codec=\"\(codec)\"} 1"), "\(metrics.prefix(0))")
+        }
+    }
+
+    /// The look-ahead for the first frame's SEI and the encoders' HDR10 options run inside the sandbox too.
+    @Test("hdr=keep on PQ HEVC comes back with its HDR10 metadata in the container and, for HEVC and AV1, the bitstream",
+          arguments: [("hevc", "mp4"), ("av1", "webm"), ("vp9", "webm")])
+    func hdr10Kept(_ codec: String, _ format: String) async throws {
+        try await onThread {
+            let running = try RunningService(workers: 1)
+            defer { running.stop() }
+            let clip = Clips.pq
+            let response = try running.post("/c?codec=\(codec)&format=\(format)&hdr=keep", body: clip.bytes)
+            #expect(response.status == 200, "\(response.text)")
+            let scratch = try Scratch()
+            let path = scratch.path("answer.\(format)")
+            try Data(response.body).write(to: URL(fileURLWithPath: path))
+            let video = try #require(try MediaProbe.probe(.path(path), decode: true).video)
+            #expect(video.pixelFormat == "yuv420p10le" && video.colorTransfer == "smpte2084")
+            #expect(video.frameCount == clip.frames && video.decodeErrors == 0)
+            #expect(video.containerHDR10 == SyntheticClip.pqMetadata, "\(String(describing: video.containerHDR10))")
+            // AV1's own fixed point (HDR10MetadataTests compares it within its rounding) only needs to be there.
+            if codec == "hevc" { #expect(video.firstFrameHDR10 == SyntheticClip.pqMetadata) }
+            if codec == "av1" { #expect(video.firstFrameHDR10?.contentLight == SyntheticClip.pqMetadata.contentLight) }
+            if codec == "vp9" { #expect(video.firstFrameHDR10 == nil) }
         }
     }
 
@@ -96,5 +121,12 @@ struct PosterServiceTests {
             let text = try running.post("/c/poster", body: Array("not a video at all, only words".utf8))
             #expect(text.status == 415)
         }
+    }
+}
+
+extension Clips {
+    /// 0.4 s of 10-bit PQ HEVC whose HDR10 metadata is in its SEI only; written once, whichever test asks first.
+    static let pq = generate("pq.mov") {
+        $0.container = "mov"; $0.videoCodec = "libx265"; $0.audioCodec = nil; $0.signal = .pq; $0.seconds = 0.4
     }
 }

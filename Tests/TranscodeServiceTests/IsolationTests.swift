@@ -117,6 +117,8 @@ struct IsolationTests {
         try await onThread {
             let running = try Self.service { config in
                 config.jobTimeout = 2
+                // The floor alone, so that the limit is exactly 2 s (JobTimeLimitTests test its growth).
+                config.jobTimePerVideoSecond = 0
                 config.worker.killGrace = 1
             }
             defer { running.stop() }

@@ -8,12 +8,14 @@ import Testing
 struct ServeOptionsTests {
     /// The binary, started with `arguments` and `environment` on an ephemeral port; its stderr so far and the port
     /// from "listening on HOST:PORT", or nil with the log if it exited first.
+    /// Its `--tmp-dir` is a folder that `stop` removes (a `Scratch` here would be gone as soon as this returns).
     static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, port: Int?, log: String) {
-        let scratch = try Scratch()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fp-serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try builtExecutable("ffmpeg-processor"))
         process.arguments = ["serve", "--port", "0", "--workers", "1", "--isolation", "thread", "--tmp-dir",
-                             scratch.url.path, "--shutdown-delay", "0"] + arguments
+                             folder.path, "--shutdown-delay", "0"] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let errors = Pipe()
         process.standardError = errors
@@ -28,6 +30,10 @@ struct ServeOptionsTests {
                 let colon = line.range(of: " with")?.lowerBound,
                 let port = Int(line[..<colon].split(separator: ":").last ?? "")
             {
+                // The rest of the log is read and dropped: a pipe nobody reads fills at 64 KiB (a line per
+                // request), and the service's next log line would then block its event loop.
+                let reader = errors.fileHandleForReading
+                Thread { while !reader.availableData.isEmpty {} }.start()
                 return (process, port, log)
             }
         }
@@ -40,6 +46,9 @@ struct ServeOptionsTests {
         if process.isRunning { process.terminate() }
         if !waitUntil(30, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
+        if let arguments = process.arguments, let flag = arguments.firstIndex(of: "--tmp-dir"), flag + 1 < arguments.count {
+            try? FileManager.default.removeItem(atPath: arguments[flag + 1])
+        }
     }
 
     @Test("--host (or HOST) takes a name or an IPv6 literal, and a client reaches the service at that address",
@@ -58,6 +67,20 @@ struct ServeOptionsTests {
         let connection = try TestClient(port: bound, host: client)
         try connection.send("GET /about HTTP/1.1\r\nHost: t\r\n\r\n")
         #expect(try connection.readResponse().status == 200)
+    }
+
+    @Test("a drain that never ends still ends the process: exit 70 once --drain-timeout and 10 s have passed")
+    func stalledDrain() throws {
+        let (process, port, log) = try Self.start(
+            ["--drain-timeout", "1s"], environment: ["FFMPEG_PROCESSOR_DEBUG_STALL_DRAIN": "1"])
+        defer { Self.stop(process) }
+        try #require(port != nil, "the service did not start: \(log)")
+        let signalled = ContinuousClock.now
+        process.terminate()
+        // 11 s is the bound; the margin is for a loaded machine, the lower bound shows the timer, not the drain, ended it.
+        try #require(waitUntil(60) { !process.isRunning }, "still running 60 s after SIGTERM")
+        #expect(ContinuousClock.now - signalled >= .seconds(10))
+        #expect(process.terminationStatus == 70)
     }
 
     @Test("a host that is neither an address nor a name that resolves stops the start with the reason")

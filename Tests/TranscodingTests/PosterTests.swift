@@ -38,6 +38,32 @@ struct PosterTests {
         }
     }
 
+    @Test("auto passes over a black intro and a flash unlike the rest: the poster is a frame of the clip's scene, the one at the time it reports",
+          .enabled(if: FFmpegCLI.available, "the ffmpeg CLI extracts the reference frame"))
+    func autoIsRepresentative() async throws {
+        try await onThread {
+            let scratch = try Scratch()
+            var clip = SyntheticClip()
+            clip.seconds = 2.5
+            // 0.4 s of black, then three frames of a checkerboard: informative, so the first frame that is not
+            // blank, but nothing like the 50 frames of the pattern after it.
+            clip.opening = Array(repeating: .black, count: 10) + Array(repeating: .checkerboard, count: 3)
+            let input = scratch.path("in.mp4")
+            try clip.write(to: input)
+            var options = TranscodeOptions()
+            options.poster = .init(format: .png)
+            let output = scratch.path("poster.png")
+            let report = try poster(input: .path(input), output: .path(output), options: options)
+            #expect(report.seconds >= 0.52 - 0.001, "chose the frame at \(report.seconds) s, of the intro")
+            let reference = scratch.path("reference.png")
+            let cli = try run(FFmpegCLI.path!, ["-nostdin", "-v", "error", "-ss", String(report.seconds), "-i", input,
+                                                "-frames:v", "1", reference])
+            #expect(cli.status == 0, "\(cli.err)")
+            let psnr = try FFmpegCLI.psnrRGB(output, against: reference)
+            #expect(psnr >= 35, "\(psnr) dB against the frame at \(report.seconds) s")
+        }
+    }
+
     @Test("at past the last frame is refused with the last frame's time")
     func pastTheEnd() async throws {
         try await onThread {

@@ -16,6 +16,8 @@ struct WorkerProtocolTests {
         options.limits.maxPixels = 1920 * 1080
         options.limits.maxDurationSeconds = 12.5
         options.limits.jobTimeLimitSeconds = 42
+        options.limits.jobTimePerVideoSecond = 2.5
+        options.limits.stallLimitSeconds = 30
         options.limits.maxFrames = 9_000
         options.hdr = .keep
         options.deinterlace = .off
@@ -46,10 +48,12 @@ struct WorkerProtocolTests {
         .finished(id: 5, .report(report)),
         .finished(id: 6, .outOfMemory),
         .progress(id: 8, fraction: 0.42),
+        .alive(id: 8, timeLimit: 1234.5, finishing: false),
+        .alive(id: 8, timeLimit: nil, finishing: true),
     ] + [
         TranscodeError.notAVideo(detected: nil), .notAVideo(detected: "png_pipe"), .noVideoStream,
         .unsupportedCodec("prores"), .corruptInput("no video frame could be decoded"), .limitExceeded(.jobTime),
-        .limitExceeded(.pixels), .limitExceeded(.frames), .cancelled, .io(.noSpace), .internal(averror: -1094995529, message: "é ✓"),
+        .limitExceeded(.pixels), .limitExceeded(.frames), .limitExceeded(.stall), .cancelled, .io(.noSpace), .internal(averror: -1094995529, message: "é ✓"),
         .invalidOption("crf must be 0...51, not 60"),
     ].map { WorkerMessage.finished(id: 9, .failed($0)) }
 
