@@ -39,7 +39,11 @@ struct LameDuckTests {
             let answer = try late.readResponse()
             #expect(answer.status == 200, "\(answer.status) \(answer.text)")
             #expect(answer.header("Connection") == "close", "every answer of the lame duck empties keep-alive pools")
-            #expect(!idle.hasIncoming, "an idle connection was closed before the delay was over")
+            // Only while the delay lasts: on a loaded machine the late upload's transcode can outlast it, and then
+            // the drain has rightly closed the idle connection.
+            if Date().timeIntervalSince(signalled) < 7.5 {
+                #expect(!idle.hasIncoming, "an idle connection was closed before the delay was over")
+            }
 
             // After the delay: no new connection is accepted, and the idle service exits at once.
             #expect(waitUntil(10) { (try? TestClient(port: port)) == nil }, "the listener outlived the delay")
