@@ -191,6 +191,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let service = try Service(config: config, logger: logger)
         let signals = SignalWatcher()
+        // Not listening (and so not saying so) before SIGTERM is heard: until Dispatch has registered a source, the
+        // signal is ignored, and a supervisor's SIGTERM right after start-up was lost (the drain never began).
+        if !signals.waitUntilRegistered(seconds: 10) {
+            logger.warning("signal handling not confirmed after 10 s: SIGTERM may be ignored until it is")
+        }
         _ = try service.start()
         await signals.first()
         logger.info("signal received: draining (a second signal exits at once)")
@@ -221,6 +226,7 @@ final class SignalWatcher: @unchecked Sendable {
     private let sources: [DispatchSourceSignal]
     private let stream: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
+    private let registered = DispatchSemaphore(value: 0)
     init() {
         (stream, continuation) = AsyncStream.makeStream()
         let queue = DispatchQueue(label: "signals")
@@ -230,8 +236,15 @@ final class SignalWatcher: @unchecked Sendable {
         }
         for source in sources {
             source.setEventHandler { [continuation] in continuation.yield() }
+            source.setRegistrationHandler { [registered] in registered.signal() }
             source.resume()
         }
+    }
+
+    /// Whether every source was registered (its signal no longer ignored) within `seconds`.
+    func waitUntilRegistered(seconds: Double) -> Bool {
+        let deadline = DispatchTime.now() + seconds
+        return sources.allSatisfy { _ in registered.wait(timeout: deadline) == .success }
     }
 
     func first() async {
