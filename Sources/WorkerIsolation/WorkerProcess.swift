@@ -151,6 +151,25 @@ public final class WorkerProcess {
         var reported = 0.0
         var reports = 0
         while true {
+            // Looked at before every wait, after a progress or alive report too: a child that reports more often than
+            // the wait's tenth of a second would otherwise keep its cancellation and its limits from being noticed.
+            let now = monotonicNanos()
+            if cancellation.isCancelled && cancelledAt == nil {
+                cancelledAt = now
+                try? child.channel.send(.cancel(id: id))
+            }
+            if killedFor == nil, let cancelledAt, now > cancelledAt + grace {
+                killedFor = .transcode(.cancelled)
+                signalProcess(child.pid, SIGKILL)
+            } else if killedFor == nil, let deadline, now > deadline {
+                killedFor = .transcode(.limitExceeded(.jobTime))
+                signalProcess(child.pid, SIGKILL)
+            } else if killedFor == nil, let lastAlive, let stall = options.limits.stallLimitSeconds,
+                now > lastAlive + UInt64(stall * 1e9) + grace
+            {
+                killedFor = .transcode(.limitExceeded(.stall))
+                signalProcess(child.pid, SIGKILL)
+            }
             do {
                 // A tenth of a second at a time: the cancellation flag and the deadline are looked at in between.
                 if try child.channel.waitReadable(milliseconds: 100) {
@@ -200,22 +219,6 @@ public final class WorkerProcess {
             } catch {
                 signalProcess(child.pid, SIGKILL)
                 return .failure(lose(child, killedFor: nil, duringJob: true, oomBefore: oomBefore, "\(error)"))
-            }
-            let now = monotonicNanos()
-            if cancellation.isCancelled && cancelledAt == nil {
-                cancelledAt = now
-                try? child.channel.send(.cancel(id: id))
-            }
-            guard killedFor == nil else { continue }
-            if let cancelledAt, now > cancelledAt + grace {
-                killedFor = .transcode(.cancelled)
-                signalProcess(child.pid, SIGKILL)
-            } else if let deadline, now > deadline {
-                killedFor = .transcode(.limitExceeded(.jobTime))
-                signalProcess(child.pid, SIGKILL)
-            } else if let lastAlive, let stall = options.limits.stallLimitSeconds, now > lastAlive + UInt64(stall * 1e9) + grace {
-                killedFor = .transcode(.limitExceeded(.stall))
-                signalProcess(child.pid, SIGKILL)
             }
         }
         return .failure(lose(child, killedFor: killedFor, duringJob: true, oomBefore: oomBefore, nil))
