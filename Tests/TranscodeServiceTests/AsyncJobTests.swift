@@ -119,21 +119,36 @@ struct AsyncJobTests {
         }
     }
 
-    @Test("DELETE of a running job stops it and frees its worker: the next job starts; DELETE of a queued one too")
-    func deleteFreesTheWorker() async throws {
+    /// The bound is on the event, read from the service's own clock: the running job's `finished` (set as its DELETE
+    /// is handled) to the next job's `started` (set when the one worker takes it, which it does only once the
+    /// cancelled job's process has answered or been killed and the next one is forked), so that the polling's own
+    /// round trips on a loaded machine do not count. veryslow reports progress every few tenths of a second, medium
+    /// several times as often, closer to the worker thread's tenth-of-a-second wait.
+    @Test("DELETE of a running job stops it and frees its worker within 1 s: the queued job starts; DELETE of a queued one too",
+          arguments: ["veryslow", "medium"])
+    func deleteFreesTheWorker(preset: String) async throws {
         try await onThread {
             let running = try RunningService(workers: 1)
             defer { running.stop() }
-            let slow = try running.submitJob("/slow?preset=veryslow", body: Clips.slow)
-            let queued = try running.submitJob("/queued?preset=veryslow", body: Clips.slow)
-            _ = try running.follow(slow, seconds: 60) { $0["state"] as? String == "running" }
-            #expect(try running.status(queued)?["queue_position"] as? Int == 1)
-            #expect(try running.request("DELETE", queued).status == 204)
-            #expect(try running.status(queued)?["state"] as? String == "cancelled")
-            #expect(try running.request("DELETE", slow).status == 204)
-            #expect(try running.status(slow)?["state"] as? String == "cancelled")
-            // The one worker is free again: a small job runs to the end while the slow one would still be going.
+            let slow = try running.submitJob("/slow?preset=\(preset)", body: Clips.slow)
+            let dropped = try running.submitJob("/dropped?preset=veryslow", body: Clips.slow)
             let next = try running.submitJob("/next", body: Clips.small.bytes)
+            _ = try running.follow(slow, seconds: 60) { ($0["progress"] as? Double ?? 0) > 0 }
+            #expect(try running.status(dropped)?["queue_position"] as? Int == 1)
+            #expect(try running.request("DELETE", dropped).status == 204)
+            #expect(try running.status(dropped)?["state"] as? String == "cancelled")
+            #expect(try running.status(next)?["queue_position"] as? Int == 1)
+
+            #expect(try running.request("DELETE", slow).status == 204)
+            let answered = Date()
+            let cancelled = try #require(try running.status(slow))
+            try #require(cancelled["state"] as? String == "cancelled", "the job was over before its DELETE: \(cancelled)")
+            let started = try running.follow(next, seconds: 60) { $0["state"] as? String != "queued" }.last!
+            let seen = Date().timeIntervalSince(answered)
+            let stopped = try #require(jobTime(cancelled["finished"]))
+            let taken = try #require(jobTime(started["started"]))
+            let freed = taken.timeIntervalSince(stopped)
+            #expect(freed < 1, "the next job started \(freed) s after the DELETE (seen by polling \(seen) s after its 204)")
             #expect(try running.finish(next)["state"] as? String == "succeeded")
             #expect(try running.get(slow + "/output").status == 409)
             #expect(try running.wait(seconds: 10) { $0["running"] as? Int == 0 })
