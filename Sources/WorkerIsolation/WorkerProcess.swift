@@ -109,7 +109,7 @@ public final class WorkerProcess {
     }
 
     /// Runs one job in the child forked for it. Cancellation is passed on as a `cancel` message; a child that has
-    /// not answered `killGrace` seconds after it, or after the job's time limit, is killed.
+    /// not answered `cancelGrace` seconds after it, or `killGrace` seconds after the job's time limit, is killed.
     ///
     /// `progress` hears the child's progress reports, checked (this job's, a number in 0...1, rising, in steps of
     /// at least `progressStep`) so that a child cannot flood the parent or make a job's progress go back.
@@ -142,6 +142,7 @@ public final class WorkerProcess {
         let oomBefore = oomKills.count()
         let started = monotonicNanos()
         let grace = UInt64(settings.killGrace * 1e9)
+        let cancelGrace = UInt64(settings.cancelGrace * 1e9)
         var deadline = options.limits.jobTimeLimitSeconds.map { started + UInt64($0 * 1e9) + grace }
         // Set by the child's first `alive`: until then the floor alone bounds it; from then on, also silence.
         var lastAlive: UInt64?
@@ -158,7 +159,7 @@ public final class WorkerProcess {
                 cancelledAt = now
                 try? child.channel.send(.cancel(id: id))
             }
-            if killedFor == nil, let cancelledAt, now > cancelledAt + grace {
+            if killedFor == nil, let cancelledAt, now > cancelledAt + cancelGrace {
                 killedFor = .transcode(.cancelled)
                 signalProcess(child.pid, SIGKILL)
             } else if killedFor == nil, let deadline, now > deadline {
