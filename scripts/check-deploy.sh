@@ -79,6 +79,9 @@ sed -n '/^\[/,$p' "$WORK/discovered.txt" | scripts/check-pod-discovery.py
 echo "== kubernetes-validate --strict (deploy/kubernetes)"
 "$TOOLS_VENV/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml
 
+echo "== the in-cluster HAProxy (deploy/kubernetes/balancer.yaml): render.sh's, haproxy -c, routed through a DNS stand-in"
+TOOLS_VENV=$TOOLS_VENV scripts/check-kubernetes-balancer.sh
+
 echo "== systemd-analyze verify (deploy/systemd)"
 if command -v systemd-analyze >/dev/null; then
     # verify wants the ExecStart binary to exist; any warning it prints is a failure.

@@ -1,4 +1,5 @@
 import Foundation
+import SystemSupport
 
 /// One request as an async job (`harness --async`): 202 with a Location, the job's Server-Sent Events read to the
 /// end of the stream (the final state), then the result downloaded. Whatever is not the expected answer at a step
@@ -16,11 +17,25 @@ enum AsyncExchange {
                 ? .failed(Failure(cause: .invalidOutput, detail: "202 without Location")) : submitted
         }
         let followed = client.get(target: location + "/events", deadline: deadline)
-        guard case .answered(let events) = followed else { return followed }
+        guard case .answered(let events) = followed else { return cancelIfTimedOut(followed, client, location) }
         guard events.status == 200 else { return followed }
         let text = String(decoding: events.body.contents(limit: eventStreamLimit), as: UTF8.self)
         if let failure = finalStateFailure(text) { return .failed(failure) }
-        return client.get(target: location + "/output", deadline: deadline)
+        return cancelIfTimedOut(client.get(target: location + "/output", deadline: deadline), client, location)
+    }
+
+    /// Seconds the DELETE of a job given up on may take.
+    static let cancelSeconds: UInt64 = 5
+
+    /// A job the harness stops waiting for is deleted, as a client that gives up should: leaving does not cancel an
+    /// async job, and one left running would hold a worker the next requests are timed against.
+    private static func cancelIfTimedOut(_ outcome: UploadClient.Outcome, _ client: UploadClient, _ location: String)
+        -> UploadClient.Outcome
+    {
+        if case .failed(let failure) = outcome, failure.cause == .timeout {
+            _ = client.request("DELETE", target: location, deadline: monotonicNanos() + cancelSeconds * 1_000_000_000)
+        }
+        return outcome
     }
 
     /// Nil when the stream's last event says `succeeded`; otherwise the failure, under the status the job's problem

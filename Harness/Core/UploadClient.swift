@@ -159,7 +159,10 @@ final class UploadClient {
     }
 
     /// GETs `target`, its whole answer (an event stream is read until the server ends it).
-    func get(target: String, deadline: UInt64) -> Outcome {
+    func get(target: String, deadline: UInt64) -> Outcome { request("GET", target: target, deadline: deadline) }
+
+    /// A request without a body (GET, DELETE), and its whole answer.
+    func request(_ method: String, target: String, deadline: UInt64) -> Outcome {
         let fd: Int32
         do {
             fd = try syscallValue("socket") {
@@ -171,7 +174,7 @@ final class UploadClient {
         defer { close(fd) }
         do throws(Failure) {
             try connect(fd, deadline: deadline)
-            let head = "GET \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nConnection: close\r\n\r\n"
+            let head = "\(method) \(target) HTTP/1.1\r\nHost: \(endpoint.hostField)\r\nConnection: close\r\n\r\n"
             _ = try upload(fd, head: Array(head.utf8), input: -1, size: 0, deadline: deadline)
             guard let answer = try receive(fd, deadline: deadline, uploadError: nil) else {
                 return .failed(Failure(cause: .connectionLost, detail: "no answer"))

@@ -109,7 +109,7 @@ public final class WorkerProcess {
     }
 
     /// Runs one job in the child forked for it. Cancellation is passed on as a `cancel` message; a child that has
-    /// not answered `killGrace` seconds after it, or after the job's time limit, is killed.
+    /// not answered `cancelGrace` seconds after it, or `killGrace` seconds after the job's time limit, is killed.
     ///
     /// `progress` hears the child's progress reports, checked (this job's, a number in 0...1, rising, in steps of
     /// at least `progressStep`) so that a child cannot flood the parent or make a job's progress go back.
@@ -142,6 +142,7 @@ public final class WorkerProcess {
         let oomBefore = oomKills.count()
         let started = monotonicNanos()
         let grace = UInt64(settings.killGrace * 1e9)
+        let cancelGrace = UInt64(settings.cancelGrace * 1e9)
         var deadline = options.limits.jobTimeLimitSeconds.map { started + UInt64($0 * 1e9) + grace }
         // Set by the child's first `alive`: until then the floor alone bounds it; from then on, also silence.
         var lastAlive: UInt64?
@@ -151,6 +152,25 @@ public final class WorkerProcess {
         var reported = 0.0
         var reports = 0
         while true {
+            // Looked at before every wait, after a progress or alive report too: a child that reports more often than
+            // the wait's tenth of a second would otherwise keep its cancellation and its limits from being noticed.
+            let now = monotonicNanos()
+            if cancellation.isCancelled && cancelledAt == nil {
+                cancelledAt = now
+                try? child.channel.send(.cancel(id: id))
+            }
+            if killedFor == nil, let cancelledAt, now > cancelledAt + cancelGrace {
+                killedFor = .transcode(.cancelled)
+                signalProcess(child.pid, SIGKILL)
+            } else if killedFor == nil, let deadline, now > deadline {
+                killedFor = .transcode(.limitExceeded(.jobTime))
+                signalProcess(child.pid, SIGKILL)
+            } else if killedFor == nil, let lastAlive, let stall = options.limits.stallLimitSeconds,
+                now > lastAlive + UInt64(stall * 1e9) + grace
+            {
+                killedFor = .transcode(.limitExceeded(.stall))
+                signalProcess(child.pid, SIGKILL)
+            }
             do {
                 // A tenth of a second at a time: the cancellation flag and the deadline are looked at in between.
                 if try child.channel.waitReadable(milliseconds: 100) {
@@ -200,22 +220,6 @@ public final class WorkerProcess {
             } catch {
                 signalProcess(child.pid, SIGKILL)
                 return .failure(lose(child, killedFor: nil, duringJob: true, oomBefore: oomBefore, "\(error)"))
-            }
-            let now = monotonicNanos()
-            if cancellation.isCancelled && cancelledAt == nil {
-                cancelledAt = now
-                try? child.channel.send(.cancel(id: id))
-            }
-            guard killedFor == nil else { continue }
-            if let cancelledAt, now > cancelledAt + grace {
-                killedFor = .transcode(.cancelled)
-                signalProcess(child.pid, SIGKILL)
-            } else if let deadline, now > deadline {
-                killedFor = .transcode(.limitExceeded(.jobTime))
-                signalProcess(child.pid, SIGKILL)
-            } else if let lastAlive, let stall = options.limits.stallLimitSeconds, now > lastAlive + UInt64(stall * 1e9) + grace {
-                killedFor = .transcode(.limitExceeded(.stall))
-                signalProcess(child.pid, SIGKILL)
             }
         }
         return .failure(lose(child, killedFor: killedFor, duringJob: true, oomBefore: oomBefore, nil))

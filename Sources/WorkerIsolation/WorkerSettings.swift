@@ -10,9 +10,13 @@ public struct WorkerSettings: Sendable {
     /// A 1080p job at the default preset peaks near 1.1 GiB of address space (docs/BENCHMARKS.md); 4 GiB leaves room
     /// for 4K and the slower presets.
     public static let defaultJobMemory: Int64 = 4 << 30
-    /// How long a job's process told to stop (a cancelled job) has before SIGKILL, seconds; how far past the job
-    /// time limit a job may run before its process is killed; how long a finished one has to exit.
+    /// How far past the job time limit a job may run before its process is killed, seconds; how long a finished
+    /// one has to exit.
     public var killGrace = 2.0
+    /// How long a cancelled job's process (a DELETE, a client gone) has to stop on its own before SIGKILL, seconds.
+    /// Short: the process is thrown away either way, and the worker must be free for the next job within a second
+    /// (issue 21), where a niced child at preset=veryslow on a loaded machine has taken over 2 s to finish a frame.
+    public var cancelGrace = 0.5
     /// How long a new template or child has to confine itself and say ready, seconds. It needs a fraction of a
     /// second; a loaded machine (a debug build under a full test run) has taken over 10.
     public var startTimeout = 30.0

@@ -88,13 +88,16 @@ final class ServiceProcess {
 
     /// Uploads answered 200, from the service's /metrics.
     func transcodes() throws -> Int {
+        try metric { $0.hasPrefix("ffmpeg_processor_requests_total{") && $0.contains("route=\"transcode\"")
+            && $0.contains("status=\"200\"") }
+    }
+
+    /// The sum of the samples of the service's /metrics whose line `matches`.
+    func metric(_ matches: (Substring) -> Bool) throws -> Int {
         let port = Int(url.split(separator: ":").last ?? "") ?? 0
         let client = try TestClient(port: port)
         try client.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
-        let samples = try client.readResponse().text.split(separator: "\n").filter {
-            $0.hasPrefix("ffmpeg_processor_requests_total{") && $0.contains("route=\"transcode\"")
-                && $0.contains("status=\"200\"")
-        }
+        let samples = try client.readResponse().text.split(separator: "\n").filter(matches)
         return Int(samples.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +))
     }
 
@@ -120,6 +123,16 @@ enum Clips {
         clip.seconds = 1
         try! clip.write(to: folder.path("small.mp4"))
         return folder.path("small.mp4")
+    }()
+
+    /// 8 s of 640x360: seconds of a worker at preset=veryslow.
+    static let slow: String = {
+        var clip = SyntheticClip()
+        clip.width = 640
+        clip.height = 360
+        clip.seconds = 8
+        try! clip.write(to: folder.path("slow.mp4"))
+        return folder.path("slow.mp4")
     }()
 
     /// Half a second of 160x120: the smoke run's hundred uploads stay quick on two cores.

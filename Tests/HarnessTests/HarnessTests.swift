@@ -67,6 +67,26 @@ struct HarnessServiceTests {
         #expect(report.failures == ["http 422": 4])
     }
 
+    @Test("--async deletes a job it gives up on: past --timeout the job is cancelled, not left to hold the worker")
+    func asyncTimeoutCancels() async throws {
+        let input = try await onThread { Clips.slow }
+        let (result, report, cancelled) = try await onThread {
+            let service = try ServiceProcess(["--workers", "1"])
+            defer { service.stop() }
+            let scratch = try Scratch()
+            let result = try runChild(try builtExecutable("harness"), [
+                "--url", service.url, "--requests", "1", "--concurrency", "1", "--file", input, "--async",
+                "--query", "preset=veryslow", "--timeout", "2", "--min-success", "0", "--json", scratch.path("report.json"),
+            ])
+            // The harness has its DELETE's answer before it exits: the job is cancelled by now.
+            let cancelled = try service.metric { $0.hasPrefix("ffmpeg_processor_async_jobs{") && $0.contains("cancelled") }
+            return (result, try readReport(scratch.path("report.json")), cancelled)
+        }
+        #expect(result.status == 0, "\(result.out)\(result.err)")
+        #expect(report.failures == ["timeout": 1], "\(report.failures)")
+        #expect(cancelled == 1)
+    }
+
     @Test("a service with a tiny job time limit: every request counted under its status, and exit 1")
     func failing() async throws {
         let input = try await onThread { Clips.small }

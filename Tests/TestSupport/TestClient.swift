@@ -131,6 +131,23 @@ public final class TestClient {
     /// Reads one final response; the interim 1xx answers before it (`100 Continue`) are listed in its `interim`.
     /// `head` skips the body (for HEAD requests).
     public func readResponse(head: Bool = false) throws -> Response {
+        var response = try readHead()
+        if head || response.status == 204 || response.status == 304 { return response }
+        if let length = response.header("Content-Length").flatMap({ Int($0) }) {
+            response.body = try readBytes(length)
+        } else if response.header("Transfer-Encoding") == "chunked" {
+            while let chunk = try readChunk() { response.body += chunk }
+        } else {
+            while try fill() {}
+            response.body = buffer
+            buffer = []
+        }
+        return response
+    }
+
+    /// Reads the head of one final response (the interim answers before it in its `interim`) and leaves the body
+    /// unread: a stream that never ends, such as Server-Sent Events, is then read a piece at a time (`readChunk`).
+    public func readHead() throws -> Response {
         var interim: [Int] = []
         var response: Response
         while true {
@@ -149,26 +166,20 @@ public final class TestClient {
             interim.append(response.status)
         }
         response.interim = interim
-        if head || response.status == 204 || response.status == 304 { return response }
-        if let length = response.header("Content-Length").flatMap({ Int($0) }) {
-            response.body = try readBytes(length)
-        } else if response.header("Transfer-Encoding") == "chunked" {
-            while true {
-                let line = try readLine()
-                guard let size = Int(line.split(separator: ";").first ?? "", radix: 16) else { throw Failure.malformed(line) }
-                if size == 0 {
-                    while try !readLine().isEmpty {}
-                    break
-                }
-                response.body += try readBytes(size)
-                _ = try readLine()
-            }
-        } else {
-            while try fill() {}
-            response.body = buffer
-            buffer = []
-        }
         return response
+    }
+
+    /// The next chunk of a chunked body, as it arrives; nil after the last one (and its trailer).
+    public func readChunk() throws -> [UInt8]? {
+        let line = try readLine()
+        guard let size = Int(line.split(separator: ";").first ?? "", radix: 16) else { throw Failure.malformed(line) }
+        if size == 0 {
+            while try !readLine().isEmpty {}
+            return nil
+        }
+        let chunk = try readBytes(size)
+        _ = try readLine()
+        return chunk
     }
 
     /// Reads one status line and the blank line after it (an interim `100 Continue`).

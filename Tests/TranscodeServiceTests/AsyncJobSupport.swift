@@ -50,6 +50,13 @@ extension RunningService {
     }
 }
 
+/// A time of a status document (`started`, `finished`: RFC 3339 with milliseconds) as a `Date`; nil if it is none.
+func jobTime(_ value: Any?) -> Date? {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return (value as? String).flatMap { formatter.date(from: $0) }
+}
+
 struct AsyncTestError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -73,12 +80,21 @@ struct EventStreamParser {
     private var data = ""
     private var lastEventID = ""
 
+    /// The text after the last line end fed so far: the start of a line whose end is still to come.
+    private var unfinished = ""
+
+    /// Feeds the next piece of the stream, split anywhere (a live stream arrives a chunk at a time).
     mutating func feed(_ text: String) {
+        var input = unfinished + text
+        // A CR at the very end may be the first half of a CRLF whose LF comes in the next piece: kept back, so that
+        // the pair counts as one line end.
+        let heldCR = input.hasSuffix("\r")
+        if heldCR { input.removeLast() }
         // CRLF first, so it counts as one line end.
-        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        let normalized = input.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
         var lines = normalized.components(separatedBy: "\n")
         // The text after the last line end is an incomplete line; a stream that ends there drops it (§9.2.6).
-        lines.removeLast()
+        unfinished = lines.removeLast() + (heldCR ? "\r" : "")
         for line in lines { process(line) }
     }
 
