@@ -51,14 +51,21 @@ struct SplitServiceTests {
         }
     }
 
+    /// 18 s with a keyframe a second: at 1 s segments, 16 or more of them.
+    static let manyKeyframes = Clips.generate("many-keyframes.mp4") { $0.seconds = 18; $0.keyframeInterval = 25 }
+
+    static func oneSecondSegments() throws -> RunningService {
+        try RunningService(workers: 2, queue: 4) {
+            $0.split.segmentSeconds = 1
+            $0.split.minimumSeconds = 3
+        }
+    }
+
     @Test("more segments than a worker process has descriptors of its own: the cut and the stitch get them all")
     func manySegments() async throws {
-        let many = Clips.generate("many-keyframes.mp4") { $0.seconds = 18; $0.keyframeInterval = 25 }
+        let many = Self.manyKeyframes
         try await onThread {
-            let service = try RunningService(workers: 2, queue: 4) {
-                $0.split.segmentSeconds = 1
-                $0.split.minimumSeconds = 3
-            }
+            let service = try Self.oneSecondSegments()
             defer { service.stop() }
             let answer = try service.post("/many", body: many.bytes)
             #expect(answer.status == 200, "\(answer.text.prefix(300))")
@@ -72,12 +79,9 @@ struct SplitServiceTests {
 
     @Test("DELETE of an async job mid-split cancels it: its segments stop, every place and worker is free again")
     func deleteMidSplit() async throws {
-        let many = Clips.generate("many-keyframes.mp4") { $0.seconds = 18; $0.keyframeInterval = 25 }
+        let many = Self.manyKeyframes
         try await onThread {
-            let service = try RunningService(workers: 2, queue: 4) {
-                $0.split.segmentSeconds = 1
-                $0.split.minimumSeconds = 3
-            }
+            let service = try Self.oneSecondSegments()
             defer { service.stop() }
             let location = try service.submitJob("/many?preset=veryslow", body: many.bytes)
             // Progress moves once a segment is in: the job is split and its other segments are under way.
