@@ -14,9 +14,10 @@ public struct WorkerSettings: Sendable {
     /// one has to exit.
     public var killGrace = 2.0
     /// How long a cancelled job's process (a DELETE, a client gone) has to stop on its own before SIGKILL, seconds.
-    /// Short: the process is thrown away either way, and the worker must be free for the next job within a second
-    /// (issue 21), where a niced child at preset=veryslow on a loaded machine has taken over 2 s to finish a frame.
-    public var cancelGrace = 0.5
+    /// None by default: the process is single-use and its output thrown away, so waiting only keeps the worker from
+    /// the next job, which must start within a second (issue 21). With 0.5 s, the niced parent and child beside two
+    /// busy loops took 1.09 s to be gone.
+    public var cancelGrace = 0.0
     /// How long a new template or child has to confine itself and say ready, seconds. It needs a fraction of a
     /// second; a loaded machine (a debug build under a full test run) has taken over 10.
     public var startTimeout = 30.0
