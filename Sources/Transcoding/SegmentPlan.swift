@@ -27,6 +27,10 @@ public struct SegmentPlan: Sendable, Equatable {
     }
 
     public var segments: [Segment]
+    /// Frames of the next segment each segment encodes after its own and drops (VideoPipeline says why). Measured
+    /// on SplitStitchTests' clips, the worst seam frame was 1.39 dB below the whole-file transcode's with none,
+    /// 0.35–0.71 dB with 6 to 24; 12 costs a 5 s segment at 30 fps 8% more frames.
+    public static let postRollFrames = 12
     /// The most segments a plan has: each is one descriptor passed to the stitch's worker process.
     public static let maximumSegments = 128
     /// The input's video stream index, which the split checks it is copying.

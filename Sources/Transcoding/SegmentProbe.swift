@@ -7,6 +7,7 @@ extension SegmentPlan {
     /// reading only the container's header, when it declares a duration of at most `skipUpTo` seconds.
     public static func probe(
         _ input: MediaLocation, segmentSeconds: Double, minimumSeconds: Double, skipUpTo: Double = 0,
+        postRollFrames: Int = SegmentPlan.postRollFrames,
         limits: TranscodeOptions.Limits = TranscodeOptions.Limits(), cancellation: TranscodeCancellation? = nil
     ) throws(TranscodeError) -> SegmentPlan? {
         Libav.configureLogging()
@@ -76,6 +77,16 @@ extension SegmentPlan {
                 for j in next..<packets.count where packets[j].pts < end { endPacket = j + 1 }
                 // A frame decoded before the cut but shown after it would belong to no segment.
                 if packets[from..<next].contains(where: { $0.pts >= end }) { return nil }
+                // Post-roll: the next segment's first frames, encoded here and dropped (VideoPipeline says why),
+                // through a whole run of B-frames so that none is missing from their order.
+                var after = packets[next..<endPacket].filter { $0.pts >= end }.count
+                while endPacket < packets.count && after < postRollFrames {
+                    if packets[endPacket].pts >= end { after += 1 }
+                    endPacket += 1
+                }
+                if let top = packets[next..<endPacket].map(\.pts).max() {
+                    for j in endPacket..<min(packets.count, endPacket + 16) where packets[j].pts < top { endPacket = j + 1 }
+                }
             }
             let shownFrom = start.map(seconds) ?? 0
             segments.append(

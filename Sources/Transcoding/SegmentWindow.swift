@@ -7,8 +7,8 @@ extension TranscodeOptions {
         public var timeBase: Rational
         /// The frame rate the whole-file encoder was given; x264 writes it into the SPS, which must match.
         public var frameRate: Rational
-        /// Frames shown at `start..<end` (original ticks) are encoded; nil is open. Those before are pre-roll or
-        /// another segment's, decoded only so that the ones after are right.
+        /// Frames shown at `start..<end` (original ticks) are this segment's; nil is open. Those before are
+        /// pre-roll, decoded only so that the ones after are right; those after are post-roll, encoded and dropped.
         public var start: Int64?
         public var end: Int64?
         /// Segment container timestamps, rescaled to `timeBase`, minus `shift` are the original's.
@@ -23,11 +23,6 @@ extension TranscodeOptions {
             self.end = end
             self.shift = shift
             self.origin = origin
-        }
-
-        /// Whether a frame shown at `pts` (original ticks) is this segment's.
-        func contains(_ pts: Int64) -> Bool {
-            (start.map { pts >= $0 } ?? true) && (end.map { pts < $0 } ?? true)
         }
     }
 }

@@ -14,6 +14,9 @@ final class VideoPipeline {
     private let window: TranscodeOptions.SegmentWindow?
     private let sourceTimeBase: AVRational
     private let decoded: Frame
+    /// A segment's latest frame to keep, held back until the next shows whether post-roll follows it.
+    private let held: Frame
+    private var holding = false
     private let packet: Packet
     private let filter: VideoFilter
     private var lastPts: Int64?
@@ -114,6 +117,7 @@ final class VideoPipeline {
             saneTimestamp(av_rescale_q($0, shim_time_base_q(), stream.pointee.time_base)) ?? 0
         } ?? 0
         decoded = try Frame()
+        held = try Frame()
         packet = try Packet()
         filter = try VideoFilter(
             target: (Int32(size.width), Int32(size.height)), timeBase: timeBase,
@@ -141,6 +145,7 @@ final class VideoPipeline {
         }
         if input == nil {
             try filter.finish { (frame) throws(TranscodeError) in try send(filtered: frame, muxer: muxer, control: control) }
+            try releaseHeld(beforePostRoll: false, muxer: muxer, control: control)
             try flushEncoder(muxer: muxer, control: control)
         }
     }
@@ -153,9 +158,10 @@ final class VideoPipeline {
         guard framesDecoded <= limits.maxFrames else { throw .limitExceeded(.frames) }
         var pts: Int64
         if let window, let given = saneTimestamp(frame.pointee.best_effort_timestamp) {
-            // Another segment's frame (open-GOP pre-roll, or the next cut's post-roll) is not encoded here.
+            // The segment before's frames (open-GOP pre-roll) are not encoded here; the next one's (post-roll) are,
+            // and their packets dropped.
             let original = av_rescale_q(given, sourceTimeBase, window.timeBase.av) - window.shift
-            guard window.contains(original) else { return }
+            guard window.start.map({ original >= $0 }) ?? true else { return }
             pts = original - startOffset
         } else if let given = saneTimestamp(frame.pointee.best_effort_timestamp) {
             pts = given - startOffset
@@ -169,12 +175,14 @@ final class VideoPipeline {
         lastPts = pts
         let seconds = Double(pts) * av_q2d(timeBase)
         guard seconds <= limits.maxDurationSeconds else { throw .limitExceeded(.duration) }
-        if firstPts == nil { firstPts = pts }
-        let given = window.map { av_rescale_q(frame.pointee.pkt_duration, sourceTimeBase, $0.timeBase.av) }
-            ?? frame.pointee.pkt_duration
-        let frameDuration = given > 0 ? saneDuration(given) : max(lastDuration, 1)
-        endPts = pts + frameDuration
-        durations[pts] = frameDuration
+        if !isPostRoll(pts) {
+            if firstPts == nil { firstPts = pts }
+            let given = window.map { av_rescale_q(frame.pointee.pkt_duration, sourceTimeBase, $0.timeBase.av) }
+                ?? frame.pointee.pkt_duration
+            let frameDuration = given > 0 ? saneDuration(given) : max(lastDuration, 1)
+            endPts = pts + frameDuration
+            durations[pts] = frameDuration
+        }
 
         frame.pointee.pts = pts
         try filter.convert(frame) { (filtered) throws(TranscodeError) in
@@ -188,8 +196,36 @@ final class VideoPipeline {
         lastSentPts = pts
         frame.pointee.pts = pts
         frame.pointee.pict_type = AV_PICTURE_TYPE_NONE
-        try send(frame, muxer: muxer, control: control)
-        framesEncoded += 1
+        guard window?.end != nil else {
+            try send(frame, muxer: muxer, control: control)
+            framesEncoded += 1
+            return
+        }
+        if isPostRoll(pts) {
+            try releaseHeld(beforePostRoll: true, muxer: muxer, control: control)
+            try send(frame, muxer: muxer, control: control)
+        } else {
+            try releaseHeld(beforePostRoll: false, muxer: muxer, control: control)
+            av_frame_move_ref(held.pointer, frame)
+            holding = true
+            framesEncoded += 1
+        }
+    }
+
+    /// Post-roll: the first frames of the next segment, encoded after a segment's own so that x264's lookahead sees
+    /// past its end as in the whole-file transcode (its macroblock tree would otherwise starve the last frames of
+    /// bits, over 1 dB at the seams), and then dropped. The last frame kept is forced to be a P-frame, so that no
+    /// frame kept is a B-frame predicted from one dropped.
+    private func isPostRoll(_ pts: Int64) -> Bool {
+        window?.end.map { pts + startOffset >= $0 } ?? false
+    }
+
+    private func releaseHeld(beforePostRoll: Bool, muxer: Muxer, control: JobControl) throws(TranscodeError) {
+        guard holding else { return }
+        holding = false
+        if beforePostRoll { held.pointer.pointee.pict_type = AV_PICTURE_TYPE_P }
+        defer { av_frame_unref(held.pointer) }
+        try send(held.pointer, muxer: muxer, control: control)
     }
 
     private func send(_ frame: UnsafeMutablePointer<AVFrame>?, muxer: Muxer, control: JobControl) throws(TranscodeError) {
@@ -199,6 +235,10 @@ final class VideoPipeline {
             let received = avcodec_receive_packet(encoder.pointer, packet.pointer)
             if received == shim_averror_eagain() || received == shim_averror_eof() { return }
             if received < 0 { throw control.error(received, "encoding video") }
+            if isPostRoll(packet.pointer.pointee.pts) {
+                av_packet_unref(packet.pointer)
+                continue
+            }
             if let duration = durations.removeValue(forKey: packet.pointer.pointee.pts) {
                 packet.pointer.pointee.duration = duration
             }
