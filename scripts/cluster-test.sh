@@ -15,10 +15,14 @@
 #      replica closes it, then connects to the next (--keep-alive), as the clients of a Kubernetes Service do.
 #   7. The balancers' own errors, each balancer in front of a replica that is not up: a Content-Length over
 #      --max-body gets 413, an upload gets HAProxy's 503 and nginx's 502, every one problem+json.
+#   8. Split uploads (a generated SPLIT_SECONDS (30) s clip, a keyframe every 2 s, --segment-seconds 2) on fresh
+#      replicas s1-s3 with --cluster-url = HAProxy: one upload to s1, and s3, which takes only segments, gets kill -9
+#      while it encodes one: the upload still answers 200 with every frame, decoding cleanly, the segment retried.
+#   9. Step 2 with split uploads (SPLIT_REQUESTS (6) at a time, concurrency 3) through HAProxy: 0 failures.
 #   Steps 1 and 4 also send ASYNC_REQUESTS (60) async jobs at concurrency 20 (harness --async: submitted, followed by
 #   SSE and downloaded, each through the balancer, which must send /jobs/<replica>. to the job's replica), and one
 #   job's result is fetched by ranges through it, byte for byte.
-# BUILD (release, or debug for CI's reduced run), ROLLING_REQUESTS (300), KILL_REQUESTS (300); STEPS (all: 1-7) runs
+# BUILD (release, or debug for CI's reduced run), ROLLING_REQUESTS (300), KILL_REQUESTS (300); STEPS (all: 1-9) runs
 # only the steps listed ("5 6"), with the balancer each needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +34,8 @@ CONCURRENCY=${CONCURRENCY:-100}
 ROLLING_REQUESTS=${ROLLING_REQUESTS:-300}
 KILL_REQUESTS=${KILL_REQUESTS:-300}
 ASYNC_REQUESTS=${ASYNC_REQUESTS:-60}
+SPLIT_SECONDS=${SPLIT_SECONDS:-30}
+SPLIT_REQUESTS=${SPLIT_REQUESTS:-6}
 CLIP=Tests/Media/trial_video.mp4
 BIN=$(swift build -c "$BUILD" --show-bin-path)
 WORK=$(mktemp -d)
@@ -38,7 +44,7 @@ trap 'stop_cluster; rm -rf "$WORK"' EXIT
 failed=0
 fail() { echo "FAIL: $*" >&2; failed=1; }
 
-STEPS=${STEPS:-1 2 3 4 5 6 7}
+STEPS=${STEPS:-1 2 3 4 5 6 7 8 9}
 runs_step() { [[ " $STEPS " == *" $1 "* ]]; }
 
 # Where the harness sends its uploads: the balancer, or (`direct`) every replica with kept connections.
@@ -87,12 +93,12 @@ async_through_balancer() { # STEP NAME
 # Runs of the harness one after another, $WORK/STEP-1.json, -2, ..., until $WORK/STEP.stop exists, so that the
 # load lasts as long as what it covers does, however long a replica takes to drain and start (its worker
 # processes too). In the background; the caller waits for it after making the stop file.
-load_until_stopped() { # STEP REQUESTS
+load_until_stopped() { # STEP REQUESTS [CONCURRENCY]
     (
         run=0
         while [ ! -e "$WORK/$1.stop" ]; do
             run=$((run + 1))
-            harness "$WORK/$1-$run.json" "$2" 30
+            harness "$WORK/$1-$run.json" "$2" "${3:-30}"
         done
     ) &
     load=$!
@@ -109,11 +115,13 @@ in_rotation_nginx() {
 }
 in_rotation_listening() { :; }
 
-# rolling_restart STEP HOW: SIGTERM to each replica in turn under load, each started again and back in rotation
-# (in_rotation_HOW) before the next; then every upload of every run must have come back valid.
+# rolling_restart STEP HOW [REQUESTS CONCURRENCY]: SIGTERM to each replica in turn under load (REQUESTS at a time,
+# default ROLLING_REQUESTS), each started again and back in rotation (in_rotation_HOW) before the next; then every
+# upload of every run must have come back valid.
 rolling_restart() {
-    echo "== $1. rolling restart ($2) while uploads run, $ROLLING_REQUESTS at a time until every replica is back"
-    load_until_stopped "step$1" "$ROLLING_REQUESTS"
+    local requests=${3:-$ROLLING_REQUESTS}
+    echo "== $1. rolling restart ($2) while uploads of $(basename "$CLIP") run, $requests at a time until every replica is back"
+    load_until_stopped "step$1" "$requests" "${4:-30}"
     sleep 1
     local name started
     for name in $(printf '%s\n' "${!REPLICA_PORT[@]}" | sort); do
@@ -133,8 +141,8 @@ rolling_restart() {
         failed_requests=$((failed_requests + $(report_field "$report" failed)))
         connections=$((connections + $(report_field "$report" connections)))
     done
-    echo "$succeeded valid, $failed_requests failed, in $runs runs of $ROLLING_REQUESTS over $connections connections"
-    [ "$failed_requests" = 0 ] && [ "$succeeded" = $((runs * ROLLING_REQUESTS)) ] \
+    echo "$succeeded valid, $failed_requests failed, in $runs runs of $requests over $connections connections"
+    [ "$failed_requests" = 0 ] && [ "$succeeded" = $((runs * requests)) ] \
         || { fail "step $1: $failed_requests failed during the rolling restart"; cat "$WORK"/step"$1"-*.json.txt; }
 }
 
@@ -231,6 +239,14 @@ if runs_step 7; then
     stop_balancer
     run_nginx "$WORK/nginx-down" "$(free_port)" "$down"
     check_balancer_errors nginx 502 || fail "step 7: nginx's own errors"
+    stop_balancer
+fi
+
+if runs_step 8 || runs_step 9; then
+    source scripts/cluster-split.sh
+    split_cluster
+    if runs_step 8; then kill_segment_replica; fi
+    if runs_step 9; then rolling_restart 9 haproxy "$SPLIT_REQUESTS" 3; fi
     stop_balancer
 fi
 

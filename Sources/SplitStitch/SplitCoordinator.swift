@@ -57,7 +57,7 @@ public final class SplitJob: Sendable {
         plan: SegmentPlan, options: TranscodeOptions, settings: SplitSettings, parallelism: Int,
         temporaryDirectory: String, passes: some SplitPasses
     ) async throws(SplitFailure) -> SplitJob? {
-        guard plan.pays(minimumSeconds: settings.minimumSeconds, audio: options.audio) else { return nil }
+        guard plan.pays(minimumSeconds: settings.minimumSeconds) else { return nil }
         let started = ContinuousClock.now
         let cuts: [SegmentFile]
         let answers: [SegmentFile]

@@ -27,10 +27,10 @@ public struct SegmentPlan: Sendable, Equatable {
     }
 
     public var segments: [Segment]
-    /// Frames of the next segment each segment encodes after its own and drops (VideoPipeline says why). Measured
-    /// on SplitStitchTests' clips, the worst seam frame was 1.39 dB below the whole-file transcode's with none,
-    /// 0.35–0.71 dB with 6 to 24; 12 costs a 5 s segment at 30 fps 8% more frames.
-    public static let postRollFrames = 12
+    /// Frames of the next segment each segment gives its encoder after its own (VideoPipeline says why); the
+    /// lookahead's remaining delay is filled by repeating the last. `make bench-split`'s 40 s 1080p upload on two
+    /// 1-core replicas: 23.2 s with none, 25.2 s with 8, 26.5 s with 40 (decoded, and sent with the cut).
+    public static let postRollFrames = 8
     /// The most segments a plan has: each is one descriptor passed to the stitch's worker process.
     public static let maximumSegments = 128
     /// The input's video stream index, which the split checks it is copying.
@@ -46,12 +46,10 @@ public struct SegmentPlan: Sendable, Equatable {
     public var packets: Int
     /// First frame's start to the last frame's end, seconds.
     public var duration: Double
-    /// What the stitch does with the source's first audio stream.
-    public var sourceAudio: SourceAudio
 
     public init(
         segments: [Segment], streamIndex: Int, timeBase: Rational, frameRate: Rational, origin: Int64,
-        keyframes: [Double], packets: Int, duration: Double, sourceAudio: SourceAudio
+        keyframes: [Double], packets: Int, duration: Double
     ) {
         self.segments = segments
         self.streamIndex = streamIndex
@@ -61,16 +59,12 @@ public struct SegmentPlan: Sendable, Equatable {
         self.keyframes = keyframes
         self.packets = packets
         self.duration = duration
-        self.sourceAudio = sourceAudio
     }
 
-    /// `copied`: plain AAC-LC, remuxed as it is; `encoded`: decoded and encoded again, as a whole-file job would.
-    public enum SourceAudio: String, Sendable { case none, copied, encoded }
-
-    /// Whether splitting pays and is faithful: more than one segment, a video longer than `minimumSeconds`, and
-    /// no audio to encode (the stitch copies AAC-LC; other audio is left to the whole-file job).
-    public func pays(minimumSeconds: Double, audio: Bool) -> Bool {
-        segments.count > 1 && duration > minimumSeconds && !(audio && sourceAudio == .encoded)
+    /// Whether splitting pays: more than one segment, and a video longer than `minimumSeconds`. (The stitch copies
+    /// AAC-LC and encodes other audio once over the whole timeline, as a whole-file job would.)
+    public func pays(minimumSeconds: Double) -> Bool {
+        segments.count > 1 && duration > minimumSeconds
     }
 
     /// The window a segment's job encodes, given the split's timestamp shift (`SegmentSplit`'s read-back).

@@ -19,9 +19,6 @@ extension SegmentPlan {
         guard !demuxer.isImageFormat, SegmentSplit.mp4CanCarry(stream.pointee.codecpar.pointee.codec_id) else {
             return nil
         }
-        let audio = demuxer.bestAudioStream(related: stream.pointee.index)
-        let sourceAudio: SourceAudio =
-            audio.map { AudioCopy.copyableConfig($0.pointee.codecpar.pointee) != nil ? .copied : .encoded } ?? .none
         for other in demuxer.streams where other != stream { other.pointee.discard = AVDISCARD_ALL }
 
         var packets: [(pts: Int64, key: Bool, duration: Int64)] = []
@@ -102,7 +99,6 @@ extension SegmentPlan {
         return SegmentPlan(
             segments: segments, streamIndex: Int(stream.pointee.index), timeBase: timeBase,
             frameRate: Rational(av_guess_frame_rate(demuxer.context, stream, nil)), origin: origin,
-            keyframes: keys.map { seconds(packets[$0].pts) }.sorted(), packets: packets.count, duration: duration,
-            sourceAudio: sourceAudio)
+            keyframes: keys.map { seconds(packets[$0].pts) }.sorted(), packets: packets.count, duration: duration)
     }
 }

@@ -37,7 +37,7 @@ public enum WorkerJob {
                 // The whole-file transcode reports a bad input in its own words.
                 plan = nil
             }
-            guard let plan, plan.pays(minimumSeconds: skipUpTo, audio: options.audio) else {
+            guard let plan, plan.pays(minimumSeconds: skipUpTo) else {
                 var whole = options
                 whole.splitPass = nil
                 return try transcode(
@@ -152,7 +152,6 @@ extension WireWriter {
         integer(plan.origin)
         int(plan.packets)
         double(plan.duration)
-        string(plan.sourceAudio.rawValue)
     }
 }
 
@@ -202,12 +201,9 @@ extension WireReader {
         let origin: Int64 = try integer()
         let packets = try int()
         let duration = try double()
-        let audio = try string()
-        guard let sourceAudio = SegmentPlan.SourceAudio(rawValue: audio), duration.isFinite else {
-            throw WorkerProtocolError(description: "a plan with a bad duration or audio")
-        }
+        guard duration.isFinite else { throw WorkerProtocolError(description: "a plan with a bad duration") }
         return SegmentPlan(
             segments: segments, streamIndex: streamIndex, timeBase: timeBase, frameRate: frameRate, origin: origin,
-            keyframes: [], packets: packets, duration: duration, sourceAudio: sourceAudio)
+            keyframes: [], packets: packets, duration: duration)
     }
 }

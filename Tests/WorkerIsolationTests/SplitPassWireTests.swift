@@ -15,7 +15,7 @@ struct SplitPassWireTests {
             SegmentPlan.Segment(index: 2, firstPacket: 100, endPacket: 130, start: 51_200, end: nil, seconds: 1.2),
         ],
         streamIndex: 1, timeBase: Rational(1, 12800), frameRate: Rational(25, 1), origin: -1024, keyframes: [],
-        packets: 130, duration: 5.2, sourceAudio: .copied)
+        packets: 130, duration: 5.2)
 
     static let passes: [TranscodeOptions.SplitPass] = [
         .plan(segmentSeconds: 8, minimumSeconds: 4, skipUpTo: 20), .cut(plan), .stitch(segments: 3),
