@@ -9,6 +9,9 @@ public final class PoolCounters: WorkerGauges {
     /// Admitted requests not finished: uploading, queued or running.
     public let admitted = Atomic<Int>(0)
     public let running = Atomic<Int>(0)
+    /// Split jobs whose coordinator has given its place back and waits for segments and the stitch: in flight,
+    /// though not admitted, so a drain waits for them too.
+    public let coordinating = Atomic<Int>(0)
     public let completed = Atomic<Int>(0)
     public let failed = Atomic<Int>(0)
     public let rejected = Atomic<Int>(0)

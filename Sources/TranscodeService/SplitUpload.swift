@@ -125,6 +125,8 @@ extension Routes {
         } catch {
             throw Problem(error)
         }
+        pool.counters.coordinating.add(1, ordering: .relaxed)
+        defer { pool.counters.coordinating.subtract(1, ordering: .relaxed) }
         await pool.release(reservation)
         do {
             let own = PoolSegmentRunner(pool: pool, metrics: metrics)
