@@ -74,7 +74,7 @@ extension SegmentPlan {
                 for j in next..<packets.count where packets[j].pts < end { endPacket = j + 1 }
                 // A frame decoded before the cut but shown after it would belong to no segment.
                 if packets[from..<next].contains(where: { $0.pts >= end }) { return nil }
-                // Post-roll: the next segment's first frames, encoded here and dropped (VideoPipeline says why),
+                // Post-roll: the next segment's first frames, given to the encoder here and dropped (VideoPipeline),
                 // through a whole run of B-frames so that none is missing from their order.
                 var after = packets[next..<endPacket].filter { $0.pts >= end }.count
                 while endPacket < packets.count && after < postRollFrames {
