@@ -7,12 +7,15 @@ import Testing
 /// to the other through its `--cluster-url`, so that while they run the coordinator holds no admitted place.
 @Suite("the real binary: a draining coordinator finishes its split upload")
 struct SplitDrainTests {
-    @Test("SIGTERM while the upload's segments run on a peer: the coordinator still answers 200 with every frame, then exits 0")
+    @Test("SIGTERM while a segment waits on a peer: the coordinator outlives the drain's grace, answers 200 with every frame, exits 0")
     func coordinatorFinishes() async throws {
         try await onThread {
             let scratch = try Scratch()
             let (peer, peerPort) = try launchService(tmpDir: scratch.url.path)
-            defer { if peer.isRunning { peer.terminate() } }
+            defer {
+                kill(peer.processIdentifier, SIGCONT)
+                if peer.isRunning { peer.terminate() }
+            }
             guard peerPort > 0 else { return }
             let (coordinator, port) = try launchService(
                 tmpDir: scratch.url.path,
@@ -23,22 +26,34 @@ struct SplitDrainTests {
             defer { if coordinator.isRunning { coordinator.terminate() } }
             guard port > 0 else { return }
 
-            // 18 one-second segments at preset slower, one at a time on the peer: they outlast the 3 s the drain
-            // gives open connections, which alone used to let a short split finish (this failed so without the fix).
-            let clip = SplitServiceTests.manyKeyframes
+            let clip = SplitServiceTests.long
             nonisolated(unsafe) var answer: Result<TestClient.Response, any Error>?
             let answered = DispatchSemaphore(value: 0)
             Thread {
-                answer = Result { try post(port: port, "/drained?preset=slower", body: clip.bytes) }
+                answer = Result {
+                    // However long a loaded machine makes the wait for the answer.
+                    let client = try TestClient(port: port, receiveTimeoutSeconds: 600)
+                    try client.send("POST /drained HTTP/1.1\r\nHost: t\r\nContent-Length: \(clip.bytes.count)\r\n\r\n")
+                    try client.send(clip.bytes)
+                    return try client.readResponse()
+                }
                 answered.signal()
             }.start()
-            // The peer runs a segment: the coordinator has cut the upload and given its place back.
-            #expect(try waitForAbout(port: peerPort, seconds: 120) { $0.contains("\"running\":1") })
+            // The peer runs a segment: the coordinator has cut the upload and given its place back. The peer is
+            // then stopped, so that the segment's answer waits for as long as the test needs.
+            #expect(try waitForAbout(port: peerPort, seconds: 300) { $0.contains("\"running\":1") })
+            kill(peer.processIdentifier, SIGSTOP)
             kill(coordinator.processIdentifier, SIGTERM)
+            // The drain gives open connections 3 s once nothing is admitted: without the count of split jobs the
+            // coordinator was gone by then, its upload unanswered.
+            let signalled = Date()
+            while coordinator.isRunning && Date().timeIntervalSince(signalled) < 6 { usleep(50_000) }
+            #expect(coordinator.isRunning, "the coordinator exited while its split upload was waiting for a segment")
+            kill(peer.processIdentifier, SIGCONT)
             coordinator.waitUntilExit()
             #expect(coordinator.terminationReason == .exit && coordinator.terminationStatus == 0)
 
-            #expect(answered.wait(timeout: .now() + 120) == .success)
+            #expect(answered.wait(timeout: .now() + 600) == .success)
             let response = try #require(answer).get()
             #expect(response.status == 200, "\(response.text.prefix(300))")
             #expect(Int(response.header("X-Video-Segments") ?? "") ?? 0 > 1)
