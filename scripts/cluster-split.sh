@@ -44,7 +44,8 @@ kill_segment_replica() {
         --data-binary @"$CLIP" "http://127.0.0.1:${REPLICA_PORT[$coordinator]}/step8" >"$WORK/step8.status" &
     upload=$!
     for _ in $(seq 2400); do
-        running=$(curl -fsS "http://127.0.0.1:${REPLICA_PORT[$victim]}/about" | grep -o '"running":[0-9]*' | cut -d: -f2)
+        running=$(curl -fsS "http://127.0.0.1:${REPLICA_PORT[$victim]}/about" | grep -o '"running":[0-9]*' | cut -d: -f2) \
+            || running=0
         [ "${running:-0}" -gt 0 ] && break
         kill -0 "$upload" 2>/dev/null || break
         sleep 0.05
@@ -61,7 +62,7 @@ kill_segment_replica() {
     segments=$(tr -d '\r' <"$WORK/step8.head" | sed -n 's/^[Xx]-[Vv]ideo-[Ss]egments: //p')
     expected=$(frames "$CLIP")
     got=$(frames "$WORK/step8.mp4" 2>/dev/null || echo 0)
-    errors=$(ffmpeg -nostdin -v error -i "$WORK/step8.mp4" -f null - 2>&1 | head -c 300)
+    errors=$(ffmpeg -nostdin -v error -i "$WORK/step8.mp4" -f null - 2>&1 | head -c 300) || errors="ffmpeg failed: $errors"
     retried=$(( $(replica_segments "$coordinator" retried) + $(replica_segments "$coordinator" fallback) ))
     echo "$coordinator answered $status, ${segments:-no} segments, $got of $expected frames; segments retried: $retried"
     [ "$status" = 200 ] || fail "step 8: the coordinator answered $status: $(head -c 300 "$WORK/step8.mp4")"
