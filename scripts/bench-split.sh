@@ -23,7 +23,6 @@ trap 'stop_cluster; rm -rf "$WORK"' EXIT
 SHUTDOWN_DELAY=0
 CLIP=$OUT/long1080-$CLIP_SECONDS.mp4
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-frames() { ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$1"; }
 
 if [ ! -s "$CLIP" ]; then
     keys=$(awk -v end="$CLIP_SECONDS" 'BEGIN { t = 0; s = "0"; srand(20); while (1) { t += 2 + int(rand() * 4); if (t >= end) break; s = s "," t } print s }')

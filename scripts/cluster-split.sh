@@ -1,9 +1,6 @@
 # Sourced by cluster-test.sh for its split steps (8, 9): replicas that cut long uploads into segments and send them
 # through the HAProxy in front of them (--cluster-url), and the kill -9 of one that is only encoding segments.
 
-# frames FILE: the video frames a decode of FILE counts.
-frames() { ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$1"; }
-
 # A replica's count of a segments_total event from its own /metrics.
 replica_segments() { # NAME EVENT
     curl -fsS "http://127.0.0.1:${REPLICA_PORT[$1]}/metrics" \

@@ -177,5 +177,8 @@ replica_transcodes() {
         | awk '/^ffmpeg_processor_requests_total\{/ && /route="transcode"/ && /status="200"/ { n += $2 } END { print n + 0 }'
 }
 
+# frames FILE: the video frames a decode of FILE counts.
+frames() { ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$1"; }
+
 # A field of a harness JSON report.
 report_field() { grep -o "\"$2\" *: *[0-9.]*" "$1" | head -1 | sed 's/.*: *//'; }

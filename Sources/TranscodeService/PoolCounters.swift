@@ -22,6 +22,9 @@ public final class PoolCounters: WorkerGauges {
     public let failingWorkers = Atomic<Int>(0)
     private let processes = Locked<[Int: Int32]>([:])
 
+    /// Requests a drain waits for: the admitted, and split jobs whose coordinator holds no place.
+    public var inFlight: Int { admitted.load(ordering: .relaxed) + coordinating.load(ordering: .relaxed) }
+
     /// Admitted but not running: uploading or waiting for a worker.
     public var queued: Int { max(admitted.load(ordering: .relaxed) - running.load(ordering: .relaxed), 0) }
 

@@ -86,12 +86,9 @@ public final class Service: Sendable {
         // could only be refused. Few are left: every answer of the lame duck closed its connection.
         server.closeIdleConnections()
         server.stopAccepting()
-        let counters = pool.counters
-        // A split job's coordinator holds no place while its segments run: counted apart.
-        var inFlight: Int { counters.admitted.load(ordering: .relaxed) + counters.coordinating.load(ordering: .relaxed) }
-        logger.info("draining: \(inFlight) request(s) in flight")
+        logger.info("draining: \(pool.counters.inFlight) request(s) in flight")
         let deadline = ContinuousClock.now + drain
-        while inFlight > 0 && ContinuousClock.now < deadline {
+        while pool.counters.inFlight > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
         // Let the last responses reach their sockets, and the closed connections' clients answer our FIN; a

@@ -244,7 +244,8 @@ final class SignalWatcher: @unchecked Sendable {
     /// Whether every source was registered (its signal no longer ignored) within `seconds`.
     func waitUntilRegistered(seconds: Double) -> Bool {
         let deadline = DispatchTime.now() + seconds
-        return sources.allSatisfy { _ in registered.wait(timeout: deadline) == .success }
+        for _ in sources where registered.wait(timeout: deadline) == .timedOut { return false }
+        return true
     }
 
     func first() async {

@@ -108,8 +108,10 @@ func poolIsolation(_ mode: Isolation) throws -> PoolIsolation {
 }
 
 /// Sends `body` as a POST to a service on `port` (in this process or not) and reads the answer.
-func post(port: Int, _ target: String, body: [UInt8], extraHeaders: String = "") throws -> TestClient.Response {
-    let client = try TestClient(port: port, receiveTimeoutSeconds: 60)
+func post(
+    port: Int, _ target: String, body: [UInt8], extraHeaders: String = "", receiveTimeoutSeconds: Int = 60
+) throws -> TestClient.Response {
+    let client = try TestClient(port: port, receiveTimeoutSeconds: receiveTimeoutSeconds)
     try client.send("POST \(target) HTTP/1.1\r\nHost: test\r\nContent-Length: \(body.count)\r\n\(extraHeaders)\r\n")
     try client.send(body)
     return try client.readResponse()

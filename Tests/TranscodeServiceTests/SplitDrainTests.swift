@@ -30,13 +30,8 @@ struct SplitDrainTests {
             nonisolated(unsafe) var answer: Result<TestClient.Response, any Error>?
             let answered = DispatchSemaphore(value: 0)
             Thread {
-                answer = Result {
-                    // However long a loaded machine makes the wait for the answer.
-                    let client = try TestClient(port: port, receiveTimeoutSeconds: 600)
-                    try client.send("POST /drained HTTP/1.1\r\nHost: t\r\nContent-Length: \(clip.bytes.count)\r\n\r\n")
-                    try client.send(clip.bytes)
-                    return try client.readResponse()
-                }
+                // However long a loaded machine makes the wait for the answer.
+                answer = Result { try post(port: port, "/drained", body: clip.bytes, receiveTimeoutSeconds: 600) }
                 answered.signal()
             }.start()
             // The peer runs a segment: the coordinator has cut the upload and given its place back. The peer is
