@@ -27,9 +27,9 @@ public struct SegmentPlan: Sendable, Equatable {
     }
 
     public var segments: [Segment]
-    /// Frames of the next segment each segment gives its encoder after its own (VideoPipeline says why); the
-    /// lookahead's remaining delay is filled by repeating the last. `make bench-split`'s 40 s 1080p upload on two
-    /// 1-core replicas: 23.2 s with none, 25.2 s with 8, 26.5 s with 40 (decoded, and sent with the cut).
+    /// Frames of the next segment each segment gives its encoder after its own, before it is flushed (VideoPipeline
+    /// says why). `make bench-split`'s 40 s 1080p upload on two 1-core replicas: 22.9 and 23.4 s with none, 22.9 to
+    /// 23.5 s with 8; 26.5 s with 40 (decoded, and sent with the cut).
     public static let postRollFrames = 8
     /// The most segments a plan has: each is one descriptor passed to the stitch's worker process.
     public static let maximumSegments = 128

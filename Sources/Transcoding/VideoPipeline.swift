@@ -17,12 +17,8 @@ final class VideoPipeline {
     /// A segment's latest frame to keep, held back until the next shows whether post-roll follows it.
     private let held: Frame
     private var holding = false
-    /// The latest post-roll frame, repeated when the cut's post-roll runs out before x264 has given every frame back.
-    private let lastPostRoll: Frame
     private var postRollStarted = false
     private var keptPacketsWritten = 0
-    /// The most repeats of the last post-roll frame before a segment's encoder is flushed instead.
-    private static let maximumPadding = 250
     private let packet: Packet
     private let filter: VideoFilter
     private var lastPts: Int64?
@@ -124,7 +120,6 @@ final class VideoPipeline {
         } ?? 0
         decoded = try Frame()
         held = try Frame()
-        lastPostRoll = try Frame()
         packet = try Packet()
         filter = try VideoFilter(
             target: (Int32(size.width), Int32(size.height)), timeBase: timeBase,
@@ -153,9 +148,8 @@ final class VideoPipeline {
         if input == nil {
             try filter.finish { (frame) throws(TranscodeError) in try send(filtered: frame, muxer: muxer, control: control) }
             try releaseHeld(beforePostRoll: false, muxer: muxer, control: control)
-            try padPostRoll(muxer: muxer, control: control)
             // A segment's encoder that has given back every frame it keeps still holds post-roll frames, which a
-            // flush would encode in full only for them to be dropped.
+            // flush would encode in full only for them to be dropped: the flush stops once the kept ones are out.
             if !keptAllWritten { try flushEncoder(muxer: muxer, control: control) }
         }
     }
@@ -214,8 +208,6 @@ final class VideoPipeline {
         if isPostRoll(pts) {
             guard !keptAllWritten else { return }
             try releaseHeld(beforePostRoll: true, muxer: muxer, control: control)
-            av_frame_unref(lastPostRoll.pointer)
-            guard av_frame_ref(lastPostRoll.pointer, frame) >= 0 else { throw .allocationFailed("av_frame_ref") }
             try send(frame, muxer: muxer, control: control)
         } else {
             try releaseHeld(beforePostRoll: false, muxer: muxer, control: control)
@@ -227,9 +219,12 @@ final class VideoPipeline {
 
     /// Post-roll: the first frames of the next segment, given to the encoder after a segment's own so that x264's
     /// lookahead sees past its end as in the whole-file transcode (its macroblock tree would otherwise starve the
-    /// last frames of bits, over 1 dB at the seams). Once every frame kept is back, the rest is never encoded: the
-    /// post-roll costs its decode and the lookahead's analysis, not full encodes. The last frame kept is forced to
-    /// be a P-frame, so that no frame kept is a B-frame predicted from one dropped.
+    /// last frames of bits, over 1 dB at the seams). The encoder is flushed after the post-roll and dropped once
+    /// every frame kept is back, so the post-roll costs its decode and the lookahead's analysis, not full encodes
+    /// (but for any already in x264's frame threads). Topping the lookahead up to its full depth by repeating the
+    /// last frame instead, so that the kept frames came out without a flush, cost 1-2 s of a 23 s split upload in
+    /// `make bench-split`, for no better seam. The last frame kept is forced to be a P-frame, so that no frame kept
+    /// is a B-frame predicted from one dropped.
     private func isPostRoll(_ pts: Int64) -> Bool {
         window?.end.map { pts + startOffset >= $0 } ?? false
     }
@@ -245,19 +240,6 @@ final class VideoPipeline {
         }
         defer { av_frame_unref(held.pointer) }
         try send(held.pointer, muxer: muxer, control: control)
-    }
-
-    /// The cut's post-roll ran out while x264 still holds frames kept (its delay is the lookahead and more, longer
-    /// at slower presets): the last post-roll frame again, for the lookahead only, until they are all back.
-    private func padPostRoll(muxer: Muxer, control: JobControl) throws(TranscodeError) {
-        guard postRollStarted, lastPostRoll.pointer.pointee.buf.0 != nil else { return }
-        for _ in 0..<Self.maximumPadding where !keptAllWritten {
-            let pts = (lastSentPts ?? 0) + max(lastDuration, 1)
-            lastSentPts = pts
-            lastPostRoll.pointer.pointee.pts = pts
-            lastPostRoll.pointer.pointee.pict_type = AV_PICTURE_TYPE_NONE
-            try send(lastPostRoll.pointer, muxer: muxer, control: control)
-        }
     }
 
     private func send(_ frame: UnsafeMutablePointer<AVFrame>?, muxer: Muxer, control: JobControl) throws(TranscodeError) {
@@ -277,7 +259,10 @@ final class VideoPipeline {
             encodedEndPts = max(encodedEndPts, packet.pointer.pointee.pts + max(packet.pointer.pointee.duration, 0))
             try muxer.write(packet.pointer, from: timeBase, to: output, control: control)
             keptPacketsWritten += 1
-            if frame == nil { try control.checkpoint() }
+            if frame == nil {
+                try control.checkpoint()
+                if keptAllWritten { return }
+            }
         }
     }
 
