@@ -38,10 +38,16 @@ public struct ClusterSegmentRunner<Fallback: SegmentRunner>: SegmentRunner {
         self.observe = observe
     }
 
-    public func encode(input: Int32, output: Int32, options: TranscodeOptions, bytes: Int64, parent: String) async -> SegmentAnswer {
+    public func encode(
+        input: Int32, output: Int32, options: TranscodeOptions, bytes: Int64, parent: String, turn: SegmentTurn
+    ) async -> SegmentAnswer {
+        // However this ends, the segments after this one may go.
+        defer { turn.taken() }
         guard let window = options.segment else { return .failed(TranscodeError.invalidOption("a segment without a window")) }
         let header = SegmentHeader(parent: parent, window: window)
         let query = Self.query(options)
+        // The balancer queues requests as they come: they go in the job's order, each once the one before is out.
+        await turn.wait()
         for attempt in 1...max(attempts, 1) {
             if Task.isCancelled { return .failed(TranscodeError.cancelled) }
             let (url, timeout, limits) = (url, timeoutSeconds, options.limits)
@@ -52,7 +58,8 @@ public struct ClusterSegmentRunner<Fallback: SegmentRunner>: SegmentRunner {
                     Result { () throws(PeerClient.PeerError) -> (PeerAnswer, Int?) in
                         let answer = try PeerClient.post(
                             url, path: "/\(parent)\(query)", headers: [(SegmentHeader.name, header.value)], body: input,
-                            bodyLength: bytes, answer: output, timeoutSeconds: timeout, cancellation: cancellation)
+                            bodyLength: bytes, answer: output, timeoutSeconds: timeout, cancellation: cancellation,
+                            headSent: { turn.taken() })
                         guard case .ok = answer else { return (answer, nil) }
                         do {
                             return (answer, try checkSegmentAnswer(.fileDescriptor(output), limits: limits))
@@ -64,6 +71,8 @@ public struct ClusterSegmentRunner<Fallback: SegmentRunner>: SegmentRunner {
             } onCancel: {
                 cancellation.cancel()
             }
+            // An attempt that failed before its request was out lets the next segments go all the same.
+            turn.taken()
             if Task.isCancelled { return .failed(TranscodeError.cancelled) }
             switch result {
             case .success((.ok(let headers, _), _)):
@@ -80,7 +89,7 @@ public struct ClusterSegmentRunner<Fallback: SegmentRunner>: SegmentRunner {
             }
         }
         observe(.fellBack)
-        return await fallback.encode(input: input, output: output, options: options, bytes: bytes, parent: parent)
+        return await fallback.encode(input: input, output: output, options: options, bytes: bytes, parent: parent, turn: turn)
     }
 
     /// The segment's settings as the query a client would send: the peer applies them as to any upload.

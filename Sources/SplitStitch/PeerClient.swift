@@ -69,7 +69,7 @@ enum PeerClient {
 
     static func post(
         _ url: ClusterURL, path: String, headers: [(String, String)], body: Int32, bodyLength: Int64, answer: Int32,
-        timeoutSeconds: Int, cancellation: PeerCancellation
+        timeoutSeconds: Int, cancellation: PeerCancellation, headSent: () -> Void = {}
     ) throws(PeerError) -> PeerAnswer {
         let socket = try connect(url, timeoutSeconds: timeoutSeconds)
         defer {
@@ -82,6 +82,8 @@ enum PeerClient {
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"
         try send(Array(head.utf8), to: socket)
+        // The balancer queues the request from its head on, before it reads the body.
+        headSent()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var offset: Int64 = 0
         while offset < bodyLength {

@@ -125,17 +125,19 @@ public final class SplitJob: Sendable {
         progress: (@Sendable (Double) -> Void)?
     ) async throws(SplitFailure) -> [TranscodeReport] {
         let order = plan.segments.sorted { $0.seconds > $1.seconds }.map(\.index)
+        let turns = SegmentTurn.sequence(count: order.count)
         var reports = [TranscodeReport?](repeating: nil, count: order.count)
         let result: Result<Void, SplitFailure> = await withTaskGroup(of: Result<(Int, TranscodeReport), SplitFailure>.self) { group in
-            var next = order.makeIterator()
+            var next = zip(order, turns).makeIterator()
             var done = 0
             func launch() {
-                guard let index = next.next() else { return }
+                guard let (index, turn) = next.next() else { return }
                 var segmentOptions = options
                 segmentOptions.segment = windows[index]
                 let (cut, answer) = (cuts[index], answers[index])
                 group.addTask {
-                    await encodeOne(index, cut: cut, answer: answer, options: segmentOptions, parent: parent, runner: runner)
+                    await encodeOne(
+                        index, cut: cut, answer: answer, options: segmentOptions, parent: parent, turn: turn, runner: runner)
                 }
             }
             for _ in 0..<min(parallelism, order.count) { launch() }
@@ -159,12 +161,13 @@ public final class SplitJob: Sendable {
 
     private static func encodeOne(
         _ index: Int, cut: SegmentFile, answer: SegmentFile, options: TranscodeOptions, parent: String,
-        runner: some SegmentRunner
+        turn: SegmentTurn, runner: some SegmentRunner
     ) async -> Result<(Int, TranscodeReport), SplitFailure> {
         while true {
             if Task.isCancelled { return .failure(.transcode(.cancelled)) }
             switch await runner.encode(
-                input: cut.descriptor, output: answer.descriptor, options: options, bytes: cut.size, parent: parent)
+                input: cut.descriptor, output: answer.descriptor, options: options, bytes: cut.size, parent: parent,
+                turn: turn)
             {
             case .done(let report): return .success((index, report))
             case .failed(let error): return .failure(.segment(index: index, error))

@@ -12,7 +12,11 @@ struct PoolSegmentRunner: SegmentRunner {
     let pool: WorkerPool
     let metrics: ServiceMetrics
 
-    func encode(input: Int32, output: Int32, options: TranscodeOptions, bytes: Int64, parent: String) async -> SegmentAnswer {
+    func encode(
+        input: Int32, output: Int32, options: TranscodeOptions, bytes: Int64, parent: String, turn: SegmentTurn
+    ) async -> SegmentAnswer {
+        // Launched in turn, as many at once as there are workers: nothing to wait for.
+        turn.taken()
         let reservation: WorkerPool.Reservation
         switch await pool.admit(expectedBytes: bytes) {
         case .admitted(let granted): reservation = granted

@@ -2,6 +2,7 @@ import Foundation
 import SplitStitch
 import Glibc
 import Synchronization
+import SystemSupport
 import TestSupport
 import Testing
 import Transcoding
@@ -14,7 +15,10 @@ final class FakePeer: Sendable {
     private let listener: Int32
     private let count = Counter()
     private let exited = DispatchSemaphore(value: 0)
+    private let heads = Locked<[String]>([])
     var requests: Int { count.value.load(ordering: .relaxed) }
+    /// Each request's X-Segment value, in the order the connections were accepted.
+    var segmentHeaders: [String] { heads.withLock { $0 } }
 
     private final class Counter: Sendable { let value = Atomic<Int>(0) }
 
@@ -33,7 +37,7 @@ final class FakePeer: Sendable {
         }
         guard bound else { throw DocumentedFailure("the fake peer cannot listen") }
         port = Int(UInt16(bigEndian: address.sin_port))
-        let (count, exited) = (count, exited)
+        let (count, exited, heads) = (count, exited, heads)
         Thread {
             defer { exited.signal() }
             while true {
@@ -46,7 +50,7 @@ final class FakePeer: Sendable {
                     return
                 }
                 count.value.add(1, ordering: .relaxed)
-                FakePeer.serve(connection, behaviour)
+                FakePeer.serve(connection, behaviour) { head in heads.withLock { $0.append(head) } }
             }
         }.start()
     }
@@ -59,7 +63,7 @@ final class FakePeer: Sendable {
         if exited.wait(timeout: .now() + 30) == .success { close(listener) }
     }
 
-    private static func serve(_ connection: Int32, _ behaviour: Behaviour) {
+    private static func serve(_ connection: Int32, _ behaviour: Behaviour, record: (String) -> Void) {
         defer { close(connection) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -73,6 +77,8 @@ final class FakePeer: Sendable {
                 let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
                     .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
                 expected = head.utf8.count + 4 + length
+                record(head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-segment:") }
+                    .map { $0.dropFirst("x-segment:".count).trimmingCharacters(in: .whitespaces) } ?? "")
             }
         }
         let answer: String
@@ -131,6 +137,49 @@ struct ClusterSplitTests {
             #expect(try service.metric("ffmpeg_processor_segments_total{event=\"retried\"}") == Double(segments * 3))
             #expect(try service.metric("ffmpeg_processor_segments_total{event=\"fallback\"}") == Double(segments))
             #expect(try service.metric("ffmpeg_processor_segments_total{event=\"sent\"}") == Double(segments))
+        }
+    }
+
+    @Test("segments reach the balancer longest first: each request goes once the one before is out")
+    func sentInOrder() async throws {
+        let peer = try FakePeer(.unavailable)
+        defer { peer.stop() }
+        let runner = ClusterSegmentRunner(
+            url: ClusterURL("http://127.0.0.1:\(peer.port)")!, fallback: Refusing(), attempts: 1)
+        let turns = SegmentTurn.sequence(count: 12)
+        let scratch = try Scratch()
+        try Data(repeating: 0x2a, count: 4096).write(to: URL(fileURLWithPath: scratch.path("cut")))
+        let input = open(scratch.path("cut"), O_RDONLY | O_CLOEXEC)
+        let output = open(scratch.path("answer"), O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        defer { close(input); close(output) }
+        try #require(input >= 0 && output >= 0)
+        // Launched in an order of their own, as the task group's tasks start: the turns, not the launch, order them.
+        await withTaskGroup(of: Void.self) { group in
+            for turn in turns.shuffled() {
+                var options = TranscodeOptions()
+                options.segment = .init(
+                    timeBase: Rational(1, 1000), frameRate: Rational(25, 1), start: Int64(turn.rank) * 1000,
+                    end: Int64(turn.rank + 1) * 1000, shift: 0, origin: 0)
+                group.addTask {
+                    _ = await runner.encode(
+                        input: input, output: output, options: options, bytes: 4096, parent: "ordered",
+                        turn: turn)
+                }
+            }
+        }
+        let starts = peer.segmentHeaders.map { head in
+            head.split(separator: ";").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("start=") }
+                .flatMap { Int($0.split(separator: "=")[1]) }
+        }
+        #expect(starts == (0..<12).map { $0 * 1000 }, "\(peer.segmentHeaders)")
+    }
+
+    /// The fallback of `sentInOrder`: the test is about the requests, not where the segments end up.
+    struct Refusing: SegmentRunner {
+        func encode(
+            input: Int32, output: Int32, options: TranscodeOptions, bytes: Int64, parent: String, turn: SegmentTurn
+        ) async -> SegmentAnswer {
+            .failed(DocumentedFailure("not run here"))
         }
     }
 
