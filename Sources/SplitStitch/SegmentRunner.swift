@@ -1,7 +1,7 @@
 import SystemSupport
 import Transcoding
 
-/// Where a split job's segments are encoded: the coordinator's own pool (and, later, peers through the balancer).
+/// Where a split job's segments are encoded: the coordinator's own pool, or the replicas through the balancer.
 /// SplitStitch knows nothing of routes or pools; the service supplies this.
 public protocol SegmentRunner: Sendable {
     /// Encodes one segment, read from `input`, into `output`, as an ordinary job with `options` (which carry the
@@ -25,7 +25,8 @@ public enum SegmentAnswer: Sendable {
 /// ones. The own pool takes them in that order anyway (the job launches them in it, as many as there are workers).
 /// The balancer's queue takes them in the order their requests arrive, and a job sends them all at once: a runner
 /// that offers segments there waits for its turn (`wait`) and says when its request is out (`taken`), or the
-/// requests race and the queue holds them in any order (a 5 s segment last cost the 2-replica bench 1-2 s).
+/// requests race and the queue holds them in any order (in `make bench-split`, a 5 s segment left for last had one
+/// replica finish 3 s after the other).
 public struct SegmentTurn: Sendable {
     /// 0 for the longest segment.
     public let rank: Int
