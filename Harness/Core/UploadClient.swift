@@ -27,6 +27,8 @@ public enum FailureCause: Hashable, Sendable, Comparable, CustomStringConvertibl
 struct Failure: Error {
     var cause: FailureCause
     var detail: String
+    /// The connection was lost before any byte of an answer came.
+    var beforeAnswer = false
 }
 
 /// A whole response, its body in an anonymous file.
@@ -91,6 +93,7 @@ final class UploadClient {
         target: String, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil, fields: String = ""
     ) -> Outcome {
         let fd: Int32
+        let reused = kept != nil
         switch connection(deadline: deadline) {
         case .success(let connected): fd = connected
         case .failure(let failure): return .failed(failure)
@@ -120,6 +123,11 @@ final class UploadClient {
             keep = keepAlive && !answer.closes && uploadError == nil
             return .answered(answer)
         } catch {
+            // A kept connection the server closed as this request went out (a drain closes idle ones): the request
+            // was not processed, and is sent once more on a new connection, as curl does (RFC 9112, 9.3.1).
+            if reused && error.cause == .connectionLost && error.beforeAnswer && disconnect == nil {
+                return post(target: target, input: input, size: size, deadline: deadline, fields: fields)
+            }
             return .failed(error)
         }
     }
@@ -266,7 +274,9 @@ final class UploadClient {
         var received: Int64 = 0
         var closedByServer = false
         func lost(_ detail: String) -> Failure {
-            Failure(cause: .connectionLost, detail: uploadError.map { "\(detail) (upload: \($0))" } ?? detail)
+            Failure(
+                cause: .connectionLost, detail: uploadError.map { "\(detail) (upload: \($0))" } ?? detail,
+                beforeAnswer: received == 0)
         }
         func consume(_ event: HTTPResponseParser.Event) throws(Failure) -> Bool {
             switch event {
