@@ -92,10 +92,9 @@ final class UploadClient {
     func post(
         target: String, input: Int32, size: Int64, deadline: UInt64, disconnect: Disconnect? = nil, fields: String = ""
     ) -> Outcome {
-        let fd: Int32
-        let reused = kept != nil
+        let (fd, reused): (Int32, Bool)
         switch connection(deadline: deadline) {
-        case .success(let connected): fd = connected
+        case .success(let connected): (fd, reused) = connected
         case .failure(let failure): return .failed(failure)
         }
         var keep = false
@@ -133,12 +132,12 @@ final class UploadClient {
     }
 
     /// The kept connection if the server has not closed it meanwhile (an idle connection turns readable only with
-    /// its EOF), or a new one to the next endpoint that takes it.
-    private func connection(deadline: UInt64) -> Result<Int32, Failure> {
+    /// its EOF), or a new one to the next endpoint that takes it; and which of the two.
+    private func connection(deadline: UInt64) -> Result<(fd: Int32, reused: Bool), Failure> {
         if let fd = kept {
             kept = nil
             var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if (try? syscallValue("poll") { poll(&entry, 1, 0) }) == 0 { return .success(fd) }
+            if (try? syscallValue("poll") { poll(&entry, 1, 0) }) == 0 { return .success((fd, true)) }
             close(fd)
         }
         var failure = Failure(cause: .connect, detail: "no endpoint")
@@ -156,7 +155,7 @@ final class UploadClient {
             connections += 1
             do throws(Failure) {
                 try connect(fd, deadline: deadline)
-                return .success(fd)
+                return .success((fd, false))
             } catch {
                 close(fd)
                 failure = error

@@ -15,8 +15,7 @@ struct PoolSegmentRunner: SegmentRunner {
     func encode(
         input: Int32, output: Int32, options: TranscodeOptions, bytes: Int64, parent: String, turn: SegmentTurn
     ) async -> SegmentAnswer {
-        // Launched in turn, as many at once as there are workers: nothing to wait for.
-        turn.taken()
+        // `turn` is not waited for: the job launches segments in turn, as many at once as there are workers.
         let reservation: WorkerPool.Reservation
         switch await pool.admit(expectedBytes: bytes) {
         case .admitted(let granted): reservation = granted
