@@ -41,9 +41,8 @@ struct SplitDrainTests {
             kill(coordinator.processIdentifier, SIGTERM)
             // The drain gives open connections 3 s once nothing is admitted: without the count of split jobs the
             // coordinator was gone by then, its upload unanswered.
-            let signalled = Date()
-            while coordinator.isRunning && Date().timeIntervalSince(signalled) < 6 { usleep(50_000) }
-            #expect(coordinator.isRunning, "the coordinator exited while its split upload was waiting for a segment")
+            #expect(!waitUntil(6) { !coordinator.isRunning },
+                    "the coordinator exited while its split upload was waiting for a segment")
             kill(peer.processIdentifier, SIGCONT)
             coordinator.waitUntilExit()
             #expect(coordinator.terminationReason == .exit && coordinator.terminationStatus == 0)
